@@ -1,0 +1,1 @@
+"""ftmodel: LoRA fine-tuning pipeline engine (no UI imports)."""

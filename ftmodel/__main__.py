@@ -1,0 +1,7 @@
+"""Allow `python -m ftmodel`."""
+
+import sys
+
+from ftmodel.cli import main
+
+sys.exit(main())

@@ -1,0 +1,206 @@
+"""The `ftmodel` command: every stage, the pipeline, config checks and run management, headless.
+
+Each stage runs as a subprocess in its own run directory (the same mechanism the console uses).
+By default the command follows the run's log in the foreground; Ctrl-C stops the run gracefully,
+a second Ctrl-C detaches and leaves it running. `--detach` starts it and returns at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from ftmodel import config as config_mod
+from ftmodel.context import StageContext, StageError
+from ftmodel.launcher import LaunchError, launch, stop
+from ftmodel.rundir import ACTIVE_STATES, STAGES, Run, create_run, find_run, list_runs
+from ftmodel.stages import PIPELINE, stage_module
+from ftmodel.workspace import Workspace
+
+DEFAULT_CONFIG = "configs/default.toml"
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config (default: {DEFAULT_CONFIG})")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value for this run (repeatable)")
+    p.add_argument("--workspace", help="workspace directory (default: launch.workspace from the config)")
+    p.add_argument("--detach", action="store_true", help="start the run and return; it keeps running")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser (stage flags keep the original scripts' names)."""
+    parser = argparse.ArgumentParser(prog="ftmodel", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for stage in STAGES:
+        p = sub.add_parser(stage, help=f"run the {stage} stage")
+        _add_common(p)
+        if stage in ("sft", "grpo"):
+            p.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
+                           help="resume from the last checkpoint of RUN (default: the latest run of this stage)")
+        if stage in ("grpo", "evaluate", "ablation"):
+            p.add_argument("--no-judge", "--no_judge", dest="no_judge", action="store_true",
+                           help="do not use the LLM judge")
+        if stage == "grpo":
+            p.add_argument("--sft-run", metavar="RUN", help="SFT run whose adapter GRPO starts from (default: latest)")
+        if stage == "evaluate":
+            p.add_argument("--eval-sft", "--eval_sft", dest="eval_sft", action="store_true",
+                           help="evaluate the SFT adapter instead of the GRPO one")
+            p.add_argument("--model", choices=("base", "sft", "grpo"), help="which model to evaluate")
+            p.add_argument("--adapter", metavar="RUN|DIR", help="evaluate this run's adapter or adapter directory")
+        if stage == "export":
+            p.add_argument("--adapter", metavar="RUN|DIR", help="adapter to merge (default: latest GRPO, else SFT)")
+    p = sub.add_parser(PIPELINE, help="run stages in order, as one detached job")
+    _add_common(p)
+    p.add_argument("--stages", help=f"comma-separated subset, in pipeline order (default: all of {','.join(STAGES)})")
+    p.add_argument("--no-judge", "--no_judge", dest="no_judge", action="store_true", help="do not use the LLM judge")
+
+    p = sub.add_parser("config", help="config tools")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    c = csub.add_parser("check", help="validate a config without running anything")
+    c.add_argument("file")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+
+    p = sub.add_parser("runs", help="list the workspace's runs")
+    p.add_argument("--workspace", default="workspace")
+    p.add_argument("--stage", choices=(*STAGES, PIPELINE))
+    for name, text in (("stop", "stop a run gracefully (SIGINT, then SIGTERM, then SIGKILL)"),
+                       ("logs", "print a run's log"), ("follow", "follow a run's log until it ends")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run", help="run id (or a unique prefix)")
+        p.add_argument("--workspace", default="workspace")
+    return parser
+
+
+def _stage_args(ns: argparse.Namespace, workspace: Path) -> dict:
+    """Collect the stage flags recorded in state.json (what the worker reads)."""
+    keep = ("resume", "no_judge", "sft_run", "eval_sft", "model", "adapter", "stages")
+    args = {k: getattr(ns, k) for k in keep if getattr(ns, k, None) not in (None, False)}
+    args["workspace"] = str(workspace.resolve())
+    return args
+
+
+def start_run(stage: str, cfg: config_mod.Config, workspace: Path, args: dict, *, argv: list[str],
+              group: str | None = None, new_session: bool = True):
+    """Check a stage's preconditions, create its run directory and launch it; return (run, process)."""
+    ws = Workspace(workspace)
+    module = stage_module(stage)
+    probe = StageContext(run=Run(ws.runs / "(preflight)"), cfg=cfg, ws=ws, stage=stage, args=args)
+    module.preflight(probe)
+    run = create_run(workspace, stage, config_toml=config_mod.to_toml(cfg), argv=argv, args=args, group=group)
+    proc = launch(run, new_session=new_session, launcher=cfg.launch.launcher, num_processes=cfg.launch.num_processes)
+    return run, proc
+
+
+def follow(run: Run, out=None, poll: float = 0.2) -> int:
+    """Print the run's log (and its child runs' logs) until it ends; return its exit code."""
+    out = out or sys.stdout
+    offsets: dict[Path, int] = {}
+
+    def pump() -> bool:
+        paths = [run.log_path]
+        for child in run.read_state().get("children", []):
+            paths.append(run.path.parent / child / "stage.log")
+        moved = False
+        for path in paths:
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offsets.get(path, 0))
+                    data = fh.read()
+            except OSError:
+                continue
+            if data:
+                offsets[path] = offsets.get(path, 0) + len(data)
+                out.write(data.decode("utf-8", "replace"))
+                out.flush()
+                moved = True
+        return moved
+
+    interrupted = False
+    while True:
+        try:
+            moved = pump()
+            if run.status() not in ACTIVE_STATES and not moved:
+                break
+            time.sleep(poll)
+        except KeyboardInterrupt:
+            if interrupted:
+                print(f"\ndetached: run {run.id} keeps going (`ftmodel stop {run.id}` stops it)", file=out)
+                return 0
+            interrupted = True
+            print(f"\nstopping {run.id} gracefully (Ctrl-C again to detach)...", file=out, flush=True)
+            try:
+                stop(run)
+            except KeyboardInterrupt:
+                print(f"\ndetached: run {run.id} keeps going", file=out)
+                return 0
+    status = run.status()
+    code = run.read_state().get("exit_code")
+    print(f"{run.id}: {status}" + (f" (exit {code})" if code not in (None, 0) else ""), file=out, flush=True)
+    if status == "lost":
+        return 1
+    return int(code or 0)
+
+
+def _cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
+    cfg = config_mod.load(ns.config, ns.overrides)
+    workspace = Path(ns.workspace or cfg.launch.workspace)
+    stage = ns.command
+    run, _ = start_run(stage, cfg, workspace, _stage_args(ns, workspace), argv=["ftmodel", *argv])
+    print(f"{stage}: run {run.id} ({run.path})", flush=True)
+    if ns.detach:
+        print(f"detached; follow with `ftmodel follow {run.id} --workspace {workspace}`")
+        return 0
+    return follow(run)
+
+
+def _cmd_runs(ns: argparse.Namespace) -> int:
+    runs = list_runs(ns.workspace, ns.stage)
+    if not runs:
+        print(f"no runs in {Path(ns.workspace) / 'runs'}")
+        return 0
+    print(f"{'run':34} {'stage':9} {'state':10} {'progress':>12} {'duration':>9}")
+    for run in runs:
+        st = run.read_state()
+        prog = st.get("progress") or {}
+        progress = f"{prog.get('step', 0)}/{prog.get('total') or '?'}"
+        start, end = st.get("started"), st.get("ended") or time.time()
+        duration = f"{end - start:8.0f}s" if start else ""
+        print(f"{run.id:34} {st.get('stage', '?'):9} {run.status():10} {progress:>12} {duration:>9}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ftmodel` command."""
+    argv = sys.argv[1:] if argv is None else argv
+    ns = build_parser().parse_args(argv)
+    try:
+        if ns.command in (*STAGES, PIPELINE):
+            return _cmd_stage(ns, argv)
+        if ns.command == "config":
+            cfg = config_mod.load(ns.file, ns.overrides)
+            print(f"{ns.file}: ok ({len(config_mod.SECTIONS)} sections; model {cfg.model.name_or_path}, "
+                  f"wandb {cfg.wandb.mode})")
+            return 0
+        if ns.command == "runs":
+            return _cmd_runs(ns)
+        run = find_run(ns.workspace, ns.run)
+        if ns.command == "stop":
+            print(f"{run.id}: {stop(run)}")
+            return 0
+        if ns.command == "logs":
+            sys.stdout.write(run.log_path.read_text(encoding="utf-8", errors="replace") if run.log_path.exists()
+                             else "")
+            return 0
+        return follow(run)
+    except (config_mod.ConfigError, StageError, LaunchError, LookupError) as e:
+        msg = e.args[0] if isinstance(e, LookupError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""The config schema: one typed source of truth that validates, documents and locates errors.
+
+Every section is a dataclass whose fields carry their documentation, allowed values and bounds in
+`metadata`. The console builds its form and help text from the same metadata, and every error
+names the file, line and dotted key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A config problem, already phrased for the user (file, line and key path)."""
+
+
+def F(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None = None,
+      hi: float | None = None) -> Any:
+    """Declare a schema field with its documentation, allowed values and bounds."""
+    meta = {"doc": doc, "choices": choices, "lo": lo, "hi": hi}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ModelConfig:
+    """The base model and how to load it."""
+
+    name_or_path: str = F("builtin:tiny", "Base model: a local model directory, a hub id (downloaded on your own "
+                          "server), or `builtin:tiny` for the embedded tiny model built locally.")
+    dtype: str = F("float32", "Weights dtype for training and inference.",
+                   choices=("float32", "bfloat16", "float16", "auto"))
+    device: str = F("auto", "Where to run: `auto` picks CUDA when present, else the CPU.",
+                    choices=("auto", "cpu", "cuda"))
+    trust_remote_code: bool = F(False, "Allow model code shipped with the checkpoint to run.")
+    max_seq_length: int = F(256, "Longest prompt + completion, in tokens, used for SFT.", lo=16)
+    tiny_hidden_size: int = F(128, "builtin:tiny only: hidden size.", lo=16)
+    tiny_layers: int = F(2, "builtin:tiny only: transformer layers.", lo=1)
+    tiny_pretrain_steps: int = F(150, "builtin:tiny only: steps of brief LM pre-training on question text "
+                                 "(never the answer format).", lo=0)
+    tiny_seed: int = F(0, "builtin:tiny only: seed for the tokenizer corpus and pre-training.")
+
+
+@dataclass
+class DataConfig:
+    """Where questions come from and how they are split and prompted."""
+
+    source: str = F("builtin", "`builtin` (the generated finance question bank) or a path to a JSONL / CSV file "
+                    "or a `datasets` directory saved with save_to_disk.")
+    seed: int = F(0, "Seed of the built-in generator and of the train/eval split.")
+    n_train: int = F(2000, "builtin: number of training questions.", lo=1)
+    n_eval: int = F(200, "builtin: number of held-out evaluation questions.", lo=1)
+    qtypes: list = F([], "builtin: question types to generate (empty: all).")
+    eval_fraction: float = F(0.1, "User data: fraction held out for evaluation.", lo=0.0, hi=0.9)
+    question_field: str = F("question", "User data: column holding the question.")
+    answer_field: str = F("answer", "User data: column holding the gold answer.")
+    qtype_field: str = F("qtype", "User data: column holding the question type (optional).")
+    system_prompt: str = F("Reply as <think>reasoning</think><answer>answer</answer>.",
+                           "System message put before every question (empty: none).")
+
+
+@dataclass
+class DistillConfig:
+    """The teacher that writes worked solutions."""
+
+    backend: str = F("builtin", "`builtin`: the bank's worked solutions (embedded default). `openai` and `hf` "
+                     "teachers arrive with the teacher/judge backends.", choices=("builtin", "openai", "hf"))
+    builtin_error_rate: float = F(0.05, "builtin: fraction of solutions the teacher gets wrong or malformed, "
+                                  "so the filter has something to remove.", lo=0.0, hi=1.0)
+    max_samples: int = F(0, "Distil at most this many questions (0: all).", lo=0)
+
+
+@dataclass
+class FilterConfig:
+    """Which distilled samples are kept for SFT."""
+
+    require_format: bool = F(True, "Keep only strictly formatted <think>…</think><answer>…</answer> samples.")
+    require_correct: bool = F(True, "Keep only samples whose answer matches the gold answer.")
+    dedup: bool = F(True, "Drop samples whose question was already kept.")
+    min_chars: int = F(10, "Drop solutions shorter than this many characters.", lo=0)
+    max_chars: int = F(600, "Drop solutions longer than this many characters.", lo=1)
+
+
+@dataclass
+class LoraConfig:
+    """The LoRA adapter trained by SFT and refined by GRPO."""
+
+    r: int = F(16, "LoRA rank.", lo=1)
+    alpha: int = F(32, "LoRA alpha (scale = alpha / r).", lo=1)
+    dropout: float = F(0.0, "LoRA dropout.", lo=0.0, hi=0.9)
+    target_modules: str = F("all-linear", "Modules to adapt: `all-linear` or a comma-separated list of names.")
+    modules_to_save: list = F([], "Modules trained in full beside the adapter (e.g. `embed_tokens`); their "
+                              "weight tying with the output layer is kept.")
+
+
+@dataclass
+class SFTConfig:
+    """Supervised fine-tuning with TRL's SFTTrainer."""
+
+    learning_rate: float = F(2e-4, "Peak learning rate.", lo=0.0)
+    lr_scheduler: str = F("cosine", "Learning-rate schedule.",
+                          choices=("cosine", "linear", "constant", "constant_with_warmup"))
+    warmup_ratio: float = F(0.03, "Fraction of steps spent warming up.", lo=0.0, hi=0.5)
+    epochs: float = F(1.0, "Epochs over the SFT data (ignored when max_steps > 0).", lo=0.0)
+    max_steps: int = F(0, "Stop after this many optimizer steps (0: use epochs).", lo=0)
+    batch_size: int = F(8, "Per-device batch size.", lo=1)
+    grad_accum: int = F(1, "Gradient accumulation steps.", lo=1)
+    save_steps: int = F(50, "Save a checkpoint every N steps (resume point).", lo=1)
+    save_total_limit: int = F(2, "Checkpoints kept on disk.", lo=1)
+    seed: int = F(0, "Training seed.")
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO with TRL's GRPOTrainer, starting from the SFT adapter."""
+
+    learning_rate: float = F(5e-6, "Peak learning rate.", lo=0.0)
+    max_steps: int = F(0, "Stop after this many optimizer steps (0: use epochs).", lo=0)
+    epochs: float = F(1.0, "Epochs over the prompts (ignored when max_steps > 0).", lo=0.0)
+    batch_size: int = F(8, "Completions per device per step; must be divisible by num_generations.", lo=1)
+    grad_accum: int = F(1, "Gradient accumulation steps.", lo=1)
+    num_generations: int = F(4, "Completions sampled per prompt (the group).", lo=2)
+    max_completion_length: int = F(128, "Longest completion, in tokens.", lo=1)
+    temperature: float = F(1.0, "Sampling temperature.", lo=0.0)
+    beta: float = F(0.04, "KL coefficient against the SFT policy (0 disables the reference and the KL metric).",
+                    lo=0.0)
+    format_reward_weight: float = F(1.0, "Weight of the format reward.", lo=0.0)
+    accuracy_reward_weight: float = F(1.0, "Weight of the accuracy reward.", lo=0.0)
+    judge_reward_weight: float = F(0.5, "Weight of the LLM-judge reward (when the judge is on).", lo=0.0)
+    use_judge: bool = F(False, "Add the LLM judge as a reward (`--no-judge` turns it off).")
+    save_steps: int = F(20, "Save a checkpoint every N steps (resume point).", lo=1)
+    save_total_limit: int = F(2, "Checkpoints kept on disk.", lo=1)
+    seed: int = F(0, "Training seed.")
+
+
+@dataclass
+class JudgeConfig:
+    """The LLM judge (optional and costly)."""
+
+    enabled: bool = F(False, "Use the judge in evaluation (`--no-judge` turns it off).")
+    backend: str = F("openai", "Judge backend.", choices=("openai", "hf"))
+    base_url: str = F("http://127.0.0.1:8000/v1", "openai: base URL of an OpenAI-compatible server.")
+    model: str = F("", "openai: model name; hf: local model directory.")
+    api_key_env: str = F("JUDGE_API_KEY", "NAME of the environment variable holding the API key (never the key).")
+    timeout_s: float = F(30.0, "Seconds to wait for one judgement.", lo=0.1)
+
+
+@dataclass
+class EvalConfig:
+    """Generation and scoring on the held-out split."""
+
+    batch_size: int = F(32, "Prompts generated together (left-padded).", lo=1)
+    max_new_tokens: int = F(128, "Longest generated answer, in tokens.", lo=1)
+    num_samples: int = F(0, "Evaluate at most this many questions (0: the whole eval split).", lo=0)
+
+
+@dataclass
+class AblationConfig:
+    """Side-by-side evaluation of the pipeline's models."""
+
+    variants: list = F(["base", "sft_only", "sft_grpo"], "Models compared: `base`, `sft_only` (latest SFT "
+                       "adapter), `sft_grpo` (latest GRPO adapter).")
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases mirror of every run (names and fields of the original project)."""
+
+    project: str = F("FTModel-Training", "wandb project.")
+    entity: str = F("", "wandb team (empty: your default).")
+    enabled: bool = F(True, "Mirror runs to wandb (metrics.jsonl is always written).")
+    mode: str = F("offline", "`offline` keeps runs in the workspace for `ftmodel sync`; `WANDB_MODE=disabled` "
+                  "in the environment always wins.", choices=("online", "offline", "disabled"))
+    run_name_sft: str = F("sft-train", "Run-name prefix for SFT.")
+    run_name_grpo: str = F("grpo-train", "Run-name prefix for GRPO.")
+    run_name_eval: str = F("evaluation", "Run-name prefix for evaluation.")
+    run_name_ablation: str = F("ablation-study", "Run-name prefix for ablation.")
+    log_model: bool = F(False, "Upload adapters as artifacts (large).")
+    log_interval: int = F(10, "Log training metrics every N optimizer steps.", lo=1)
+
+
+@dataclass
+class LaunchConfig:
+    """How stages are started."""
+
+    launcher: str = F("python", "`python` (one process); `accelerate` and `torchrun` arrive with multi-GPU "
+                      "support.", choices=("python", "accelerate", "torchrun"))
+    num_processes: int = F(1, "Processes per machine.", lo=1)
+    workspace: str = F("workspace", "Workspace directory (runs/, data/, models/), relative to the current "
+                       "directory; `--workspace` overrides it.")
+
+
+@dataclass
+class Config:
+    """The whole config: one section per pipeline part."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
+
+    def to_dict(self) -> dict:
+        """Return the config as plain nested dicts (what a snapshot writes)."""
+        return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = {f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name]
+                             for f in dataclasses.fields(Config)}
+
+# Keys whose value would be a secret: the schema only ever holds the NAME of an environment variable.
+_SECRET_KEY = re.compile(r"(api_key|token|secret|password)$", re.IGNORECASE)
+
+
+def field_specs(section: str) -> list[tuple[str, type, Any, dict]]:
+    """List (name, type, default, metadata) for every field of a section, in declaration order."""
+    cls = SECTIONS[section]
+    hints = get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        out.append((f.name, hints[f.name], default, dict(f.metadata)))
+    return out
+
+
+def _locate(text: str | None, section: str, key: str | None) -> int | None:
+    """Find the 1-based line of `[section]` / `key =` in a TOML text (None when absent)."""
+    if not text:
+        return None
+    current = None
+    section_line = None
+    for i, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        m = re.match(r"^\[\s*([A-Za-z0-9_.\-]+)\s*\]", line)
+        if m:
+            current = m.group(1)
+            if current == section and key is None:
+                return i
+            if current == section:
+                section_line = i
+            continue
+        if current == section and key is not None and re.match(rf"^{re.escape(key)}\s*=", line):
+            return i
+    return section_line
+
+
+def _check_value(path: str, typ: type, value: Any, meta: dict) -> Any:
+    """Validate one value against its field type and bounds; return it (ints widened for floats)."""
+    if typ is bool:
+        ok = isinstance(value, bool)
+    elif typ is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif typ is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif typ is str:
+        ok = isinstance(value, str)
+    elif typ is list:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:  # pragma: no cover - schema only uses the types above
+        ok = isinstance(value, typ)
+    if not ok:
+        want = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+                list: "a list of strings"}.get(typ, typ.__name__)
+        raise ConfigError(f"{path}: expected {want}, got {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, meta['choices']))}")
+    if meta.get("lo") is not None and value < meta["lo"]:
+        raise ConfigError(f"{path}: {value!r} is below the minimum {meta['lo']}")
+    if meta.get("hi") is not None and value > meta["hi"]:
+        raise ConfigError(f"{path}: {value!r} is above the maximum {meta['hi']}")
+    return value
+
+
+def _unwrap(value: Any) -> Any:
+    """Turn tomlkit wrapper values into plain Python values."""
+    if hasattr(value, "unwrap"):
+        return value.unwrap()
+    return value
+
+
+def from_dict(data: dict, *, source: str = "<config>", text: str | None = None) -> Config:
+    """Build and validate a Config from nested dicts; errors name the source, line and key path."""
+
+    def fail(section: str, key: str | None, msg: str) -> ConfigError:
+        line = _locate(text, section, key)
+        where = f"{source}:{line}" if line else source
+        return ConfigError(f"{where}: {msg}")
+
+    cfg = Config()
+    for section, values in _unwrap(data).items():
+        if section not in SECTIONS:
+            hint = difflib.get_close_matches(section, SECTIONS, n=1)
+            raise fail(section, None, f"unknown section [{section}]"
+                       + (f" (did you mean [{hint[0]}]?)" if hint else ""))
+        if not isinstance(values, dict):
+            raise fail(section, None, f"{section}: expected a table [{section}], got {values!r}")
+        specs = {name: (typ, meta) for name, typ, _, meta in field_specs(section)}
+        target = getattr(cfg, section)
+        for key, value in values.items():
+            if key not in specs:
+                hint = difflib.get_close_matches(key, specs, n=1)
+                raise fail(section, key, f"unknown key {section}.{key}"
+                           + (f" (did you mean {section}.{hint[0]}?)" if hint else ""))
+            typ, meta = specs[key]
+            try:
+                setattr(target, key, _check_value(f"{section}.{key}", typ, _unwrap(value), meta))
+            except ConfigError as e:
+                raise fail(section, key, str(e)) from None
+    _check_consistency(cfg, fail)
+    return cfg
+
+
+def _check_consistency(cfg: Config, fail) -> None:
+    """Cross-field rules that must hold before any model loads."""
+    g = cfg.grpo
+    if (g.batch_size * g.grad_accum) % g.num_generations:
+        raise fail("grpo", "num_generations",
+                   f"grpo.num_generations ({g.num_generations}) must divide grpo.batch_size × grpo.grad_accum "
+                   f"({g.batch_size} × {g.grad_accum}): each batch holds whole groups of completions")
+    if cfg.filter.min_chars > cfg.filter.max_chars:
+        raise fail("filter", "min_chars", "filter.min_chars is larger than filter.max_chars")
+    for name in cfg.ablation.variants:
+        if name not in ("base", "sft_only", "sft_grpo"):
+            raise fail("ablation", "variants", f"ablation.variants: unknown variant {name!r} "
+                       "(use base, sft_only, sft_grpo)")
+    for section in SECTIONS:
+        for key, value in dataclasses.asdict(getattr(cfg, section)).items():
+            if _SECRET_KEY.search(key) and value:
+                raise fail(section, key, f"{section}.{key}: secrets never go in the config; "
+                           "put the key in an environment variable and name it here instead")
+
+
+def parse_override(spec: str) -> tuple[str, str, Any]:
+    """Parse `section.key=value` (value in TOML syntax, bare words taken as strings)."""
+    if "=" not in spec or "." not in spec.split("=", 1)[0]:
+        raise ConfigError(f"--set {spec}: expected section.key=value, e.g. sft.learning_rate=2e-4")
+    path, raw = spec.split("=", 1)
+    section, key = path.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, key, value
+
+
+def load(path: str | Path, overrides: list[str] | tuple = ()) -> Config:
+    """Read, validate and return the config at `path`, with `--set` overrides applied."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read config ({e})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    from_dict(data, source=str(path), text=text)  # errors in the file itself are reported against the file
+    for spec in overrides:
+        section, key, value = parse_override(spec)
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"--set {spec}: [{section}] is not a table")
+        data[section][key] = value
+        try:
+            from_dict({section: {key: value}}, source=f"--set {spec}")
+        except ConfigError as e:
+            raise ConfigError(str(e)) from None
+    return from_dict(data, source=str(path), text=text)
+
+
+def to_toml(cfg: Config) -> str:
+    """Render a full config (every field) as TOML text for run snapshots."""
+    import tomlkit
+
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("Snapshot of the exact config this run used (secrets are never stored)."))
+    for section, values in cfg.to_dict().items():
+        doc[section] = values
+    return tomlkit.dumps(doc)

@@ -1,0 +1,78 @@
+"""What a running stage sees: its run directory, config, workspace, arguments, logger and tracker."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftmodel.config import Config
+from ftmodel.rundir import Run
+from ftmodel.workspace import Workspace
+
+
+class StageError(RuntimeError):
+    """A problem the user can fix, reported as one clear message (never a traceback)."""
+
+
+class Cancelled(BaseException):
+    """The run was asked to stop; it saves what it can and records `cancelled`."""
+
+
+@dataclass
+class StageContext:
+    """Everything one stage run needs, built by the worker from the run directory."""
+
+    run: Run
+    cfg: Config
+    ws: Workspace
+    stage: str
+    args: dict = field(default_factory=dict)
+    stop_requested: bool = False
+    _last_progress: float = 0.0
+    _trackers: list = field(default_factory=list)
+
+    def log(self, message: str) -> None:
+        """Write a timestamped line to the stage's log."""
+        print(f"{time.strftime('%H:%M:%S')} [{self.stage}] {message}", file=sys.stdout, flush=True)
+
+    def progress(self, step: int, total: int | None, *, force: bool = False) -> None:
+        """Record progress in state.json (at most about once a second, and always at the end)."""
+        now = time.monotonic()
+        if force or step == total or now - self._last_progress >= 1.0:
+            self._last_progress = now
+            self.run.update_state(progress={"step": int(step), "total": total})
+
+    def check_stop(self) -> None:
+        """Raise Cancelled if a stop was requested (called between units of work)."""
+        if self.stop_requested:
+            raise Cancelled()
+
+    def run_name(self, prefix: str | None = None, *, sep: str = "-") -> str:
+        """Name a wandb run as the original project did: `<prefix>-20260120-143022`."""
+        return f"{prefix or self.stage}-{timestamp(sep)}"
+
+    def tracker(self, *, run_name: str, tags: list[str], wandb_config: dict):
+        """Open this run's metrics tracker (metrics.jsonl, mirrored to wandb)."""
+        from ftmodel.tracking import Tracker
+
+        tracker = Tracker(self.run, self.cfg, self.ws, stage=self.stage, run_name=run_name, tags=tags,
+                          wandb_config=wandb_config, group=self.run.read_state().get("group"), log=self.log)
+        self._trackers.append(tracker)
+        return tracker
+
+    def close_trackers(self, exit_code: int) -> None:
+        """Finish every tracker this run opened."""
+        for tracker in self._trackers:
+            tracker.finish(exit_code)
+        self._trackers.clear()
+
+    def output(self, **paths: str | Path) -> None:
+        """Record the run's outputs (artifact paths) in state.json."""
+        self.run.update_state(outputs={k: str(v) for k, v in paths.items()})
+
+
+def timestamp(sep: str = "-") -> str:
+    """Timestamp used in run names, e.g. 20260120-143022 (ablation uses `_`)."""
+    return time.strftime(f"%Y%m%d{sep}%H%M%S")

@@ -1,0 +1,1 @@
+"""Question data: the built-in finance bank and loaders for user data."""

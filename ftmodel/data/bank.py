@@ -1,0 +1,416 @@
+"""Built-in finance question bank, generated deterministically from a seed.
+
+Every question is defined by its template parameters, written as its ``key``. Train and eval are
+held out by key: a fixed hash of the key (independent of the seed) puts each parameter
+combination in exactly one split, so no eval question ever shares its parameters with a train
+question, whatever seeds produced them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Callable, Sequence
+
+from ftmodel.answers import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, answers_match
+
+QTYPES: tuple[str, ...] = (
+    "percent_change",
+    "compound_interest",
+    "multiple_choice",
+    "true_false",
+    "rule_direction",
+    "compare_returns",
+    "read_number",
+    "gain_or_loss",
+)
+
+# Share of the key space reserved for eval; the salt keeps the partition fixed across seeds.
+_EVAL_PERCENT = 20
+_SPLIT_SALT = "ftmodel-bank-split-v1"
+# Give up on a split that cannot be filled rather than loop forever on an exhausted key space.
+_MAX_TRIES_PER_RECORD = 200
+
+_COMPANIES = tuple(
+    f"{stem} {suffix}"
+    for stem in (
+        "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Vandelay", "Hooli",
+        "Soylent", "Tyrell", "Cyberdyne", "Wonka", "Gringotts", "Oscorp", "Massive", "Nakatomi",
+        "Aperture", "Monarch", "Sterling", "Dunder",
+    )
+    for suffix in ("Corp", "Inc", "Holdings", "Group", "Ltd", "Industries")
+)
+_FUNDS = (
+    "Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta",
+    "Theta", "Iota", "Kappa", "Lambda", "Sigma", "Omega",
+)
+
+# (term, definition) pairs shared by multiple_choice, true_false and the pretraining sentences.
+_CONCEPTS = (
+    ("Dividend", "a payment a company makes to its shareholders out of profits"),
+    ("Market capitalization", "the total market value of a company's outstanding shares"),
+    ("Liquidity", "how easily an asset can be turned into cash without losing value"),
+    ("Diversification", "spreading investments across assets to reduce risk"),
+    ("Inflation", "a general rise in prices that lowers purchasing power"),
+    ("Bond", "a loan to an issuer that pays fixed interest and returns the principal"),
+    ("Equity", "ownership interest in a company"),
+    ("Yield", "the income an investment returns as a percentage of its price"),
+    ("Volatility", "how much an asset's price swings over time"),
+    ("Leverage", "using borrowed money to increase the size of an investment"),
+    ("Collateral", "an asset pledged to secure a loan"),
+    ("Depreciation", "the spread of an asset's cost over its useful life"),
+)
+
+# (cause with {v} for the verb, effect, short cause, short effect, effect moves the same way);
+# {e} is the company and {p} its possessive.
+_RULES = (
+    ("interest rates {v}", "the price of a fixed-coupon bond issued by {e}",
+     "Rates {v}", "bond price", False),
+    ("demand for {p} products {v}s", "{p} revenue", "Demand {v}s", "revenue", True),
+    ("{p} costs {v} while its revenue stays the same", "{p} profit", "Costs {v}", "profit", False),
+    ("{p} credit rating {v}s", "{p} borrowing cost", "Rating {v}s", "borrowing cost", False),
+    ("inflation expectations {v}", "the yield investors demand on {p} long-term bonds",
+     "Expectations {v}", "yield", True),
+    ("{p} earnings {v} and its P/E ratio stays the same", "{p} share price",
+     "Earnings {v}", "share price", True),
+)
+_RULE_PHRASINGS = (
+    "If {cause}, what happens to {effect}?",
+    "Suppose {cause}. Does {effect} rise or fall?",
+    "When {cause}, how does {effect} move?",
+)
+_READ_FIELDS = ("revenue", "net income", "total assets")
+_INVESTORS = ("An investor", "A trader", "A pension fund", "A hedge fund")
+
+_GENERIC_SENTENCES = (
+    "Bond prices move in the opposite direction to interest rates.",
+    "A company's profit is its revenue minus its costs.",
+    "Higher demand for a company's products usually increases its revenue.",
+    "A better credit rating lets a company borrow more cheaply.",
+    "Investors demand higher yields when they expect more inflation.",
+    "If the price-to-earnings ratio is constant, the share price follows earnings.",
+    "Selling an asset for more than its purchase price is a gain.",
+    "Selling an asset for less than its purchase price is a loss.",
+    "A fund's annual return is the percentage change in its value over the year.",
+    "Compound interest earns interest on previously earned interest.",
+    "Simple interest is earned only on the original principal.",
+    "Diversification lowers risk without necessarily lowering expected return.",
+    "Stocks are usually more volatile than government bonds.",
+    "Revenue is reported before costs are subtracted; net income is what remains.",
+    "Total assets are the sum of everything a company owns.",
+    "A stock's percentage change compares the price move with the starting price.",
+) + tuple(f"{term} is {definition}." for term, definition in _CONCEPTS)
+_FORMULAS = (
+    "percentage change = (new - old) / old * 100",
+    "final amount = principal * (1 + rate) ^ years",
+    "simple interest = principal * rate * years",
+    "profit = revenue - costs",
+    "return = (end value - start value) / start value",
+    "gain = sale price - purchase price",
+    "market capitalization = share price * shares outstanding",
+    "yield = annual income / price * 100",
+)
+
+
+def _solution(reasoning: str, answer: str) -> str:
+    """Format a worked solution in the exact think-then-answer layout."""
+    return f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+
+
+def _round(value: Decimal, places: int) -> str:
+    """Round half up to a fixed number of decimals (float rounding would be half-even and inexact)."""
+    return str(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+# Each generator takes (rng, target class index) and returns (key, question, answer, reasoning).
+# The target class lets the caller balance answers exactly within each split.
+_Item = tuple[str, str, str, str]
+
+
+def _percent_change(rng: random.Random, target: int) -> _Item:
+    """A price move; target 0 is a rise, 1 a fall."""
+    start = rng.randint(10, 200)
+    end = rng.randint(start + 1, start + 100) if target == 0 else rng.randint(max(1, start // 3), start - 1)
+    answer = _round(Decimal(end - start) * 100 / Decimal(start), 1)
+    question = f"A stock moved from {start} to {end}. What is the percentage change?"
+    return f"percent_change|{start}|{end}", question, answer, f"({end}-{start})/{start}*100={answer}"
+
+
+def _compound_interest(rng: random.Random, target: int) -> _Item:
+    """Annual compounding over target+1 years."""
+    principal = rng.randrange(500, 10001, 100)
+    rate = rng.randint(1, 12)
+    years = target + 1
+    answer = _round(Decimal(principal) * (1 + Decimal(rate) / 100) ** years, 2)
+    unit = "year" if years == 1 else "years"
+    question = (f"{principal} is invested at {rate}% per year, compounded annually, for {years} {unit}. "
+                f"What is the final amount?")
+    reasoning = f"{principal}*(1+{rate / 100:g})^{years}={answer}"
+    return f"compound_interest|{principal}|{rate}|{years}", question, answer, reasoning
+
+
+def _multiple_choice(rng: random.Random, target: int) -> _Item:
+    """A definition with four terms; target is the index of the correct letter."""
+    right, *wrong = rng.sample(range(len(_CONCEPTS)), 4)
+    order = wrong[:target] + [right] + wrong[target:]
+    letters = "ABCD"
+    options = " ".join(f"{letters[i]}) {_CONCEPTS[c][0]}" for i, c in enumerate(order))
+    term, definition = _CONCEPTS[right]
+    question = f"Which term means {definition}? {options}"
+    key = "multiple_choice|" + "|".join(_CONCEPTS[c][0] for c in order)
+    return key, question, letters[target], f"That is {term}, option {letters[target]}."
+
+
+def _true_false(rng: random.Random, target: int) -> _Item:
+    """A checkable finance statement; target 0 makes it true, 1 false."""
+    truth = target == 0
+    kind = rng.randrange(3)
+    if kind == 0:
+        term_i = rng.randrange(len(_CONCEPTS))
+        def_i = term_i if truth else rng.choice([i for i in range(len(_CONCEPTS)) if i != term_i])
+        term, definition = _CONCEPTS[term_i][0], _CONCEPTS[def_i][1]
+        statement = f"{term} means {definition}."
+        key = f"true_false|def|{term}|{_CONCEPTS[def_i][0]}"
+        reasoning = f"{term} {'does' if truth else 'does not'} mean that."
+    elif kind == 1:
+        principal, rate, years = rng.randrange(100, 5001, 100), rng.randint(1, 10), rng.randint(1, 5)
+        interest = principal * rate * years // 100  # exact: the principal is a multiple of 100
+        offset = rng.randint(1, 5) * rate
+        # A false claim is off by a multiple of the rate, kept positive so it stays plausible.
+        lower = offset < interest and rng.random() < 0.5
+        claimed = interest if truth else (interest - offset if lower else interest + offset)
+        unit = "year" if years == 1 else "years"
+        statement = f"Simple interest on {principal} at {rate}% for {years} {unit} is {claimed}."
+        key = f"true_false|simple|{principal}|{rate}|{years}|{claimed}"
+        reasoning = f"{principal}*{rate}%*{years}={interest}."
+    else:
+        start = rng.randint(10, 200)
+        end = rng.randint(start + 1, 3 * start)
+        pct = _round(Decimal(end - start) * 100 / Decimal(start), 1)
+        offset = rng.randint(2, 20)
+        # A false claim is off by a few points, kept positive so it stays plausible.
+        lower = offset < Decimal(pct) and rng.random() < 0.5
+        claimed = pct if truth else _round(Decimal(pct) + (-offset if lower else offset), 1)
+        statement = f"A stock that rose from {start} to {end} gained {claimed}%."
+        key = f"true_false|pct|{start}|{end}|{claimed}"
+        reasoning = f"({end}-{start})/{start}*100={pct}."
+    return key, f"True or false: {statement}", "True" if truth else "False", reasoning
+
+
+def _possessive(name: str) -> str:
+    """Return the English possessive of a name ("Acme Corp's", "Globex Holdings'")."""
+    return name + ("'" if name.endswith("s") else "'s")
+
+
+def _rule_direction(rng: random.Random, target: int) -> _Item:
+    """A cause-and-effect rule; target 0 makes the effect rise, 1 fall."""
+    rule_i = rng.randrange(len(_RULES))
+    cause_t, effect_t, cause_short, effect_short, same = _RULES[rule_i]
+    effect_dir = ("rise", "fall")[target]
+    # The cause moves the same way as the effect for same-direction rules, the other way otherwise.
+    cause_dir = effect_dir if same else ("fall", "rise")[target]
+    entity = rng.choice(_COMPANIES)
+    phrasing = rng.randrange(len(_RULE_PHRASINGS))
+    question = _RULE_PHRASINGS[phrasing].format(
+        cause=cause_t.format(v=cause_dir, e=entity, p=_possessive(entity)),
+        effect=effect_t.format(e=entity, p=_possessive(entity)))
+    question = question[0].upper() + question[1:]
+    key = f"rule_direction|{rule_i}|{cause_dir}|{entity}|{phrasing}"
+    relation = "same way" if same else "opposite way"
+    return key, question, effect_dir, f"{cause_short.format(v=cause_dir)}; {effect_short} moves the {relation}."
+
+
+def _return_pair(rng: random.Random) -> tuple[str, str]:
+    """Two returns with distinct integer parts, first one higher."""
+    high, low = sorted(rng.sample(range(1, 20), 2), reverse=True)
+    return f"{high}.{rng.randrange(10)}", f"{low}.{rng.randrange(10)}"
+
+
+def _compare_returns(rng: random.Random, target: int) -> _Item:
+    """Two funds' returns; target 0 means the first-named fund returned more."""
+    first, second = rng.sample(_FUNDS, 2)
+    higher, lower = _return_pair(rng)
+    r1, r2 = (higher, lower) if target == 0 else (lower, higher)
+    winner = first if target == 0 else second
+    question = (f"Fund {first} returned {r1}% and Fund {second} returned {r2}% last year. "
+                f"Which fund returned more?")
+    return (f"compare_returns|{first}|{r1}|{second}|{r2}", question, winner,
+            f"{higher} > {lower}, so {winner} returned more.")
+
+
+def _read_number(rng: random.Random, target: int) -> _Item:
+    """Two reported figures; target 0 asks for the first one, 1 for the second."""
+    entity = rng.choice(_COMPANIES)
+    fields = rng.sample(_READ_FIELDS, 2)
+    values = [str(rng.randint(10, 9999)) for _ in fields]
+    asked = fields[target]
+    question = (f"{entity} reported {fields[0]} of {values[0]} million and {fields[1]} of "
+                f"{values[1]} million. What was its {asked} in millions?")
+    key = f"read_number|{entity}|{fields[0]}|{values[0]}|{fields[1]}|{values[1]}|{asked}"
+    return key, question, values[target], f"Stated {asked}: {values[target]} million."
+
+
+def _gain_or_loss(rng: random.Random, target: int) -> _Item:
+    """A buy and a sell price; target 0 is a gain, 1 a loss."""
+    low, high = sorted(rng.sample(range(5, 201), 2))
+    bought, sold = (low, high) if target == 0 else (high, low)
+    who = rng.choice(_INVESTORS)
+    entity = rng.choice(_COMPANIES)
+    answer = ("gain", "loss")[target]
+    question = (f"{who} bought shares of {entity} at {bought} and sold them at {sold}. "
+                f"Was this a gain or a loss?")
+    relation = ">" if target == 0 else "<"
+    return (f"gain_or_loss|{who}|{entity}|{bought}|{sold}", question, answer,
+            f"Sold {sold} {relation} bought {bought}, so a {answer}.")
+
+
+# qtype -> (generator, number of answer classes to balance over).
+_GENERATORS: dict[str, tuple[Callable[[random.Random, int], _Item], int]] = {
+    "percent_change": (_percent_change, 2),
+    "compound_interest": (_compound_interest, 3),
+    "multiple_choice": (_multiple_choice, 4),
+    "true_false": (_true_false, 2),
+    "rule_direction": (_rule_direction, 2),
+    "compare_returns": (_compare_returns, 2),
+    "read_number": (_read_number, 2),
+    "gain_or_loss": (_gain_or_loss, 2),
+}
+
+
+def _is_eval_key(key: str) -> bool:
+    """Decide from the key alone, independently of the seed, whether it belongs to eval."""
+    digest = hashlib.sha1(f"{_SPLIT_SALT}|{key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < _EVAL_PERCENT
+
+
+def _record(qtype: str, item: _Item, split: str) -> dict:
+    """Build a schema record from a generated item."""
+    key, question, answer, reasoning = item
+    return {
+        "id": f"{qtype}-{hashlib.sha1(key.encode()).hexdigest()[:10]}",
+        "qtype": qtype,
+        "question": question,
+        "answer": answer,
+        "solution": _solution(reasoning, answer),
+        "split": split,
+        "key": key,
+    }
+
+
+def _generate_type(qtype: str, seed: int, counts: dict[str, int]) -> dict[str, list[dict]]:
+    """Generate class-balanced records of one qtype for each split, with unique keys."""
+    generator, n_classes = _GENERATORS[qtype]
+    # A per-type stream: selecting a subset of qtypes does not change the others' questions.
+    rng = random.Random(f"{seed}|{qtype}")
+    seen: set[str] = set()
+    out: dict[str, list[dict]] = {}
+    for split, n in counts.items():
+        targets = [i % n_classes for i in range(n)]
+        rng.shuffle(targets)
+        records = []
+        for target in targets:
+            for _ in range(_MAX_TRIES_PER_RECORD):
+                item = generator(rng, target)
+                key = item[0]
+                if key not in seen and _is_eval_key(key) == (split == "eval"):
+                    seen.add(key)
+                    records.append(_record(qtype, item, split))
+                    break
+            else:
+                raise ValueError(f"question bank: cannot generate {n} unique {split} questions of type {qtype!r}")
+        out[split] = records
+    return out
+
+
+def _shares(n: int, k: int) -> list[int]:
+    """Split n into k near-equal counts, the remainder going to the first ones."""
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+def _round_robin(groups: list[list[dict]]) -> list[dict]:
+    """Interleave lists one element at a time."""
+    out = []
+    for i in range(max((len(g) for g in groups), default=0)):
+        out.extend(g[i] for g in groups if i < len(g))
+    return out
+
+
+def generate_bank(
+    seed: int = 0,
+    n_train: int = 2000,
+    n_eval: int = 200,
+    qtypes: Sequence[str] | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """Generate (train, eval) finance questions, types interleaved round-robin, held out by key."""
+    types = tuple(QTYPES if qtypes is None else qtypes)
+    unknown = [t for t in types if t not in _GENERATORS]
+    if unknown or not types:
+        raise ValueError(f"unknown question types {unknown}; choose from {list(QTYPES)}")
+    per_type = [
+        _generate_type(t, seed, {"train": nt, "eval": ne})
+        for t, nt, ne in zip(types, _shares(n_train, len(types)), _shares(n_eval, len(types)))
+    ]
+    return (_round_robin([p["train"] for p in per_type]),
+            _round_robin([p["eval"] for p in per_type]))
+
+
+def majority_baseline(train: list[dict], eval: list[dict]) -> dict[str, float]:
+    """Eval accuracy per qtype (and "overall") of always giving the most common train answer."""
+    by_type: dict[str, Counter] = {}
+    for r in train:
+        by_type.setdefault(r["qtype"], Counter())[r["answer"]] += 1
+    # Ties go to the alphabetically first answer so the baseline does not depend on record order.
+    majority = {t: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for t, c in by_type.items()}
+    totals: Counter = Counter()
+    correct: Counter = Counter()
+    for r in eval:
+        totals[r["qtype"]] += 1
+        guess = majority.get(r["qtype"])
+        correct[r["qtype"]] += answers_match(guess, r["answer"])
+    result = {t: correct[t] / totals[t] for t in totals}
+    result["overall"] = sum(correct.values()) / len(eval) if eval else 0.0
+    return result
+
+
+def _arithmetic_line(rng: random.Random) -> str:
+    """A plain arithmetic fact of the kinds the solutions use."""
+    a, b = rng.randint(1, 200), rng.randint(1, 200)
+    op = rng.randrange(5)
+    if op == 0:
+        return f"{a} + {b} = {a + b}"
+    if op == 1:
+        return f"{a} - {b} = {a - b}"
+    if op == 2:
+        return f"{a} * {b} = {a * b}"
+    if op == 3:
+        return f"{a} / {b} = {round(a / b, 3):g}"
+    return f"{a} > {b}" if a > b else f"{a} < {b}" if a < b else f"{a} = {b}"
+
+
+def pretrain_corpus(seed: int = 0, n: int = 4000) -> list[str]:
+    """Texts for pre-training the tiny base LM: questions, finance facts, formulas, arithmetic.
+
+    Only train-split question texts are used, and never a solution or an answer tag, so the base
+    model knows the domain but not the answer format.
+    """
+    rng = random.Random(f"{seed}|pretrain")
+    n_questions = n // 2
+    train, _ = generate_bank(seed, n_train=n_questions, n_eval=0)
+    texts = [r["question"] for r in train]
+    n_facts = (n - n_questions) // 2
+    texts += [rng.choice(_GENERIC_SENTENCES + _FORMULAS) for _ in range(n_facts)]
+    texts += [_arithmetic_line(rng) for _ in range(n - len(texts))]
+    rng.shuffle(texts)
+    return texts
+
+
+def tokenizer_corpus(seed: int = 0) -> list[str]:
+    """Texts for training the BPE tokenizer: the pretraining corpus plus the solutions' inner text."""
+    train, _ = generate_bank(seed)
+    inner = []
+    for r in train:
+        reasoning, answer = r["solution"][len(THINK_OPEN):].split(THINK_CLOSE + ANSWER_OPEN)
+        inner += [reasoning, answer[:-len(ANSWER_CLOSE)]]
+    return pretrain_corpus(seed) + inner

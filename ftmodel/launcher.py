@@ -1,0 +1,77 @@
+"""Start stage runs as detached processes and stop them gracefully.
+
+A detached stage has its own session (it survives the console, tmux and SSH), reads /dev/null and
+writes stage.log. Stopping sends SIGINT to its process group (the trainer saves and exits), then
+SIGTERM, then SIGKILL, each after a bounded wait.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ftmodel.rundir import Run, process_alive, process_start_time
+
+
+class LaunchError(RuntimeError):
+    """The stage could not be started."""
+
+
+def worker_argv(run: Run, launcher: str = "python", num_processes: int = 1) -> list[str]:
+    """Build the argv that runs a stage's worker for this run directory."""
+    if launcher != "python":
+        raise LaunchError(f"launch.launcher = {launcher!r} is not supported yet; use \"python\"")
+    return [sys.executable, "-m", "ftmodel.worker", str(run.path)]
+
+
+def launch(run: Run, *, new_session: bool = True, launcher: str = "python",
+           num_processes: int = 1) -> subprocess.Popen:
+    """Start the run's worker with output to stage.log and record its pid in state.json."""
+    argv = worker_argv(run, launcher, num_processes)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(run.log_path, "ab") as log:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=new_session, close_fds=True, env=env)
+        except OSError as e:
+            run.update_state(state="failed", error=f"could not start: {e}", ended=time.time())
+            raise LaunchError(f"could not start {argv[0]}: {e}") from e
+    pgid = proc.pid if new_session else os.getpgrp()
+    run.update_state(pid=proc.pid, pgid=pgid, proc_start=process_start_time(proc.pid), launched=time.time(),
+                     worker_argv=argv)
+    return proc
+
+
+def _wait_gone(pid: int, start: int | None, timeout: float) -> bool:
+    """Poll until the process is gone or `timeout` seconds pass; say whether it is gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process_alive(pid, start):
+            return True
+        time.sleep(0.1)
+    return not process_alive(pid, start)
+
+
+def stop(run: Run, *, int_wait: float = 60.0, term_wait: float = 15.0) -> str:
+    """Stop a run: SIGINT, then SIGTERM, then SIGKILL, each after a bounded wait; return its status."""
+    state = run.read_state()
+    pid, start = state.get("pid"), state.get("proc_start")
+    if not process_alive(pid, start):
+        return run.status()
+    pgid = state.get("pgid") or pid
+    for sig, wait in ((signal.SIGINT, int_wait), (signal.SIGTERM, term_wait), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        except PermissionError as e:
+            raise LaunchError(f"cannot signal run {run.id} (pid {pid}): {e}") from e
+        if _wait_gone(pid, start, wait):
+            break
+    if run.read_state().get("state") in ("queued", "running"):
+        run.update_state(state="cancelled", ended=time.time(), error="killed: it did not stop when asked")
+    return run.status()
+

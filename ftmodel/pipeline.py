@@ -1,0 +1,62 @@
+"""Run stages in order as one job: each stage gets its own run directory, grouped under this one.
+
+The driver is itself a run (stage `pipeline`). Its stages run in its process group, so stopping
+the pipeline stops the stage in flight too; a stage that does not finish stops the pipeline.
+"""
+
+from __future__ import annotations
+
+from ftmodel import config as config_mod
+from ftmodel.context import Cancelled, StageContext, StageError
+from ftmodel.rundir import STAGES, create_run
+
+
+def selected_stages(spec: str | None) -> list[str]:
+    """Parse `--stages a,b,…` into pipeline order; unknown names are an error."""
+    if not spec:
+        return list(STAGES)
+    wanted = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        raise StageError(f"--stages: unknown stage {', '.join(unknown)} (stages: {', '.join(STAGES)})")
+    return [s for s in STAGES if s in wanted]
+
+
+def preflight(ctx: StageContext) -> None:
+    """Check the stage list and the first stage's own preconditions."""
+    from ftmodel.stages import stage_module
+
+    stages = selected_stages(ctx.args.get("stages"))
+    stage_module(stages[0]).preflight(ctx)
+
+
+def run(ctx: StageContext) -> dict:
+    """Run each selected stage as a child run and wait for it."""
+    from ftmodel.launcher import launch
+
+    stages = selected_stages(ctx.args.get("stages"))
+    child_args = {k: v for k, v in ctx.args.items() if k in ("workspace", "no_judge")}
+    snapshot = config_mod.to_toml(ctx.cfg)
+    children: list[str] = []
+    ctx.progress(0, len(stages), force=True)
+    for i, stage in enumerate(stages):
+        ctx.check_stop()
+        child = create_run(ctx.ws.root, stage, config_toml=snapshot, argv=ctx.run.read_state().get("argv", []),
+                           args=child_args, group=ctx.run.id)
+        children.append(child.id)
+        ctx.run.update_state(children=children, current=stage)
+        ctx.log(f"==> {stage} ({i + 1}/{len(stages)}): run {child.id}")
+        # Same process group as the driver: stopping the pipeline stops the stage in flight.
+        proc = launch(child, new_session=False, launcher=ctx.cfg.launch.launcher,
+                      num_processes=ctx.cfg.launch.num_processes)
+        proc.wait()  # a SIGINT reaches the stage too; the wait resumes after our handler runs
+        status = child.status()
+        if status != "finished":
+            if ctx.stop_requested or status == "cancelled":
+                raise Cancelled()
+            error = child.read_state().get("error") or f"exit {proc.returncode}"
+            raise StageError(f"stage {stage} {status}: {error} (log: {child.log_path})")
+        ctx.progress(i + 1, len(stages), force=True)
+    ctx.run.update_state(current=None)
+    return {"children": ",".join(children)}
+

@@ -1,0 +1,77 @@
+"""Stage 8 — ablation: evaluate base, SFT-only and SFT+GRPO side by side, per question type."""
+
+from __future__ import annotations
+
+import json
+
+from ftmodel.context import StageContext, StageError, timestamp
+from ftmodel.models import check_model_source, find_adapter
+
+# Variant → (model loaded, metric prefix as in the original project).
+VARIANTS = {"base": ("base", "base_model"), "sft_only": ("sft", "sft_only"), "sft_grpo": ("grpo", "sft_grpo")}
+
+
+def preflight(ctx: StageContext) -> None:
+    """Check every variant's model exists before any model loads."""
+    check_model_source(ctx.cfg)
+    if ctx.cfg.judge.enabled and not ctx.args.get("no_judge"):
+        raise StageError("judge.enabled: the LLM judge backend is not available yet; "
+                         "run with --no-judge or set judge.enabled = false")
+    for variant in ctx.cfg.ablation.variants:
+        which = VARIANTS[variant][0]
+        if which != "base":
+            find_adapter(ctx.ws, None, which)
+
+
+def comparison(results: dict[str, dict]) -> tuple[list[str], list[list]]:
+    """The comparison table: one row per qtype (and overall), format/answer accuracy per variant."""
+    variants = list(results)
+    first = results[variants[0]]
+    columns = ["qtype", "total", "majority_baseline"]
+    for v in variants:
+        columns += [f"{VARIANTS[v][1]}/format", f"{VARIANTS[v][1]}/answer"]
+    rows = []
+    for qtype in [*first["per_qtype"], "overall"]:
+        base_row = first if qtype == "overall" else first["per_qtype"][qtype]
+        row = [qtype, base_row["total"], base_row.get("majority_baseline")]
+        for v in variants:
+            c = results[v] if qtype == "overall" else results[v]["per_qtype"][qtype]
+            row += [c["format_accuracy"], c["answer_accuracy"]]
+        rows.append(row)
+    return columns, rows
+
+
+def run(ctx: StageContext) -> dict:
+    """Evaluate each variant, log `<variant>/…` metrics, print and save the comparison."""
+    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, format_table, generate, score
+    from ftmodel.stages.evaluate import load_target
+
+    questions = eval_questions(ctx)
+    baseline = baseline_for(ctx, questions)
+    results: dict[str, dict] = {}
+    for variant in ctx.cfg.ablation.variants:
+        which, prefix = VARIANTS[variant]
+        model, tokenizer, adapter = load_target(ctx, which)
+        ctx.log(f"{prefix}: {adapter or 'base model'}")
+        completions = generate(ctx, model, tokenizer, questions, label=prefix)
+        summary, _ = score(questions, completions, baseline)
+        results[variant] = {**summary, "adapter": str(adapter) if adapter else None}
+        del model
+    stamp = timestamp("_")
+    columns, rows = comparison(results)
+    table = format_table(columns, rows)
+    print(table, flush=True)
+    path = ctx.run.path / f"ablation_summary_{stamp}.json"
+    path.write_text(json.dumps({"variants": results, "majority_baseline": baseline,
+                                "table": {"columns": columns, "rows": rows}}, indent=2) + "\n")
+    (ctx.run.path / "ablation_table.txt").write_text(table + "\n")
+    tracker = ctx.tracker(run_name=f"{ctx.cfg.wandb.run_name_ablation}-{stamp}", tags=["ablation"],
+                          wandb_config={"variants": ctx.cfg.ablation.variants, "num_samples": len(questions)})
+    metrics = {}
+    for variant, summary in results.items():
+        metrics.update(flat_metrics(summary, prefix=f"{VARIANTS[variant][1]}/"))
+    tracker.log(metrics, step=0)
+    tracker.summary(metrics)
+    tracker.table("ablation_comparison", columns, rows)
+    tracker.artifact(path, name=f"ablation-summary-{ctx.run.id}", kind="ablation")
+    return {"summary": path, "table": ctx.run.path / "ablation_table.txt"}

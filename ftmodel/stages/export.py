@@ -1,0 +1,42 @@
+"""Stage 7 — export: merge a LoRA adapter into its base and save a standalone model."""
+
+from __future__ import annotations
+
+import json
+
+from ftmodel.context import StageContext, StageError
+from ftmodel.models import find_adapter
+from ftmodel.rundir import latest_run
+
+
+def choose_adapter(ctx: StageContext):
+    """`--adapter` if given, else the latest GRPO adapter, else the latest SFT one."""
+    if ctx.args.get("adapter"):
+        return find_adapter(ctx.ws, ctx.args["adapter"], "grpo")
+    for stage in ("grpo", "sft"):
+        if latest_run(ctx.ws.root, stage):
+            return find_adapter(ctx.ws, None, stage)
+    raise StageError(f"no finished grpo or sft run in {ctx.ws.runs}: nothing to export")
+
+
+def preflight(ctx: StageContext) -> None:
+    """Check there is an adapter to merge."""
+    choose_adapter(ctx)
+
+
+def run(ctx: StageContext) -> dict:
+    """Merge the adapter (embeddings included) into the base weights and save to `<run>/merged`."""
+    from ftmodel.models import adapter_meta, load_adapter_model
+
+    adapter = choose_adapter(ctx)
+    model, tokenizer, base = load_adapter_model(adapter, ctx.cfg)
+    ctx.log(f"merging {adapter} into {base}")
+    merged = model.merge_and_unload()
+    out = ctx.run.path / "merged"
+    merged.save_pretrained(str(out))
+    tokenizer.padding_side = "right"
+    tokenizer.save_pretrained(str(out))
+    (out / "ftmodel_export.json").write_text(json.dumps({"adapter": str(adapter), **adapter_meta(adapter)},
+                                                        indent=2) + "\n")
+    ctx.log(f"standalone model saved to {out} (load it with AutoModelForCausalLM.from_pretrained)")
+    return {"merged": out}

@@ -1,0 +1,84 @@
+"""Stage 5 — grpo: GRPO with TRL's GRPOTrainer, continuing the SFT adapter.
+
+Rewards are format + accuracy (+ the LLM judge where configured), weighted by [grpo]. With
+`beta > 0` TRL keeps a frozen copy of the SFT adapter as the reference, so the KL is measured
+against the SFT policy.
+"""
+
+from __future__ import annotations
+
+from ftmodel.context import Cancelled, StageContext, StageError
+from ftmodel.data.loaders import read_jsonl
+from ftmodel.models import check_model_source, find_adapter
+from ftmodel.training import resume_checkpoint
+
+
+def judge_enabled(ctx: StageContext) -> bool:
+    """Whether the judge reward is on (`--no-judge` always wins)."""
+    return ctx.cfg.grpo.use_judge and not ctx.args.get("no_judge")
+
+
+def preflight(ctx: StageContext) -> None:
+    """Check prompts, the SFT adapter, the judge and the resume point before any model loads."""
+    if not ctx.ws.raw_train.exists():
+        raise StageError(f"{ctx.ws.raw_train} not found: run `ftmodel prepare` first")
+    check_model_source(ctx.cfg)
+    find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft")
+    if judge_enabled(ctx):
+        raise StageError("grpo.use_judge: the LLM judge backend is not available yet; "
+                         "run with --no-judge or set grpo.use_judge = false")
+    if ctx.run.path.exists():
+        resume_checkpoint(ctx)
+
+
+def wandb_config(ctx: StageContext, sft_adapter) -> dict:
+    """The config fields the original project logged for GRPO."""
+    c, g = ctx.cfg, ctx.cfg.grpo
+    return {"model_name": c.model.name_or_path, "sft_adapter": str(sft_adapter), "use_judge": judge_enabled(ctx),
+            "num_generations": g.num_generations, "temperature": g.temperature, "kl_coef": g.beta,
+            "format_reward_weight": g.format_reward_weight, "accuracy_reward_weight": g.accuracy_reward_weight,
+            "learning_rate": g.learning_rate, "batch_size": g.batch_size, "max_steps": g.max_steps,
+            "max_completion_length": g.max_completion_length, "lora_r": c.lora.r, "lora_alpha": c.lora.alpha}
+
+
+def run(ctx: StageContext) -> dict:
+    """Train from the SFT adapter and save the result to `<run>/adapter`."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from ftmodel.models import load_adapter_model, save_adapter, trainer_precision
+    from ftmodel.prompts import prompt_messages
+    from ftmodel.rewards import accuracy_reward, format_reward
+    from ftmodel.training import make_callback
+
+    c, g = ctx.cfg, ctx.cfg.grpo
+    resume = resume_checkpoint(ctx)
+    sft_adapter = find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft")
+    questions = read_jsonl(ctx.ws.raw_train)
+    rows = [{"prompt": prompt_messages(q["question"], c.data.system_prompt), "answer": q["answer"],
+             "qtype": q["qtype"]} for q in questions]
+    ctx.log(f"{len(rows)} prompts; starting from {sft_adapter}" + (f"; resuming from {resume}" if resume else ""))
+    model, tokenizer, base = load_adapter_model(sft_adapter, c, trainable=True)
+    args = GRPOConfig(
+        output_dir=str(ctx.run.path / "checkpoints"), learning_rate=g.learning_rate, max_steps=g.max_steps or -1,
+        num_train_epochs=g.epochs, per_device_train_batch_size=g.batch_size, gradient_accumulation_steps=g.grad_accum,
+        num_generations=g.num_generations, max_completion_length=g.max_completion_length,
+        temperature=g.temperature, beta=g.beta, reward_weights=[g.format_reward_weight, g.accuracy_reward_weight],
+        logging_steps=c.wandb.log_interval, save_steps=g.save_steps, save_total_limit=g.save_total_limit,
+        seed=g.seed, report_to="none", disable_tqdm=True, dataloader_num_workers=0, **trainer_precision(c))
+    tracker = ctx.tracker(run_name=ctx.run_name(c.wandb.run_name_grpo), tags=["grpo"],
+                          wandb_config=wandb_config(ctx, sft_adapter))
+    trainer = GRPOTrainer(model=model, reward_funcs=[format_reward, accuracy_reward], args=args,
+                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                          callbacks=[make_callback(ctx, tracker)])
+    ctx.progress(0, trainer.args.max_steps if trainer.args.max_steps > 0 else None, force=True)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if ctx.stop_requested:
+        ctx.log(f"stopped at step {trainer.state.global_step}; checkpoint saved (resume with --resume {ctx.run.id})")
+        raise Cancelled()
+    adapter = save_adapter(trainer.model, tokenizer, ctx.run.path / "adapter", base=base, stage="grpo",
+                           run_id=ctx.run.id, parent=str(sft_adapter))
+    if c.wandb.log_model:
+        tracker.artifact(adapter, name=f"grpo-adapter-{ctx.run.id}", kind="model")
+    ctx.log(f"adapter saved to {adapter}")
+    return {"adapter": adapter}

@@ -1,0 +1,75 @@
+"""Stage 4 — sft: LoRA supervised fine-tuning with TRL's SFTTrainer on data/sft.jsonl.
+
+Loss is computed on the completion (the worked solution) only. A stop request saves a checkpoint
+and records `cancelled`; `--resume` continues from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+from ftmodel.context import Cancelled, StageContext, StageError
+from ftmodel.data.loaders import read_jsonl
+from ftmodel.models import check_model_source
+from ftmodel.training import resume_checkpoint
+
+
+def preflight(ctx: StageContext) -> None:
+    """Check the SFT data, the base model and the resume point before any model loads."""
+    if not ctx.ws.sft_data.exists():
+        raise StageError(f"{ctx.ws.sft_data} not found: run `ftmodel filter` first")
+    if ctx.ws.sft_data.stat().st_size == 0:
+        raise StageError(f"{ctx.ws.sft_data} is empty: the filter kept no samples")
+    check_model_source(ctx.cfg)
+    if ctx.run.path.exists():  # not during the CLI's own check, where the run does not exist yet
+        resume_checkpoint(ctx)
+
+
+def wandb_config(ctx: StageContext, base: str) -> dict:
+    """The config fields the original project logged for SFT."""
+    c = ctx.cfg
+    return {"model_name": c.model.name_or_path, "base_path": base, "lora_r": c.lora.r, "lora_alpha": c.lora.alpha,
+            "lora_dropout": c.lora.dropout, "batch_size": c.sft.batch_size, "grad_accum": c.sft.grad_accum,
+            "learning_rate": c.sft.learning_rate, "epochs": c.sft.epochs, "max_steps": c.sft.max_steps}
+
+
+def run(ctx: StageContext) -> dict:
+    """Train the adapter and save it to `<run>/adapter`."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from ftmodel.models import load_base_model, load_tokenizer, lora_config, resolve_base, save_adapter, \
+        trainer_precision
+    from ftmodel.prompts import prompt_messages
+    from ftmodel.training import make_callback
+
+    c = ctx.cfg
+    resume = resume_checkpoint(ctx)
+    samples = read_jsonl(ctx.ws.sft_data)
+    rows = [{"prompt": prompt_messages(s["question"], c.data.system_prompt),
+             "completion": [{"role": "assistant", "content": s["solution"]}]} for s in samples]
+    base = resolve_base(ctx)
+    ctx.log(f"{len(rows)} samples; base {base}" + (f"; resuming from {resume}" if resume else ""))
+    tokenizer = load_tokenizer(base, c)
+    model = load_base_model(base, c)
+    args = SFTConfig(
+        output_dir=str(ctx.run.path / "checkpoints"), learning_rate=c.sft.learning_rate,
+        lr_scheduler_type=c.sft.lr_scheduler, warmup_steps=c.sft.warmup_ratio, num_train_epochs=c.sft.epochs,
+        max_steps=c.sft.max_steps or -1, per_device_train_batch_size=c.sft.batch_size,
+        gradient_accumulation_steps=c.sft.grad_accum, logging_steps=c.wandb.log_interval,
+        save_steps=c.sft.save_steps, save_total_limit=c.sft.save_total_limit, seed=c.sft.seed,
+        max_length=c.model.max_seq_length, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+        **trainer_precision(c))
+    tracker = ctx.tracker(run_name=ctx.run_name(c.wandb.run_name_sft), tags=["sft"],
+                          wandb_config=wandb_config(ctx, base))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         peft_config=lora_config(c), callbacks=[make_callback(ctx, tracker)])
+    ctx.progress(0, trainer.args.max_steps if trainer.args.max_steps > 0 else None, force=True)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if ctx.stop_requested:
+        ctx.log(f"stopped at step {trainer.state.global_step}; checkpoint saved (resume with --resume {ctx.run.id})")
+        raise Cancelled()
+    adapter = save_adapter(trainer.model, tokenizer, ctx.run.path / "adapter", base=base, stage="sft",
+                           run_id=ctx.run.id, parent=None)
+    if c.wandb.log_model:
+        tracker.artifact(adapter, name=f"sft-adapter-{ctx.run.id}", kind="model")
+    ctx.log(f"adapter saved to {adapter}")
+    return {"adapter": adapter}

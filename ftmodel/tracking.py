@@ -1,0 +1,133 @@
+"""Log a stage's metrics to metrics.jsonl and mirror the very same rows to wandb.
+
+metrics.jsonl is always written. wandb is optional: missing, disabled in the config, or
+`WANDB_MODE=disabled` in the environment means one warning and the stage goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ftmodel.config import Config
+from ftmodel.rundir import MetricsWriter, Run
+from ftmodel.workspace import Workspace
+
+
+def wandb_mode(cfg: Config) -> str:
+    """Return the effective wandb mode: `WANDB_MODE=disabled` and `enabled = false` win."""
+    if os.environ.get("WANDB_MODE", "").lower() == "disabled" or not cfg.wandb.enabled:
+        return "disabled"
+    return cfg.wandb.mode
+
+
+def wandb_environment(ws: Workspace) -> dict[str, str]:
+    """Environment that keeps wandb's staging, cache and settings inside the workspace."""
+    home = ws.wandb_home.resolve()
+    return {"WANDB_DATA_DIR": str(home / "data"), "WANDB_CACHE_DIR": str(home / "cache"),
+            "WANDB_CONFIG_DIR": str(home / "config"), "WANDB_ARTIFACT_DIR": str(home / "artifacts")}
+
+
+def clean_metrics(metrics: dict) -> dict[str, float]:
+    """Keep numeric values only (bools as 0/1), as floats or ints."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            out[key] = int(value)
+        elif isinstance(value, (int, float)):
+            out[key] = value
+        elif hasattr(value, "item"):  # numpy / torch scalars
+            try:
+                out[key] = value.item()
+            except (ValueError, RuntimeError):
+                continue
+    return out
+
+
+class Tracker:
+    """One stage's metrics sink: metrics.jsonl first, the same rows to wandb when it is on."""
+
+    def __init__(self, run: Run, cfg: Config, ws: Workspace, *, stage: str, run_name: str,
+                 tags: list[str], wandb_config: dict, group: str | None, log: Callable[[str], None]):
+        self.run = run
+        self._writer = MetricsWriter(run.metrics_path)
+        self._wandb = None
+        self._wb_run = None
+        self._log = log
+        self.mode = wandb_mode(cfg)
+        self.last_step = -1
+        if self.mode != "disabled":
+            self._start_wandb(cfg, ws, stage, run_name, tags, wandb_config, group)
+        self.run.update_state(wandb={"mode": self.mode, "name": run_name,
+                                     "id": getattr(self._wb_run, "id", None),
+                                     "dir": getattr(self._wb_run, "dir", None) and
+                                     str(Path(self._wb_run.dir).parent)})
+
+    def _start_wandb(self, cfg, ws, stage, run_name, tags, wandb_config, group) -> None:
+        os.environ.update(wandb_environment(ws))
+        for key in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+            Path(os.environ[key]).mkdir(parents=True, exist_ok=True)
+        try:
+            import wandb
+        except ImportError:
+            self._log("warning: wandb is not installed; metrics go to metrics.jsonl only")
+            self.mode = "disabled"
+            return
+        try:
+            self._wb_run = wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity or None, name=run_name,
+                                      tags=tags, group=group, job_type=stage, config=wandb_config,
+                                      dir=str(self.run.path), mode=self.mode, reinit="create_new")
+            self._wandb = wandb
+        except Exception as e:  # wandb must never take a training run down with it
+            self._log(f"warning: wandb could not start ({e}); metrics go to metrics.jsonl only")
+            self.mode = "disabled"
+
+    def log(self, metrics: dict[str, Any], step: int) -> dict:
+        """Record one step's metrics in metrics.jsonl and the same values in wandb; return the row."""
+        values = clean_metrics(metrics)
+        if not values:
+            return {}
+        step = max(int(step), self.last_step)  # wandb needs monotonic steps; so do our readers
+        self.last_step = step
+        row = {"step": step, "time": round(time.time(), 3), **values}
+        self._writer.write(row)
+        if self._wb_run is not None:
+            self._wb_run.log({k: v for k, v in values.items() if not (isinstance(v, float) and math.isnan(v))},
+                             step=step)
+        return row
+
+    def summary(self, values: dict[str, Any]) -> None:
+        """Set final summary values (wandb summary; state.json `summary`)."""
+        values = clean_metrics(values)
+        self.run.update_state(summary=values)
+        if self._wb_run is not None:
+            self._wb_run.summary.update(values)
+
+    def table(self, name: str, columns: list[str], rows: list[list]) -> None:
+        """Log a table to wandb (the same rows are written by the stage to its JSON report)."""
+        if self._wb_run is not None:
+            self._wb_run.log({name: self._wandb.Table(columns=columns, data=rows)}, step=max(self.last_step, 0))
+
+    def artifact(self, path: Path, name: str, kind: str) -> None:
+        """Attach a file or directory to the wandb run as an artifact."""
+        if self._wb_run is None:
+            return
+        art = self._wandb.Artifact(name=name, type=kind)
+        if Path(path).is_dir():
+            art.add_dir(str(path))
+        else:
+            art.add_file(str(path))
+        self._wb_run.log_artifact(art)
+
+    def finish(self, exit_code: int = 0) -> None:
+        """Close metrics.jsonl and the wandb run."""
+        self._writer.close()
+        if self._wb_run is not None:
+            try:
+                self._wb_run.finish(exit_code=exit_code)
+            except Exception as e:
+                self._log(f"warning: wandb finish failed: {e}")
+            self._wb_run = None

@@ -1,0 +1,75 @@
+"""What SFT and GRPO share: the callback that feeds the tracker and honours stop requests, and
+checkpoint lookup for `--resume`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftmodel.context import StageContext, StageError
+from ftmodel.rundir import find_run, list_runs
+
+# TRL's keys → the original project's names (TRL's own keys are logged as well).
+RENAMES = {
+    "kl": "kl_divergence",
+    "rewards/format_reward/mean": "format_reward",
+    "rewards/accuracy_reward/mean": "accuracy_reward",
+    "rewards/judge_reward/mean": "judge_reward",
+}
+# Logged once when training ends; they describe the whole run, so they go to the summary.
+SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos")
+
+
+def make_callback(ctx: StageContext, tracker):
+    """Build a TrainerCallback that logs every `on_log` through the tracker and stops on request."""
+    from transformers import TrainerCallback
+
+    class StageCallback(TrainerCallback):
+        """Mirror trainer logs to metrics.jsonl/wandb; turn a stop request into save-and-stop."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = dict(logs or {})
+            summary = {k: logs.pop(k) for k in SUMMARY_KEYS if k in logs}
+            if summary:
+                tracker.summary(summary)
+            for src, dst in RENAMES.items():
+                if src in logs:
+                    logs[dst] = logs[src]
+            if logs:
+                tracker.log(logs, step=state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            ctx.progress(state.global_step, state.max_steps)
+            if ctx.stop_requested:
+                control.should_save = True  # the checkpoint is the resume point
+                control.should_training_stop = True
+
+    return StageCallback()
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """Return the newest `checkpoint-N` directory of a run, or None."""
+    ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"),
+                   key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else -1)
+    return ckpts[-1] if ckpts else None
+
+
+def resume_checkpoint(ctx: StageContext) -> Path | None:
+    """Resolve `--resume [RUN]` to a checkpoint directory (None when not resuming)."""
+    ref = ctx.args.get("resume")
+    if not ref:
+        return None
+    if ref == "latest":
+        candidates = [r for r in reversed(list_runs(ctx.ws.root, ctx.stage)) if r.id != ctx.run.id and last_checkpoint(r.path)]
+        if not candidates:
+            raise StageError(f"--resume: no earlier {ctx.stage} run with a checkpoint in {ctx.ws.runs}")
+        run_dir = candidates[0].path
+    else:
+        try:
+            run_dir = find_run(ctx.ws.root, ref).path
+        except LookupError as e:
+            raise StageError(f"--resume: {e.args[0]}") from None
+    ckpt = last_checkpoint(run_dir)
+    if ckpt is None:
+        raise StageError(f"--resume: run {run_dir.name} has no checkpoint to resume from")
+    return ckpt
+

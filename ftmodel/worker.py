@@ -1,0 +1,97 @@
+"""Run one stage inside its run directory: `python -m ftmodel.worker RUN_DIR`.
+
+The worker reads the run's config snapshot and arguments from the run directory (the snapshot is
+exactly what runs), records `running`, runs the stage, and always records how it ended.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from ftmodel import config as config_mod
+from ftmodel.context import Cancelled, StageContext, StageError
+from ftmodel.rundir import Run, process_start_time
+from ftmodel.stages import stage_module
+from ftmodel.workspace import Workspace
+
+EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def _install_signal_handlers(ctx: StageContext) -> None:
+    """First SIGINT asks the stage to save and stop; a second one, or SIGTERM, stops it now."""
+
+    def on_int(signum, frame):
+        if ctx.stop_requested:
+            raise Cancelled()
+        ctx.stop_requested = True
+        ctx.log("stop requested: saving and exiting (send again to stop at once)")
+
+    def on_term(signum, frame):
+        raise Cancelled()
+
+    signal.signal(signal.SIGINT, on_int)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # detached: a vanished terminal is no reason to stop
+
+
+def run_stage(run: Run) -> int:
+    """Run the stage recorded in `run`'s state.json; return the process exit code."""
+    state = run.read_state()
+    stage = state["stage"]
+    args = state.get("args", {})
+    mine = {"worker_pid": os.getpid()}
+    if not state.get("pid"):  # started without the launcher (e.g. directly): we are the process to watch
+        mine.update(pid=os.getpid(), pgid=os.getpgrp(), proc_start=process_start_time(os.getpid()))
+    run.update_state(state="running", started=time.time(), **mine)
+    ctx = None
+    code, status, error = EXIT_FAILED, "failed", None
+    try:
+        cfg = config_mod.load(run.config_path)
+        ctx = StageContext(run=run, cfg=cfg, ws=Workspace(Path(args.get("workspace", "workspace"))), stage=stage,
+                           args=args)
+        _install_signal_handlers(ctx)
+        module = stage_module(stage)
+        module.preflight(ctx)
+        outputs = module.run(ctx) or {}
+        if ctx.stop_requested:
+            raise Cancelled()
+        if outputs:
+            ctx.output(**outputs)
+        code, status = EXIT_OK, "finished"
+    except Cancelled:
+        code, status, error = EXIT_CANCELLED, "cancelled", "stopped on request"
+        print(f"{stage}: cancelled", flush=True)
+    except (StageError, config_mod.ConfigError) as e:
+        code, status, error = EXIT_USER_ERROR, "failed", str(e)
+        print(f"error: {e}", flush=True)
+    except KeyboardInterrupt:
+        code, status, error = EXIT_CANCELLED, "cancelled", "interrupted"
+    except BaseException as e:  # a bug or a library failure: keep the traceback in stage.log
+        traceback.print_exc()
+        error = f"{type(e).__name__}: {e}"
+    finally:
+        if ctx is not None:
+            try:
+                ctx.close_trackers(code)
+            except BaseException as e:  # closing wandb must never hide how the stage ended
+                print(f"warning: closing trackers failed: {e}", flush=True)
+        run.update_state(state=status, exit_code=code, ended=time.time(), error=error)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: `python -m ftmodel.worker RUN_DIR`."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m ftmodel.worker RUN_DIR", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return run_stage(Run(Path(argv[0])))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
