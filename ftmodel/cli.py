@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 from ftmodel import config as config_mod
-from ftmodel.context import StageContext, StageError
-from ftmodel.launcher import LaunchError, launch, stop
-from ftmodel.rundir import ACTIVE_STATES, STAGES, Run, create_run, find_run, list_runs
-from ftmodel.stages import PIPELINE, stage_module
-from ftmodel.workspace import Workspace
+from ftmodel.context import StageError
+from ftmodel.launcher import LaunchError, start_stage, stop
+from ftmodel.rundir import ACTIVE_STATES, STAGES, Run, find_run, list_runs
+from ftmodel.stages import PIPELINE
 
 DEFAULT_CONFIG = "configs/default.toml"
 
@@ -75,24 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stage_args(ns: argparse.Namespace, workspace: Path) -> dict:
+def _stage_args(ns: argparse.Namespace) -> dict:
     """Collect the stage flags recorded in state.json (what the worker reads)."""
     keep = ("resume", "no_judge", "sft_run", "eval_sft", "model", "adapter", "stages")
-    args = {k: getattr(ns, k) for k in keep if getattr(ns, k, None) not in (None, False)}
-    args["workspace"] = str(workspace.resolve())
-    return args
-
-
-def start_run(stage: str, cfg: config_mod.Config, workspace: Path, args: dict, *, argv: list[str],
-              group: str | None = None, new_session: bool = True):
-    """Check a stage's preconditions, create its run directory and launch it; return (run, process)."""
-    ws = Workspace(workspace)
-    module = stage_module(stage)
-    probe = StageContext(run=Run(ws.runs / "(preflight)"), cfg=cfg, ws=ws, stage=stage, args=args)
-    module.preflight(probe)
-    run = create_run(workspace, stage, config_toml=config_mod.to_toml(cfg), argv=argv, args=args, group=group)
-    proc = launch(run, new_session=new_session, launcher=cfg.launch.launcher, num_processes=cfg.launch.num_processes)
-    return run, proc
+    return {k: getattr(ns, k) for k in keep if getattr(ns, k, None) not in (None, False)}
 
 
 def follow(run: Run, out=None, poll: float = 0.2) -> int:
@@ -149,7 +134,7 @@ def _cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
     cfg = config_mod.load(ns.config, ns.overrides)
     workspace = Path(ns.workspace or cfg.launch.workspace)
     stage = ns.command
-    run, _ = start_run(stage, cfg, workspace, _stage_args(ns, workspace), argv=["ftmodel", *argv])
+    run, _ = start_stage(stage, cfg, workspace, _stage_args(ns), argv=["ftmodel", *argv])
     print(f"{stage}: run {run.id} ({run.path})", flush=True)
     if ns.detach:
         print(f"detached; follow with `ftmodel follow {run.id} --workspace {workspace}`")

@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 
-from ftmodel.rundir import Run, process_alive, process_start_time
+from pathlib import Path
+
+from ftmodel.rundir import Run, create_run, process_alive, process_start_time
 
 
 class LaunchError(RuntimeError):
@@ -43,6 +45,24 @@ def launch(run: Run, *, new_session: bool = True, launcher: str = "python",
     run.update_state(pid=proc.pid, pgid=pgid, proc_start=process_start_time(proc.pid), launched=time.time(),
                      worker_argv=argv)
     return proc
+
+
+def start_stage(stage: str, cfg, workspace: str | Path, args: dict, *, argv: list[str],
+              group: str | None = None, new_session: bool = True):
+    """Check a stage's preconditions, create its run directory and launch it; return (run, process)."""
+    from ftmodel.config import to_toml
+    from ftmodel.context import StageContext
+    from ftmodel.stages import stage_module
+    from ftmodel.workspace import Workspace
+
+    ws = Workspace(Path(workspace))
+    args = {**args, "workspace": str(ws.root.resolve())}  # the worker may run from another directory
+    module = stage_module(stage)
+    probe = StageContext(run=Run(ws.runs / "(preflight)"), cfg=cfg, ws=ws, stage=stage, args=args)
+    module.preflight(probe)
+    run = create_run(workspace, stage, config_toml=to_toml(cfg), argv=argv, args=args, group=group)
+    proc = launch(run, new_session=new_session, launcher=cfg.launch.launcher, num_processes=cfg.launch.num_processes)
+    return run, proc
 
 
 def _wait_gone(pid: int, start: int | None, timeout: float) -> bool:
