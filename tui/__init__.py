@@ -1,0 +1,1 @@
+"""ftmodel-tui: the terminal console that launches stages and watches their run directories."""
