@@ -293,6 +293,7 @@ class FtmodelConsole(App[None]):
         self.gpus: list[GpuSample] = []
         self._watch_terminal = watch_terminal
         self._pending_run: str | None = None
+        self.quit_message: str | None = None
         self._wake = threading.Event()
         self._stage_prompts: list[str] = []
         self._run_ids: list[str] = []
@@ -755,6 +756,7 @@ class FtmodelConsole(App[None]):
             message = (f"ftmodel-tui: {len(active)} run(s) keep running in the background: {ids}\n"
                        f"reopen the console to watch them; `ftmodel stop RUN --workspace {self.workspace}` "
                        f"stops one")
+        self.quit_message = message
         self.exit(message=message)
 
     def help_text(self) -> str:

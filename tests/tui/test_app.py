@@ -1,0 +1,243 @@
+"""Pilot tests of the console against fixed fake run directories (no clocks, no real stages)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from ftmodel import config
+from ftmodel.rundir import STAGES
+from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, self_pid, sft_rows
+from tui.app import STAGE_ITEMS, ConfirmScreen, FtmodelConsole, HelpScreen
+
+
+def make_app(ws: Path, **kw) -> FtmodelConsole:
+    app = FtmodelConsole(config.load(DEFAULT_CONFIG), str(DEFAULT_CONFIG), ws, gpu=kw.pop("gpu", False), **kw)
+    app.notes = []
+    real_notify = app.notify
+
+    def notify(message, **kwargs):
+        app.notes.append(str(message))
+        real_notify(message, **kwargs)
+
+    app.notify = notify
+    return app
+
+
+async def until(pilot, predicate, timeout: float = 10.0, what: str = "condition"):
+    """Let the app run until `predicate()` is truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def select_stage(app, pilot, stage: str):
+    app.query_one("#stages").highlighted = STAGE_ITEMS.index(stage)
+    await until(pilot, lambda: app.selected_stage == stage, what=f"stage {stage}")
+
+
+pytestmark = pytest.mark.anyio  # anyio's pytest plugin ships with anyio (a Textual dependency)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return tmp_path / "ws"
+
+
+def stage_text(app, stage: str) -> str:
+    stages = app.query_one("#stages")
+    return str(stages.get_option_at_index(STAGE_ITEMS.index(stage)).prompt)
+
+
+def status_text(app) -> str:
+    return str(app.query_one("#status").render())
+
+
+async def test_stage_list_shows_latest_state_of_each_stage(ws):
+    make_run(ws, "prepare-20260101-000000-0001", "prepare", "finished")
+    make_run(ws, "sft-20260101-000001-0001", "sft", "failed", exit_code=1, error="boom")
+    make_run(ws, "sft-20260101-000002-0002", "sft", "finished")  # newer: the one the list shows
+    make_run(ws, "grpo-20260101-000003-0001", "grpo", "running", pid=dead_pid(), proc_start=1)
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "finished" in stage_text(app, "prepare"), what="scan")
+        assert "finished" in stage_text(app, "sft")
+        assert "lost" in stage_text(app, "grpo")
+        assert "—" in stage_text(app, "export")
+        assert [s for s in STAGE_ITEMS if s != "pipeline"] == list(STAGES)
+
+
+async def test_selecting_a_run_loads_its_metrics_into_the_chart_store(ws):
+    make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=sft_rows(300), progress=(300, 300))
+    app = make_app(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: app.store.rows == 300, what="metrics")
+        assert app.selected_run == "sft-20260101-000000-0001"
+        assert {"loss", "learning_rate", "grad_norm"} <= set(app.store.series)
+        await until(pilot, lambda: app.charts_ready, what="plotext")
+        loss = app.query_one("#panel-loss")
+        await until(pilot, lambda: loss.drawn_version == app.store.version, what="loss chart drawn")
+        assert loss.display and not app.query_one("#panel-reward").display  # no reward metrics: no panel
+        assert "300/300" in str(app.query_one("#progress-text").render())
+
+
+async def test_lost_run_shows_lost_with_its_last_log_lines(ws):
+    make_run(ws, "sft-20260101-000000-0001", "sft", "running", pid=dead_pid(), proc_start=12345,
+             log=[f"line {i}" for i in range(50)] + ["last words"], progress=(40, 250))
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: "lost" in status_text(app), what="lost status")
+        log = app.query_one("#log")
+        await until(pilot, lambda: log.line_count > 0, what="log tail")
+        assert log.lines[-1] == "last words"
+
+
+async def test_failed_run_shows_exit_code_error_and_log_tail(ws):
+    make_run(ws, "grpo-20260101-000000-0001", "grpo", "failed", exit_code=2,
+             error="no SFT adapter: run `ftmodel sft` first", log=["loading", "error: no SFT adapter"])
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "grpo")
+        await until(pilot, lambda: "exit 2" in status_text(app), what="exit code")
+        assert "no SFT adapter" in status_text(app)
+        log = app.query_one("#log")
+        await until(pilot, lambda: log.line_count >= 2, what="log tail")
+        assert log.lines[-1] == "error: no SFT adapter"
+
+
+async def test_start_with_missing_data_shows_the_preflight_error(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await pilot.press("s")
+        await until(pilot, lambda: any("run `ftmodel filter` first" in n for n in app.notes), what="preflight")
+        assert not (ws / "runs").exists() or not any((ws / "runs").iterdir())  # no run was created
+
+
+async def test_stop_asks_for_confirmation_and_no_keeps_the_run(ws):
+    pid, start = self_pid()
+    make_run(ws, "sft-20260101-000000-0001", "sft", "running", pid=pid, proc_start=start, progress=(5, 250))
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: "running" in status_text(app), what="running status")
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="dialog closed")
+        assert not any(w.name == "stop-run" for w in app.workers)
+
+
+async def test_stop_on_a_finished_run_says_there_is_nothing_to_stop(ws):
+    make_run(ws, "sft-20260101-000000-0001", "sft", "finished")
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: "finished" in status_text(app), what="status")
+        await pilot.press("x")
+        await until(pilot, lambda: any("nothing to stop" in n for n in app.notes), what="notice")
+        assert not isinstance(app.screen, ConfirmScreen)
+
+
+async def test_quit_says_running_stages_keep_running(ws):
+    pid, start = self_pid()
+    make_run(ws, "sft-20260101-000000-0001", "sft", "running", pid=pid, proc_start=start)
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.runs, what="scan")
+        await pilot.press("q")
+    assert app.quit_message and "1 run(s) keep running" in app.quit_message
+
+
+async def test_evaluation_results_show_as_a_table(ws):
+    make_run(ws, "evaluate-20260101-000000-0001", "evaluate", "finished", files={
+        "eval_grpo.json": {"total": 200, "format_accuracy": 1.0, "answer_accuracy": 0.17,
+                           "per_qtype": {"tf": {"total": 50, "format_accuracy": 1.0, "answer_accuracy": 0.5,
+                                                "majority_baseline": 0.52}}}})
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "evaluate")
+        await until(pilot, lambda: app.query("#panel-results DataTable"), what="results table")
+        table = app.query_one("#panel-results DataTable")
+        assert table.row_count == 2 and table.get_row_at(1)[0] == "tf"
+        assert app.query_one("#panel-results").display
+
+
+async def test_grpo_hints_and_reward_panel(ws):
+    make_run(ws, "grpo-20260101-000000-0001", "grpo", "finished", metrics=grpo_rows(20, zero_std=0.9, kl=False),
+             beta=0.0)
+    app = make_app(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await select_stage(app, pilot, "grpo")
+        hints = app.query_one("#hints")
+        await until(pilot, lambda: "no KL" in str(hints.render()), what="hints")
+        assert "no learning signal" in str(hints.render())
+        assert app.query_one("#panel-reward").display and not app.query_one("#panel-kl").display
+
+
+async def test_toggle_panel_and_help(ws):
+    make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=sft_rows(10))
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: app.query_one("#panel-loss").display, what="loss panel")
+        await pilot.press("1")
+        await until(pilot, lambda: not app.query_one("#panel-loss").display, what="loss hidden")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        assert "Stop run" in app.help_text() and "Toggle loss" in app.help_text()
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="help closed")
+
+
+async def test_every_binding_has_an_id_and_description():
+    for binding in FtmodelConsole.BINDINGS:
+        assert binding.id and binding.description, binding
+
+
+async def test_gpu_panel_absent_without_nvidia_smi_and_filled_with_it(ws, tmp_path, monkeypatch):
+    app = make_app(ws, gpu=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        assert not app.query("#panel-gpu")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\necho '0, 87, 40000, 81559'\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{__import__('os').environ['PATH']}")
+    app = make_app(ws, gpu=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.gpus, what="gpu sample")
+        assert "87%" in str(app.query_one("#gpu-text").render())
+
+
+async def test_live_rows_appended_later_reach_the_store(ws):
+    pid, start = self_pid()
+    path = make_run(ws, "sft-20260101-000000-0001", "sft", "running", pid=pid, proc_start=start,
+                    metrics=sft_rows(5), progress=(5, 100))
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: app.store.rows == 5, what="first rows")
+        import json
+        with open(path / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps({"step": 6, "time": 1764000004.0, "loss": 1.0}) + "\n")
+            fh.write('{"step": 7, "lo')  # a partial line waits for its newline
+        await until(pilot, lambda: app.store.rows == 6, what="appended row")
+        with open(path / "metrics.jsonl", "a") as fh:
+            fh.write('ss": 0.9}\n')
+        await until(pilot, lambda: app.store.rows == 7, what="completed row")
+        assert app.store.get("loss").last == (7, 0.9)

@@ -1,0 +1,81 @@
+"""The console's data layer: bounded series, run summaries, results, hints and nvidia-smi parsing."""
+
+import tracemalloc
+
+from tests.tui.fake_runs import dead_pid, grpo_rows, make_run
+from tui.model import (Series, SeriesStore, columns_from_rows, health_hints, parse_nvidia_smi, read_results,
+                       scan_workspace, stage_rows)
+
+
+def test_series_stays_bounded_and_spread_over_100k_steps():
+    series = Series(capacity=1000)
+    for start in range(0, 100_000, 777):  # uneven chunks, as the reader delivers them
+        xs = list(range(start, min(start + 777, 100_000)))
+        series.extend(xs, [float(x) for x in xs])
+    assert len(series) <= 1000
+    assert series.count == 100_000
+    assert series.xs[0] == 0 and series.xs[-1] >= 100_000 - 2 * series.stride
+    assert all(x % series.stride == 0 for x in series.xs)  # evenly spread: every stride-th step
+    xs, ys = series.points(160)
+    assert len(xs) <= 162 and xs[-1] == 99_999  # downsampled for the chart, ending at the latest point
+
+
+def test_store_memory_is_bounded_for_100k_rows():
+    rows = [{"step": i, "time": float(i), "loss": 1.0 / (i + 1), "reward": 0.5, "kl_divergence": 0.01,
+             "learning_rate": 1e-4, "grad_norm": 0.2} for i in range(100_000)]
+    tracemalloc.start()
+    store = SeriesStore(capacity=2048)
+    for k in range(0, len(rows), 5000):
+        store.add_columns(columns_from_rows(rows[k:k + 5000]), 5000)
+        del k
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert store.rows == 100_000
+    assert all(len(s) <= 2048 for s in store.series.values())
+    assert current < 2_000_000  # six bounded series, not 100k rows
+
+
+def test_columns_skip_non_numbers_and_nan():
+    cols = columns_from_rows([{"step": 1, "loss": 2.0, "note": "x", "ok": True}, {"step": 2, "loss": float("nan")}])
+    assert cols == {"loss": ([1], [2.0])}
+
+
+def test_grpo_health_hints():
+    def hints(rows, beta=0.04):
+        store = SeriesStore()
+        store.add_columns(columns_from_rows(rows), len(rows))
+        return health_hints("grpo", store, beta)
+
+    assert hints(grpo_rows(10)) == []
+    assert "no learning signal: most groups have identical rewards" in hints(grpo_rows(10, zero_std=0.9))
+    assert "many completions clipped: raise grpo.max_completion_length" in hints(grpo_rows(10, clipped=0.5))
+    assert "no KL: grpo.beta is 0" in hints(grpo_rows(10, kl=False), beta=0.0)
+    assert hints(grpo_rows(10, kl=False), beta=0.04) == []
+
+
+def test_read_results_eval_and_ablation(tmp_path):
+    run = make_run(tmp_path, "evaluate-20260101-000000-0001", "evaluate", "finished", files={
+        "eval_grpo_20260101.json": {"total": 200, "format_accuracy": 1.0, "answer_accuracy": 0.17,
+                                    "per_qtype": {"tf": {"total": 50, "format_accuracy": 1.0, "answer_accuracy": 0.5,
+                                                         "majority_baseline": 0.52}}},
+        "ablation_summary_x.json": {"table": {"columns": ["variant", "format_accuracy"],
+                                              "rows": [["base", 0.0], ["sft_only", 1.0]]}}})
+    tables = {title: (cols, rows) for title, cols, rows in read_results(run)}
+    cols, rows = tables["eval_grpo_20260101.json"]
+    assert rows[0] == ["all", "200", "1.000", "0.170", ""]
+    assert rows[1] == ["tf", "50", "1.000", "0.500", "0.520"]
+    assert tables["ablation_summary_x.json"] == (["variant", "format_accuracy"], [["base", "0.000"], ["sft_only", "1.000"]])
+
+
+def test_scan_marks_dead_running_runs_lost(tmp_path):
+    make_run(tmp_path, "sft-20260101-000000-0001", "sft", "finished")
+    make_run(tmp_path, "sft-20260101-000001-0002", "sft", "running", pid=dead_pid(), proc_start=1)
+    runs = scan_workspace(tmp_path)
+    assert [r.status for r in runs] == ["finished", "lost"]
+    rows = {row.stage: row for row in stage_rows(("prepare", "sft"), runs)}
+    assert rows["sft"].latest.status == "lost" and rows["prepare"].latest is None
+
+
+def test_parse_nvidia_smi():
+    gpus = parse_nvidia_smi("0, 87, 40000, 81559\n1, [N/A], 1, 2\n")
+    assert len(gpus) == 1 and gpus[0].util == 87 and gpus[0].mem_total == 81559
