@@ -474,6 +474,8 @@ class FtmodelConsole(App[None]):
         if self._pending_run and self._pending_run in self.runs_by_id:
             run_id, self._pending_run = self._pending_run, None
             self._select_run(run_id)
+        elif self.selected_run is None and self._run_ids:
+            self._select_run(self._run_ids[0])  # the stage's first run appeared (or the first scan landed)
         self._refresh_status()
 
     def on_metrics_chunk(self, message: MetricsChunk) -> None:
