@@ -23,6 +23,7 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
@@ -299,6 +300,18 @@ class FtmodelConsole(App[None]):
         self._run_ids: list[str] = []
         self._launched = []  # Popen handles kept only so finished children get reaped, never read
 
+    @property
+    def main(self):
+        """The console's own screen (queries must not land on a dialog pushed over it)."""
+        return self.screen_stack[0] if self.screen_stack else self.screen
+
+    def _showing(self) -> bool:
+        """Tell whether the console's widgets exist (worker messages can outlive them at exit)."""
+        try:
+            return bool(self.screen_stack) and bool(self.main.query("#stages"))
+        except NoMatches:
+            return False
+
     # ---------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
@@ -336,8 +349,8 @@ class FtmodelConsole(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#stages", OptionList).highlighted = 0
-        self.query_one("#stages").focus()
+        self.main.query_one("#stages", OptionList).highlighted = 0
+        self.main.query_one("#stages").focus()
         self._import_charts()
         self._poll_runs()
         if self.gpu_enabled:
@@ -464,6 +477,8 @@ class FtmodelConsole(App[None]):
     # ---------------------------------------------------------------- message handlers
 
     def on_runs_scanned(self, message: RunsScanned) -> None:
+        if not self._showing():
+            return
         self.runs = message.runs
         self.runs_by_id = {r.id: r for r in message.runs}
         for proc in list(self._launched):
@@ -479,16 +494,22 @@ class FtmodelConsole(App[None]):
         self._refresh_status()
 
     def on_metrics_chunk(self, message: MetricsChunk) -> None:
+        if not self._showing():
+            return
         if message.run_id != self.selected_run:
             return
         self.store.add_columns(message.columns, message.rows)
         self._refresh_status()
 
     def on_log_lines(self, message: LogLines) -> None:
+        if not self._showing():
+            return
         if message.run_id == self.selected_run:
-            self.query_one("#log", Log).write_lines(message.lines)
+            self.main.query_one("#log", Log).write_lines(message.lines)
 
     def on_results_loaded(self, message: ResultsLoaded) -> None:
+        if not self._showing():
+            return
         if message.run_id != self.selected_run:
             return
         self.beta = message.beta
@@ -496,7 +517,7 @@ class FtmodelConsole(App[None]):
         if summary is None or summary.active:
             return
         self.results_for = message.run_id
-        panel = self.query_one("#panel-results")
+        panel = self.main.query_one("#panel-results")
         panel.remove_children()
         tables = []
         for title, cols, rows in message.tables:
@@ -511,15 +532,19 @@ class FtmodelConsole(App[None]):
         self._refresh_status()
 
     def on_gpu_polled(self, message: GpuPolled) -> None:
+        if not self._showing():
+            return
         self.gpus = message.gpus
         text = "\n".join(f"GPU{g.index} util {g.util:3.0f}%  mem {g.mem_used:,.0f}/{g.mem_total:,.0f} MiB"
                          for g in message.gpus) or "nvidia-smi returned no GPUs"
-        self.query_one("#gpu-text", Static).update(text)
+        self.main.query_one("#gpu-text", Static).update(text)
 
     def on_charts_ready(self, message: ChartsReady) -> None:
+        if not self._showing():
+            return
         from textual_plotext import PlotextPlot
 
-        for panel in self.query(ChartPanel):
+        for panel in self.main.query(ChartPanel):
             panel.remove_children()
             panel.plot = PlotextPlot()
             panel.mount(panel.plot)
@@ -553,7 +578,7 @@ class FtmodelConsole(App[None]):
 
     @on(OptionList.OptionSelected, "#stages")
     def _stage_selected(self, event: OptionList.OptionSelected) -> None:
-        self.query_one("#runs").focus()
+        self.main.query_one("#runs").focus()
 
     # ---------------------------------------------------------------- state changes
 
@@ -574,13 +599,13 @@ class FtmodelConsole(App[None]):
         self.store = SeriesStore()
         self.beta = None
         self.results_for = None
-        for panel in self.query(ChartPanel):
+        for panel in self.main.query(ChartPanel):
             panel.drawn_version = -1
-        self.query_one("#log", Log).clear()
-        self.query_one("#panel-results").remove_children()
+        self.main.query_one("#log", Log).clear()
+        self.main.query_one("#panel-results").remove_children()
         summary = self.runs_by_id.get(run_id) if run_id else None
         self.follower = RunFollower(summary.path if summary else self.workspace / "runs" / run_id) if run_id else None
-        runs_list = self.query_one("#runs", OptionList)
+        runs_list = self.main.query_one("#runs", OptionList)
         if run_id in self._run_ids:
             index = self._run_ids.index(run_id)
             if runs_list.highlighted != index:
@@ -594,7 +619,7 @@ class FtmodelConsole(App[None]):
 
     def _refresh_stage_list(self) -> None:
         rows = stage_rows(STAGE_ITEMS, self.runs)
-        stages = self.query_one("#stages", OptionList)
+        stages = self.main.query_one("#stages", OptionList)
         prompts = []
         for row in rows:
             status = row.latest.status if row.latest else "—"
@@ -610,7 +635,7 @@ class FtmodelConsole(App[None]):
     def _refresh_run_list(self) -> None:
         runs = self._stage_runs(self.selected_stage)
         ids = [r.id for r in runs]
-        runs_list = self.query_one("#runs", OptionList)
+        runs_list = self.main.query_one("#runs", OptionList)
         prompts = [self._run_prompt(r) for r in runs]
         if ids != self._run_ids:
             runs_list.clear_options()
@@ -631,10 +656,10 @@ class FtmodelConsole(App[None]):
         return f"{when} [{style}]{label}[/]" if style else f"{when} {label}"
 
     def _refresh_status(self) -> None:
-        status = self.query_one("#status", Static)
-        bar = self.query_one("#progress", ProgressBar)
-        text = self.query_one("#progress-text", Static)
-        hints = self.query_one("#hints", Static)
+        status = self.main.query_one("#status", Static)
+        bar = self.main.query_one("#progress", ProgressBar)
+        text = self.main.query_one("#progress-text", Static)
+        hints = self.main.query_one("#hints", Static)
         summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
         if summary is None:
             status.update(f"[b]{self.selected_stage}[/b]: no runs yet — press [b]s[/b] to start it"
@@ -674,23 +699,25 @@ class FtmodelConsole(App[None]):
 
     def _apply_visibility(self, has_results: bool | None = None) -> None:
         hidden = self.hidden_panels
-        for panel in self.query(ChartPanel):
+        for panel in self.main.query(ChartPanel):
             panel.display = panel.spec.key not in hidden and panel.has_data(self.store)
-        results = self.query_one("#panel-results")
+        results = self.main.query_one("#panel-results")
         if has_results is None:
             has_results = bool(results.children)
         results.display = "results" not in hidden and has_results
-        self.query_one("#panel-log").display = "log" not in hidden and self.selected_run is not None
+        self.main.query_one("#panel-log").display = "log" not in hidden and self.selected_run is not None
         if self.gpu_enabled:
-            self.query_one("#panel-gpu").display = "gpu" not in hidden
+            self.main.query_one("#panel-gpu").display = "gpu" not in hidden
 
     def _redraw(self, force: bool = False) -> None:
         """Redraw charts whose data changed (about once a second), and only visible ones."""
-        before = {p.id: p.display for p in self.query(ChartPanel)}
+        if not self._showing():
+            return
+        before = {p.id: p.display for p in self.main.query(ChartPanel)}
         self._apply_visibility()
         if not self.charts_ready:
             return
-        for panel in self.query(ChartPanel):
+        for panel in self.main.query(ChartPanel):
             if not panel.display:
                 continue
             if force or panel.drawn_version != self.store.version or not before.get(panel.id):
@@ -726,11 +753,11 @@ class FtmodelConsole(App[None]):
 
     def action_focus_stages(self) -> None:
         """Focus the stage list."""
-        self.query_one("#stages").focus()
+        self.main.query_one("#stages").focus()
 
     def action_focus_runs(self) -> None:
         """Focus the run list."""
-        self.query_one("#runs").focus()
+        self.main.query_one("#runs").focus()
 
     def action_cycle_run(self, delta: int) -> None:
         """Show the next newer (-1) or older (+1) run of the selected stage."""
