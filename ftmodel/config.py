@@ -222,7 +222,7 @@ class Config:
 SECTIONS: dict[str, type] = {f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name]
                              for f in dataclasses.fields(Config)}
 
-# Keys whose value would be a secret: the schema only ever holds the NAME of an environment variable.
+# Keys that would hold a secret: the schema only ever holds the NAME of an environment variable.
 _SECRET_KEY = re.compile(r"(api_key|token|secret|password)$", re.IGNORECASE)
 
 
@@ -312,6 +312,9 @@ def from_dict(data: dict, *, source: str = "<config>", text: str | None = None) 
         specs = {name: (typ, meta) for name, typ, _, meta in field_specs(section)}
         target = getattr(cfg, section)
         for key, value in values.items():
+            if key not in specs and _SECRET_KEY.search(key):
+                raise fail(section, key, f"{section}.{key}: secrets never go in the config; put the key in an "
+                           "environment variable and name that variable instead (e.g. judge.api_key_env)")
             if key not in specs:
                 hint = difflib.get_close_matches(key, specs, n=1)
                 raise fail(section, key, f"unknown key {section}.{key}"
@@ -338,11 +341,6 @@ def _check_consistency(cfg: Config, fail) -> None:
         if name not in ("base", "sft_only", "sft_grpo"):
             raise fail("ablation", "variants", f"ablation.variants: unknown variant {name!r} "
                        "(use base, sft_only, sft_grpo)")
-    for section in SECTIONS:
-        for key, value in dataclasses.asdict(getattr(cfg, section)).items():
-            if _SECRET_KEY.search(key) and value:
-                raise fail(section, key, f"{section}.{key}: secrets never go in the config; "
-                           "put the key in an environment variable and name it here instead")
 
 
 def parse_override(spec: str) -> tuple[str, str, Any]:

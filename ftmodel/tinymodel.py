@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 # Bump when the build recipe changes (tokenizer, template, architecture, training loop,
 # or the corpus the callers feed in): it is part of the cache key.
-VERSION = "1"
+VERSION = "2"
 
 TAG_TOKENS = ("<think>", "</think>", "<answer>", "</answer>")
 
@@ -97,7 +97,12 @@ def build_tokenizer(
         raise ValueError(f"vocab_size {vocab_size} too small for a byte-level BPE")
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    # Every digit is its own token: BPE would otherwise merge frequent digit groups at random
+    # ("45" -> "4","5" but "172" -> "17","2"), and a tiny model cannot then copy or compare numbers.
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        pre_tokenizers.Digits(individual_digits=True),
+    ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=base_vocab,

@@ -6,7 +6,6 @@ metrics.jsonl is always written. wandb is optional: missing, disabled in the con
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -95,8 +94,7 @@ class Tracker:
         row = {"step": step, "time": round(time.time(), 3), **values}
         self._writer.write(row)
         if self._wb_run is not None:
-            self._wb_run.log({k: v for k, v in values.items() if not (isinstance(v, float) and math.isnan(v))},
-                             step=step)
+            self._wb_run.log(values, step=step)
         return row
 
     def summary(self, values: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ RENAMES = {
     "rewards/accuracy_reward/mean": "accuracy_reward",
     "rewards/judge_reward/mean": "judge_reward",
 }
-# Logged once when training ends; they describe the whole run, so they go to the summary.
+# Keys of the record logged once when training ends; it describes the whole run, so it goes to the summary.
 SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos")
 
 
@@ -28,9 +28,11 @@ def make_callback(ctx: StageContext, tracker):
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = dict(logs or {})
-            summary = {k: logs.pop(k) for k in SUMMARY_KEYS if k in logs}
-            if summary:
-                tracker.summary(summary)
+            if any(k in logs for k in SUMMARY_KEYS):
+                # The end-of-training record repeats the last step: a second row at the same step would
+                # merge into the previous one in wandb but not in metrics.jsonl, so it is summary only.
+                tracker.summary(logs)
+                return
             for src, dst in RENAMES.items():
                 if src in logs:
                     logs[dst] = logs[src]

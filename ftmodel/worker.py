@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from ftmodel import config as config_mod
@@ -87,6 +88,8 @@ def run_stage(run: Run) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `python -m ftmodel.worker RUN_DIR`."""
     argv = sys.argv[1:] if argv is None else argv
+    # The libraries' deprecation notices about their own internals are noise in a user's stage log.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft|accelerate)\b")
     if len(argv) != 1:
         print("usage: python -m ftmodel.worker RUN_DIR", file=sys.stderr)
         return EXIT_USER_ERROR

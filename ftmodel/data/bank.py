@@ -63,18 +63,18 @@ _CONCEPTS = (
     ("Depreciation", "the spread of an asset's cost over its useful life"),
 )
 
-# (cause with {v} for the verb, effect, short cause, short effect, effect moves the same way);
+# (cause with {v} for the verb, effect, short cause name, short effect, effect moves the same way);
 # {e} is the company and {p} its possessive.
 _RULES = (
     ("interest rates {v}", "the price of a fixed-coupon bond issued by {e}",
-     "Rates {v}", "bond price", False),
-    ("demand for {p} products {v}s", "{p} revenue", "Demand {v}s", "revenue", True),
-    ("{p} costs {v} while its revenue stays the same", "{p} profit", "Costs {v}", "profit", False),
-    ("{p} credit rating {v}s", "{p} borrowing cost", "Rating {v}s", "borrowing cost", False),
+     "rates", "bond price", False),
+    ("demand for {p} products {v}s", "{p} revenue", "demand", "revenue", True),
+    ("{p} costs {v} while its revenue stays the same", "{p} profit", "costs", "profit", False),
+    ("{p} credit rating {v}s", "{p} borrowing cost", "rating", "borrowing cost", False),
     ("inflation expectations {v}", "the yield investors demand on {p} long-term bonds",
-     "Expectations {v}", "yield", True),
+     "inflation", "yield", True),
     ("{p} earnings {v} and its P/E ratio stays the same", "{p} share price",
-     "Earnings {v}", "share price", True),
+     "earnings", "share price", True),
 )
 _RULE_PHRASINGS = (
     "If {cause}, what happens to {effect}?",
@@ -101,6 +101,14 @@ _GENERIC_SENTENCES = (
     "Revenue is reported before costs are subtracted; net income is what remains.",
     "Total assets are the sum of everything a company owns.",
     "A stock's percentage change compares the price move with the starting price.",
+    "Interest rates and bond prices move in opposite directions.",
+    "Demand and revenue move in the same direction.",
+    "Costs and profit move in opposite directions.",
+    "A credit rating and the borrowing cost move in opposite directions.",
+    "Inflation and bond yields move in the same direction.",
+    "Earnings and the share price move in the same direction.",
+    "Selling higher than you bought is a gain; selling lower is a loss.",
+    "The fund whose return is higher returned more.",
 ) + tuple(f"{term} is {definition}." for term, definition in _CONCEPTS)
 _FORMULAS = (
     "percentage change = (new - old) / old * 100",
@@ -152,20 +160,25 @@ def _compound_interest(rng: random.Random, target: int) -> _Item:
 
 
 def _multiple_choice(rng: random.Random, target: int) -> _Item:
-    """A definition with four terms; target is the index of the correct letter."""
+    """A definition with four terms; target is the index of the correct letter.
+
+    Each option is written "Term (X)", so the worked solution names the term and the letter that
+    follows it in the question can be copied.
+    """
     right, *wrong = rng.sample(range(len(_CONCEPTS)), 4)
     order = wrong[:target] + [right] + wrong[target:]
     letters = "ABCD"
-    options = " ".join(f"{letters[i]}) {_CONCEPTS[c][0]}" for i, c in enumerate(order))
+    options = ", ".join(f"{_CONCEPTS[c][0]} ({letters[i]})" for i, c in enumerate(order))
     term, definition = _CONCEPTS[right]
-    question = f"Which term means {definition}? {options}"
+    question = f"Which term means {definition}? Options: {options}."
     key = "multiple_choice|" + "|".join(_CONCEPTS[c][0] for c in order)
-    return key, question, letters[target], f"That is {term}, option {letters[target]}."
+    return key, question, letters[target], f"{term} ({letters[target]})"
 
 
 def _true_false(rng: random.Random, target: int) -> _Item:
     """A checkable finance statement; target 0 makes it true, 1 false."""
     truth = target == 0
+    verdict = "True" if truth else "False"
     kind = rng.randrange(3)
     if kind == 0:
         term_i = rng.randrange(len(_CONCEPTS))
@@ -173,7 +186,8 @@ def _true_false(rng: random.Random, target: int) -> _Item:
         term, definition = _CONCEPTS[term_i][0], _CONCEPTS[def_i][1]
         statement = f"{term} means {definition}."
         key = f"true_false|def|{term}|{_CONCEPTS[def_i][0]}"
-        reasoning = f"{term} {'does' if truth else 'does not'} mean that."
+        # The solution names the term the definition belongs to, then compares it with the claim.
+        reasoning = f"that is {_CONCEPTS[def_i][0]}, so {verdict}"
     elif kind == 1:
         principal, rate, years = rng.randrange(100, 5001, 100), rng.randint(1, 10), rng.randint(1, 5)
         interest = principal * rate * years // 100  # exact: the principal is a multiple of 100
@@ -184,7 +198,7 @@ def _true_false(rng: random.Random, target: int) -> _Item:
         unit = "year" if years == 1 else "years"
         statement = f"Simple interest on {principal} at {rate}% for {years} {unit} is {claimed}."
         key = f"true_false|simple|{principal}|{rate}|{years}|{claimed}"
-        reasoning = f"{principal}*{rate}%*{years}={interest}."
+        reasoning = f"{principal}*{rate}%*{years}={interest}, so {verdict}"
     else:
         start = rng.randint(10, 200)
         end = rng.randint(start + 1, 3 * start)
@@ -195,8 +209,8 @@ def _true_false(rng: random.Random, target: int) -> _Item:
         claimed = pct if truth else _round(Decimal(pct) + (-offset if lower else offset), 1)
         statement = f"A stock that rose from {start} to {end} gained {claimed}%."
         key = f"true_false|pct|{start}|{end}|{claimed}"
-        reasoning = f"({end}-{start})/{start}*100={pct}."
-    return key, f"True or false: {statement}", "True" if truth else "False", reasoning
+        reasoning = f"({end}-{start})/{start}*100={pct}, so {verdict}"
+    return key, f"True or false: {statement}", verdict, reasoning
 
 
 def _possessive(name: str) -> str:
@@ -205,9 +219,13 @@ def _possessive(name: str) -> str:
 
 
 def _rule_direction(rng: random.Random, target: int) -> _Item:
-    """A cause-and-effect rule; target 0 makes the effect rise, 1 fall."""
+    """A cause-and-effect rule; target 0 makes the effect rise, 1 fall.
+
+    The solution restates the cause in a fixed short form, names the rule's relation, and only
+    then gives the direction: "rates rise, opposite, so fall".
+    """
     rule_i = rng.randrange(len(_RULES))
-    cause_t, effect_t, cause_short, effect_short, same = _RULES[rule_i]
+    cause_t, effect_t, cause_short, _effect_short, same = _RULES[rule_i]
     effect_dir = ("rise", "fall")[target]
     # The cause moves the same way as the effect for same-direction rules, the other way otherwise.
     cause_dir = effect_dir if same else ("fall", "rise")[target]
@@ -218,52 +236,68 @@ def _rule_direction(rng: random.Random, target: int) -> _Item:
         effect=effect_t.format(e=entity, p=_possessive(entity)))
     question = question[0].upper() + question[1:]
     key = f"rule_direction|{rule_i}|{cause_dir}|{entity}|{phrasing}"
-    relation = "same way" if same else "opposite way"
-    return key, question, effect_dir, f"{cause_short.format(v=cause_dir)}; {effect_short} moves the {relation}."
+    relation = "same" if same else "opposite"
+    return key, question, effect_dir, f"{cause_short} {cause_dir}, {relation}, so {effect_dir}"
 
 
-def _return_pair(rng: random.Random) -> tuple[str, str]:
-    """Two returns with distinct integer parts, first one higher."""
-    high, low = sorted(rng.sample(range(1, 20), 2), reverse=True)
-    return f"{high}.{rng.randrange(10)}", f"{low}.{rng.randrange(10)}"
+def _leading_digits_differ(rng: random.Random, lo: int, hi: int) -> tuple[int, int]:
+    """Two numbers in [lo, hi] (same digit count) whose leading digits differ, higher first."""
+    while True:
+        a, b = rng.sample(range(lo, hi + 1), 2)
+        if str(a)[0] != str(b)[0]:
+            return max(a, b), min(a, b)
 
 
 def _compare_returns(rng: random.Random, target: int) -> _Item:
-    """Two funds' returns; target 0 means the first-named fund returned more."""
+    """Two funds' returns; target 0 means the first-named fund returned more.
+
+    The solution copies both returns in order, says whether the second is up or down from the
+    first (decided by the integer parts, which always differ), then names the winner.
+    """
     first, second = rng.sample(_FUNDS, 2)
-    higher, lower = _return_pair(rng)
+    high, low = _leading_digits_differ(rng, 1, 9)
+    higher, lower = f"{high}.{rng.randrange(10)}", f"{low}.{rng.randrange(10)}"
     r1, r2 = (higher, lower) if target == 0 else (lower, higher)
     winner = first if target == 0 else second
+    move = "down" if target == 0 else "up"
     question = (f"Fund {first} returned {r1}% and Fund {second} returned {r2}% last year. "
                 f"Which fund returned more?")
     return (f"compare_returns|{first}|{r1}|{second}|{r2}", question, winner,
-            f"{higher} > {lower}, so {winner} returned more.")
+            f"{first} {r1}, {second} {r2}, {move}, so {winner}")
 
 
 def _read_number(rng: random.Random, target: int) -> _Item:
-    """Two reported figures; target 0 asks for the first one, 1 for the second."""
+    """Two reported figures; target 0 asks for the first one, 1 for the second.
+
+    The solution repeats the asked field exactly as the question states it ("net income of 312"),
+    so the figure is a copy of what follows the same words in the question.
+    """
     entity = rng.choice(_COMPANIES)
     fields = rng.sample(_READ_FIELDS, 2)
-    values = [str(rng.randint(10, 9999)) for _ in fields]
+    values = [str(rng.randint(10, 999)) for _ in fields]
     asked = fields[target]
     question = (f"{entity} reported {fields[0]} of {values[0]} million and {fields[1]} of "
                 f"{values[1]} million. What was its {asked} in millions?")
     key = f"read_number|{entity}|{fields[0]}|{values[0]}|{fields[1]}|{values[1]}|{asked}"
-    return key, question, values[target], f"Stated {asked}: {values[target]} million."
+    return key, question, values[target], f"{asked} of {values[target]}"
 
 
 def _gain_or_loss(rng: random.Random, target: int) -> _Item:
-    """A buy and a sell price; target 0 is a gain, 1 a loss."""
-    low, high = sorted(rng.sample(range(5, 201), 2))
+    """A buy and a sell price; target 0 is a gain, 1 a loss.
+
+    Prices have two digits with different leading digits; the solution copies both prices, says
+    whether the move from the purchase to the sale is up or down, then names the result.
+    """
+    high, low = _leading_digits_differ(rng, 10, 99)
     bought, sold = (low, high) if target == 0 else (high, low)
     who = rng.choice(_INVESTORS)
     entity = rng.choice(_COMPANIES)
     answer = ("gain", "loss")[target]
+    move = ("up", "down")[target]
     question = (f"{who} bought shares of {entity} at {bought} and sold them at {sold}. "
                 f"Was this a gain or a loss?")
-    relation = ">" if target == 0 else "<"
     return (f"gain_or_loss|{who}|{entity}|{bought}|{sold}", question, answer,
-            f"Sold {sold} {relation} bought {bought}, so a {answer}.")
+            f"bought {bought}, sold {sold}, {move}, so {answer}")
 
 
 # qtype -> (generator, number of answer classes to balance over).
@@ -374,10 +408,30 @@ def majority_baseline(train: list[dict], eval: list[dict]) -> dict[str, float]:
     return result
 
 
+_MOVE_LABELS = (("open", "close"), ("start", "end"), ("before", "after"), ("old", "new"), ("first", "second"))
+
+
+def _move_line(rng: random.Random) -> str:
+    """A plain fact saying whether a number moved up or down: "open 45, close 72, up".
+
+    Two-digit numbers or one-digit decimals, as in the questions; the leading digits usually differ.
+    """
+    if rng.random() < 0.5:
+        a, b = rng.sample(range(10, 100), 2)
+        x, y = str(a), str(b)
+    else:
+        a, b = rng.sample(range(10, 100), 2)
+        x, y = f"{a / 10:.1f}", f"{b / 10:.1f}"
+    first, second = rng.choice(_MOVE_LABELS)
+    return f"{first} {x}, {second} {y}, {'up' if b > a else 'down'}"
+
+
 def _arithmetic_line(rng: random.Random) -> str:
     """A plain arithmetic fact of the kinds the solutions use."""
     a, b = rng.randint(1, 200), rng.randint(1, 200)
-    op = rng.randrange(5)
+    op = rng.randrange(6)
+    if op == 5:
+        return _move_line(rng)
     if op == 0:
         return f"{a} + {b} = {a + b}"
     if op == 1:
@@ -389,19 +443,33 @@ def _arithmetic_line(rng: random.Random) -> str:
     return f"{a} > {b}" if a > b else f"{a} < {b}" if a < b else f"{a} = {b}"
 
 
+def _report_line(rng: random.Random) -> str:
+    """A company report that restates one of its figures, so copying a figure is seen in pre-training."""
+    entity = rng.choice(_COMPANIES)
+    fields = rng.sample(_READ_FIELDS, 2)
+    values = [rng.randint(10, 999) for _ in fields]
+    i = rng.randrange(2)
+    return (f"{entity} reported {fields[0]} of {values[0]} million and {fields[1]} of {values[1]} million. "
+            f"Its {fields[i]} of {values[i]} million was a record.")
+
+
 def pretrain_corpus(seed: int = 0, n: int = 4000) -> list[str]:
     """Texts for pre-training the tiny base LM: questions, finance facts, formulas, arithmetic.
 
     Only train-split question texts are used, and never a solution or an answer tag, so the base
-    model knows the domain but not the answer format.
+    model knows the domain but not the answer format. Besides the questions: generic finance
+    sentences and formulas, arithmetic lines, "open 45, close 72, up" move lines (the comparison the
+    gain/loss and fund questions need) and company reports that restate a figure.
     """
     rng = random.Random(f"{seed}|pretrain")
     n_questions = n // 2
     train, _ = generate_bank(seed, n_train=n_questions, n_eval=0)
     texts = [r["question"] for r in train]
-    n_facts = (n - n_questions) // 2
+    n_facts, n_arith, n_moves = n // 10, n // 10, n // 5
     texts += [rng.choice(_GENERIC_SENTENCES + _FORMULAS) for _ in range(n_facts)]
-    texts += [_arithmetic_line(rng) for _ in range(n - len(texts))]
+    texts += [_arithmetic_line(rng) for _ in range(n_arith)]
+    texts += [_move_line(rng) for _ in range(n_moves)]
+    texts += [_report_line(rng) for _ in range(n - len(texts))]
     rng.shuffle(texts)
     return texts
 

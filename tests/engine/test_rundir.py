@@ -1,0 +1,96 @@
+"""The run-directory contract: atomic state, tailing metrics, liveness, lookups."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ftmodel import rundir
+from ftmodel.rundir import MetricsReader, MetricsWriter, Run, create_run, find_run, latest_run, list_runs
+
+
+def make(tmp_path, stage="sft", **state):
+    run = create_run(tmp_path, stage, config_toml="[sft]\n", argv=["ftmodel", stage], args={"x": 1})
+    if state:
+        run.update_state(**state)
+    return run
+
+
+def test_create_run_writes_snapshot_and_queued_state(tmp_path):
+    run = make(tmp_path)
+    st = run.read_state()
+    assert run.path.parent == tmp_path / "runs" and run.id.startswith("sft-")
+    assert st["state"] == "queued" and st["stage"] == "sft" and st["args"] == {"x": 1}
+    assert st["host"] and st["progress"] == {"step": 0, "total": None}
+    assert run.config_path.read_text() == "[sft]\n"
+
+
+def test_update_state_merges_nested_and_leaves_no_temp_files(tmp_path):
+    run = make(tmp_path)
+    run.update_state(progress={"step": 5})
+    run.update_state(progress={"total": 10}, state="running")
+    st = run.read_state()
+    assert st["progress"] == {"step": 5, "total": 10} and st["state"] == "running"
+    assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_metrics_reader_keeps_partial_line_and_survives_truncation(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    reader = MetricsReader(path)
+    assert reader.read_new() == []  # missing file is not an error
+    w = MetricsWriter(path)
+    w.write({"step": 1, "loss": 2.0})
+    with open(path, "a") as fh:
+        fh.write('{"step": 2, "lo')  # a writer caught mid-line
+    assert reader.read_new() == [{"step": 1, "loss": 2.0}]
+    with open(path, "a") as fh:
+        fh.write('ss": 1.5}\nnot json\n')
+    assert reader.read_new() == [{"step": 2, "loss": 1.5}]
+    path.write_text('{"step": 1, "loss": 9.0}\n')  # truncated and rewritten
+    assert reader.read_new() == [{"step": 1, "loss": 9.0}] and reader.resets == 1
+    w.close()
+
+
+def test_status_reports_lost_when_the_process_is_gone(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    start = rundir.process_start_time(proc.pid)
+    proc.wait()
+    run = make(tmp_path, state="running", pid=proc.pid, proc_start=start)
+    assert run.status() == "lost"
+    run.update_state(state="finished")
+    assert run.status() == "finished"
+
+
+def test_status_guards_against_pid_reuse(tmp_path):
+    me = os.getpid()
+    run = make(tmp_path, state="running", pid=me, proc_start=rundir.process_start_time(me))
+    assert run.status() == "running"
+    run.update_state(proc_start=rundir.process_start_time(me) - 1)  # same pid, another process
+    assert run.status() == "lost"
+
+
+def test_list_latest_and_find(tmp_path):
+    a = make(tmp_path, "sft", state="finished")
+    b = make(tmp_path, "sft", state="failed")
+    c = make(tmp_path, "grpo", state="finished")
+    assert [r.id for r in list_runs(tmp_path)] == sorted([a.id, b.id, c.id], key=lambda i: i.split("-", 1)[1])
+    assert latest_run(tmp_path, "sft").id == a.id
+    assert latest_run(tmp_path, "sft", state=None).id == b.id
+    assert find_run(tmp_path, c.id).id == c.id
+    assert find_run(tmp_path, "grpo-").id == c.id
+    with pytest.raises(LookupError, match="ambiguous"):
+        find_run(tmp_path, "sft-")
+    with pytest.raises(LookupError, match="no run"):
+        find_run(tmp_path, "nope")
+
+
+def test_state_json_is_valid_json_after_many_concurrent_updates(tmp_path):
+    run = make(tmp_path)
+    code = ("import sys; from ftmodel.rundir import Run; from pathlib import Path; r = Run(Path(sys.argv[1]));\n"
+            "[r.update_state(**{sys.argv[2]: i}) for i in range(200)]")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(run.path), k]) for k in ("a", "b")]
+    assert [p.wait() for p in procs] == [0, 0]
+    st = json.loads(run.state_path.read_text())
+    assert st["a"] == 199 and st["b"] == 199  # no lost updates
