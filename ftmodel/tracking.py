@@ -78,7 +78,9 @@ class Tracker:
         try:
             self._wb_run = wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity or None, name=run_name,
                                       tags=tags, group=group, job_type=stage, config=wandb_config,
-                                      dir=str(self.run.path), mode=self.mode, reinit="create_new")
+                                      dir=str(self.run.path), mode=self.mode, reinit="create_new",
+                                      # quiet: no history sparklines at exit; stage.log stays readable
+                                      settings=wandb.Settings(quiet=True))
             self._wandb = wandb
         except Exception as e:  # wandb must never take a training run down with it
             self._log(f"warning: wandb could not start ({e}); metrics go to metrics.jsonl only")
