@@ -1,0 +1,41 @@
+"""A tiny tmux driver for the benchmarks: a private server, screen captures, polling with deadlines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+
+
+class Tmux:
+    """One detached tmux server (own socket) running one command in a fixed-size window."""
+
+    def __init__(self, command: str, width: int = 100, height: int = 30, cwd: str | None = None):
+        self.socket = f"ftmodel-bench-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "TERM": "xterm-256color"}
+        env.pop("TMUX", None)
+        self.started = time.perf_counter()
+        subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", "b",
+                        "-x", str(width), "-y", str(height), command], check=True, env=env, cwd=cwd)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, "capture-pane", "-p", "-t", "b"],
+                              capture_output=True, text=True).stdout
+
+    def pane_pid(self) -> int:
+        out = subprocess.run(["tmux", "-L", self.socket, "display-message", "-p", "-t", "b", "#{pane_pid}"],
+                             capture_output=True, text=True).stdout
+        return int(out.strip())
+
+    def wait(self, predicate, timeout: float = 60.0) -> float:
+        """Poll the screen until `predicate(screen)`; return seconds since the server started."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.screen()):
+                return time.perf_counter() - self.started
+            time.sleep(0.01)
+        raise TimeoutError(f"screen never matched; last screen:\n{self.screen()}")
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
