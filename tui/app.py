@@ -682,10 +682,12 @@ class FtmodelConsole(App[None]):
         if summary.status == "lost":
             lines.append("[$error]its process is gone[/] (killed, machine rebooted?) — last log lines below")
         status.update("\n".join(lines))
+        # A finished stage that never counted steps has no progress to show, not an endless spinner.
+        bar.display = summary.active or bool(summary.total)
         bar.update(total=summary.total or None, progress=summary.step)
         rate, eta = speed_and_eta(summary, self.store)
         total = summary.total if summary.total is not None else "?"
-        bits = [f"{summary.step}/{total}"]
+        bits = [f"{summary.step}/{total}"] if summary.step or summary.total or summary.active else []
         if rate:
             bits.append(f"{rate:.2f} steps/s" if rate < 10 else f"{rate:.0f} steps/s")
         if summary.active:

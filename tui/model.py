@@ -216,7 +216,7 @@ def read_results(run_path: Path) -> list[tuple[str, list[str], list[list[str]]]]
             continue
         if not isinstance(data, dict) or "total" not in data:
             continue
-        cols = ["qtype", "total", "format acc", "answer acc", "majority"]
+        cols = ["qtype", "n", "format", "answer", "majority"]
         rows = [["all", _fmt(data.get("total")), _fmt(data.get("format_accuracy")),
                  _fmt(data.get("answer_accuracy")), ""]]
         for qtype, d in sorted((data.get("per_qtype") or {}).items()):
