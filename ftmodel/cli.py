@@ -71,7 +71,57 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("run", help="run id (or a unique prefix)")
         p.add_argument("--workspace", default="workspace")
+    _add_sync_parser(sub)
     return parser
+
+
+def _add_sync_parser(sub) -> None:
+    p = sub.add_parser("sync", help="upload offline wandb runs to WANDB_BASE_URL and verify them on the server")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run id (or unique prefix) or wandb run id")
+    p.add_argument("--all", action="store_true", help="every offline run not yet synced and verified")
+    p.add_argument("--dry-run", action="store_true", help="say what would be sent; send nothing")
+    p.add_argument("--status", action="store_true", help="list every offline run with its sync state")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="stop one run's `wandb sync` after this long (default 600)")
+    p.add_argument("--workspace", default="workspace")
+
+
+def _cmd_sync(ns: argparse.Namespace) -> int:
+    """`ftmodel sync`: exit 0 when every chosen run is synced and verified, 1 when any failed."""
+    from ftmodel import sync
+
+    if ns.status:
+        runs = sync.status(ns.workspace)
+        if not runs:
+            print(f"no offline wandb runs in {Path(ns.workspace) / 'runs'}")
+            return 0
+        labels = {sync.NEVER: "never synced", sync.SYNCED: "synced, verified", sync.FAILED: "failed"}
+        print(f"{'run':34} {'wandb id':10} {'size':>9}  state")
+        for r in runs:
+            detail = r.url if r.state == sync.SYNCED else r.reason
+            print(f"{r.run_id:34} {r.wandb_id:10} {sync.human_size(r.size):>9}  {labels.get(r.state, r.state)}"
+                  + (f": {detail}" if detail else ""))
+        return 1 if any(r.state == sync.FAILED for r in runs) else 0
+    if not ns.runs and not ns.all:
+        print("error: name the runs to sync, or pass --all (see `ftmodel sync --status`)", file=sys.stderr)
+        return 2
+    runs = sync.select_runs(ns.workspace, [] if ns.all else ns.runs)
+    if not runs:
+        print(f"no offline wandb runs in {Path(ns.workspace) / 'runs'}")
+        return 0
+    results = sync.sync_runs(ns.workspace, runs, dry_run=ns.dry_run,
+                             timeout=ns.timeout or sync.DEFAULT_TIMEOUT,
+                             progress_cb=lambda key, msg: print(f"  {key}: {msg}", flush=True))
+    for res in results:
+        if res.state == "dry-run":
+            print(f"{res.key}: would send {res.would_send}" + (f" ({res.reason})" if res.reason else ""))
+        else:
+            where = f" {res.url}" if res.url and res.state in ("synced", "skipped") else ""
+            print(f"{res.key}: {res.state}{where}" + (f" - {res.reason}" if res.state == "failed" else ""))
+    failed = sum(r.state == "failed" for r in results)
+    if not ns.dry_run:
+        print(f"{len(results) - failed} of {len(results)} run(s) synced and verified" + (f", {failed} failed" if failed else ""))
+    return 1 if failed else 0
 
 
 def _stage_args(ns: argparse.Namespace) -> dict:
@@ -172,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if ns.command == "runs":
             return _cmd_runs(ns)
+        if ns.command == "sync":
+            return _cmd_sync(ns)
         run = find_run(ns.workspace, ns.run)
         if ns.command == "stop":
             print(f"{run.id}: {stop(run)}")

@@ -1,0 +1,766 @@
+"""Sync offline wandb runs to a W&B server, verify them there, and keep our own sync ledger.
+
+Why not just `wandb sync`: in wandb 0.31 it exits 0 and writes its `.synced` marker even when the
+file-stream, artifact or run-file uploads failed, and a run that is partly on the server is re-sent
+from the server's `historyLineCount` with ALL local rows (duplicating the first ones). So:
+
+- the real `wandb sync` CLI does the uploading (in a subprocess, bounded retries and timeouts, the
+  workspace's WANDB_DATA_DIR/CACHE/CONFIG env), always from a staged copy of the offline run under
+  `<ws>/.wandb/sync-stage/`, so the offline run itself is never modified;
+- when the server already holds K history rows of the run, the staged copy leaves out the first K
+  history records, so the client sends exactly the missing rows at offset K;
+- afterwards our own GraphQL query checks the server: the run exists, its history line count and
+  last step, summary and config match the local record (read with `wandb leet inspect --json`),
+  every logged artifact is COMMITTED;
+- only then `<ws>/.wandb/sync_ledger.json` records the run as synced. wandb's `.synced` marker is
+  never trusted; a stale one is removed before a retry.
+
+Stdlib only at import time (the console imports this); wandb itself only runs as a subprocess.
+The API key comes from `WANDB_API_KEY` or wandb's own login (`~/.netrc` / `$NETRC`, or `api_key`
+in the wandb settings file); it is never written to the ledger, a log or a printed command.
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import contextlib
+import fcntl
+import json
+import math
+import netrc
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+from urllib.parse import urlsplit
+
+from ftmodel.rundir import ACTIVE_STATES, Run, atomic_write_text
+from ftmodel.tracking import wandb_environment
+from ftmodel.workspace import Workspace
+
+LEDGER_FILE = "sync_ledger.json"
+STAGE_DIR = "sync-stage"
+NEVER, SYNCED, FAILED = "never", "synced", "failed"
+USER_AGENT = "ftmodel-sync/1"
+
+# Bounded retries and timeouts for the wandb client (its defaults retry for ~16 minutes when the
+# server is unreachable, and the file stream up to 10085 times). Environment values win.
+CLIENT_LIMITS = {
+    "WANDB__GRAPHQL_RETRY_MAX": "3",
+    "WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS": "10",
+    "WANDB_HTTP_TIMEOUT": "30",
+    "WANDB__FILE_STREAM_RETRY_MAX": "5",
+    "WANDB__FILE_STREAM_RETRY_WAIT_MAX_SECONDS": "10",
+    "WANDB__FILE_STREAM_TIMEOUT_SECONDS": "60",
+    "WANDB__FILE_TRANSFER_RETRY_MAX": "5",
+    "WANDB__FILE_TRANSFER_RETRY_WAIT_MAX_SECONDS": "10",
+}
+DEFAULT_TIMEOUT = 600.0  # outer kill timeout for one `wandb sync` subprocess, seconds
+QUERY_TIMEOUT = 20.0  # our own GraphQL requests, seconds
+
+VERIFY_QUERY = """
+query FtmodelVerifyRun($entity: String, $project: String!, $run: String!) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) {
+      id
+      name
+      displayName
+      state
+      historyLineCount
+      historyKeys
+      summaryMetrics
+      config
+      project { name entity { name } }
+      outputArtifacts(first: 100) {
+        totalCount
+        edges { node { id digest state versionIndex artifactType { name } artifactSequence { name } } }
+      }
+    }
+  }
+}
+"""
+VIEWER_QUERY = "query Viewer { viewer { id entity username } }"
+
+
+class SyncError(Exception):
+    """A problem that stops a sync before anything is sent (no key, no server URL…)."""
+
+
+class ServerError(Exception):
+    """The server could not be asked (unreachable, timed out, HTTP error, GraphQL error)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline runs and the ledger
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class OfflineRun:
+    """One offline wandb run found in a workspace, with what the ledger says about it."""
+
+    key: str  # the offline run dir relative to the workspace (the ledger key)
+    path: Path  # <ws>/runs/<run-id>/wandb/offline-run-<date>-<wandb-id>
+    run_id: str  # the ftmodel run id (<ws>/runs/<run-id>)
+    wandb_id: str
+    size: int  # bytes under the offline dir
+    state: str = NEVER  # never | synced | failed (from the ledger)
+    reason: str = ""
+    url: str | None = None
+    entry: dict = field(default_factory=dict)
+
+    @property
+    def wandb_file(self) -> Path:
+        return self.path / f"run-{self.wandb_id}.wandb"
+
+
+@dataclass
+class Result:
+    """What one sync (or dry run) did for one offline run."""
+
+    key: str
+    state: str  # synced | failed | skipped | dry-run
+    reason: str = ""
+    url: str | None = None
+    counts: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    would_send: str = ""  # dry run: what would be sent
+
+
+def ledger_path(ws: Workspace | str | Path) -> Path:
+    return _ws(ws).wandb_home / LEDGER_FILE
+
+
+def read_ledger(ws: Workspace | str | Path) -> dict[str, dict]:
+    """Return the ledger: {offline run key: entry}; empty when missing or unreadable."""
+    try:
+        data = json.loads(ledger_path(ws).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data.get("runs", {}) if isinstance(data, dict) else {}
+
+
+@contextlib.contextmanager
+def _ledger_lock(ws: Workspace) -> Iterator[None]:
+    ws.wandb_home.mkdir(parents=True, exist_ok=True)
+    with open(ws.wandb_home / ".sync_ledger.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _record(ws: Workspace, key: str, entry: dict) -> None:
+    """Merge one run's entry into the ledger (locked read-modify-write, atomic replace)."""
+    with _ledger_lock(ws):
+        runs = read_ledger(ws)
+        runs[key] = {**runs.get(key, {}), **entry}
+        atomic_write_text(ledger_path(ws), json.dumps({"version": 1, "runs": runs}, indent=2, sort_keys=True) + "\n")
+
+
+def _ws(ws: Workspace | str | Path) -> Workspace:
+    return ws if isinstance(ws, Workspace) else Workspace(Path(ws))
+
+
+def _dir_size(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def list_offline_runs(ws: Workspace | str | Path) -> list[OfflineRun]:
+    """Every offline wandb run in the workspace (`<ws>/runs/<id>/wandb/offline-run-*`), oldest first."""
+    ws = _ws(ws)
+    ledger = read_ledger(ws)
+    out = []
+    for path in sorted(ws.runs.glob("*/wandb/offline-run-*"), key=lambda p: p.name):
+        files = sorted(path.glob("run-*.wandb"))
+        if not path.is_dir() or not files:
+            continue
+        key = path.relative_to(ws.root).as_posix()
+        entry = ledger.get(key, {})
+        out.append(OfflineRun(key=key, path=path, run_id=path.parent.parent.name,
+                              wandb_id=files[0].name[len("run-"):-len(".wandb")], size=_dir_size(path),
+                              state=entry.get("state", NEVER), reason=entry.get("reason", ""),
+                              url=entry.get("url"), entry=entry))
+    return out
+
+
+def select_runs(ws: Workspace | str | Path, names: Iterable[str] = ()) -> list[OfflineRun]:
+    """Pick offline runs by ftmodel run id (or unique prefix), wandb id or key; all when `names` is empty."""
+    runs = list_offline_runs(ws)
+    names = list(names)
+    if not names:
+        return runs
+    chosen: list[OfflineRun] = []
+    for name in names:
+        name = name.rstrip("/")
+        exact = [r for r in runs if name in (r.run_id, r.wandb_id, r.key, r.path.name) or str(r.path) == name]
+        matches = exact or [r for r in runs if r.run_id.startswith(name)]
+        if not matches:
+            raise LookupError(f"no offline wandb run matches {name!r}")
+        if len({r.run_id for r in matches}) > 1:
+            raise LookupError(f"{name!r} is ambiguous: {', '.join(sorted({r.run_id for r in matches})[:5])}")
+        chosen += [r for r in matches if r not in chosen]
+    return chosen
+
+
+def status(ws: Workspace | str | Path) -> list[OfflineRun]:
+    """Every offline run with its ledger state (never / synced / failed and why), size and URL."""
+    return list_offline_runs(ws)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the server is and who we are
+# ---------------------------------------------------------------------------------------------
+
+def _settings_file(env: dict[str, str]) -> Path:
+    config_dir = env.get("WANDB_CONFIG_DIR") or os.path.expanduser("~/.config/wandb")
+    return Path(config_dir).expanduser() / "settings"
+
+
+def _settings_value(env: dict[str, str], key: str) -> str | None:
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(_settings_file(env))
+    except (OSError, configparser.Error):
+        return None
+    return parser.get("default", key, fallback=None) or None
+
+
+def resolve_base_url(env: dict[str, str]) -> str:
+    """The server: `WANDB_BASE_URL`, else `base_url` in wandb's settings file (as wandb resolves it)."""
+    url = env.get("WANDB_BASE_URL") or _settings_value(env, "base_url")
+    if not url:
+        raise SyncError("no W&B server configured: set WANDB_BASE_URL (e.g. https://api.wandb.ai or your server)")
+    return url.rstrip("/")
+
+
+def resolve_api_key(env: dict[str, str], base_url: str) -> str:
+    """The API key, looked up where wandb 0.31 looks: WANDB_API_KEY, the netrc entry for the
+    server's host ($NETRC or ~/.netrc), then `api_key` in wandb's settings file."""
+    if env.get("WANDB_API_KEY"):
+        return env["WANDB_API_KEY"]
+    netrc_path = env.get("NETRC") or os.path.expanduser("~/.netrc")
+    with contextlib.suppress(OSError, netrc.NetrcParseError):
+        creds = netrc.netrc(netrc_path).authenticators(urlsplit(base_url).netloc)
+        if creds and creds[2]:
+            return creds[2]
+    key = _settings_value(env, "api_key")
+    if key:
+        return key
+    raise SyncError(f"no W&B API key for {base_url}: set WANDB_API_KEY or run `wandb login`")
+
+
+def app_url(base_url: str) -> str:
+    """The web UI's URL for an API URL (wandb's own rule for cloud, on-prem and local servers)."""
+    if "://api.wandb." in base_url:
+        return base_url.replace("://api.", "://", 1).rstrip("/")
+    if "://api." in base_url:
+        return base_url.replace("://api.", "://app.", 1).rstrip("/")
+    return base_url.rstrip("/")
+
+
+class Server:
+    """Our own small GraphQL client for the checks (stdlib urllib, basic auth `api:<key>`)."""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float = QUERY_TIMEOUT):
+        self.base_url = base_url.rstrip("/")
+        self._auth = "Basic " + base64.b64encode(f"api:{api_key}".encode()).decode()
+        self.timeout = timeout
+
+    def query(self, query: str, variables: dict | None = None, operation: str | None = None) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}, "operationName": operation}).encode()
+        req = urllib.request.Request(f"{self.base_url}/graphql", data=body, method="POST", headers={
+            "Content-Type": "application/json", "Authorization": self._auth, "User-Agent": USER_AGENT})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                payload = json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            raise ServerError(f"server answered HTTP {e.code} at {self.base_url}/graphql") from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise ServerError(f"server unreachable at {self.base_url}: {reason}") from None
+        except ValueError:
+            raise ServerError(f"server at {self.base_url} answered something that is not JSON") from None
+        if payload.get("errors"):
+            msg = "; ".join(str(err.get("message", err)) for err in payload["errors"])[:300]
+            raise ServerError(f"server error: {msg}")
+        return payload.get("data") or {}
+
+    def viewer_entity(self) -> str | None:
+        viewer = self.query(VIEWER_QUERY, operation="Viewer").get("viewer") or {}
+        return viewer.get("entity")
+
+    def run(self, entity: str | None, project: str, run: str) -> dict | None:
+        data = self.query(VERIFY_QUERY, {"entity": entity, "project": project, "run": run}, "FtmodelVerifyRun")
+        return (data.get("project") or {}).get("run")
+
+
+# ---------------------------------------------------------------------------------------------
+# The local record (wandb's own reader) and the comparison
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class LocalRecord:
+    """What the offline run holds, read with `wandb leet inspect --json`."""
+
+    entity: str
+    project: str
+    name: str
+    history_rows: int
+    history_steps: list[int]
+    summary: dict
+    config: dict
+    artifacts: list[dict]  # {name, type, digest, missing: [staged paths that are gone]}
+    exited: bool
+
+
+def wandb_exe() -> Path:
+    return Path(sys.executable).parent / "wandb"
+
+
+def read_local(run: OfflineRun, env: dict[str, str], timeout: float = 120) -> LocalRecord:
+    """Read an offline run back with wandb's own reader."""
+    exe = str(wandb_exe())
+
+    def leet(*args: str) -> str:
+        proc = subprocess.run([exe, "leet", "inspect", *args, str(run.path)], capture_output=True, text=True,
+                              timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise SyncError(f"cannot read {run.key}: {(proc.stderr or proc.stdout).strip()[-300:]}")
+        return proc.stdout
+
+    summary = json.loads(leet("--summary", "--json"))
+    steps, artifacts, exited = [], [], False
+    for line in leet("--json").splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        kind = rec.get("type")
+        if kind == "history":
+            hist = rec.get("history") or {}
+            step = (hist.get("step") or {}).get("num")
+            if step is None:
+                step = (hist.get("item") or {}).get("_step")
+            steps.append(int(step or 0))
+        elif kind == "artifact":
+            art = rec.get("artifact") or {}
+            contents = (art.get("manifest") or {}).get("contents") or []
+            missing = [c["local_path"] for c in contents if c.get("local_path") and not Path(c["local_path"]).exists()]
+            artifacts.append({"name": art.get("name"), "type": art.get("type"), "digest": art.get("digest"),
+                              "missing": missing})
+        elif kind == "exit":
+            exited = True
+    return LocalRecord(entity=summary.get("entity") or "", project=summary.get("project") or "",
+                       name=summary.get("name") or "", history_rows=len(steps), history_steps=steps,
+                       summary=summary.get("summary") or {}, config=summary.get("config") or {},
+                       artifacts=artifacts, exited=exited)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, float) and math.isnan(a):
+            return isinstance(b, float) and math.isnan(b)
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, str) and isinstance(b, (int, float)) and a in ("NaN", "Infinity", "-Infinity"):
+        return _same(float(a), b)
+    if isinstance(b, str) and isinstance(a, (int, float)) and b in ("NaN", "Infinity", "-Infinity"):
+        return _same(a, float(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        if "_type" in a:  # media and tables: the server rewrites paths; presence is what counts
+            return True
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _json_field(value) -> dict:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _unwrap_config(config: dict) -> dict:
+    """The server stores config as {key: {"value": v, "desc": …}}: return {key: v}."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and "value" in value and set(value) <= {"value", "desc"}:
+            out[key] = value["value"]
+        else:
+            out[key] = value
+    return out
+
+
+def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
+    """Compare the server's run with the local record; return (problems, counts)."""
+    if not remote:
+        return ["run not found on the server"], {}
+    problems = []
+    lines = int(remote.get("historyLineCount") or 0)
+    counts = {"history_local": local.history_rows, "history_server": lines,
+              "artifacts_local": len(local.artifacts)}
+    if lines != local.history_rows:
+        problems.append(f"history: server has {lines} rows, local run has {local.history_rows}")
+    last_step = _json_field(remote.get("historyKeys")).get("lastStep")
+    if local.history_steps and last_step is not None and lines == local.history_rows \
+            and int(last_step) != local.history_steps[-1]:
+        problems.append(f"history: server's last step is {last_step}, local last step is {local.history_steps[-1]}")
+    summary = _json_field(remote.get("summaryMetrics"))
+    bad = [k for k, v in local.summary.items() if (not k.startswith("_") or k == "_step")
+           and (k not in summary or not _same(v, summary[k]))]
+    if bad:
+        problems.append(f"summary differs: {', '.join(sorted(bad)[:8])}")
+    config = _unwrap_config(_json_field(remote.get("config")))
+    bad = [k for k, v in local.config.items() if k != "_wandb" and (k not in config or not _same(v, config[k]))]
+    if bad:
+        problems.append(f"config differs: {', '.join(sorted(bad)[:8])}")
+    server_arts = [e["node"] for e in ((remote.get("outputArtifacts") or {}).get("edges") or []) if e.get("node")]
+    committed = 0
+    for art in local.artifacts:
+        found = [a for a in server_arts if a.get("digest") == art["digest"]
+                 and (a.get("artifactSequence") or {}).get("name") == art["name"]]
+        if not found:
+            problems.append(f"artifact {art['name']} ({art['type']}) is not on the server")
+        elif not any(a.get("state") == "COMMITTED" for a in found):
+            problems.append(f"artifact {art['name']} ({art['type']}) is not committed ({found[0].get('state')})")
+        else:
+            committed += 1
+    counts["artifacts_committed"] = committed
+    return problems, counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Staging: a copy of the offline run, without the history the server already has
+# ---------------------------------------------------------------------------------------------
+
+_HEADER_LEN, _BLOCK = 7, 32768
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+_HISTORY_FIELD = 2  # wandb_internal.proto: Record.history
+
+
+def read_log_records(path: Path) -> tuple[bytes, list[bytes]]:
+    """Read a .wandb file (leveldb-log framing): return (file header, record payloads)."""
+    data = path.read_bytes()
+    header, pos, records, pending = data[:_HEADER_LEN], _HEADER_LEN, [], b""
+    if header[:4] != b":W&B":
+        raise SyncError(f"{path} is not a .wandb file")
+    while pos + _HEADER_LEN <= len(data):
+        left = _BLOCK - pos % _BLOCK
+        if left < _HEADER_LEN:
+            pos += left
+            continue
+        crc, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER_LEN])
+        if kind == 0 and length == 0:
+            pos += left  # zero padding to the end of the block
+            continue
+        chunk = data[pos + _HEADER_LEN:pos + _HEADER_LEN + length]
+        if len(chunk) < length or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
+            break  # a torn tail: what came before is intact
+        pos += _HEADER_LEN + length
+        if kind == _FULL:
+            records.append(chunk)
+        elif kind == _FIRST:
+            pending = chunk
+        elif kind == _MIDDLE:
+            pending += chunk
+        elif kind == _LAST:
+            records.append(pending + chunk)
+            pending = b""
+    return header, records
+
+
+def write_log_records(path: Path, header: bytes, records: Iterable[bytes]) -> None:
+    """Write records with the same leveldb-log framing wandb uses."""
+    out = bytearray(header)
+    for rec in records:
+        first = True
+        while True:
+            left = _BLOCK - len(out) % _BLOCK
+            if left < _HEADER_LEN:
+                out += b"\0" * left
+                continue
+            room = left - _HEADER_LEN
+            chunk, rec = rec[:room], rec[room:]
+            kind = (_FULL if not rec else _FIRST) if first else (_LAST if not rec else _MIDDLE)
+            crc = zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF
+            out += struct.pack("<IHB", crc, len(chunk), kind) + chunk
+            first = False
+            if not rec:
+                break
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(bytes(out))
+    os.replace(tmp, path)
+
+
+def _top_level_fields(msg: bytes) -> set[int]:
+    """Field numbers present at the top level of a protobuf message (wire format, no schema)."""
+    fields, pos = set(), 0
+
+    def varint() -> int:
+        nonlocal pos
+        shift = value = 0
+        while True:
+            byte = msg[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    while pos < len(msg):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        fields.add(number)
+        if wire == 0:
+            varint()
+        elif wire == 1:
+            pos += 8
+        elif wire == 2:
+            pos += varint()
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+    return fields
+
+
+def stage_copy(ws: Workspace, run: OfflineRun, skip_history: int) -> Path:
+    """Copy the offline run to `<ws>/.wandb/sync-stage/` leaving out its first `skip_history` history
+    records; return the staged offline-run dir (wandb writes its markers and files there, not in ours)."""
+    root = ws.wandb_home / STAGE_DIR / run.wandb_id
+    shutil.rmtree(root, ignore_errors=True)
+    staged = root / run.path.name  # keeps the `offline-run-` prefix: wandb sync skips other names
+    staged.mkdir(parents=True)
+    if (run.path / "files").is_dir():
+        shutil.copytree(run.path / "files", staged / "files", symlinks=True)
+    target = staged / run.wandb_file.name
+    if skip_history <= 0:
+        shutil.copyfile(run.wandb_file, target)
+        return staged
+    header, records = read_log_records(run.wandb_file)
+    kept, dropped = [], 0
+    for rec in records:
+        if dropped < skip_history and _HISTORY_FIELD in _top_level_fields(rec):
+            dropped += 1
+            continue
+        kept.append(rec)
+    write_log_records(target, header, kept)
+    return staged
+
+
+# ---------------------------------------------------------------------------------------------
+# Syncing
+# ---------------------------------------------------------------------------------------------
+
+def sync_environment(ws: Workspace, base_env: dict[str, str], base_url: str, api_key: str,
+                     limits: dict[str, str] | None = None) -> dict[str, str]:
+    """The wandb client's environment: `base_env`, the workspace's wandb dirs, bounded retries
+    (defaults < `base_env` < `limits`), the server and the key."""
+    env = {**CLIENT_LIMITS, **base_env, **{k: str(v) for k, v in (limits or {}).items()}}
+    env.update(wandb_environment(ws))
+    env.update({"WANDB_BASE_URL": base_url, "WANDB_API_KEY": api_key, "WANDB_MODE": "online",
+                "WANDB_SILENT": "false", "NO_COLOR": "1"})
+    env.pop("WANDB_DIR", None)
+    for key in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+        Path(env[key]).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def _redact(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+_VIEW_RUN = re.compile(r"View run .* at (\S+/([^/\s]+)/([^/\s]+)/runs/([^/\s]+))")
+
+
+def run_client(staged: Path, env: dict[str, str], timeout: float) -> tuple[int | None, str]:
+    """Run `wandb sync --yes <staged>`; kill its process group after `timeout` seconds.
+    Return (exit code or None when killed, combined output)."""
+    cmd = [str(wandb_exe()), "sync", "--yes", str(staged)]
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out or ""
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+        return None, out or ""
+
+
+def _remove_stale_marker(run: OfflineRun) -> None:
+    """wandb's `.synced` marker is written even when uploads fail: it must not hide a retry."""
+    for marker in run.path.glob("run-*.wandb.synced"):
+        with contextlib.suppress(OSError):
+            marker.unlink()
+
+
+def sync_runs(ws: Workspace | str | Path, runs: Iterable[OfflineRun] | None = None, *, dry_run: bool = False,
+              timeout: float = DEFAULT_TIMEOUT, limits: dict[str, str] | None = None, force: bool = False,
+              progress_cb: Callable[[str, str], None] | None = None, env: dict[str, str] | None = None) -> list[Result]:
+    """Sync offline runs (default: all) to the server in WANDB_BASE_URL and verify each one.
+
+    Verified runs are skipped without any network traffic (unless `force`). `timeout` bounds each
+    `wandb sync` subprocess; `limits` overrides the client's retry/timeout environment.
+    `progress_cb(key, message)` is called from this thread as work proceeds.
+    """
+    ws = _ws(ws)
+    runs = list_offline_runs(ws) if runs is None else list(runs)
+    say = progress_cb or (lambda key, msg: None)
+    base_env = dict(os.environ if env is None else env)
+    results: list[Result] = []
+    pending = []
+    for run in runs:
+        entry = read_ledger(ws).get(run.key, {})
+        if entry.get("state") == SYNCED and not force:
+            results.append(Result(run.key, "skipped", "already synced and verified", entry.get("url"),
+                                  entry.get("counts", {})))
+            say(run.key, "skipped: already synced and verified")
+        elif Run(run.path.parent.parent).status() in ACTIVE_STATES:
+            results.append(Result(run.key, "skipped", "its stage is still running"))
+            say(run.key, "skipped: its stage is still running")
+        else:
+            pending.append(run)
+    if not pending:
+        return results
+    # wandb reads its settings file (base_url, api_key) from WANDB_CONFIG_DIR: the workspace's one.
+    lookup_env = {**base_env, "WANDB_CONFIG_DIR": wandb_environment(ws)["WANDB_CONFIG_DIR"]}
+    try:
+        base_url = resolve_base_url(lookup_env)
+        api_key = resolve_api_key(lookup_env, base_url)
+    except SyncError as e:
+        for run in pending:
+            results.append(_fail(ws, run, str(e), None, dry_run))
+            say(run.key, f"failed: {e}")
+        return results
+    client_env = sync_environment(ws, base_env, base_url, api_key, limits)
+    server = Server(base_url, api_key, timeout=min(QUERY_TIMEOUT, max(1.0, timeout)))
+    for run in pending:
+        started = time.monotonic()
+        try:
+            result = _sync_one(ws, run, server, client_env, api_key, dry_run, timeout, say)
+        except SyncError as e:
+            result = _fail(ws, run, str(e), server.base_url, dry_run)
+        result.seconds = round(time.monotonic() - started, 2)
+        results.append(result)
+        say(run.key, f"{result.state}" + (f": {result.reason}" if result.reason else ""))
+    return results
+
+
+def _fail(ws: Workspace, run: OfflineRun, reason: str, server_url: str | None, dry_run: bool,
+          counts: dict | None = None, url: str | None = None) -> Result:
+    if not dry_run:
+        _record(ws, run.key, {"state": FAILED, "reason": reason, "time": time.time(), "server": server_url,
+                              "counts": counts or {}, "wandb_id": run.wandb_id, "url": url})
+    return Result(run.key, "failed", reason, url, counts or {})
+
+
+def _sync_one(ws: Workspace, run: OfflineRun, server: Server, env: dict[str, str], api_key: str,
+              dry_run: bool, timeout: float, say) -> Result:
+    local = read_local(run, env)
+    entry = read_ledger(ws).get(run.key, {})
+    project = local.project or "uncategorized"
+    missing = [a for a in local.artifacts if a["missing"]]
+
+    # Ask the server what it already holds (and fail fast when it cannot be reached).
+    say(run.key, f"checking {server.base_url}")
+    try:
+        entity = entry.get("entity") or local.entity or server.viewer_entity()
+        remote = server.run(entity, project, run.wandb_id)
+    except ServerError as e:
+        if dry_run:
+            return Result(run.key, "dry-run", str(e), would_send=_describe(local, 0, missing) + " (server not checked)")
+        return _fail(ws, run, str(e), server.base_url, dry_run)
+    on_server = int((remote or {}).get("historyLineCount") or 0)
+    if on_server > local.history_rows:
+        return _fail(ws, run, f"the server already has {on_server} history rows of this run, more than the "
+                     f"{local.history_rows} logged locally; not sending more", server.base_url, dry_run)
+    if on_server:
+        last = _json_field(remote.get("historyKeys")).get("lastStep")
+        if last is not None and int(last) != local.history_steps[on_server - 1]:
+            return _fail(ws, run, f"the server's history of this run ends at step {last}, the local row "
+                         f"{on_server} is step {local.history_steps[on_server - 1]}: histories diverge",
+                         server.base_url, dry_run)
+    if dry_run:
+        return Result(run.key, "dry-run", would_send=_describe(local, on_server, missing))
+
+    staged = stage_copy(ws, run, on_server)
+    _remove_stale_marker(run)
+    say(run.key, f"sending {local.history_rows - on_server} of {local.history_rows} history rows")
+    code, output = run_client(staged, env, timeout)
+    output = _redact(output, api_key)
+    shutil.rmtree(staged.parent, ignore_errors=True)
+    url, m = None, _VIEW_RUN.search(output)
+    if m:
+        url, entity, project = m.group(1), m.group(2), m.group(3)
+    errors = [ln.split("ERROR", 1)[1].strip() for ln in output.splitlines() if "ERROR" in ln]
+    if code is None:
+        errors.insert(0, f"wandb sync timed out after {timeout:g}s and was stopped")
+    elif code != 0:
+        errors.insert(0, f"wandb sync exited with {code}: {output.strip().splitlines()[-1:] or ''}")
+
+    # Verify against the server: only this decides.
+    try:
+        remote = server.run(entity, project, run.wandb_id)
+    except ServerError as e:
+        return _fail(ws, run, "; ".join(errors + [f"cannot verify: {e}"]), server.base_url, False)
+    problems, counts = compare(local, remote)
+    counts["history_sent"] = local.history_rows - on_server
+    if remote:
+        entity = ((remote.get("project") or {}).get("entity") or {}).get("name") or entity
+        project = (remote.get("project") or {}).get("name") or project
+        url = url or f"{app_url(server.base_url)}/{entity}/{project}/runs/{run.wandb_id}"
+    if missing:
+        problems.insert(0, "; ".join(f"artifact {a['name']}: staged file missing ({', '.join(a['missing'][:2])})"
+                                     for a in missing))
+    if problems:
+        return _fail(ws, run, "; ".join(problems + errors)[:1000], server.base_url, False, counts, url)
+    _record(ws, run.key, {"state": SYNCED, "reason": "verified", "time": time.time(), "server": server.base_url,
+                          "counts": counts, "wandb_id": run.wandb_id, "entity": entity, "project": project,
+                          "url": url})
+    return Result(run.key, "synced", "verified", url, counts)
+
+
+def _describe(local: LocalRecord, on_server: int, missing: list[dict]) -> str:
+    parts = [f"{local.history_rows - on_server} history rows"
+             + (f" (server has {on_server} of {local.history_rows})" if on_server else ""),
+             f"summary ({len(local.summary)} keys)", f"config ({len(local.config)} keys)",
+             f"{len(local.artifacts)} artifact(s)"]
+    if missing:
+        parts.append(f"{len(missing)} with staged files missing")
+    return ", ".join(parts)
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
