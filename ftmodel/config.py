@@ -67,11 +67,32 @@ class DataConfig:
 
 
 @dataclass
-class DistillConfig:
+class ModelServiceConfig:
+    """How to reach a teacher or judge model: an OpenAI-compatible server or a local model directory."""
+
+    backend: str = F("openai", "`openai`: an OpenAI-compatible chat-completions server (vLLM, SGLang, Ollama, a "
+                     "hosted API); `hf`: a local model directory loaded with transformers.",
+                     choices=("openai", "hf"))
+    base_url: str = F("http://127.0.0.1:8000/v1", "openai: base URL of the server (…/v1).")
+    model: str = F("", "openai: the served model's name; hf: a local model directory.")
+    api_key_env: str = F("OPENAI_API_KEY", "NAME of the environment variable holding the API key (never the key "
+                         "itself); an unset variable means no key (fine for local servers).")
+    timeout_s: float = F(60.0, "Seconds to wait for one reply before retrying.", lo=0.1)
+    max_retries: int = F(3, "Retries after a timeout, a refused connection, HTTP 429/5xx or a malformed reply.",
+                         lo=0)
+    concurrency: int = F(8, "Requests in flight at once.", lo=1, hi=256)
+    max_tokens: int = F(1024, "Longest reply, in tokens.", lo=1)
+    temperature: float = F(0.0, "Sampling temperature of the replies.", lo=0.0)
+
+
+@dataclass
+class DistillConfig(ModelServiceConfig):
     """The teacher that writes worked solutions."""
 
-    backend: str = F("builtin", "`builtin`: the bank's worked solutions (embedded default). `openai` and `hf` "
-                     "teachers arrive with the teacher/judge backends.", choices=("builtin", "openai", "hf"))
+    backend: str = F("builtin", "`builtin`: the bank's worked solutions (embedded default); `openai`: an "
+                     "OpenAI-compatible server; `hf`: a local model directory.", choices=("builtin", "openai", "hf"))
+    api_key_env: str = F("TEACHER_API_KEY", "NAME of the environment variable holding the teacher's API key.")
+    temperature: float = F(0.7, "Sampling temperature of the teacher.", lo=0.0)
     builtin_error_rate: float = F(0.05, "builtin: fraction of solutions the teacher gets wrong or malformed, "
                                   "so the filter has something to remove.", lo=0.0, hi=1.0)
     max_samples: int = F(0, "Distil at most this many questions (0: all).", lo=0)
@@ -141,15 +162,12 @@ class GRPOConfig:
 
 
 @dataclass
-class JudgeConfig:
-    """The LLM judge (optional and costly)."""
+class JudgeConfig(ModelServiceConfig):
+    """The LLM judge that scores answers (optional and costly)."""
 
-    enabled: bool = F(False, "Use the judge in evaluation (`--no-judge` turns it off).")
-    backend: str = F("openai", "Judge backend.", choices=("openai", "hf"))
-    base_url: str = F("http://127.0.0.1:8000/v1", "openai: base URL of an OpenAI-compatible server.")
-    model: str = F("", "openai: model name; hf: local model directory.")
-    api_key_env: str = F("JUDGE_API_KEY", "NAME of the environment variable holding the API key (never the key).")
-    timeout_s: float = F(30.0, "Seconds to wait for one judgement.", lo=0.1)
+    enabled: bool = F(False, "Score answers with the judge in evaluation and ablation (`--no-judge` turns it off).")
+    api_key_env: str = F("JUDGE_API_KEY", "NAME of the environment variable holding the judge's API key.")
+    max_tokens: int = F(64, "Longest judge reply, in tokens (it only needs a score).", lo=1)
 
 
 @dataclass

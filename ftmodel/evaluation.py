@@ -21,8 +21,10 @@ def eval_questions(ctx: StageContext) -> list[dict]:
     return questions[:n] if n else questions
 
 
-def generate(ctx: StageContext, model, tokenizer, questions: list[dict], *, label: str = "") -> list[str]:
-    """Generate greedy completions for every question, a batch at a time (stoppable between batches)."""
+def generate(ctx: StageContext, model, tokenizer, questions: list[dict], *, label: str = "",
+             progress_offset: int = 0, progress_total: int | None = None) -> list[str]:
+    """Generate greedy completions for every question, a batch at a time (stoppable between batches);
+    progress is reported as `progress_offset + done` of `progress_total` (default: this call's total)."""
     import torch
 
     from ftmodel.prompts import prompt_messages
@@ -44,28 +46,72 @@ def generate(ctx: StageContext, model, tokenizer, questions: list[dict], *, labe
         new = out[:, enc["input_ids"].shape[1]:]
         outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
         ctx.log(f"{label} generated {len(outputs)}/{len(questions)}")
+        ctx.progress(progress_offset + len(outputs), progress_total or len(questions))
     return outputs
 
 
-def score(questions: list[dict], completions: list[str], baseline: dict[str, float]) -> tuple[dict, list[dict]]:
-    """Return (summary, details): overall and per-qtype accuracies, and one scored row per question."""
+def score(questions: list[dict], completions: list[str], baseline: dict[str, float],
+          judge_scores: list[float | None] | None = None) -> tuple[dict, list[dict]]:
+    """Return (summary, details): overall and per-qtype accuracies (and mean judge score when judged),
+    and one scored row per question."""
     details = []
-    per: dict[str, dict] = defaultdict(lambda: {"total": 0, "format_correct": 0, "answer_correct": 0})
-    for q, text in zip(questions, completions):
+    per: dict[str, dict] = defaultdict(lambda: {"total": 0, "format_correct": 0, "answer_correct": 0,
+                                                "judged": [], "judge_errors": 0})
+    for i, (q, text) in enumerate(zip(questions, completions)):
         s = score_completion(text, q["answer"])
-        details.append({"id": q["id"], "qtype": q["qtype"], "question": q["question"], "gold": q["answer"],
-                        "completion": text, "predicted": s["answer"], "format_ok": s["format_ok"],
-                        "correct": s["correct"]})
+        row = {"id": q["id"], "qtype": q["qtype"], "question": q["question"], "gold": q["answer"],
+               "completion": text, "predicted": s["answer"], "format_ok": s["format_ok"], "correct": s["correct"]}
+        judged = judge_scores[i] if judge_scores is not None else None
+        if judge_scores is not None:
+            row["judge_score"] = judged
+        details.append(row)
         for key in (q["qtype"], "overall"):
             per[key]["total"] += 1
             per[key]["format_correct"] += int(s["format_ok"])
             per[key]["answer_correct"] += int(s["correct"])
+            if judged is not None:
+                per[key]["judged"].append(judged)
+            elif judge_scores is not None:
+                per[key]["judge_errors"] += 1
     for key, c in per.items():
         c["format_accuracy"] = c["format_correct"] / c["total"]
         c["answer_accuracy"] = c["answer_correct"] / c["total"]
         c["majority_baseline"] = baseline.get(key)
+        judged = c.pop("judged")
+        errors = c.pop("judge_errors")
+        if judge_scores is not None:
+            c["avg_judge_score"] = sum(judged) / len(judged) if judged else None
+            c["judge_errors"] = errors
     overall = per.pop("overall")
     return {**overall, "per_qtype": dict(sorted(per.items()))}, details
+
+
+def judge_completions(ctx: StageContext, judge, questions: list[dict], completions: list[str]) -> list[float | None]:
+    """Score each completion's answer with the judge (None where the judge failed)."""
+    from ftmodel.answers import extract_answer
+
+    ctx.check_stop()
+    triples = [(q["question"], q["answer"], extract_answer(t) or t) for q, t in zip(questions, completions)]
+    scores = judge.score_many(triples)
+    ctx.log(f"judge scored {sum(s is not None for s in scores)}/{len(scores)} ({judge.errors} judge errors so far)")
+    return scores
+
+
+def maybe_judge(ctx: StageContext):
+    """The judge when [judge] is enabled and `--no-judge` was not given, else None."""
+    if not ctx.cfg.judge.enabled or ctx.args.get("no_judge"):
+        return None
+    from ftmodel.judge import build_judge
+
+    return build_judge(ctx.cfg, ctx.ws, ctx.log)
+
+
+def check_judge(ctx: StageContext) -> None:
+    """Preflight: an enabled judge must be configured well enough to try."""
+    if ctx.cfg.judge.enabled and not ctx.args.get("no_judge"):
+        from ftmodel.llm import check_service
+
+        check_service(ctx.cfg.judge, "judge")
 
 
 def baseline_for(ctx: StageContext, questions: list[dict]) -> dict[str, float]:
@@ -78,21 +124,25 @@ def baseline_for(ctx: StageContext, questions: list[dict]) -> dict[str, float]:
 
 def flat_metrics(summary: dict, prefix: str = "") -> dict[str, float]:
     """Flatten a summary into the original metric names (`format_accuracy`, `{qtype}/answer_accuracy`…)."""
-    keys = ("format_accuracy", "answer_accuracy", "format_correct", "answer_correct", "total")
-    out = {f"{prefix}{k}": summary[k] for k in keys}
+    keys = ("format_accuracy", "answer_accuracy", "format_correct", "answer_correct", "total", "avg_judge_score",
+            "judge_errors")
+    out = {f"{prefix}{k}": summary[k] for k in keys if summary.get(k) is not None}
     for qtype, c in summary["per_qtype"].items():
-        for k in ("format_accuracy", "answer_accuracy", "total"):
-            out[f"{prefix}{qtype}/{k}"] = c[k]
+        for k in ("format_accuracy", "answer_accuracy", "total", "avg_judge_score"):
+            if c.get(k) is not None:
+                out[f"{prefix}{qtype}/{k}"] = c[k]
     return out
 
 
 def qtype_table(summary: dict) -> tuple[list[str], list[list]]:
     """Per-qtype table rows (with the overall row last) for reports and wandb."""
+    judged = "avg_judge_score" in summary
     columns = ["qtype", "total", "format_accuracy", "answer_accuracy", "majority_baseline"]
-    rows = [[q, c["total"], c["format_accuracy"], c["answer_accuracy"], c["majority_baseline"]]
-            for q, c in summary["per_qtype"].items()]
-    rows.append(["overall", summary["total"], summary["format_accuracy"], summary["answer_accuracy"],
-                 summary.get("majority_baseline")])
+    columns += ["avg_judge_score"] if judged else []
+    rows = []
+    for name, c in [*summary["per_qtype"].items(), ("overall", summary)]:
+        rows.append([name, c["total"], c["format_accuracy"], c["answer_accuracy"], c.get("majority_baseline")]
+                    + ([c.get("avg_judge_score")] if judged else []))
     return columns, rows
 
 

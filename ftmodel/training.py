@@ -19,8 +19,9 @@ RENAMES = {
 SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos")
 
 
-def make_callback(ctx: StageContext, tracker):
-    """Build a TrainerCallback that logs every `on_log` through the tracker and stops on request."""
+def make_callback(ctx: StageContext, tracker, judge=None):
+    """Build a TrainerCallback that logs every `on_log` through the tracker and stops on request
+    (with a judge, its running error and call counts are logged beside the rewards)."""
     from transformers import TrainerCallback
 
     class StageCallback(TrainerCallback):
@@ -36,6 +37,8 @@ def make_callback(ctx: StageContext, tracker):
             for src, dst in RENAMES.items():
                 if src in logs:
                     logs[dst] = logs[src]
+            if judge is not None:
+                logs.update(judge_errors=judge.errors, judge_calls=judge.calls)
             if logs:
                 tracker.log(logs, step=state.global_step)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ftmodel.context import StageContext, StageError, timestamp
+from ftmodel.context import StageContext, timestamp
+from ftmodel.evaluation import check_judge
 from ftmodel.models import check_model_source, find_adapter
 
 # Variant → (model loaded, metric prefix as in the original project).
@@ -14,9 +15,7 @@ VARIANTS = {"base": ("base", "base_model"), "sft_only": ("sft", "sft_only"), "sf
 def preflight(ctx: StageContext) -> None:
     """Check every variant's model exists before any model loads."""
     check_model_source(ctx.cfg)
-    if ctx.cfg.judge.enabled and not ctx.args.get("no_judge"):
-        raise StageError("judge.enabled: the LLM judge backend is not available yet; "
-                         "run with --no-judge or set judge.enabled = false")
+    check_judge(ctx)
     for variant in ctx.cfg.ablation.variants:
         which = VARIANTS[variant][0]
         if which != "base":
@@ -28,33 +27,40 @@ def comparison(results: dict[str, dict]) -> tuple[list[str], list[list]]:
     variants = list(results)
     first = results[variants[0]]
     columns = ["qtype", "total", "majority_baseline"]
+    judged = "avg_judge_score" in first
     for v in variants:
-        columns += [f"{VARIANTS[v][1]}/format", f"{VARIANTS[v][1]}/answer"]
+        columns += [f"{VARIANTS[v][1]}/format", f"{VARIANTS[v][1]}/answer"] + ([f"{VARIANTS[v][1]}/judge"] if judged
+                                                                             else [])
     rows = []
     for qtype in [*first["per_qtype"], "overall"]:
         base_row = first if qtype == "overall" else first["per_qtype"][qtype]
         row = [qtype, base_row["total"], base_row.get("majority_baseline")]
         for v in variants:
             c = results[v] if qtype == "overall" else results[v]["per_qtype"][qtype]
-            row += [c["format_accuracy"], c["answer_accuracy"]]
+            row += [c["format_accuracy"], c["answer_accuracy"]] + ([c.get("avg_judge_score")] if judged else [])
         rows.append(row)
     return columns, rows
 
 
 def run(ctx: StageContext) -> dict:
     """Evaluate each variant, log `<variant>/…` metrics, print and save the comparison."""
-    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, format_table, generate, score
+    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, format_table, generate, \
+        judge_completions, maybe_judge, score
     from ftmodel.stages.evaluate import load_target
 
     questions = eval_questions(ctx)
     baseline = baseline_for(ctx, questions)
+    judge = maybe_judge(ctx)
     results: dict[str, dict] = {}
-    for variant in ctx.cfg.ablation.variants:
+    variants = ctx.cfg.ablation.variants
+    for i, variant in enumerate(variants):
         which, prefix = VARIANTS[variant]
         model, tokenizer, adapter = load_target(ctx, which)
         ctx.log(f"{prefix}: {adapter or 'base model'}")
-        completions = generate(ctx, model, tokenizer, questions, label=prefix)
-        summary, _ = score(questions, completions, baseline)
+        completions = generate(ctx, model, tokenizer, questions, label=prefix, progress_offset=i * len(questions),
+                               progress_total=len(variants) * len(questions))
+        judge_scores = judge_completions(ctx, judge, questions, completions) if judge else None
+        summary, _ = score(questions, completions, baseline, judge_scores)
         results[variant] = {**summary, "adapter": str(adapter) if adapter else None}
         del model
     stamp = timestamp("_")
@@ -66,7 +72,8 @@ def run(ctx: StageContext) -> dict:
                                 "table": {"columns": columns, "rows": rows}}, indent=2) + "\n")
     (ctx.run.path / "ablation_table.txt").write_text(table + "\n")
     tracker = ctx.tracker(run_name=f"{ctx.cfg.wandb.run_name_ablation}-{stamp}", tags=["ablation"],
-                          wandb_config={"variants": ctx.cfg.ablation.variants, "num_samples": len(questions)})
+                          wandb_config={"variants": ctx.cfg.ablation.variants, "num_samples": len(questions),
+                                        "use_judge": judge is not None})
     metrics = {}
     for variant, summary in results.items():
         metrics.update(flat_metrics(summary, prefix=f"{VARIANTS[variant][1]}/"))

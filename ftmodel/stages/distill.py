@@ -9,17 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 
 from ftmodel.context import StageContext, StageError
 from ftmodel.data.loaders import read_jsonl
+from ftmodel.llm import check_service, map_chat
 
 
 def preflight(ctx: StageContext) -> None:
-    """Check the questions exist and the teacher backend is available."""
+    """Check the questions exist and the teacher is configured."""
     if not ctx.ws.raw_train.exists():
         raise StageError(f"{ctx.ws.raw_train} not found: run `ftmodel prepare` first")
-    if ctx.cfg.distill.backend != "builtin":
-        raise StageError(f"distill.backend = {ctx.cfg.distill.backend!r} is not available yet; use \"builtin\"")
+    check_service(ctx.cfg.distill, "distill")
 
 
 def builtin_teacher(record: dict, error_rate: float) -> str:
@@ -56,27 +57,69 @@ def run(ctx: StageContext) -> dict:
     todo = [q for q in questions if q["id"] not in done]
     ctx.log(f"{len(questions)} questions, {len(questions) - len(todo)} already distilled, {len(todo)} to do")
     tracker = ctx.tracker(run_name=ctx.run_name(), tags=["distill"],
-                          wandb_config={"backend": ctx.cfg.distill.backend})
-    missing = 0
+                          wandb_config={"backend": ctx.cfg.distill.backend, "model": ctx.cfg.distill.model,
+                                        "concurrency": ctx.cfg.distill.concurrency})
+    d = ctx.cfg.distill
+    stats = {"done": len(questions) - len(todo), "errors": 0, "missing": 0, "tokens": 0}
+    started = time.monotonic()
+
+    def record(out, q: dict, solution: str) -> None:
+        out.write(json.dumps({**q, "solution": solution, "teacher": f"{d.backend}:{d.model}"}) + "\n")
+        out.flush()  # appended and flushed one by one: a crash loses at most what is in flight
+
+    last_step = [-1]
+
+    def report(force: bool = False) -> None:
+        handled = stats["done"] + stats["errors"] + stats["missing"]
+        if handled != last_step[0] and (force or handled % 50 == 0):
+            last_step[0] = handled  # one row per step: wandb would merge a repeated step, metrics.jsonl not
+            rate = (handled - (len(questions) - len(todo))) / max(time.monotonic() - started, 1e-9)
+            tracker.log({"distill/done": stats["done"], "distill/total": len(questions),
+                         "distill/errors": stats["errors"], "distill/tokens": stats["tokens"],
+                         "distill/rate": rate}, step=handled)
+            ctx.progress(handled, len(questions), force=force)
+
     with open(path, "a", encoding="utf-8") as out:
-        for i, q in enumerate(todo, 1):
-            ctx.check_stop()
-            solution = builtin_teacher(q, ctx.cfg.distill.builtin_error_rate)
-            if not solution:
-                missing += 1
-                continue
-            out.write(json.dumps({**q, "solution": solution, "teacher": ctx.cfg.distill.backend}) + "\n")
-            out.flush()
-            if i % 200 == 0 or i == len(todo):
-                done_now = len(questions) - len(todo) + i
-                tracker.log({"distill/done": done_now, "distill/total": len(questions), "distill/errors": missing},
-                            step=done_now)
-                ctx.progress(done_now, len(questions))
-    if missing:
-        ctx.log(f"{missing} questions had no teacher solution (user data without a solution column)")
-    if missing == len(todo) and todo:
-        raise StageError("the builtin teacher has no solutions for this data: give a `solution` column "
-                         "or use an openai/hf teacher")
+        if d.backend == "builtin":
+            for q in todo:
+                ctx.check_stop()
+                solution = builtin_teacher(q, d.builtin_error_rate)
+                if solution:
+                    record(out, q, solution)
+                    stats["done"] += 1
+                else:
+                    stats["missing"] += 1
+                report()
+        else:
+            from ftmodel.llm import make_client
+            from ftmodel.models import device_for
+            from ftmodel.prompts import prompt_messages
+
+            client = make_client(d, device=device_for(ctx.cfg) if d.backend == "hf" else "cpu",
+                                 trust_remote_code=ctx.cfg.model.trust_remote_code)
+            messages = lambda q: prompt_messages(q["question"], ctx.cfg.data.system_prompt)
+            for q, reply, error in map_chat(client, todo, messages, concurrency=d.concurrency):
+                if error:
+                    if error.fatal:
+                        raise StageError(f"teacher: {error}")
+                    stats["errors"] += 1
+                    ctx.log(f"teacher error on {q['id']}: {error}")
+                    if stats["errors"] >= 20 and stats["done"] == 0:
+                        raise StageError(f"the teacher failed 20 times and answered nothing; last error: {error}")
+                else:
+                    record(out, q, reply.text.strip())
+                    stats["done"] += 1
+                    stats["tokens"] += reply.prompt_tokens + reply.completion_tokens
+                report()
+                ctx.check_stop()
+        report(force=True)
+    ctx.log(f"distilled {stats['done']} of {len(questions)}"
+            + (f"; {stats['errors']} teacher errors (a rerun retries them)" if stats["errors"] else ""))
+    if stats["missing"]:
+        ctx.log(f"{stats['missing']} questions had no worked solution for the builtin teacher")
+        if stats["missing"] == len(todo):
+            raise StageError("the builtin teacher has no solutions for this data: give a `solution` column "
+                             "or use an openai/hf teacher")
     ctx.progress(len(questions), len(questions), force=True)
     return {"distilled": path}
 

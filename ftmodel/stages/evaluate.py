@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 
-from ftmodel.context import StageContext, StageError, timestamp
+from ftmodel.context import StageContext, timestamp
+from ftmodel.evaluation import check_judge
 from ftmodel.models import check_model_source, find_adapter
 
 # Model labels in run and file names, as the original project named them.
@@ -26,9 +27,7 @@ def target(ctx: StageContext) -> str:
 def preflight(ctx: StageContext) -> None:
     """Check the eval data and the model to evaluate before any model loads."""
     check_model_source(ctx.cfg)
-    if ctx.cfg.judge.enabled and not ctx.args.get("no_judge"):
-        raise StageError("judge.enabled: the LLM judge backend is not available yet; "
-                         "run with --no-judge or set judge.enabled = false")
+    check_judge(ctx)
     if ctx.args.get("adapter") or target(ctx) != "base":
         find_adapter(ctx.ws, ctx.args.get("adapter"), target(ctx))
 
@@ -47,16 +46,18 @@ def load_target(ctx: StageContext, which: str, adapter_ref: str | None = None):
 
 def run(ctx: StageContext) -> dict:
     """Evaluate one model and write its report, details and metrics."""
-    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, format_table, generate, qtype_table, \
-        score
+    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, format_table, generate, \
+        judge_completions, maybe_judge, qtype_table, score
 
     which = target(ctx)
     label = LABELS[which] if not ctx.args.get("adapter") else "adapter"
     questions = eval_questions(ctx)
     model, tokenizer, adapter = load_target(ctx, which, ctx.args.get("adapter"))
     ctx.log(f"evaluating {label} ({adapter or 'base model'}) on {len(questions)} questions")
+    judge = maybe_judge(ctx)
     completions = generate(ctx, model, tokenizer, questions, label=label)
-    summary, details = score(questions, completions, baseline_for(ctx, questions))
+    judge_scores = judge_completions(ctx, judge, questions, completions) if judge else None
+    summary, details = score(questions, completions, baseline_for(ctx, questions), judge_scores)
     summary.update(model=label, adapter=str(adapter) if adapter else None)
     stamp = timestamp()
     report = ctx.run.path / f"eval_{label}_{stamp}.json"
@@ -67,6 +68,7 @@ def run(ctx: StageContext) -> dict:
     print(format_table(columns, rows), flush=True)
     tracker = ctx.tracker(run_name=f"{ctx.cfg.wandb.run_name_eval}-{label}-{stamp}", tags=["evaluation"],
                           wandb_config={"model": label, "adapter": str(adapter), "num_samples": len(questions),
+                                        "use_judge": judge is not None,
                                         "max_new_tokens": ctx.cfg.eval.max_new_tokens})
     metrics = flat_metrics(summary)
     tracker.log(metrics, step=0)

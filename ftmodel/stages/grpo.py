@@ -25,8 +25,9 @@ def preflight(ctx: StageContext) -> None:
     check_model_source(ctx.cfg)
     find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft")
     if judge_enabled(ctx):
-        raise StageError("grpo.use_judge: the LLM judge backend is not available yet; "
-                         "run with --no-judge or set grpo.use_judge = false")
+        from ftmodel.llm import check_service
+
+        check_service(ctx.cfg.judge, "judge")
     if ctx.run.path.exists():
         resume_checkpoint(ctx)
 
@@ -35,6 +36,7 @@ def wandb_config(ctx: StageContext, sft_adapter) -> dict:
     """The config fields the original project logged for GRPO."""
     c, g = ctx.cfg, ctx.cfg.grpo
     return {"model_name": c.model.name_or_path, "sft_adapter": str(sft_adapter), "use_judge": judge_enabled(ctx),
+            "judge_reward_weight": g.judge_reward_weight,
             "num_generations": g.num_generations, "temperature": g.temperature, "kl_coef": g.beta,
             "format_reward_weight": g.format_reward_weight, "accuracy_reward_weight": g.accuracy_reward_weight,
             "learning_rate": g.learning_rate, "batch_size": g.batch_size, "max_steps": g.max_steps,
@@ -56,21 +58,29 @@ def run(ctx: StageContext) -> dict:
     sft_adapter = find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft")
     questions = read_jsonl(ctx.ws.raw_train)
     rows = [{"prompt": prompt_messages(q["question"], c.data.system_prompt), "answer": q["answer"],
-             "qtype": q["qtype"]} for q in questions]
+             "qtype": q["qtype"], "question": q["question"]} for q in questions]
+    reward_funcs, weights = [format_reward, accuracy_reward], [g.format_reward_weight, g.accuracy_reward_weight]
+    judge = None
+    if judge_enabled(ctx):
+        from ftmodel.judge import build_judge
+
+        judge = build_judge(c, ctx.ws, ctx.log)
+        reward_funcs.append(judge.reward_function())
+        weights.append(g.judge_reward_weight)
     ctx.log(f"{len(rows)} prompts; starting from {sft_adapter}" + (f"; resuming from {resume}" if resume else ""))
     model, tokenizer, base = load_adapter_model(sft_adapter, c, trainable=True)
     args = GRPOConfig(
         output_dir=str(ctx.run.path / "checkpoints"), learning_rate=g.learning_rate, max_steps=g.max_steps or -1,
         num_train_epochs=g.epochs, per_device_train_batch_size=g.batch_size, gradient_accumulation_steps=g.grad_accum,
         num_generations=g.num_generations, max_completion_length=g.max_completion_length,
-        temperature=g.temperature, beta=g.beta, reward_weights=[g.format_reward_weight, g.accuracy_reward_weight],
+        temperature=g.temperature, beta=g.beta, reward_weights=weights,
         logging_steps=c.wandb.log_interval, save_steps=g.save_steps, save_total_limit=g.save_total_limit,
         seed=g.seed, report_to="none", disable_tqdm=True, dataloader_num_workers=0, **trainer_precision(c))
     tracker = ctx.tracker(run_name=ctx.run_name(c.wandb.run_name_grpo), tags=["grpo"],
                           wandb_config=wandb_config(ctx, sft_adapter))
-    trainer = GRPOTrainer(model=model, reward_funcs=[format_reward, accuracy_reward], args=args,
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                          callbacks=[make_callback(ctx, tracker)])
+                          callbacks=[make_callback(ctx, tracker, judge)])
     ctx.progress(0, trainer.args.max_steps if trainer.args.max_steps > 0 else None, force=True)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if ctx.stop_requested:

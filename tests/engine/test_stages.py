@@ -199,3 +199,77 @@ def test_sft_stop_saves_a_checkpoint_and_resume_continues(pipeline_ws, tmp_path)
     steps = [r["step"] for r in read_metrics(resumed) if "loss" in r]
     assert steps == list(range(stopped_at + 1, stopped_at + 4))
     assert read_state(resumed)["state"] == "finished"
+
+
+def judge_flags(url: str, model: str = "judge") -> list[str]:
+    # Judgements are cached per judge model: a distinct model name keeps tests independent.
+    return ["--set", "judge.backend=openai", "--set", f"judge.base_url={url}", "--set", f"judge.model={model}",
+            "--set", "judge.max_retries=0", "--set", "judge.timeout_s=5", "--set", "wandb.enabled=false"]
+
+
+def test_evaluate_with_an_openai_judge_reports_avg_judge_score(pipeline_ws):
+    from tests.fake_openai import FakeOpenAI, Faults
+
+    ws, config, _ = pipeline_ws
+    with FakeOpenAI(faults=Faults(content="Score: 7")) as srv:
+        res = cli("evaluate", "--config", str(config), "--workspace", str(ws), "--eval-sft",
+                  "--set", "judge.enabled=true", *judge_flags(srv.base_url))
+        assert res.returncode == 0, res.stdout[-3000:]
+        assert 0 < len(srv.requests) <= 32  # one request per distinct answer
+    run = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
+    row = read_metrics(run)[0]
+    assert row["avg_judge_score"] == pytest.approx(0.7) and row["judge_errors"] == 0
+    assert any(k.endswith("/avg_judge_score") for k in row)
+    # --no-judge turns it off without a server
+    res = cli("evaluate", "--config", str(config), "--workspace", str(ws), "--eval-sft", "--no-judge",
+              "--set", "judge.enabled=true", "--set", "judge.model=judge", "--set", "wandb.enabled=false")
+    assert res.returncode == 0
+    run = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
+    assert "avg_judge_score" not in read_metrics(run)[0]
+
+
+def test_evaluate_counts_judge_garbage_instead_of_crashing(pipeline_ws):
+    from tests.fake_openai import FakeOpenAI, Faults
+
+    ws, config, _ = pipeline_ws
+    with FakeOpenAI(faults=Faults(content="I cannot grade this.")) as srv:
+        res = cli("evaluate", "--config", str(config), "--workspace", str(ws), "--eval-sft",
+                  "--set", "judge.enabled=true", *judge_flags(srv.base_url, model="garbage-judge"))
+    assert res.returncode == 0, res.stdout[-3000:]
+    row = read_metrics(ws / "runs" / res.stdout.split("run ", 1)[1].split()[0])[0]
+    assert row["judge_errors"] == 32 and "avg_judge_score" not in row
+
+
+def test_grpo_with_the_judge_as_a_reward(pipeline_ws):
+    from tests.fake_openai import FakeOpenAI, Faults
+
+    ws, config, _ = pipeline_ws
+    with FakeOpenAI(faults=Faults(content="Score: 5")) as srv:
+        res = cli("grpo", "--config", str(config), "--workspace", str(ws), "--set", "grpo.use_judge=true",
+                  "--set", "grpo.max_steps=1", *judge_flags(srv.base_url, model="reward-judge"))
+        assert res.returncode == 0, res.stdout[-3000:]
+        assert srv.requests
+    row = read_metrics(ws / "runs" / res.stdout.split("run ", 1)[1].split()[0])[0]
+    assert row["judge_reward"] == pytest.approx(0.5) and row["rewards/judge_reward/mean"] == pytest.approx(0.5)
+    assert row["judge_errors"] == 0 and row["judge_calls"] >= 1
+
+
+def test_hf_teacher_and_judge_run_on_the_tiny_local_model(pipeline_ws, tmp_path):
+    import shutil
+
+    from ftmodel.judge import Judge
+    from ftmodel.llm import HFChatClient
+
+    ws, config, _ = pipeline_ws
+    base = json.loads((runs_by_stage(ws)["sft"] / "adapter" / "ftmodel_adapter.json").read_text())["base"]
+    judge = Judge(HFChatClient(base, max_tokens=8), model_id="hf:tiny")
+    scores = judge.score_many([("What is 2+2?", "4", "4")])
+    assert judge.calls == 1 and (scores == [None]) == (judge.errors == 1)  # the tiny model rarely says a score
+    ws2 = tmp_path / "ws2"
+    shutil.copytree(ws / "data" / "raw", ws2 / "data" / "raw")
+    res = cli("distill", "--config", str(config), "--workspace", str(ws2), "--set", "distill.backend=hf",
+              "--set", f"distill.model={base}", "--set", "distill.max_samples=3", "--set", "distill.max_tokens=16",
+              "--set", "wandb.enabled=false")
+    assert res.returncode == 0, res.stdout[-3000:]
+    rows = [json.loads(l) for l in (ws2 / "data" / "distilled.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["teacher"] == f"hf:{base}" for r in rows)

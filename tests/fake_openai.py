@@ -1,0 +1,114 @@
+"""A local stand-in for an OpenAI-compatible chat-completions server (127.0.0.1 only), with
+injectable slowness, HTTP errors, malformed replies and garbage content. It speaks the real
+protocol, so the real client code is what gets tested."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+
+@dataclass
+class Faults:
+    """What the server does wrong: to the first N requests, or to all of them."""
+
+    delay_s: float = 0.0              # every request waits this long before answering
+    status_first: int = 0             # the first N requests get `status`
+    status: int = 500
+    status_always: int | None = None  # every request gets this status (e.g. 401)
+    malformed_first: int = 0          # the first N requests get a body that is not JSON
+    content: str | None = None        # answer this text instead of asking the responder
+
+
+@dataclass
+class FakeOpenAI:
+    """The server; `responder(messages) -> text` writes the assistant's reply."""
+
+    responder: Callable[[list[dict]], str] = lambda messages: "Score: 7"
+    faults: Faults = field(default_factory=Faults)
+    requests: list[dict] = field(default_factory=list)
+    auth_headers: list[str | None] = field(default_factory=list)
+    max_in_flight: int = 0
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with fake._lock:
+                    n = len(fake.requests)
+                    fake.requests.append(body)
+                    fake.auth_headers.append(self.headers.get("Authorization"))
+                    fake._in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
+                try:
+                    self._answer(n, body)
+                finally:
+                    with fake._lock:
+                        fake._in_flight -= 1
+
+            def _send(self, status: int, payload: bytes):
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+            def _answer(self, n: int, body: dict):
+                f = fake.faults
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    return self._send(404, b'{"error": {"message": "not found"}}')
+                if f.delay_s:
+                    time.sleep(f.delay_s)
+                if f.status_always:
+                    return self._send(f.status_always, b'{"error": {"message": "injected"}}')
+                if n < f.status_first:
+                    return self._send(f.status, b'{"error": {"message": "injected"}}')
+                if n < f.malformed_first:
+                    return self._send(200, b"<html>not json")
+                text = f.content if f.content is not None else fake.responder(body["messages"])
+                reply = {"id": f"chatcmpl-{n}", "object": "chat.completion", "model": body.get("model"),
+                         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                      "finish_reason": "stop"}],
+                         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+                self._send(200, json.dumps(reply).encode())
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> "FakeOpenAI":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (connections are refused)."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}/v1"
