@@ -427,7 +427,9 @@ def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
             and int(last_step) != local.history_steps[-1]:
         problems.append(f"history: server's last step is {last_step}, local last step is {local.history_steps[-1]}")
     summary = _json_field(remote.get("summaryMetrics"))
-    bad = [k for k, v in local.summary.items() if (not k.startswith("_") or k == "_step")
+    # Keys wandb sets itself (`_step`, `_runtime`, …) are left out: the client drops `_step` from the
+    # summary when a retry sends no history rows; the last step is checked through historyKeys.
+    bad = [k for k, v in local.summary.items() if not k.startswith("_")
            and (k not in summary or not _same(v, summary[k]))]
     if bad:
         problems.append(f"summary differs: {', '.join(sorted(bad)[:8])}")
@@ -537,7 +539,8 @@ def _top_level_fields(msg: bytes) -> set[int]:
         elif wire == 1:
             pos += 8
         elif wire == 2:
-            pos += varint()
+            length = varint()  # not `pos += varint()`: that adds to the pos read before the call
+            pos += length
         elif wire == 5:
             pos += 4
         else:
