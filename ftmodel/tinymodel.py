@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 # Bump when the build recipe changes (tokenizer, template, architecture, training loop,
 # or the corpus the callers feed in): it is part of the cache key.
-VERSION = "2"
+VERSION = "4"
 
 TAG_TOKENS = ("<think>", "</think>", "<answer>", "</answer>")
 

@@ -76,10 +76,10 @@ _RULES = (
     ("{p} earnings {v} and its P/E ratio stays the same", "{p} share price",
      "earnings", "share price", True),
 )
+# One phrasing, which names only the cause's direction ("Does X rise or fall?" would put both
+# directions in every question and make the decisive word hard to find for a tiny model).
 _RULE_PHRASINGS = (
     "If {cause}, what happens to {effect}?",
-    "Suppose {cause}. Does {effect} rise or fall?",
-    "When {cause}, how does {effect} move?",
 )
 _READ_FIELDS = ("revenue", "net income", "total assets")
 _INVESTORS = ("An investor", "A trader", "A pension fund", "A hedge fund")
@@ -443,14 +443,56 @@ def _arithmetic_line(rng: random.Random) -> str:
     return f"{a} > {b}" if a > b else f"{a} < {b}" if a < b else f"{a} = {b}"
 
 
+def _train_key_only(make: Callable[[], tuple[str, str]]) -> str:
+    """Draw (key, text) from make until the key belongs to the train split; return the text.
+
+    Pre-training texts are built from train-split parameters only, so the base model never reads
+    the facts of an eval question.
+    """
+    while True:
+        key, text = make()
+        if not _is_eval_key(key):
+            return text
+
+
 def _report_line(rng: random.Random) -> str:
-    """A company report that restates one of its figures, so copying a figure is seen in pre-training."""
-    entity = rng.choice(_COMPANIES)
-    fields = rng.sample(_READ_FIELDS, 2)
-    values = [rng.randint(10, 999) for _ in fields]
-    i = rng.randrange(2)
-    return (f"{entity} reported {fields[0]} of {values[0]} million and {fields[1]} of {values[1]} million. "
-            f"Its {fields[i]} of {values[i]} million was a record.")
+    """A company report that restates one of its figures: copying a figure, seen in pre-training."""
+    def make() -> tuple[str, str]:
+        entity = rng.choice(_COMPANIES)
+        fields = rng.sample(_READ_FIELDS, 2)
+        values = [str(rng.randint(10, 999)) for _ in fields]
+        i = rng.randrange(2)
+        key = f"read_number|{entity}|{fields[0]}|{values[0]}|{fields[1]}|{values[1]}|{fields[i]}"
+        return key, (f"{entity} reported {fields[0]} of {values[0]} million and {fields[1]} of {values[1]} "
+                     f"million. Its {fields[i]} of {values[i]} million was a record.")
+    return _train_key_only(make)
+
+
+def _fund_line(rng: random.Random) -> str:
+    """Two funds' returns, then both restated with the move from the first to the second."""
+    def make() -> tuple[str, str]:
+        a, b = rng.sample(_FUNDS, 2)
+        high, low = _leading_digits_differ(rng, 1, 9)
+        r1, r2 = f"{high}.{rng.randrange(10)}", f"{low}.{rng.randrange(10)}"
+        if rng.random() < 0.5:
+            r1, r2 = r2, r1
+        move = "up" if float(r2) > float(r1) else "down"
+        return (f"compare_returns|{a}|{r1}|{b}|{r2}",
+                f"Fund {a} returned {r1}% and Fund {b} returned {r2}% last year. {a} {r1}, {b} {r2}, {move}.")
+    return _train_key_only(make)
+
+
+def _trade_line(rng: random.Random) -> str:
+    """A purchase and a sale, then both prices restated with the move between them."""
+    def make() -> tuple[str, str]:
+        who, entity = rng.choice(_INVESTORS), rng.choice(_COMPANIES)
+        high, low = _leading_digits_differ(rng, 10, 99)
+        bought, sold = (low, high) if rng.random() < 0.5 else (high, low)
+        move = "up" if sold > bought else "down"
+        return (f"gain_or_loss|{who}|{entity}|{bought}|{sold}",
+                f"{who} bought shares of {entity} at {bought} and sold them at {sold}. "
+                f"bought {bought}, sold {sold}, {move}.")
+    return _train_key_only(make)
 
 
 def pretrain_corpus(seed: int = 0, n: int = 4000) -> list[str]:
@@ -459,17 +501,19 @@ def pretrain_corpus(seed: int = 0, n: int = 4000) -> list[str]:
     Only train-split question texts are used, and never a solution or an answer tag, so the base
     model knows the domain but not the answer format. Besides the questions: generic finance
     sentences and formulas, arithmetic lines, "open 45, close 72, up" move lines (the comparison the
-    gain/loss and fund questions need) and company reports that restate a figure.
+    gain/loss and fund questions need), and reports, fund results and trades that restate their
+    figures in a short form, so the base model learns to copy names and numbers from a text.
     """
     rng = random.Random(f"{seed}|pretrain")
     n_questions = n // 2
     train, _ = generate_bank(seed, n_train=n_questions, n_eval=0)
     texts = [r["question"] for r in train]
-    n_facts, n_arith, n_moves = n // 10, n // 10, n // 5
+    n_facts, n_arith, n_moves = n // 10, n // 20, n // 10
     texts += [rng.choice(_GENERIC_SENTENCES + _FORMULAS) for _ in range(n_facts)]
     texts += [_arithmetic_line(rng) for _ in range(n_arith)]
     texts += [_move_line(rng) for _ in range(n_moves)]
-    texts += [_report_line(rng) for _ in range(n - len(texts))]
+    restating = (_report_line, _fund_line, _trade_line)
+    texts += [restating[i % 3](rng) for i in range(n - len(texts))]
     rng.shuffle(texts)
     return texts
 
