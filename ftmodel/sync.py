@@ -740,11 +740,9 @@ def _sync_one(ws: Workspace, run: OfflineRun, server: Server, env: dict[str, str
         entity = ((remote.get("project") or {}).get("entity") or {}).get("name") or entity
         project = (remote.get("project") or {}).get("name") or project
         url = url or f"{app_url(server.base_url)}/{entity}/{project}/runs/{run.wandb_id}"
-    if missing:
-        problems.insert(0, "; ".join(f"artifact {a['name']}: staged file missing ({', '.join(a['missing'][:2])})"
-                                     for a in missing))
     if problems:
-        return _fail(ws, run, "; ".join(problems + errors)[:1000], server.base_url, False, counts, url)
+        staging = [f"artifact {a['name']}: staged file missing ({', '.join(a['missing'][:2])})" for a in missing]
+        return _fail(ws, run, "; ".join(staging + errors + problems)[:1000], server.base_url, False, counts, url)
     _record(ws, run.key, {"state": SYNCED, "reason": "verified", "time": time.time(), "server": server.base_url,
                           "counts": counts, "wandb_id": run.wandb_id, "entity": entity, "project": project,
                           "url": url})

@@ -211,11 +211,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: Any = None, raw: bytes | None = None) -> None:
         data = raw if raw is not None else json.dumps(payload if payload is not None else {}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up on a hanging answer
+            self.close_connection = True
 
     def _record(self, op: str, run: str | None, status: int) -> None:
         fake = self.fake

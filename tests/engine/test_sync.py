@@ -293,3 +293,12 @@ def test_staged_copy_keeps_wandbs_framing_and_drops_only_the_first_history_rows(
     assert [int(s) for s in steps] == list(range(151, 401))
     assert {"run", "summary", "exit"} <= {r["type"] for r in recs}
     assert tree_digest(offline)  # the original is untouched (stage_copy only reads it)
+
+
+def test_the_outer_timeout_stops_a_client_that_waits_too_long(tmp_path, server):
+    make_offline_run(tmp_path, "sft-20260101-000000-aaaa", steps=2, artifact=False)
+    server.faults.hang_ops = {"UpsertBucket"}
+    env = client_env(server.url, WANDB_HTTP_TIMEOUT="120")  # the client alone would wait minutes
+    (res,) = sync.sync_runs(tmp_path, env=env, timeout=4)
+    assert res.state == "failed" and "wandb sync timed out after 4s and was stopped" in res.reason
+    assert not list((tmp_path / ".wandb" / "sync-stage").glob("*/*"))
