@@ -206,11 +206,19 @@ class WandbConfig:
 
 @dataclass
 class LaunchConfig:
-    """How stages are started."""
+    """How stages are started: one process, or several through accelerate or torchrun."""
 
-    launcher: str = F("python", "`python` (one process); `accelerate` and `torchrun` arrive with multi-GPU "
-                      "support.", choices=("python", "accelerate", "torchrun"))
-    num_processes: int = F(1, "Processes per machine.", lo=1)
+    launcher: str = F("python", "`python`: one process. `accelerate` / `torchrun`: SFT and GRPO run as "
+                      "num_processes ranks per machine (the other stages always run as one process).",
+                      choices=("python", "accelerate", "torchrun"))
+    num_processes: int = F(1, "Processes (ranks) per machine, usually one per GPU.", lo=1)
+    num_machines: int = F(1, "Machines taking part (start the same stage on each, with its machine_rank).", lo=1)
+    machine_rank: int = F(0, "This machine's rank among num_machines (0 is the main one).", lo=0)
+    main_process_ip: str = F("127.0.0.1", "Address of machine 0, reachable from every machine.")
+    main_process_port: int = F(29500, "Port on machine 0 for the rendezvous.", lo=1, hi=65535)
+    mixed_precision: str = F("no", "accelerate: mixed precision (the model's dtype still comes from [model]).",
+                             choices=("no", "fp16", "bf16"))
+    accelerate_config: str = F("", "accelerate: a config file passed through (e.g. DeepSpeed or FSDP); empty: none.")
     workspace: str = F("workspace", "Workspace directory (runs/, data/, models/), relative to the current "
                        "directory; `--workspace` overrides it.")
 
@@ -348,11 +356,15 @@ def from_dict(data: dict, *, source: str = "<config>", text: str | None = None) 
 
 def _check_consistency(cfg: Config, fail) -> None:
     """Cross-field rules that must hold before any model loads."""
-    g = cfg.grpo
-    if (g.batch_size * g.grad_accum) % g.num_generations:
+    g, ln = cfg.grpo, cfg.launch
+    ranks = ln.num_processes * ln.num_machines if ln.launcher != "python" else 1
+    if (g.batch_size * g.grad_accum * ranks) % g.num_generations:
         raise fail("grpo", "num_generations",
-                   f"grpo.num_generations ({g.num_generations}) must divide grpo.batch_size × grpo.grad_accum "
-                   f"({g.batch_size} × {g.grad_accum}): each batch holds whole groups of completions")
+                   f"grpo.num_generations ({g.num_generations}) must divide grpo.batch_size × grpo.grad_accum × "
+                   f"ranks ({g.batch_size} × {g.grad_accum} × {ranks}): each batch holds whole groups of completions")
+    if ln.machine_rank >= ln.num_machines:
+        raise fail("launch", "machine_rank", f"launch.machine_rank ({ln.machine_rank}) must be below "
+                   f"launch.num_machines ({ln.num_machines})")
     if cfg.filter.min_chars > cfg.filter.max_chars:
         raise fail("filter", "min_chars", "filter.min_chars is larger than filter.max_chars")
     for name in cfg.ablation.variants:

@@ -29,6 +29,7 @@ class StageContext:
     ws: Workspace
     stage: str
     args: dict = field(default_factory=dict)
+    rank: int = 0  # with several processes, only rank 0 writes state.json, metrics.jsonl and wandb
     stop_requested: bool = False
     _last_progress: float = 0.0
     _trackers: list = field(default_factory=list)
@@ -37,8 +38,15 @@ class StageContext:
         """Write a timestamped line to the stage's log."""
         print(f"{time.strftime('%H:%M:%S')} [{self.stage}] {message}", file=sys.stdout, flush=True)
 
+    @property
+    def is_main(self) -> bool:
+        """Whether this process is the one that records the run (rank 0)."""
+        return self.rank == 0
+
     def progress(self, step: int, total: int | None, *, force: bool = False) -> None:
         """Record progress in state.json (at most about once a second, and always at the end)."""
+        if not self.is_main:
+            return
         now = time.monotonic()
         if force or step == total or now - self._last_progress >= 1.0:
             self._last_progress = now
@@ -54,8 +62,11 @@ class StageContext:
         return f"{prefix or self.stage}-{timestamp(sep)}"
 
     def tracker(self, *, run_name: str, tags: list[str], wandb_config: dict):
-        """Open this run's metrics tracker (metrics.jsonl, mirrored to wandb)."""
-        from ftmodel.tracking import Tracker
+        """Open this run's metrics tracker (metrics.jsonl, mirrored to wandb); a no-op one off rank 0."""
+        from ftmodel.tracking import NullTracker, Tracker
+
+        if not self.is_main:
+            return NullTracker()
 
         tracker = Tracker(self.run, self.cfg, self.ws, stage=self.stage, run_name=run_name, tags=tags,
                           wandb_config=wandb_config, group=self.run.read_state().get("group"), log=self.log)
@@ -70,7 +81,8 @@ class StageContext:
 
     def output(self, **paths: str | Path) -> None:
         """Record the run's outputs (artifact paths) in state.json."""
-        self.run.update_state(outputs={k: str(v) for k, v in paths.items()})
+        if self.is_main:
+            self.run.update_state(outputs={k: str(v) for k, v in paths.items()})
 
 
 def timestamp(sep: str = "-") -> str:

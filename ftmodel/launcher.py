@@ -22,17 +22,40 @@ class LaunchError(RuntimeError):
     """The stage could not be started."""
 
 
-def worker_argv(run: Run, launcher: str = "python", num_processes: int = 1) -> list[str]:
-    """Build the argv that runs a stage's worker for this run directory."""
-    if launcher != "python":
-        raise LaunchError(f"launch.launcher = {launcher!r} is not supported yet; use \"python\"")
-    return [sys.executable, "-m", "ftmodel.worker", str(run.path)]
+# Only the training stages scale out; the others read and write workspace files as one process.
+DISTRIBUTED_STAGES = ("sft", "grpo")
 
 
-def launch(run: Run, *, new_session: bool = True, launcher: str = "python",
-           num_processes: int = 1) -> subprocess.Popen:
-    """Start the run's worker with output to stage.log and record its pid in state.json."""
-    argv = worker_argv(run, launcher, num_processes)
+def worker_argv(run: Run, launch_cfg=None) -> list[str]:
+    """Build the argv that runs a stage's worker for this run: plain python, accelerate or torchrun."""
+    worker = ["-m", "ftmodel.worker", str(run.path)]
+    stage = run.read_state().get("stage")
+    if launch_cfg is None or launch_cfg.launcher == "python" or stage not in DISTRIBUTED_STAGES:
+        return [sys.executable, *worker]
+    ln = launch_cfg
+    if ln.launcher == "torchrun":
+        return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={ln.num_processes}",
+                f"--nnodes={ln.num_machines}", f"--node_rank={ln.machine_rank}", f"--master_addr={ln.main_process_ip}",
+                f"--master_port={ln.main_process_port}", *worker]
+    argv = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes",
+            str(ln.num_processes * ln.num_machines), "--num_machines", str(ln.num_machines), "--machine_rank",
+            str(ln.machine_rank), "--main_process_ip", ln.main_process_ip, "--main_process_port",
+            str(ln.main_process_port), "--mixed_precision", ln.mixed_precision]
+    if ln.accelerate_config:
+        argv += ["--config_file", ln.accelerate_config]  # DeepSpeed / FSDP: the file says how to distribute
+    elif ln.num_processes * ln.num_machines > 1:
+        # Without it accelerate starts ONE process when no GPU is visible; with it, one per rank (gloo on CPU).
+        argv += ["--multi_gpu"]
+    return [*argv, *worker]
+
+
+def launch(run: Run, *, new_session: bool = True, launch_cfg=None) -> subprocess.Popen:
+    """Start the run's worker with output to stage.log and record its pid in state.json.
+
+    With several ranks the recorded pid is the launcher's (torchrun / accelerate); the ranks share
+    its process group, so stopping the run stops every rank.
+    """
+    argv = worker_argv(run, launch_cfg)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(run.log_path, "ab") as log:
         try:
@@ -61,7 +84,7 @@ def start_stage(stage: str, cfg, workspace: str | Path, args: dict, *, argv: lis
     probe = StageContext(run=Run(ws.runs / "(preflight)"), cfg=cfg, ws=ws, stage=stage, args=args)
     module.preflight(probe)
     run = create_run(workspace, stage, config_toml=to_toml(cfg), argv=argv, args=args, group=group)
-    proc = launch(run, new_session=new_session, launcher=cfg.launch.launcher, num_processes=cfg.launch.num_processes)
+    proc = launch(run, new_session=new_session, launch_cfg=cfg.launch)
     return run, proc
 
 

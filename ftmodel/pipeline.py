@@ -47,8 +47,7 @@ def run(ctx: StageContext) -> dict:
         ctx.run.update_state(children=children, current=stage)
         ctx.log(f"==> {stage} ({i + 1}/{len(stages)}): run {child.id}")
         # Same process group as the driver: stopping the pipeline stops the stage in flight.
-        proc = launch(child, new_session=False, launcher=ctx.cfg.launch.launcher,
-                      num_processes=ctx.cfg.launch.num_processes)
+        proc = launch(child, new_session=False, launch_cfg=ctx.cfg.launch)
         proc.wait()  # a SIGINT reaches the stage too; the wait resumes after our handler runs
         status = child.status()
         if status != "finished":

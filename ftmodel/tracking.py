@@ -131,3 +131,24 @@ class Tracker:
             except Exception as e:
                 self._log(f"warning: wandb finish failed: {e}")
             self._wb_run = None
+
+
+class NullTracker:
+    """The tracker of a non-main rank: rank 0 alone records, so every step is logged exactly once."""
+
+    mode = "disabled"
+
+    def log(self, metrics: dict[str, Any], step: int) -> dict:
+        return {}
+
+    def summary(self, values: dict[str, Any]) -> None:
+        pass
+
+    def table(self, name: str, columns: list[str], rows: list[list]) -> None:
+        pass
+
+    def artifact(self, path: Path, name: str, kind: str) -> None:
+        pass
+
+    def finish(self, exit_code: int = 0) -> None:
+        pass

@@ -44,11 +44,24 @@ def make_callback(ctx: StageContext, tracker, judge=None):
 
         def on_step_end(self, args, state, control, **kwargs):
             ctx.progress(state.global_step, state.max_steps)
-            if ctx.stop_requested:
+            if _any_rank(ctx.stop_requested):
                 control.should_save = True  # the checkpoint is the resume point
                 control.should_training_stop = True
 
     return StageCallback()
+
+
+def _any_rank(flag: bool) -> bool:
+    """True if `flag` is set on any rank: ranks must stop at the same step or the rest hang in a collective."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    import torch
+
+    t = torch.tensor([1.0 if flag else 0.0], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:

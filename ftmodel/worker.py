@@ -40,21 +40,54 @@ def _install_signal_handlers(ctx: StageContext) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # detached: a vanished terminal is no reason to stop
 
 
+class _RankPrefix:
+    """A text stream that starts every line with `[rank N] ` (ranks share one stage.log)."""
+
+    def __init__(self, stream, rank: int):
+        self._stream, self._prefix, self._at_line_start = stream, f"[rank {rank}] ", True
+
+    def write(self, text: str) -> int:
+        out = []
+        for piece in text.splitlines(keepends=True):
+            if self._at_line_start:
+                out.append(self._prefix)
+            out.append(piece)
+            self._at_line_start = piece.endswith("\n")
+        self._stream.write("".join(out))
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def run_stage(run: Run) -> int:
-    """Run the stage recorded in `run`'s state.json; return the process exit code."""
+    """Run the stage recorded in `run`'s state.json; return the process exit code.
+
+    Under accelerate or torchrun every rank runs this; only rank 0 records the run.
+    """
+    rank = int(os.environ.get("RANK", "0"))
+    if rank:
+        sys.stdout, sys.stderr = _RankPrefix(sys.stdout, rank), _RankPrefix(sys.stderr, rank)
+        print(f"rank {rank} of {os.environ.get('WORLD_SIZE', '?')} started (rank 0 records the run)", flush=True)
+        return _run(run, rank)
     state = run.read_state()
-    stage = state["stage"]
-    args = state.get("args", {})
     mine = {"worker_pid": os.getpid()}
     if not state.get("pid"):  # started without the launcher (e.g. directly): we are the process to watch
         mine.update(pid=os.getpid(), pgid=os.getpgrp(), proc_start=process_start_time(os.getpid()))
     run.update_state(state="running", started=time.time(), **mine)
+    return _run(run, rank)
+
+
+def _run(run: Run, rank: int) -> int:
+    state = run.read_state()
+    stage = state["stage"]
+    args = state.get("args", {})
     ctx = None
     code, status, error = EXIT_FAILED, "failed", None
     try:
         cfg = config_mod.load(run.config_path)
         ctx = StageContext(run=run, cfg=cfg, ws=Workspace(Path(args.get("workspace", "workspace"))), stage=stage,
-                           args=args)
+                           args=args, rank=rank)
         _install_signal_handlers(ctx)
         module = stage_module(stage)
         module.preflight(ctx)
@@ -81,13 +114,16 @@ def run_stage(run: Run) -> int:
                 ctx.close_trackers(code)
             except BaseException as e:  # closing wandb must never hide how the stage ended
                 print(f"warning: closing trackers failed: {e}", flush=True)
-        run.update_state(state=status, exit_code=code, ended=time.time(), error=error)
+        if rank == 0:
+            run.update_state(state=status, exit_code=code, ended=time.time(), error=error)
     return code
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `python -m ftmodel.worker RUN_DIR`."""
     argv = sys.argv[1:] if argv is None else argv
+    # Per-dataset progress bars are noise in a stage log (and repeat once per rank).
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     # The libraries' deprecation notices about their own internals are noise in a user's stage log.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft|accelerate)\b")
     if len(argv) != 1:

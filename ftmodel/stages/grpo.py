@@ -86,6 +86,8 @@ def run(ctx: StageContext) -> dict:
     if ctx.stop_requested:
         ctx.log(f"stopped at step {trainer.state.global_step}; checkpoint saved (resume with --resume {ctx.run.id})")
         raise Cancelled()
+    if not ctx.is_main:  # rank 0 saves the adapter; the weights are the same on every rank
+        return {}
     adapter = save_adapter(trainer.model, tokenizer, ctx.run.path / "adapter", base=base, stage="grpo",
                            run_id=ctx.run.id, parent=str(sft_adapter))
     if c.wandb.log_model:

@@ -67,6 +67,8 @@ def run(ctx: StageContext) -> dict:
     if ctx.stop_requested:
         ctx.log(f"stopped at step {trainer.state.global_step}; checkpoint saved (resume with --resume {ctx.run.id})")
         raise Cancelled()
+    if not ctx.is_main:  # rank 0 saves the adapter; the weights are the same on every rank
+        return {}
     adapter = save_adapter(trainer.model, tokenizer, ctx.run.path / "adapter", base=base, stage="sft",
                            run_id=ctx.run.id, parent=None)
     if c.wandb.log_model:
