@@ -601,7 +601,8 @@ def run_client(staged: Path, env: dict[str, str], timeout: float) -> tuple[int |
     """Run `wandb sync --yes <staged>`; kill its process group after `timeout` seconds.
     Return (exit code or None when killed, combined output)."""
     cmd = [str(wandb_exe()), "sync", "--yes", str(staged)]
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    # The client writes wandb/debug-*.log under its working directory: keep them in the workspace.
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=staged.parent,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=timeout)
