@@ -43,6 +43,33 @@ def wandb_config(ctx: StageContext, sft_adapter) -> dict:
             "max_completion_length": g.max_completion_length, "lora_r": c.lora.r, "lora_alpha": c.lora.alpha}
 
 
+COMPLETIONS_FILE = "completions.jsonl"
+
+
+def completion_recorder(trainer_cls, ctx: StageContext):
+    """Subclass a GRPO trainer so every sampled completion is appended to `<run>/completions.jsonl`
+    with its rewards (what the console's completions browser reads); rank 0 records its share."""
+    import json
+
+    from ftmodel.rewards import completion_text
+
+    class RecordingTrainer(trainer_cls):
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            if ctx.is_main:
+                local = rewards[: len(prompts)].tolist()  # gathered in rank order: rank 0's rows come first
+                step = self.state.global_step + 1
+                with open(ctx.run.path / COMPLETIONS_FILE, "a", encoding="utf-8") as fh:
+                    for example, completion, values in zip(inputs, completions, local):
+                        fh.write(json.dumps({
+                            "step": step, "question": example.get("question"), "answer": example.get("answer"),
+                            "qtype": example.get("qtype"), "completion": completion_text(completion),
+                            "rewards": dict(zip(self.reward_func_names, values))}, allow_nan=True) + "\n")
+            return rewards
+
+    return RecordingTrainer
+
+
 def run(ctx: StageContext) -> dict:
     """Train from the SFT adapter and save the result to `<run>/adapter`."""
     from datasets import Dataset
@@ -78,7 +105,7 @@ def run(ctx: StageContext) -> dict:
         seed=g.seed, report_to="none", disable_tqdm=True, dataloader_num_workers=0, **trainer_precision(c))
     tracker = ctx.tracker(run_name=ctx.run_name(c.wandb.run_name_grpo), tags=["grpo"],
                           wandb_config=wandb_config(ctx, sft_adapter))
-    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args,
+    trainer = completion_recorder(GRPOTrainer, ctx)(model=model, reward_funcs=reward_funcs, args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                           callbacks=[make_callback(ctx, tracker, judge)])
     ctx.progress(0, trainer.args.max_steps if trainer.args.max_steps > 0 else None, force=True)

@@ -86,6 +86,10 @@ def test_grpo_logs_reward_parts_and_kl(pipeline_ws):
     assert rows[0]["kl_divergence"] == rows[0]["kl"]
     meta = json.loads((runs_by_stage(ws)["grpo"] / "adapter" / "ftmodel_adapter.json").read_text())
     assert meta["parent"].endswith("adapter") and "sft-" in meta["parent"]
+    completions = [json.loads(l) for l in (runs_by_stage(ws)["grpo"] / "completions.jsonl").read_text().splitlines()]
+    assert [c["step"] for c in completions] == [1] * 8 + [2] * 8  # batch 8 per step, every sample recorded
+    assert set(completions[0]["rewards"]) == {"format_reward", "accuracy_reward"} and completions[0]["answer"]
+    assert rows[0]["format_reward"] == sum(c["rewards"]["format_reward"] for c in completions[:8]) / 8
 
 
 def test_evaluate_writes_reports_and_per_qtype_metrics(pipeline_ws):
