@@ -422,3 +422,46 @@ def to_toml(cfg: Config) -> str:
     for section, values in cfg.to_dict().items():
         doc[section] = values
     return tomlkit.dumps(doc)
+
+
+def validate_value(section: str, key: str, raw: Any) -> Any:
+    """Check one field's value (a typed value, or the text a user typed) and return it typed.
+
+    Text is read by the field's type: `true`/`false` for bools, numbers for ints and floats, a
+    TOML array or comma-separated words for lists; strings are taken as typed. Raises ConfigError
+    with the reason (unknown key, wrong type, not an allowed value, out of range).
+    """
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown section [{section}]")
+    specs = {name: (typ, meta) for name, typ, _, meta in field_specs(section)}
+    if key not in specs:
+        raise ConfigError(f"unknown key {section}.{key}")
+    typ, meta = specs[key]
+    path = f"{section}.{key}"
+    value = _unwrap(raw)
+    if isinstance(value, str) and typ is not str:
+        text = value.strip()
+        if typ is bool:
+            lowered = text.lower()
+            value = True if lowered == "true" else False if lowered == "false" else text
+        elif typ is int:
+            try:
+                value = int(text.replace("_", ""))
+            except ValueError:
+                value = text
+        elif typ is float:
+            try:
+                value = float(text.replace("_", ""))
+            except ValueError:
+                value = text
+            if isinstance(value, float) and value != value:
+                raise ConfigError(f"{path}: NaN is not allowed")
+        elif typ is list:
+            if text.startswith("["):
+                try:
+                    value = tomllib.loads(f"v = {text}")["v"]
+                except tomllib.TOMLDecodeError as e:
+                    raise ConfigError(f"{path}: not a TOML array ({e})") from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+    return _check_value(path, typ, value, meta)
