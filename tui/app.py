@@ -124,6 +124,22 @@ class LaunchDone(Message):
         self.stage, self.run_id, self.error = stage, run_id, error
 
 
+class SyncProgress(Message):
+    """A line of progress from the sync worker about one offline run."""
+
+    def __init__(self, key: str, text: str):
+        super().__init__()
+        self.key, self.text = key, text
+
+
+class SyncFinished(Message):
+    """The sync worker ended (results, or the error that stopped it)."""
+
+    def __init__(self, results: list, error: str | None):
+        super().__init__()
+        self.results, self.error = results, error
+
+
 class StopDone(Message):
     """A stop request ended with this status (or error)."""
 
@@ -264,6 +280,14 @@ class FtmodelConsole(App[None]):
                 show=False),
         *[Binding(key, f"toggle_panel('{panel}')", f"Toggle {panel}", id=f"panel.{panel}", show=False)
           for panel, key in PANELS.items()],
+        Binding("c", "open_screen('config')", "Config", id="screen.config", tooltip="Edit the config as a form"),
+        Binding("r", "open_screen('runs')", "Runs", id="screen.runs",
+                tooltip="Browse, compare, clone and delete runs"),
+        Binding("w", "open_screen('sync')", "Sync", id="screen.sync", tooltip="Sync offline wandb runs"),
+        Binding("a", "open_screen('ablation')", "Ablation", id="screen.ablation",
+                tooltip="Launch an ablation and read its matrix"),
+        Binding("g", "open_screen('completions')", "Completions", id="screen.completions",
+                tooltip="Browse GRPO completions and their rewards"),
         Binding("question_mark", "help", "Help", id="app.help", key_display="?"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit; running stages keep running"),
     ]
@@ -299,6 +323,12 @@ class FtmodelConsole(App[None]):
         self._stage_prompts: list[str] = []
         self._run_ids: list[str] = []
         self._launched = []  # Popen handles kept only so finished children get reaped, never read
+        self.sync_env: dict | None = None
+        """Environment for `wandb sync` (None: this process's); tests point it at a fake server."""
+        self.sync_busy: str | None = None
+        """What the sync worker is doing (None: idle)."""
+        self.sync_messages: dict[str, str] = {}
+        """The latest progress line per offline run key."""
 
     @property
     def main(self):
@@ -461,6 +491,38 @@ class FtmodelConsole(App[None]):
         self._launched.append(proc)
         self.post_message(LaunchDone(stage, run.id, None))
 
+    @work(thread=True, group="launch", name="start-stage-with-config")
+    def launch_config(self, stage: str, cfg, args: dict, argv: list[str]) -> None:
+        """Start a stage with a given (validated) config, e.g. unsaved edits or a clone with one change."""
+        from ftmodel.context import StageError
+        from ftmodel.launcher import LaunchError, start_stage
+
+        try:
+            run, proc = start_stage(stage, cfg, self.workspace, args, argv=argv)
+        except (StageError, LaunchError, config_mod.ConfigError, OSError, LookupError) as e:
+            self.post_message(LaunchDone(stage, None, str(e)))
+            return
+        self._launched.append(proc)
+        self.post_message(LaunchDone(stage, run.id, None))
+
+    def start_sync(self, runs: list) -> None:
+        """Sync these offline runs in the background (one sync at a time)."""
+        self.sync_busy = f"{len(runs)} run(s)"
+        self._sync(runs)
+
+    @work(thread=True, exclusive=True, group="sync", name="sync-runs")
+    def _sync(self, runs: list) -> None:
+        """Upload and verify offline runs; every step of progress is posted as a message."""
+        from ftmodel.sync import SyncError, sync_runs
+
+        try:
+            results = sync_runs(self.workspace, runs, env=self.sync_env,
+                                progress_cb=lambda key, text: self.post_message(SyncProgress(key, text)))
+        except (SyncError, OSError) as e:
+            self.post_message(SyncFinished([], str(e)))
+            return
+        self.post_message(SyncFinished(results, None))
+
     @work(thread=True, group="stop", name="stop-run")
     def _stop(self, run_id: str) -> None:
         """Stop a run (SIGINT, then SIGTERM, then SIGKILL; may take a minute)."""
@@ -559,6 +621,31 @@ class FtmodelConsole(App[None]):
                     title="started")
         self._pending_run = message.run_id
         self._wake.set()
+
+    def _sync_screen(self):
+        from tui.screens import SyncScreen
+
+        return next((s for s in self.screen_stack if isinstance(s, SyncScreen)), None)
+
+    def on_sync_progress(self, message: SyncProgress) -> None:
+        self.sync_messages[message.key] = message.text
+        final = message.text.split(":", 1)[0] in ("synced", "failed", "skipped", "dry-run")
+        screen = self._sync_screen()
+        if screen is not None:
+            screen.progressed(message.key, final)
+
+    def on_sync_finished(self, message: SyncFinished) -> None:
+        self.sync_busy = None
+        if message.error:
+            self.notify(message.error, title="sync failed", severity="error", timeout=10)
+        else:
+            ok = sum(r.state == "synced" for r in message.results)
+            bad = sum(r.state == "failed" for r in message.results)
+            self.notify(f"{ok} synced and verified, {bad} failed", title="sync done",
+                        severity="error" if bad else "information")
+        screen = self._sync_screen()
+        if screen is not None:
+            screen.finished()
 
     def on_stop_done(self, message: StopDone) -> None:
         if message.error:
@@ -774,6 +861,31 @@ class FtmodelConsole(App[None]):
         shown = "hidden" if panel in self.hidden_panels else "shown"
         self.notify(f"{panel} panel {shown}", timeout=2)
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """The console's own keys work only on the console (not under a workbench screen or dialog)."""
+        if action in ("help", "command_palette", "quit") or action.startswith("app."):
+            return True if action != "quit" or len(self.screen_stack) <= 1 else None
+        console_actions = {b.action.split("(")[0] for b in self.BINDINGS}
+        if action.split("(")[0] in console_actions and len(self.screen_stack) > 1:
+            return False
+        return True
+
+    def action_open_screen(self, name: str) -> None:
+        """Open a workbench screen: config, runs, sync, ablation or completions."""
+        from tui import screens
+
+        if len(self.screen_stack) > 1:
+            return  # one workbench at a time, over the console
+        factory = {"config": screens.ConfigScreen, "runs": screens.RunsScreen, "sync": screens.SyncScreen,
+                   "ablation": screens.AblationScreen, "completions": self._completions_screen}[name]
+        self.push_screen(factory())
+
+    def _completions_screen(self):
+        from tui.screens import CompletionsScreen
+
+        summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
+        return CompletionsScreen(summary.id if summary and summary.stage == "grpo" else None)
+
     def action_help(self) -> None:
         """Show every key and what it does."""
         self.push_screen(HelpScreen(self.help_text()))
@@ -799,6 +911,15 @@ class FtmodelConsole(App[None]):
             key = b.key_display or b.key
             lines.append(f"  {key:12} {b.description}{' — ' + b.tooltip if b.tooltip else ''}")
         lines.append(f"  {'ctrl+p':12} command palette (every action)")
+        from tui import screens
+
+        for title, cls in (("config editor (c)", screens.ConfigScreen), ("runs browser (r)", screens.RunsScreen),
+                           ("sync (w)", screens.SyncScreen), ("ablation (a)", screens.AblationScreen),
+                           ("GRPO completions (g)", screens.CompletionsScreen)):
+            lines += ["", title]
+            for b in [*cls.BINDINGS, *screens.Workbench.BINDINGS]:
+                key = b.key_display or b.key
+                lines.append(f"  {key:12} {b.description}{' — ' + b.tooltip if b.tooltip else ''}")
         lines += ["", "Stages run detached: quitting, closing tmux or losing SSH leaves them",
                   "running. Reopen the console to re-attach; a run whose process died shows",
                   "as lost. Panels 1-4 appear once the run has logged those metrics."]
@@ -817,6 +938,12 @@ class FtmodelConsole(App[None]):
         for panel, key in PANELS.items():
             yield SystemCommand(f"Toggle {panel} panel", f"Show or hide the {panel} panel ({key})",
                                 partial(self.action_toggle_panel, panel))
+        for name, key, what in (("config", "c", "Edit the config as a form"),
+                                ("runs", "r", "Browse, compare, clone and delete runs"),
+                                ("sync", "w", "Sync offline wandb runs"),
+                                ("ablation", "a", "Launch an ablation and read its matrix"),
+                                ("completions", "g", "Browse GRPO completions")):
+            yield SystemCommand(f"Open {name}", f"{what} ({key})", partial(self.action_open_screen, name))
         yield SystemCommand("Keys", "Show every key (?)", self.action_help)
 
 
