@@ -660,6 +660,8 @@ class FtmodelConsole(App[None]):
 
     @on(OptionList.OptionHighlighted, "#runs")
     def _run_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if not self._showing():
+            return  # the list can still post while the app shuts down
         if event.option.id != self.selected_run:
             self._select_run(event.option.id)
 
