@@ -46,6 +46,30 @@ def wandb_config(ctx: StageContext, sft_adapter) -> dict:
 COMPLETIONS_FILE = "completions.jsonl"
 
 
+def dataset_rows(questions: list[dict], system_prompt: str) -> list[dict]:
+    """Prompt rows with the columns the rewards read (gold answer, qtype, question for the judge)."""
+    from ftmodel.prompts import prompt_messages
+
+    return [{"prompt": prompt_messages(q["question"], system_prompt), "answer": q["answer"], "qtype": q["qtype"],
+             "question": q["question"]} for q in questions]
+
+
+def trainer_args(c, output_dir: str, reward_weights: list[float]):
+    """TRL's GRPOConfig for this config (also what bench/ gives plain TRL, so both train alike)."""
+    from trl import GRPOConfig
+
+    from ftmodel.models import trainer_precision
+
+    g = c.grpo
+    return GRPOConfig(
+        output_dir=output_dir, learning_rate=g.learning_rate, max_steps=g.max_steps or -1,
+        num_train_epochs=g.epochs, per_device_train_batch_size=g.batch_size, gradient_accumulation_steps=g.grad_accum,
+        num_generations=g.num_generations, max_completion_length=g.max_completion_length,
+        temperature=g.temperature, beta=g.beta, reward_weights=reward_weights,
+        logging_steps=c.wandb.log_interval, save_steps=g.save_steps, save_total_limit=g.save_total_limit,
+        seed=g.seed, report_to="none", disable_tqdm=True, dataloader_num_workers=0, **trainer_precision(c))
+
+
 def completion_recorder(trainer_cls, ctx: StageContext):
     """Subclass a GRPO trainer so every sampled completion is appended to `<run>/completions.jsonl`
     with its rewards (what the console's completions browser reads); rank 0 records its share."""
@@ -73,19 +97,16 @@ def completion_recorder(trainer_cls, ctx: StageContext):
 def run(ctx: StageContext) -> dict:
     """Train from the SFT adapter and save the result to `<run>/adapter`."""
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
-    from ftmodel.models import load_adapter_model, save_adapter, trainer_precision
-    from ftmodel.prompts import prompt_messages
+    from ftmodel.models import load_adapter_model, save_adapter
     from ftmodel.rewards import accuracy_reward, format_reward
     from ftmodel.training import make_callback
 
     c, g = ctx.cfg, ctx.cfg.grpo
     resume = resume_checkpoint(ctx)
     sft_adapter = find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft")
-    questions = read_jsonl(ctx.ws.raw_train)
-    rows = [{"prompt": prompt_messages(q["question"], c.data.system_prompt), "answer": q["answer"],
-             "qtype": q["qtype"], "question": q["question"]} for q in questions]
+    rows = dataset_rows(read_jsonl(ctx.ws.raw_train), c.data.system_prompt)
     reward_funcs, weights = [format_reward, accuracy_reward], [g.format_reward_weight, g.accuracy_reward_weight]
     judge = None
     if judge_enabled(ctx):
@@ -96,18 +117,12 @@ def run(ctx: StageContext) -> dict:
         weights.append(g.judge_reward_weight)
     ctx.log(f"{len(rows)} prompts; starting from {sft_adapter}" + (f"; resuming from {resume}" if resume else ""))
     model, tokenizer, base = load_adapter_model(sft_adapter, c, trainable=True)
-    args = GRPOConfig(
-        output_dir=str(ctx.run.path / "checkpoints"), learning_rate=g.learning_rate, max_steps=g.max_steps or -1,
-        num_train_epochs=g.epochs, per_device_train_batch_size=g.batch_size, gradient_accumulation_steps=g.grad_accum,
-        num_generations=g.num_generations, max_completion_length=g.max_completion_length,
-        temperature=g.temperature, beta=g.beta, reward_weights=weights,
-        logging_steps=c.wandb.log_interval, save_steps=g.save_steps, save_total_limit=g.save_total_limit,
-        seed=g.seed, report_to="none", disable_tqdm=True, dataloader_num_workers=0, **trainer_precision(c))
+    args = trainer_args(c, str(ctx.run.path / "checkpoints"), weights)
     tracker = ctx.tracker(run_name=ctx.run_name(c.wandb.run_name_grpo), tags=["grpo"],
                           wandb_config=wandb_config(ctx, sft_adapter))
     trainer = completion_recorder(GRPOTrainer, ctx)(model=model, reward_funcs=reward_funcs, args=args,
-                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                          callbacks=[make_callback(ctx, tracker, judge)])
+                                                    train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                                                    callbacks=[make_callback(ctx, tracker, judge)])
     ctx.progress(0, trainer.args.max_steps if trainer.args.max_steps > 0 else None, force=True)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if ctx.stop_requested:

@@ -31,33 +31,46 @@ def wandb_config(ctx: StageContext, base: str) -> dict:
             "learning_rate": c.sft.learning_rate, "epochs": c.sft.epochs, "max_steps": c.sft.max_steps}
 
 
-def run(ctx: StageContext) -> dict:
-    """Train the adapter and save it to `<run>/adapter`."""
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
-    from ftmodel.models import load_base_model, load_tokenizer, lora_config, resolve_base, save_adapter, \
-        trainer_precision
+def dataset_rows(samples: list[dict], system_prompt: str) -> list[dict]:
+    """Prompt-completion rows: the loss is computed on the worked solution only."""
     from ftmodel.prompts import prompt_messages
-    from ftmodel.training import make_callback
 
-    c = ctx.cfg
-    resume = resume_checkpoint(ctx)
-    samples = read_jsonl(ctx.ws.sft_data)
-    rows = [{"prompt": prompt_messages(s["question"], c.data.system_prompt),
+    return [{"prompt": prompt_messages(s["question"], system_prompt),
              "completion": [{"role": "assistant", "content": s["solution"]}]} for s in samples]
-    base = resolve_base(ctx)
-    ctx.log(f"{len(rows)} samples; base {base}" + (f"; resuming from {resume}" if resume else ""))
-    tokenizer = load_tokenizer(base, c)
-    model = load_base_model(base, c)
-    args = SFTConfig(
-        output_dir=str(ctx.run.path / "checkpoints"), learning_rate=c.sft.learning_rate,
+
+
+def trainer_args(c, output_dir: str):
+    """TRL's SFTConfig for this config (also what bench/ gives plain TRL, so both train alike)."""
+    from trl import SFTConfig
+
+    from ftmodel.models import trainer_precision
+
+    return SFTConfig(
+        output_dir=output_dir, learning_rate=c.sft.learning_rate,
         lr_scheduler_type=c.sft.lr_scheduler, warmup_steps=c.sft.warmup_ratio, num_train_epochs=c.sft.epochs,
         max_steps=c.sft.max_steps or -1, per_device_train_batch_size=c.sft.batch_size,
         gradient_accumulation_steps=c.sft.grad_accum, logging_steps=c.wandb.log_interval,
         save_steps=c.sft.save_steps, save_total_limit=c.sft.save_total_limit, seed=c.sft.seed,
         max_length=c.model.max_seq_length, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
         **trainer_precision(c))
+
+
+def run(ctx: StageContext) -> dict:
+    """Train the adapter and save it to `<run>/adapter`."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from ftmodel.models import load_base_model, load_tokenizer, lora_config, resolve_base, save_adapter
+    from ftmodel.training import make_callback
+
+    c = ctx.cfg
+    resume = resume_checkpoint(ctx)
+    rows = dataset_rows(read_jsonl(ctx.ws.sft_data), c.data.system_prompt)
+    base = resolve_base(ctx)
+    ctx.log(f"{len(rows)} samples; base {base}" + (f"; resuming from {resume}" if resume else ""))
+    tokenizer = load_tokenizer(base, c)
+    model = load_base_model(base, c)
+    args = trainer_args(c, str(ctx.run.path / "checkpoints"))
     tracker = ctx.tracker(run_name=ctx.run_name(c.wandb.run_name_sft), tags=["sft"],
                           wandb_config=wandb_config(ctx, base))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
