@@ -153,3 +153,48 @@ def test_tokenizer_corpus_covers_solution_text_without_tags(bank):
     sample = bank[0][0]
     reasoning = sample["solution"].split("<think>")[1].split("</think>")[0]
     assert reasoning in texts and sample["answer"] in texts
+
+
+def _think(r):
+    return r["solution"].split("<think>")[1].split("</think>")[0]
+
+
+def test_learnable_types_restate_the_decisive_facts(bank):
+    """The worked solutions of the learnable types end in the answer and restate what decides it."""
+    for r in bank[0] + bank[1]:
+        think = _think(r)
+        if r["qtype"] in ("rule_direction", "compare_returns", "gain_or_loss", "true_false"):
+            assert think.endswith(f"so {r['answer']}"), r
+        if r["qtype"] == "rule_direction":
+            name, cause_dir, relation = re.fullmatch(r"(\w+) (rise|fall), (same|opposite), so \w+", think).groups()
+            assert (cause_dir == r["answer"]) == (relation == "same"), r
+        elif r["qtype"] == "read_number":
+            # A verbatim copy of "<field> of <value>" from the question.
+            assert think in r["question"] and think.endswith(f" of {r['answer']}"), r
+        elif r["qtype"] == "gain_or_loss":
+            bought, sold, move = re.fullmatch(r"bought (\d+), sold (\d+), (up|down), so \w+", think).groups()
+            assert len(bought) == len(sold) == 2 and bought[0] != sold[0]
+            assert f"at {bought} and sold them at {sold}." in r["question"]
+            assert (move == "up") == (int(sold) > int(bought)) == (r["answer"] == "gain")
+        elif r["qtype"] == "compare_returns":
+            first, r1, second, r2, move = re.fullmatch(
+                r"(\w+) ([\d.]+), (\w+) ([\d.]+), (up|down), so \w+", think).groups()
+            assert r["question"].startswith(f"Fund {first} returned {r1}% and Fund {second} returned {r2}%")
+            assert r1[0] != r2[0] and (move == "down") == (r["answer"] == first)
+        elif r["qtype"] == "multiple_choice":
+            assert think.endswith(f"({r['answer']})") and think in r["question"]
+
+
+def test_rule_direction_names_only_the_cause_direction(bank):
+    for r in bank[0]:
+        if r["qtype"] == "rule_direction":
+            assert "rise or fall" not in r["question"]
+
+
+def test_pretrain_restatements_use_train_keys_only(bank):
+    """Pre-training lines that restate a question's figures are drawn from train-split keys only."""
+    eval_questions = [r["question"] for r in bank[1]]
+    for text in pretrain_corpus(seed=0):
+        if text.endswith(("up.", "down.", "was a record.")) and ". " in text:
+            stem = text.split(". ")[0]
+            assert not any(q.startswith(stem) for q in eval_questions), text
