@@ -167,11 +167,13 @@ class ConfigScreen(Workbench):
     #cfg-banner { height: auto; padding: 0 1; background: $primary-muted; }
     #cfg-sections { width: 14; border: round $secondary; }
     #cfg-form { width: 1fr; border: round $secondary; padding: 0 1; }
-    .fld-label { margin-top: 1; text-style: bold; }
+    .fld-label { text-style: bold; }
+    .fld-help { margin-bottom: 1; }
+    #cfg-form Switch { border: none; height: 1; padding: 0; }
     .fld-help { color: $text-muted; }
     .fld-error { color: $error; }
     #cfg-form Input { width: 100%; }
-    #cfg-form Input.invalid { border: tall $error; }
+    #cfg-form Input.invalid { text-style: reverse; }
     """
 
     def __init__(self):
@@ -187,7 +189,9 @@ class ConfigScreen(Workbench):
             sections = OptionList(*[Option(s, id=s) for s in config_mod.SECTIONS], id="cfg-sections")
             sections.border_title = "sections"
             yield sections
-            yield VerticalScroll(id="cfg-form")
+            form = VerticalScroll(id="cfg-form")
+            form.can_focus = False  # tab goes straight from the sections to the first field
+            yield form
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -200,6 +204,16 @@ class ConfigScreen(Workbench):
     async def _section_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option.id != self.section:
             await self.show_section(event.option.id)
+
+    def on_descendant_focus(self, event) -> None:
+        if self.doc is not None:
+            self._refresh_banner()
+
+    @on(OptionList.OptionSelected, "#cfg-sections")
+    def _section_selected(self, event: OptionList.OptionSelected) -> None:
+        fields = self.query("#cfg-form Input, #cfg-form Select, #cfg-form Switch")
+        if fields:
+            fields.first().focus()
 
     async def show_section(self, section: str) -> None:
         """Fill the form with one section's fields (pending edits shown)."""
@@ -221,17 +235,20 @@ class ConfigScreen(Workbench):
             if typ is bool:
                 widget = Switch(value=bool(value), id=fid)
             elif meta.get("choices"):
-                widget = Select([(c, c) for c in meta["choices"]], value=value, allow_blank=False, id=fid)
+                widget = Select([(c, c) for c in meta["choices"]], value=value, allow_blank=False, id=fid,
+                                compact=True)
             else:
-                widget = Input(display_value(value), id=fid)
+                widget = Input(display_value(value), id=fid, compact=True)
             widget.field_key = (section, name)
             widgets.append(widget)
             error = self.doc.invalid.get((section, name), "")
-            widgets.append(Static(f"✗ {error}" if error else "", id=f"err-{section}-{name}", classes="fld-error",
-                                  markup=False))
+            err = Static(f"✗ {error}" if error else "", id=f"err-{section}-{name}", classes="fld-error",
+                         markup=False)
+            err.display = bool(error)
+            widgets.append(err)
             widgets.append(Static(meta.get("doc") or "", classes="fld-help", markup=False))
         await form.mount_all(widgets)
-        form.border_title = f"[{section}]"
+        form.border_title = f"section {section} · enter/tab: fields · ctrl+s: save"
         form.scroll_home(animate=False)
         self._refresh_banner()
 
@@ -245,9 +262,11 @@ class ConfigScreen(Workbench):
             self.doc.edit(section, name, raw)
         except config_mod.ConfigError as e:
             error.update(f"✗ {e}")
+            error.display = True
             widget.add_class("invalid")
         else:
             error.update("")
+            error.display = False
             widget.remove_class("invalid")
         self._refresh_banner()
 
@@ -268,6 +287,9 @@ class ConfigScreen(Workbench):
         doc = self.doc
         parts = [f"config {doc.path}"]
         parts.append(f"{len(doc.pending)} unsaved edit(s)" if doc.pending else "no unsaved edits")
+        key = getattr(self.focused, "field_key", None)
+        if key:  # which field has the focus, readable without colour
+            parts.append(f"editing {key[0]}.{key[1]}")
         if doc.invalid:
             parts.append(f"{len(doc.invalid)} invalid: " + ", ".join(f"{s}.{k}" for s, k in doc.invalid))
         if self.disk_warned:
