@@ -8,7 +8,6 @@ a second Ctrl-C detaches and leaves it running. `--detach` starts it and returns
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path

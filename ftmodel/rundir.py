@@ -48,6 +48,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) across processes."""
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def process_start_time(pid: int) -> int | None:
     """Return the kernel start time (clock ticks since boot) of a live process, or None."""
     try:
@@ -112,19 +123,10 @@ class Run:
         except (OSError, ValueError):
             return {}
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        # The launcher and the stage both update state.json: serialise read-modify-write cycles.
-        with open(self.path / ".state.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
     def update_state(self, **changes: Any) -> dict:
         """Merge `changes` into state.json atomically and return the new state."""
-        with self._locked():
+        # The launcher and the stage both update state.json: serialise read-modify-write cycles.
+        with file_lock(self.path / ".state.lock"):
             state = self.read_state()
             for key, value in changes.items():
                 if isinstance(value, dict) and isinstance(state.get(key), dict):

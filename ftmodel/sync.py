@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import configparser
 import contextlib
-import fcntl
 import json
 import math
 import netrc
@@ -42,10 +41,10 @@ import urllib.request
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from ftmodel.rundir import ACTIVE_STATES, Run, atomic_write_text
+from ftmodel.rundir import ACTIVE_STATES, Run, atomic_write_text, file_lock
 from ftmodel.tracking import wandb_environment
 from ftmodel.workspace import Workspace
 
@@ -150,20 +149,10 @@ def read_ledger(ws: Workspace | str | Path) -> dict[str, dict]:
     return data.get("runs", {}) if isinstance(data, dict) else {}
 
 
-@contextlib.contextmanager
-def _ledger_lock(ws: Workspace) -> Iterator[None]:
-    ws.wandb_home.mkdir(parents=True, exist_ok=True)
-    with open(ws.wandb_home / ".sync_ledger.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def _record(ws: Workspace, key: str, entry: dict) -> None:
     """Merge one run's entry into the ledger (locked read-modify-write, atomic replace)."""
-    with _ledger_lock(ws):
+    ws.wandb_home.mkdir(parents=True, exist_ok=True)
+    with file_lock(ws.wandb_home / ".sync_ledger.lock"):
         runs = read_ledger(ws)
         runs[key] = {**runs.get(key, {}), **entry}
         atomic_write_text(ledger_path(ws), json.dumps({"version": 1, "runs": runs}, indent=2, sort_keys=True) + "\n")

@@ -91,3 +91,25 @@ def resume_checkpoint(ctx: StageContext) -> Path | None:
         raise StageError(f"--resume: run {run_dir.name} has no checkpoint to resume from")
     return ckpt
 
+
+
+def train_and_save(ctx: StageContext, trainer, tokenizer, tracker, *, resume: Path | None, base: str,
+                   parent: str | None) -> dict:
+    """Train (from `resume` if given); on a stop request raise Cancelled after the checkpoint is saved,
+    else save the adapter on rank 0 (uploaded when wandb.log_model) and return the stage's outputs."""
+    from ftmodel.context import Cancelled
+    from ftmodel.models import save_adapter
+
+    ctx.progress(0, trainer.args.max_steps if trainer.args.max_steps > 0 else None, force=True)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if ctx.stop_requested:
+        ctx.log(f"stopped at step {trainer.state.global_step}; checkpoint saved (resume with --resume {ctx.run.id})")
+        raise Cancelled()
+    if not ctx.is_main:  # rank 0 saves the adapter; the weights are the same on every rank
+        return {}
+    adapter = save_adapter(trainer.model, tokenizer, ctx.run.path / "adapter", base=base, stage=ctx.stage,
+                           run_id=ctx.run.id, parent=parent)
+    if ctx.cfg.wandb.log_model:
+        tracker.artifact(adapter, name=f"{ctx.stage}-adapter-{ctx.run.id}", kind="model")
+    ctx.log(f"adapter saved to {adapter}")
+    return {"adapter": adapter}

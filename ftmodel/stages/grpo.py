@@ -7,7 +7,7 @@ against the SFT policy.
 
 from __future__ import annotations
 
-from ftmodel.context import Cancelled, StageContext, StageError
+from ftmodel.context import StageContext, StageError
 from ftmodel.data.loaders import read_jsonl
 from ftmodel.models import check_model_source, find_adapter
 from ftmodel.training import resume_checkpoint
@@ -99,9 +99,9 @@ def run(ctx: StageContext) -> dict:
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from ftmodel.models import load_adapter_model, save_adapter
+    from ftmodel.models import load_adapter_model
     from ftmodel.rewards import accuracy_reward, format_reward
-    from ftmodel.training import make_callback
+    from ftmodel.training import make_callback, train_and_save
 
     c, g = ctx.cfg, ctx.cfg.grpo
     resume = resume_checkpoint(ctx)
@@ -123,16 +123,4 @@ def run(ctx: StageContext) -> dict:
     trainer = completion_recorder(GRPOTrainer, ctx)(model=model, reward_funcs=reward_funcs, args=args,
                                                     train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                                                     callbacks=[make_callback(ctx, tracker, judge)])
-    ctx.progress(0, trainer.args.max_steps if trainer.args.max_steps > 0 else None, force=True)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if ctx.stop_requested:
-        ctx.log(f"stopped at step {trainer.state.global_step}; checkpoint saved (resume with --resume {ctx.run.id})")
-        raise Cancelled()
-    if not ctx.is_main:  # rank 0 saves the adapter; the weights are the same on every rank
-        return {}
-    adapter = save_adapter(trainer.model, tokenizer, ctx.run.path / "adapter", base=base, stage="grpo",
-                           run_id=ctx.run.id, parent=str(sft_adapter))
-    if c.wandb.log_model:
-        tracker.artifact(adapter, name=f"grpo-adapter-{ctx.run.id}", kind="model")
-    ctx.log(f"adapter saved to {adapter}")
-    return {"adapter": adapter}
+    return train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=str(sft_adapter))

@@ -6,7 +6,7 @@ and records `cancelled`; `--resume` continues from the newest checkpoint.
 
 from __future__ import annotations
 
-from ftmodel.context import Cancelled, StageContext, StageError
+from ftmodel.context import StageContext, StageError
 from ftmodel.data.loaders import read_jsonl
 from ftmodel.models import check_model_source
 from ftmodel.training import resume_checkpoint
@@ -60,8 +60,8 @@ def run(ctx: StageContext) -> dict:
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from ftmodel.models import load_base_model, load_tokenizer, lora_config, resolve_base, save_adapter
-    from ftmodel.training import make_callback
+    from ftmodel.models import load_base_model, load_tokenizer, lora_config, resolve_base
+    from ftmodel.training import make_callback, train_and_save
 
     c = ctx.cfg
     resume = resume_checkpoint(ctx)
@@ -75,16 +75,4 @@ def run(ctx: StageContext) -> dict:
                           wandb_config=wandb_config(ctx, base))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          peft_config=lora_config(c), callbacks=[make_callback(ctx, tracker)])
-    ctx.progress(0, trainer.args.max_steps if trainer.args.max_steps > 0 else None, force=True)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if ctx.stop_requested:
-        ctx.log(f"stopped at step {trainer.state.global_step}; checkpoint saved (resume with --resume {ctx.run.id})")
-        raise Cancelled()
-    if not ctx.is_main:  # rank 0 saves the adapter; the weights are the same on every rank
-        return {}
-    adapter = save_adapter(trainer.model, tokenizer, ctx.run.path / "adapter", base=base, stage="sft",
-                           run_id=ctx.run.id, parent=None)
-    if c.wandb.log_model:
-        tracker.artifact(adapter, name=f"sft-adapter-{ctx.run.id}", kind="model")
-    ctx.log(f"adapter saved to {adapter}")
-    return {"adapter": adapter}
+    return train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=None)

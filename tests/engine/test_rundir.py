@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ftmodel import rundir
-from ftmodel.rundir import MetricsReader, MetricsWriter, Run, create_run, find_run, latest_run, list_runs
+from ftmodel.rundir import MetricsReader, MetricsWriter, create_run, find_run, latest_run, list_runs
 
 
 def make(tmp_path, stage="sft", **state):
