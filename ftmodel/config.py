@@ -156,6 +156,8 @@ class GRPOConfig:
     accuracy_reward_weight: float = F(1.0, "Weight of the accuracy reward.", lo=0.0)
     judge_reward_weight: float = F(0.5, "Weight of the LLM-judge reward (when the judge is on).", lo=0.0)
     use_judge: bool = F(False, "Add the LLM judge as a reward (`--no-judge` turns it off).")
+    qtypes: list = F([], "Train only on prompts of these question types (empty: all). Useful to keep GRPO "
+                     "off types whose answers the model can only guess: there it learns a bias, not a skill.")
     save_steps: int = F(20, "Save a checkpoint every N steps (resume point).", lo=1)
     save_total_limit: int = F(2, "Checkpoints kept on disk.", lo=1)
     seed: int = F(0, "Training seed.")

@@ -24,6 +24,12 @@ def preflight(ctx: StageContext) -> None:
         raise StageError(f"{ctx.ws.raw_train} not found: run `ftmodel prepare` first")
     check_model_source(ctx.cfg)
     find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft")
+    if ctx.cfg.grpo.qtypes:
+        present = {q["qtype"] for q in read_jsonl(ctx.ws.raw_train)}
+        missing = [q for q in ctx.cfg.grpo.qtypes if q not in present]
+        if missing:
+            raise StageError(f"grpo.qtypes: no training questions of type {', '.join(missing)} "
+                             f"(types present: {', '.join(sorted(present))})")
     if judge_enabled(ctx):
         from ftmodel.llm import check_service
 
@@ -106,7 +112,10 @@ def run(ctx: StageContext) -> dict:
     c, g = ctx.cfg, ctx.cfg.grpo
     resume = resume_checkpoint(ctx)
     sft_adapter = find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft")
-    rows = dataset_rows(read_jsonl(ctx.ws.raw_train), c.data.system_prompt)
+    questions = read_jsonl(ctx.ws.raw_train)
+    if g.qtypes:
+        questions = [q for q in questions if q["qtype"] in g.qtypes]
+    rows = dataset_rows(questions, c.data.system_prompt)
     reward_funcs, weights = [format_reward, accuracy_reward], [g.format_reward_weight, g.accuracy_reward_weight]
     judge = None
     if judge_enabled(ctx):

@@ -244,6 +244,18 @@ def test_evaluate_counts_judge_garbage_instead_of_crashing(pipeline_ws):
     assert row["judge_errors"] == 32 and "avg_judge_score" not in row
 
 
+def test_grpo_trains_only_on_the_chosen_question_types(pipeline_ws):
+    ws, config, _ = pipeline_ws
+    res = cli("grpo", "--config", str(config), "--workspace", str(ws), "--set", "grpo.qtypes=['rule_direction']",
+              "--set", "grpo.max_steps=2", "--set", "wandb.enabled=false")
+    assert res.returncode == 0, res.stdout[-3000:]
+    run = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
+    qtypes = {json.loads(l)["qtype"] for l in (run / "completions.jsonl").read_text().splitlines()}
+    assert qtypes == {"rule_direction"}
+    res = cli("grpo", "--config", str(config), "--workspace", str(ws), "--set", "grpo.qtypes=['nope']")
+    assert res.returncode == 2 and "grpo.qtypes: no training questions of type nope" in res.stderr
+
+
 def test_grpo_with_the_judge_as_a_reward(pipeline_ws):
     from tests.fake_openai import FakeOpenAI, Faults
 
