@@ -39,4 +39,10 @@ def run(ctx: StageContext) -> dict:
     (out / "ftmodel_export.json").write_text(json.dumps({"adapter": str(adapter), **adapter_meta(adapter)},
                                                         indent=2) + "\n")
     ctx.log(f"standalone model saved to {out} (load it with AutoModelForCausalLM.from_pretrained)")
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    tracker = ctx.tracker(run_name=ctx.run_name(), tags=["export"],
+                          wandb_config={"adapter": str(adapter), "base": base})
+    tracker.log({"export/parameters": sum(p.numel() for p in merged.parameters()), "export/bytes": size}, step=0)
+    if ctx.cfg.wandb.log_model:
+        tracker.artifact(out, name=f"merged-{ctx.run.id}", kind="model")
     return {"merged": out}

@@ -135,7 +135,7 @@ def test_export_merges_into_a_standalone_model_with_the_same_outputs(pipeline_ws
         assert torch.allclose(merged(ids).logits, peft_model(ids).logits, atol=1e-4)
 
 
-@pytest.mark.parametrize("stage", ["prepare", "distill", "filter", "sft", "grpo", "evaluate", "ablation"])
+@pytest.mark.parametrize("stage", ["prepare", "distill", "filter", "sft", "grpo", "evaluate", "export", "ablation"])
 def test_wandb_offline_run_mirrors_metrics_jsonl(pipeline_ws, stage):
     ws, _, _ = pipeline_ws
     run = runs_by_stage(ws)[stage]
@@ -289,3 +289,15 @@ def test_hf_teacher_and_judge_run_on_the_tiny_local_model(pipeline_ws, tmp_path)
     assert res.returncode == 0, res.stdout[-3000:]
     rows = [json.loads(l) for l in (ws2 / "data" / "distilled.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(r["teacher"] == f"hf:{base}" for r in rows)
+
+
+def test_log_model_uploads_the_adapter_as_an_artifact(pipeline_ws):
+    ws, config, _ = pipeline_ws
+    res = cli("sft", "--config", str(config), "--workspace", str(ws), "--set", "sft.max_steps=2",
+              "--set", "wandb.log_model=true")
+    assert res.returncode == 0, res.stdout[-3000:]
+    records = wandb_records(ws / "runs" / res.stdout.split("run ", 1)[1].split()[0])
+    files = {c["path"] for r in records if r["type"] == "artifact" and r["artifact"]["type"] == "model"
+             for c in r["artifact"]["manifest"]["contents"]}
+    assert "adapter_config.json" in files and "ftmodel_adapter.json" in files
+
