@@ -1,0 +1,196 @@
+"""SVG snapshots of the console and its five workbench screens on fixed data with no clocks.
+
+Everything a screen could take from the moment or the machine is pinned: run times come from
+fixed `created`/`started`/`ended` values, "now" for durations of unended runs is patched, the time
+zone is UTC, the config and workspace are relative paths (shown as such in the header), the theme
+is fixed and NO_COLOR/WANDB_MODE are removed from the environment.
+
+A snapshot is `tests/tui/__snapshots__/<name>.svg`. To (re)write them after an intended change:
+
+    FTMODEL_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/tui/test_snapshots.py
+
+then look at the changed SVGs (any browser shows them) before committing. A mismatch leaves the
+actual SVG next to the test's tmp dir and names it in the failure.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from ftmodel import config
+from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, sft_rows
+from tests.tui.test_app import select_stage, until
+from tests.tui.test_screens import ablation_summary, completions, eval_report, offline_run
+from tui.app import ChartPanel, FtmodelConsole
+from tui.screens import AblationScreen, CompletionsScreen, ConfigScreen, RunsScreen, SyncScreen
+
+pytestmark = pytest.mark.anyio
+
+SNAPSHOTS = Path(__file__).parent / "__snapshots__"
+UPDATE = os.environ.get("FTMODEL_UPDATE_SNAPSHOTS", "") not in ("", "0")
+NOW = 1764000600.0  # "now" for the duration of a run that never ended
+THEME = "textual-dark"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def pinned(tmp_path, monkeypatch):
+    """Run in tmp_path with a relative config (`ftmodel.toml`) and workspace (`ws`), UTC, fixed colours."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(DEFAULT_CONFIG, tmp_path / "ftmodel.toml")
+    for name in ("NO_COLOR", "WANDB_MODE", "WANDB_BASE_URL", "TEXTUAL_THEME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setattr("tui.workbench._now", lambda: NOW)
+    yield Path("ws")
+    monkeypatch.undo()
+    time.tzset()
+
+
+def make_app() -> FtmodelConsole:
+    app = FtmodelConsole(config.load(Path("ftmodel.toml")), "ftmodel.toml", Path("ws"), gpu=False,
+                         watch_terminal=False)
+    app.theme = THEME
+    return app
+
+
+def fake_workspace(ws: Path) -> None:
+    """One run of every stage: a finished pipeline up to GRPO, a failed evaluate, a lost export."""
+    t = 1764000000.0
+    make_run(ws, "prepare-20251124-160000-0001", "prepare", "finished", created=t, log=["prepared 160 rows"])
+    make_run(ws, "distill-20251124-160100-0002", "distill", "finished", created=t + 60)
+    make_run(ws, "filter-20251124-160200-0003", "filter", "finished", created=t + 120)
+    make_run(ws, "sft-20251124-160300-0004", "sft", "finished", created=t + 180, metrics=sft_rows(40),
+             progress=(40, 40), log=["sft step 40/40", "saved adapter"])
+    rows = grpo_rows(30)
+    for i, row in enumerate(rows):  # shapes for the charts, not flat lines
+        row.update(loss=0.02 - 0.0005 * i, reward=0.6 + 0.03 * i, accuracy_reward=0.1 + 0.02 * i,
+                   kl=0.001 * i, kl_divergence=0.001 * i)
+    make_run(ws, "grpo-20251124-160400-0005", "grpo", "finished", created=t + 240, metrics=rows,
+             progress=(30, 30), log=["grpo step 30/30", "saved adapter"],
+             files={"completions.jsonl": completions(), "eval_grpo.json": eval_report(0.4)})
+    make_run(ws, "evaluate-20251124-160500-0006", "evaluate", "failed", created=t + 300, exit_code=2,
+             error="no GRPO adapter: run `ftmodel grpo` first", log=["loading", "error: no GRPO adapter"])
+    # Half way: Textual's Bar quantises a percentage to half cells only when it is set after layout,
+    # so a value like 30% renders one of two ways depending on timing; 50% is exact either way.
+    make_run(ws, "export-20251124-160600-0007", "export", "running", created=t + 360, pid=dead_pid(),
+             proc_start=1, progress=(5, 10), log=[f"export shard {i}" for i in range(3)] + ["last words"])
+    make_run(ws, "ablation-20251124-160700-0008", "ablation", "finished", created=t + 420,
+             files={"ablation_summary_20251124_160700.json": ablation_summary()})
+    offline_run(ws, "sft-20251124-150000-0009", "aaaa1111")  # an older sft run with an offline wandb dir
+
+
+def svg_text(svg: str) -> str:
+    """The characters of an exported screenshot, row by row (for readable failure diffs)."""
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for x, y, body in re.findall(r'<text[^>]*?x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', svg):
+        rows.setdefault(float(y), []).append((float(x), body))
+    import html
+
+    return "\n".join("".join(html.unescape(b) for _, b in sorted(parts)) for _, parts in sorted(rows.items()))
+
+
+def assert_snapshot(app, name: str, tmp_path: Path) -> None:
+    """Compare the app's screenshot with `__snapshots__/<name>.svg` (or write it when updating)."""
+    svg = app.export_screenshot(title=name)
+    path = SNAPSHOTS / f"{name}.svg"
+    if UPDATE or not path.exists():
+        if not UPDATE:
+            pytest.fail(f"no snapshot {path.name}; run with FTMODEL_UPDATE_SNAPSHOTS=1 to write it")
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(svg)
+        return
+    expected = path.read_text()
+    if svg != expected:
+        actual = tmp_path / f"{name}.actual.svg"
+        actual.write_text(svg)
+        diff = "\n".join(difflib.unified_diff(svg_text(expected).splitlines(), svg_text(svg).splitlines(),
+                                              "expected", "actual", lineterm="", n=1))
+        pytest.fail(f"{path.name} differs (actual: {actual}); text diff:\n{diff or '(styles only)'}")
+
+
+async def settle(app, pilot) -> None:
+    """Wait until every visible chart has drawn the loaded metrics and the screen stops changing."""
+    if app.store.rows:
+        await until(pilot, lambda: app.charts_ready, what="plotext")
+        await until(pilot, lambda: all(p.drawn_version == app.store.version
+                                       for p in app.main.query(ChartPanel) if p.display), what="charts drawn")
+    last, same = None, 0
+    deadline = time.monotonic() + 10
+    while same < 3 and time.monotonic() < deadline:  # three identical frames in a row
+        # Textual 8.2.8's DataTable can paint rows before it measures their column widths (on idle)
+        # and keep those lines cached at the header widths: drop its row cache so each frame is drawn
+        # from the measured widths (the table's state is identical either way; only the cache races).
+        for table in app.screen.query(DataTable):
+            table._clear_caches()
+            table.refresh()
+        await pilot.pause(0.1)
+        svg = app.export_screenshot()
+        same = same + 1 if svg == last else 0
+        last = svg
+
+
+# ---------------------------------------------------------------- main screen
+
+MAIN_CASES = [("main_grpo_finished_80x24", "grpo", (80, 24), "finished"),
+              ("main_grpo_finished_120x40", "grpo", (120, 40), "finished"),
+              ("main_failed_80x24", "evaluate", (80, 24), "exit 2"),
+              ("main_lost_80x24", "export", (80, 24), "lost")]
+
+
+@pytest.mark.parametrize("name,stage,size,status", MAIN_CASES, ids=[c[0] for c in MAIN_CASES])
+async def test_main_screen(pinned, tmp_path, name, stage, size, status):
+    fake_workspace(pinned)
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: app.runs, what="scan")
+        await select_stage(app, pilot, stage)
+        await until(pilot, lambda: status in str(app.query_one("#status").render()), what=status)
+        await until(pilot, lambda: app.query_one("#log").line_count > 0, what="log tail")
+        if stage == "grpo":
+            await until(pilot, lambda: app.store.rows == 30, what="metrics")
+            for key in ("loss", "reward", "kl"):
+                assert app.query_one(f"#panel-{key}").display, key
+        await settle(app, pilot)
+        assert_snapshot(app, name, tmp_path)
+
+
+# ---------------------------------------------------------------- workbench screens
+
+async def open_screen(app, pilot, key: str, cls, ready) -> None:
+    await until(pilot, lambda: app.runs, what="scan")
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(app.screen, cls) and ready(app.screen), what=cls.__name__)
+
+
+SCREEN_CASES = [("screen_config_80x24", "c", ConfigScreen, lambda s: s.doc),
+                # DataTable sizes its columns on idle after rows arrive: wait for that too.
+                ("screen_runs_80x24", "r", RunsScreen,
+                 lambda s: s.rows and s.query_one("#runs-table").columns["stage"].content_width >= 8),
+                ("screen_sync_80x24", "w", SyncScreen, lambda s: s.offline),
+                ("screen_ablation_80x24", "a", AblationScreen, lambda s: s.matrix),
+                ("screen_completions_80x24", "g", CompletionsScreen, lambda s: s.rows)]
+
+
+@pytest.mark.parametrize("name,key,cls,ready", SCREEN_CASES, ids=[c[0] for c in SCREEN_CASES])
+async def test_workbench_screen(pinned, tmp_path, name, key, cls, ready):
+    fake_workspace(pinned)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_screen(app, pilot, key, cls, ready)
+        await settle(app, pilot)
+        assert_snapshot(app, name, tmp_path)
