@@ -407,12 +407,14 @@ def load(path: str | Path, overrides: list[str] | tuple = ()) -> Config:
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
             raise ConfigError(f"--set {spec}: [{section}] is not a table")
-        data[section][key] = value
-        try:
-            from_dict({section: {key: value}}, source=f"--set {spec}")
+        try:  # the value alone; rules across fields are checked once all overrides are in
+            data[section][key] = validate_value(section, key, value)
         except ConfigError as e:
-            raise ConfigError(str(e)) from None
-    return from_dict(data, source=str(path), text=text)
+            raise ConfigError(f"--set {spec}: {e}") from None
+    try:
+        return from_dict(data, source=str(path), text=text)
+    except ConfigError as e:  # only a rule across fields can fail here, and an override took part
+        raise ConfigError(f"{e} (with --set {' '.join(overrides)})") from None
 
 
 def to_toml(cfg: Config) -> str:

@@ -52,4 +52,4 @@ def test_ranks_must_hold_whole_groups(data_ws):
     ws, config = data_ws
     res = cli("grpo", "--config", str(config), "--workspace", str(ws), "--set", "launch.launcher=torchrun",
               "--set", "launch.num_processes=3", "--set", "grpo.batch_size=2", "--set", "grpo.num_generations=4")
-    assert res.returncode == 2 and "× ranks (2 × 1 × 3)" in res.stderr
+    assert res.returncode == 2 and "× ranks (2 × 1 × 3)" in res.stderr and "(with --set" in res.stderr

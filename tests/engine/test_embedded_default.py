@@ -10,6 +10,7 @@ from tests.conftest import DEFAULT_CONFIG, cli, read_state
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(3600)  # ~3 minutes alone on 2 cores; far longer when the machine is shared
 def test_embedded_pipeline_learns_the_format(tmp_path):
     ws = tmp_path / "ws"
     res = cli("pipeline", "--config", str(DEFAULT_CONFIG), "--workspace", str(ws), timeout=1800,
