@@ -188,11 +188,13 @@ def list_runs(workspace: str | Path, stage: str | None = None) -> list[Run]:
     root = runs_root(workspace)
     if not root.is_dir():
         return []
-    runs = [Run(p) for p in sorted(root.iterdir(), key=lambda p: p.name.split("-", 1)[-1])
-            if p.is_dir() and (p / STATE_FILE).exists()]
-    if stage:
-        runs = [r for r in runs if r.read_state().get("stage") == stage]
-    return runs
+    states = {}
+    for p in root.iterdir():
+        if p.is_dir() and (p / STATE_FILE).exists():
+            states[p] = Run(p).read_state()
+    # The id's timestamp has one-second resolution; `created` orders runs started within a second.
+    order = sorted(states, key=lambda p: (p.name.split("-", 1)[-1][:15], states[p].get("created") or 0, p.name))
+    return [Run(p) for p in order if not stage or states[p].get("stage") == stage]
 
 
 def latest_run(workspace: str | Path, stage: str, *, state: str | None = "finished") -> Run | None:

@@ -13,8 +13,9 @@ from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, s
 from tui.app import STAGE_ITEMS, ConfirmScreen, FtmodelConsole, HelpScreen
 
 
-def make_app(ws: Path, **kw) -> FtmodelConsole:
-    app = FtmodelConsole(config.load(DEFAULT_CONFIG), str(DEFAULT_CONFIG), ws, gpu=kw.pop("gpu", False), **kw)
+def make_app(ws: Path, cfg_path: Path = DEFAULT_CONFIG, **kw) -> FtmodelConsole:
+    """The console on `cfg_path` and workspace `ws`, recording every notification in `app.notes`."""
+    app = FtmodelConsole(config.load(cfg_path), str(cfg_path), ws, gpu=kw.pop("gpu", False), **kw)
     app.notes = []
     real_notify = app.notify
 

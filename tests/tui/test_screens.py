@@ -13,8 +13,7 @@ import pytest
 
 from ftmodel import config
 from tests.tui.fake_runs import DEFAULT_CONFIG, make_run, self_pid, sft_rows
-from tests.tui.test_app import until
-from tui.app import FtmodelConsole
+from tests.tui.test_app import make_app, until
 from tui.screens import (AblationScreen, AskScreen, CompletionsScreen, ConfigScreen, OverlayScreen, PickScreen,
                          RunDetailScreen, RunsScreen, SyncScreen, TextScreen)
 from tui.workbench import ConfigDocument, read_ablation
@@ -37,19 +36,6 @@ def cfg_path(tmp_path):
     path = tmp_path / "edit.toml"
     shutil.copy(DEFAULT_CONFIG, path)
     return path
-
-
-def make_app(ws: Path, cfg_path: Path = DEFAULT_CONFIG) -> FtmodelConsole:
-    app = FtmodelConsole(config.load(cfg_path), str(cfg_path), ws, gpu=False)
-    app.notes = []
-    real_notify = app.notify
-
-    def notify(message, **kwargs):
-        app.notes.append(str(message))
-        real_notify(message, **kwargs)
-
-    app.notify = notify
-    return app
 
 
 async def open_config(app, pilot, section: str) -> ConfigScreen:

@@ -163,8 +163,9 @@ async def test_main_screen(pinned, tmp_path, name, stage, size, status):
         await until(pilot, lambda: app.query_one("#log").line_count > 0, what="log tail")
         if stage == "grpo":
             await until(pilot, lambda: app.store.rows == 30, what="metrics")
-            for key in ("loss", "reward", "kl"):
-                assert app.query_one(f"#panel-{key}").display, key
+            # Panels show once their metrics have arrived, on a later refresh than the rows themselves.
+            await until(pilot, lambda: all(app.query_one(f"#panel-{key}").display for key in ("loss", "reward", "kl")),
+                        what="loss, reward and KL panels shown")
         await settle(app, pilot)
         assert_snapshot(app, name, tmp_path)
 
