@@ -80,12 +80,20 @@ class RunsScanned(Message):
         self.runs = runs
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 class MetricsChunk(Message):
     """New metric columns for one run."""
 
-    def __init__(self, run_id: str, columns: dict, rows: int):
+    def __init__(self, run_id: str, columns: dict, rows: int, caught_up: bool = False):
         super().__init__()
         self.run_id, self.columns, self.rows = run_id, columns, rows
+        self.caught_up = caught_up  # the file has been read to its end
 
 
 class LogLines(Message):
@@ -314,6 +322,7 @@ class FtmodelConsole(App[None]):
         self.results_for: str | None = None
         self.follower: RunFollower | None = None
         self.charts_ready = False
+        self._backfilling = False  # the selected run's history is still being read in chunks
         self.gpu_enabled = shutil.which("nvidia-smi") is not None if gpu is None else gpu
         self.gpus: list[GpuSample] = []
         self._watch_terminal = watch_terminal
@@ -448,7 +457,8 @@ class FtmodelConsole(App[None]):
             rows = follower.read_metrics()
             if not rows:
                 break
-            self.post_message(MetricsChunk(run_id, columns_from_rows(rows), len(rows)))
+            caught_up = follower.metrics.offset >= _size(follower.metrics.path)
+            self.post_message(MetricsChunk(run_id, columns_from_rows(rows), len(rows), caught_up))
         lines = follower.read_log()
         if lines:
             self.post_message(LogLines(run_id, lines))
@@ -562,6 +572,11 @@ class FtmodelConsole(App[None]):
             return
         self.store.add_columns(message.columns, message.rows)
         self._refresh_status()
+        if not message.caught_up:
+            self._backfilling = True
+        elif self._backfilling or any(p.drawn_version == -1 for p in self.main.query(ChartPanel)):
+            self._backfilling = False
+            self._redraw()  # a run's history just finished loading: draw it now, not at the next 1 Hz tick
 
     def on_log_lines(self, message: LogLines) -> None:
         if not self._showing():
