@@ -45,16 +45,6 @@ async def select_stage(app, pilot, stage: str):
 pytestmark = pytest.mark.anyio  # anyio's pytest plugin ships with anyio (a Textual dependency)
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-def ws(tmp_path):
-    return tmp_path / "ws"
-
-
 def stage_text(app, stage: str) -> str:
     stages = app.query_one("#stages")
     return str(stages.get_option_at_index(STAGE_ITEMS.index(stage)).prompt)

@@ -22,16 +22,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-def ws(tmp_path):
-    return tmp_path / "ws"
-
-
-@pytest.fixture
 def cfg_path(tmp_path):
     path = tmp_path / "edit.toml"
     shutil.copy(DEFAULT_CONFIG, path)

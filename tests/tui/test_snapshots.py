@@ -41,11 +41,6 @@ THEME = "textual-dark"
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def pinned(tmp_path, monkeypatch):
     """Run in tmp_path with a relative config (`ftmodel.toml`) and workspace (`ws`), UTC, fixed colours."""
     monkeypatch.chdir(tmp_path)
