@@ -245,6 +245,10 @@ class MetricsReader:
 
     def read_new(self, max_bytes: int | None = None) -> list[dict]:
         """Return the rows appended since the last call (at most about `max_bytes` read at once)."""
+        return parse_metric_lines(self.read_new_lines(max_bytes))
+
+    def read_new_lines(self, max_bytes: int | None = None) -> list[bytes]:
+        """Return the complete lines appended since the last call, unparsed (see `parse_metric_lines`)."""
         try:
             with open(self.path, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
@@ -259,14 +263,19 @@ class MetricsReader:
         data = self._partial + data
         lines = data.split(b"\n")
         self._partial = lines.pop()
-        rows = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a corrupt line never stops the reader
-            if isinstance(row, dict):
-                rows.append(row)
-        return rows
+        return lines
+
+
+def parse_metric_lines(lines: list[bytes]) -> list[dict]:
+    """Parse metrics.jsonl lines into rows, skipping blank and corrupt ones."""
+    rows = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a corrupt line never stops the reader
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows

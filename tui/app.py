@@ -80,11 +80,12 @@ class RunsScanned(Message):
         self.runs = runs
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+class MetricsHistory(Message):
+    """A run's whole history so far, as a store that replaces the shown one (a preview, then exact)."""
+
+    def __init__(self, run_id: str, store: SeriesStore, exact: bool):
+        super().__init__()
+        self.run_id, self.store, self.exact = run_id, store, exact
 
 
 class MetricsChunk(Message):
@@ -318,6 +319,7 @@ class FtmodelConsole(App[None]):
         self.runs: list[RunSummary] = []
         self.runs_by_id: dict[str, RunSummary] = {}
         self.store = SeriesStore()
+        self.history_complete = True  # False while a long history is shown from a sample
         self.beta: float | None = None
         self.results_for: str | None = None
         self.follower: RunFollower | None = None
@@ -453,11 +455,14 @@ class FtmodelConsole(App[None]):
 
     def _follow_once(self, follower: RunFollower, worker) -> None:
         run_id = follower.run.id
+        if follower.history_pending():
+            follower.read_history(lambda store, exact: self.post_message(MetricsHistory(run_id, store, exact)),
+                                  lambda: worker.is_cancelled or self.follower is not follower)
         while not worker.is_cancelled and self.follower is follower:
             rows = follower.read_metrics()
             if not rows:
                 break
-            caught_up = follower.metrics.offset >= _size(follower.metrics.path)
+            caught_up = follower.caught_up()
             self.post_message(MetricsChunk(run_id, columns_from_rows(rows), len(rows), caught_up))
         lines = follower.read_log()
         if lines:
@@ -577,6 +582,15 @@ class FtmodelConsole(App[None]):
         elif self._backfilling or any(p.drawn_version == -1 for p in self.main.query(ChartPanel)):
             self._backfilling = False
             self._redraw()  # a run's history just finished loading: draw it now, not at the next 1 Hz tick
+
+    def on_metrics_history(self, message: MetricsHistory) -> None:
+        if not self._showing() or message.run_id != self.selected_run:
+            return
+        message.store.version = self.store.version + 1
+        self.store = message.store
+        self.history_complete = message.exact
+        self._refresh_status()
+        self._redraw()
 
     def on_log_lines(self, message: LogLines) -> None:
         if not self._showing():
@@ -701,6 +715,7 @@ class FtmodelConsole(App[None]):
             return
         self.selected_run = run_id
         self.store = SeriesStore()
+        self.history_complete = True  # False while a long history is shown from a sample
         self.beta = None
         self.results_for = None
         for panel in self.main.query(ChartPanel):

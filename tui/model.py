@@ -12,12 +12,15 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from ftmodel.rundir import ACTIVE_STATES, METRICS_FILE, MetricsReader, Run, list_runs
+from ftmodel.rundir import ACTIVE_STATES, METRICS_FILE, MetricsReader, Run, list_runs, parse_metric_lines
 
 PIPELINE = "pipeline"
 REWARD_PARTS = ("reward", "format_reward", "accuracy_reward", "judge_reward")
 SERIES_CAPACITY = 2048
+# A run with more history than this is shown from a sample first (see RunFollower.read_history).
+HISTORY_PREVIEW_BYTES = 2 << 20
 
 
 class Series:
@@ -178,6 +181,48 @@ class RunFollower:
         """Return up to about `chunk_bytes` of new rows (callers loop for big backfills)."""
         return self.metrics.read_new(max_bytes=self.chunk_bytes)
 
+    def caught_up(self) -> bool:
+        """Tell whether the metrics file has been read to its end."""
+        return self.metrics.offset >= _size(self.metrics.path)
+
+    def history_pending(self) -> bool:
+        """Tell whether a long history is still unread (the first read of a big metrics file)."""
+        return self.metrics.offset == 0 and _size(self.metrics.path) > HISTORY_PREVIEW_BYTES
+
+    def read_history(self, show: Callable[[SeriesStore, bool], None], cancelled: Callable[[], bool],
+                     capacity: int = SERIES_CAPACITY) -> None:
+        """Read the metrics file as it is now: `show(preview, False)` soon, then `show(exact, True)`.
+
+        Parsing 100,000 rows takes most of a second, so a first pass only splits lines and keeps the
+        ones a Series would keep (every stride-th, the stride doubling as they pile up, and the
+        last): for metrics logged on every row, the preview parsed from them holds exactly the same
+        points as the exact store. The second pass parses every line, which adds the metrics logged
+        on only some rows, and replaces the preview. Both passes read in chunks: memory is bounded.
+        """
+        sampler = MetricsReader(self.metrics.path)
+        kept: list[bytes] = []
+        stride, n, last = 1, 0, b""
+        while lines := sampler.read_new_lines(self.chunk_bytes):
+            kept.extend(lines[(-n) % stride::stride])
+            n += len(lines)
+            last = lines[-1]
+            while len(kept) > capacity:
+                kept, stride = kept[::2], stride * 2
+            if cancelled():
+                return
+        if (n - 1) % stride:
+            kept.append(last)
+        preview = SeriesStore(capacity)
+        preview.add_columns(columns_from_rows(parse_metric_lines(kept)), n)
+        show(preview, False)
+        exact = SeriesStore(capacity)
+        while self.metrics.offset < sampler.offset:  # the same bytes again, every line parsed
+            if cancelled():
+                return
+            rows = self.metrics.read_new(max_bytes=min(self.chunk_bytes, sampler.offset - self.metrics.offset))
+            exact.add_columns(columns_from_rows(rows), len(rows))
+        show(exact, True)
+
     def read_log(self) -> list[str]:
         """Return new complete log lines; the first call returns the last lines of the log."""
         path = self.run.log_path
@@ -203,6 +248,13 @@ class RunFollower:
         self._log_partial = parts.pop()
         # Progress bars rewrite one line with \r: show only its last state.
         return [p.decode("utf-8", "replace").rsplit("\r", 1)[-1] for p in parts]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def read_results(run_path: Path) -> list[tuple[str, list[str], list[list[str]]]]:

@@ -231,3 +231,28 @@ async def test_live_rows_appended_later_reach_the_store(ws):
             fh.write('ss": 0.9}\n')
         await until(pilot, lambda: app.store.rows == 7, what="completed row")
         assert app.store.get("loss").last == (7, 0.9)
+
+
+async def test_long_history_shows_a_preview_then_the_exact_store_then_live_rows(ws, monkeypatch):
+    import json
+
+    import tui.model
+    monkeypatch.setattr(tui.model, "HISTORY_PREVIEW_BYTES", 10_000)  # a few hundred rows count as "long"
+    pid, start = self_pid()
+    path = make_run(ws, "sft-20260101-000000-0001", "sft", "running", pid=pid, proc_start=start,
+                    metrics=sft_rows(3000), progress=(3000, 5000))
+    seen = []
+    real = FtmodelConsole.on_metrics_history
+    monkeypatch.setattr(FtmodelConsole, "on_metrics_history",
+                        lambda self, message: (seen.append((message.exact, message.store.rows)), real(self, message)))
+    app = make_app(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: app.store.rows == 3000 and app.history_complete and len(seen) == 2,
+                    what="exact history")
+        assert seen == [(False, 3000), (True, 3000)]
+        assert app.store.get("loss").count == 3000  # every row parsed, not the sample
+        with open(path / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps({"step": 3001, "time": 1764001502.0, "loss": 0.5}) + "\n")
+        await until(pilot, lambda: app.store.rows == 3001, what="live row after the history")
+        assert app.store.get("loss").last == (3001, 0.5)

@@ -1,9 +1,10 @@
 """The console's data layer: bounded series, run summaries, results, hints and nvidia-smi parsing."""
 
+import json
 import tracemalloc
 
 from tests.tui.fake_runs import dead_pid, grpo_rows, make_run
-from tui.model import (Series, SeriesStore, columns_from_rows, health_hints, parse_nvidia_smi, read_results,
+from tui.model import (RunFollower, Series, SeriesStore, columns_from_rows, health_hints, parse_nvidia_smi, read_results,
                        scan_workspace, stage_rows)
 
 
@@ -33,6 +34,40 @@ def test_store_memory_is_bounded_for_100k_rows():
     assert store.rows == 100_000
     assert all(len(s) <= 2048 for s in store.series.values())
     assert current < 2_000_000  # six bounded series, not 100k rows
+
+
+def test_long_history_preview_has_the_exact_points_then_the_exact_pass_adds_sparse_metrics(tmp_path):
+    rows = [{"step": i, "loss": 1.0 / (i + 1), "reward": i % 7} for i in range(50_001)]
+    for i in range(0, 50_001, 1000):
+        rows[i]["eval_loss"] = float(i)  # logged on only some rows: only the exact pass gets it right
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    exact = SeriesStore(capacity=512)
+    exact.add_columns(columns_from_rows(rows), len(rows))
+
+    follower = RunFollower(tmp_path, chunk_bytes=100_000)  # many chunks, as for a big file
+    shown: list[tuple[SeriesStore, bool]] = []
+    follower.read_history(lambda store, is_exact: shown.append((store, is_exact)), lambda: False, capacity=512)
+    (preview, p_exact), (full, f_exact) = shown
+    assert (p_exact, f_exact) == (False, True)
+    assert exact.get("loss").stride == 128
+    assert preview.rows == full.rows == 50_001
+    for name in ("loss", "reward"):  # logged on every row: the preview draws the very same picture
+        assert preview.get(name).points(400) == full.get(name).points(400) == exact.get(name).points(400)
+    assert full.get("eval_loss").xs == exact.get("eval_loss").xs == [float(i) for i in range(0, 50_001, 1000)]
+    assert follower.caught_up()
+    # Rows written afterwards arrive through the ordinary reader.
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"step": 50_001, "loss": 0.5}) + "\n")
+    assert [r["step"] for r in follower.read_metrics()] == [50_001]
+
+
+def test_history_reader_stops_when_cancelled(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": i, "loss": 1.0}) + "\n" for i in range(5000)))
+    shown = []
+    RunFollower(tmp_path, chunk_bytes=10_000).read_history(lambda store, is_exact: shown.append(is_exact),
+                                                           lambda: bool(shown))  # cancelled after the preview
+    assert shown == [False]  # the preview only: the exact pass gave up
 
 
 def test_columns_skip_non_numbers_and_nan():
