@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 # Bump when the build recipe changes (tokenizer, template, architecture, training loop,
 # or the corpus the callers feed in): it is part of the cache key.
-VERSION = "4"
+VERSION = "5"
 
 TAG_TOKENS = ("<think>", "</think>", "<answer>", "</answer>")
 

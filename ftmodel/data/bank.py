@@ -160,27 +160,30 @@ def _compound_interest(rng: random.Random, target: int) -> _Item:
 
 
 def _multiple_choice(rng: random.Random, target: int) -> _Item:
-    """A definition with four terms; target is the index of the correct letter.
+    """A definition and four candidate terms; target is the position of the right one.
 
-    Each option is written "Term (X)", so the worked solution names the term and the letter that
-    follows it in the question can be copied.
+    The answer is the term itself (as in "Bond, Equity, Inflation or Dividend?"), which the solution
+    names after recalling which term the definition belongs to.
     """
     right, *wrong = rng.sample(range(len(_CONCEPTS)), 4)
     order = wrong[:target] + [right] + wrong[target:]
-    letters = "ABCD"
-    options = ", ".join(f"{_CONCEPTS[c][0]} ({letters[i]})" for i, c in enumerate(order))
+    names = [_CONCEPTS[c][0] for c in order]
     term, definition = _CONCEPTS[right]
-    question = f"Which term means {definition}? Options: {options}."
-    key = "multiple_choice|" + "|".join(_CONCEPTS[c][0] for c in order)
-    return key, question, letters[target], f"{term} ({letters[target]})"
+    question = f"Which term means {definition}: {', '.join(names[:3])} or {names[3]}?"
+    return "multiple_choice|" + "|".join(names), question, term, f"that is {term}"
 
 
 def _true_false(rng: random.Random, target: int) -> _Item:
-    """A checkable finance statement; target 0 makes it true, 1 false."""
+    """A checkable finance claim, a definition or a relation; target 0 makes it true, 1 false.
+
+    Both kinds are decided by what the bank teaches (which term a definition belongs to, whether
+    two quantities move the same way or opposite ways); arithmetic is left to the arithmetic types.
+    A relation claim names no direction ("rise"/"fall"), so it does not blur rule_direction, whose
+    answer is found by its direction word.
+    """
     truth = target == 0
     verdict = "True" if truth else "False"
-    kind = rng.randrange(3)
-    if kind == 0:
+    if rng.random() < 0.5:
         term_i = rng.randrange(len(_CONCEPTS))
         def_i = term_i if truth else rng.choice([i for i in range(len(_CONCEPTS)) if i != term_i])
         term, definition = _CONCEPTS[term_i][0], _CONCEPTS[def_i][1]
@@ -188,28 +191,16 @@ def _true_false(rng: random.Random, target: int) -> _Item:
         key = f"true_false|def|{term}|{_CONCEPTS[def_i][0]}"
         # The solution names the term the definition belongs to, then compares it with the claim.
         reasoning = f"that is {_CONCEPTS[def_i][0]}, so {verdict}"
-    elif kind == 1:
-        principal, rate, years = rng.randrange(100, 5001, 100), rng.randint(1, 10), rng.randint(1, 5)
-        interest = principal * rate * years // 100  # exact: the principal is a multiple of 100
-        offset = rng.randint(1, 5) * rate
-        # A false claim is off by a multiple of the rate, kept positive so it stays plausible.
-        lower = offset < interest and rng.random() < 0.5
-        claimed = interest if truth else (interest - offset if lower else interest + offset)
-        unit = "year" if years == 1 else "years"
-        statement = f"Simple interest on {principal} at {rate}% for {years} {unit} is {claimed}."
-        key = f"true_false|simple|{principal}|{rate}|{years}|{claimed}"
-        reasoning = f"{principal}*{rate}%*{years}={interest}, so {verdict}"
     else:
-        start = rng.randint(10, 200)
-        end = rng.randint(start + 1, 3 * start)
-        pct = _round(Decimal(end - start) * 100 / Decimal(start), 1)
-        offset = rng.randint(2, 20)
-        # A false claim is off by a few points, kept positive so it stays plausible.
-        lower = offset < Decimal(pct) and rng.random() < 0.5
-        claimed = pct if truth else _round(Decimal(pct) + (-offset if lower else offset), 1)
-        statement = f"A stock that rose from {start} to {end} gained {claimed}%."
-        key = f"true_false|pct|{start}|{end}|{claimed}"
-        reasoning = f"({end}-{start})/{start}*100={pct}, so {verdict}"
+        rule_i = rng.randrange(len(_RULES))
+        _cause_t, _effect_t, cause_short, effect_short, same = _RULES[rule_i]
+        relation = "same" if same else "opposite"
+        claimed = relation if truth else ("opposite" if same else "same")
+        entity = rng.choice(_COMPANIES)
+        moves = "in the same direction" if claimed == "same" else "in opposite directions"
+        statement = f"For {entity}, {cause_short} and {effect_short} move {moves}."
+        key = f"true_false|relation|{rule_i}|{entity}|{claimed}"
+        reasoning = f"{cause_short} and {effect_short}: {relation}, claimed {claimed}, so {verdict}"
     return key, f"True or false: {statement}", verdict, reasoning
 
 
@@ -251,8 +242,9 @@ def _leading_digits_differ(rng: random.Random, lo: int, hi: int) -> tuple[int, i
 def _compare_returns(rng: random.Random, target: int) -> _Item:
     """Two funds' returns; target 0 means the first-named fund returned more.
 
-    The solution copies both returns in order, says whether the second is up or down from the
-    first (decided by the integer parts, which always differ), then names the winner.
+    Each return follows its fund's name ("Fund Beta 3.2%"), so the solution copies name and return
+    pairs in order, says whether the second is up or down from the first (decided by the integer
+    parts, which always differ), then names the winner.
     """
     first, second = rng.sample(_FUNDS, 2)
     high, low = _leading_digits_differ(rng, 1, 9)
@@ -260,8 +252,7 @@ def _compare_returns(rng: random.Random, target: int) -> _Item:
     r1, r2 = (higher, lower) if target == 0 else (lower, higher)
     winner = first if target == 0 else second
     move = "down" if target == 0 else "up"
-    question = (f"Fund {first} returned {r1}% and Fund {second} returned {r2}% last year. "
-                f"Which fund returned more?")
+    question = f"Last year's returns: Fund {first} {r1}%, Fund {second} {r2}%. Which fund returned more?"
     return (f"compare_returns|{first}|{r1}|{second}|{r2}", question, winner,
             f"{first} {r1}, {second} {r2}, {move}, so {winner}")
 
@@ -269,24 +260,25 @@ def _compare_returns(rng: random.Random, target: int) -> _Item:
 def _read_number(rng: random.Random, target: int) -> _Item:
     """Two reported figures; target 0 asks for the first one, 1 for the second.
 
-    The solution repeats the asked field exactly as the question states it ("net income of 312"),
-    so the figure is a copy of what follows the same words in the question.
+    The solution repeats the asked field exactly as the question states it ("net income 312"), so
+    the figure is a copy of what follows the field's name in the question.
     """
     entity = rng.choice(_COMPANIES)
     fields = rng.sample(_READ_FIELDS, 2)
     values = [str(rng.randint(10, 999)) for _ in fields]
     asked = fields[target]
-    question = (f"{entity} reported {fields[0]} of {values[0]} million and {fields[1]} of "
-                f"{values[1]} million. What was its {asked} in millions?")
+    question = (f"{entity} reported {fields[0]} {values[0]} million and {fields[1]} {values[1]} million. "
+                f"What was its {asked} in millions?")
     key = f"read_number|{entity}|{fields[0]}|{values[0]}|{fields[1]}|{values[1]}|{asked}"
-    return key, question, values[target], f"{asked} of {values[target]}"
+    return key, question, values[target], f"{asked} {values[target]}"
 
 
 def _gain_or_loss(rng: random.Random, target: int) -> _Item:
     """A buy and a sell price; target 0 is a gain, 1 a loss.
 
-    Prices have two digits with different leading digits; the solution copies both prices, says
-    whether the move from the purchase to the sale is up or down, then names the result.
+    Prices have two digits with different leading digits, each after its own word ("at 45",
+    "for 72"); the solution copies both prices, says whether the move from the purchase to the
+    sale is up or down, then names the result.
     """
     high, low = _leading_digits_differ(rng, 10, 99)
     bought, sold = (low, high) if target == 0 else (high, low)
@@ -294,10 +286,9 @@ def _gain_or_loss(rng: random.Random, target: int) -> _Item:
     entity = rng.choice(_COMPANIES)
     answer = ("gain", "loss")[target]
     move = ("up", "down")[target]
-    question = (f"{who} bought shares of {entity} at {bought} and sold them at {sold}. "
-                f"Was this a gain or a loss?")
+    question = f"{who} bought {entity} shares at {bought} and sold them for {sold}. Was this a gain or a loss?"
     return (f"gain_or_loss|{who}|{entity}|{bought}|{sold}", question, answer,
-            f"bought {bought}, sold {sold}, {move}, so {answer}")
+            f"bought at {bought}, sold for {sold}, {move}, so {answer}")
 
 
 # qtype -> (generator, number of answer classes to balance over).
@@ -313,9 +304,21 @@ _GENERATORS: dict[str, tuple[Callable[[random.Random, int], _Item], int]] = {
 }
 
 
+def _split_key(key: str) -> str:
+    """The key that decides a record's split. A rule applied to a company is one fact whatever
+    the direction asked about or the type asking, so rule_direction questions and true/false
+    relation claims about the same rule and company all go to the same split."""
+    parts = key.split("|")
+    if parts[0] == "rule_direction":
+        return f"rule|{parts[1]}|{parts[3]}"
+    if parts[:2] == ["true_false", "relation"]:
+        return f"rule|{parts[2]}|{parts[3]}"
+    return key
+
+
 def _is_eval_key(key: str) -> bool:
     """Decide from the key alone, independently of the seed, whether it belongs to eval."""
-    digest = hashlib.sha1(f"{_SPLIT_SALT}|{key}".encode()).digest()
+    digest = hashlib.sha1(f"{_SPLIT_SALT}|{_split_key(key)}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % 100 < _EVAL_PERCENT
 
 
@@ -463,8 +466,8 @@ def _report_line(rng: random.Random) -> str:
         values = [str(rng.randint(10, 999)) for _ in fields]
         i = rng.randrange(2)
         key = f"read_number|{entity}|{fields[0]}|{values[0]}|{fields[1]}|{values[1]}|{fields[i]}"
-        return key, (f"{entity} reported {fields[0]} of {values[0]} million and {fields[1]} of {values[1]} "
-                     f"million. Its {fields[i]} of {values[i]} million was a record.")
+        return key, (f"{entity} reported {fields[0]} {values[0]} million and {fields[1]} {values[1]} million. "
+                     f"{fields[i]} {values[i]} million was a record.")
     return _train_key_only(make)
 
 
@@ -478,7 +481,7 @@ def _fund_line(rng: random.Random) -> str:
             r1, r2 = r2, r1
         move = "up" if float(r2) > float(r1) else "down"
         return (f"compare_returns|{a}|{r1}|{b}|{r2}",
-                f"Fund {a} returned {r1}% and Fund {b} returned {r2}% last year. {a} {r1}, {b} {r2}, {move}.")
+                f"Last year's returns: Fund {a} {r1}%, Fund {b} {r2}%. {a} {r1}, {b} {r2}, {move}.")
     return _train_key_only(make)
 
 
@@ -490,12 +493,12 @@ def _trade_line(rng: random.Random) -> str:
         bought, sold = (low, high) if rng.random() < 0.5 else (high, low)
         move = "up" if sold > bought else "down"
         return (f"gain_or_loss|{who}|{entity}|{bought}|{sold}",
-                f"{who} bought shares of {entity} at {bought} and sold them at {sold}. "
-                f"bought {bought}, sold {sold}, {move}.")
+                f"{who} bought {entity} shares at {bought} and sold them for {sold}. "
+                f"bought at {bought}, sold for {sold}, {move}.")
     return _train_key_only(make)
 
 
-def pretrain_corpus(seed: int = 0, n: int = 4000) -> list[str]:
+def pretrain_corpus(seed: int = 0, n: int = 8000) -> list[str]:
     """Texts for pre-training the tiny base LM: questions, finance facts, formulas, arithmetic.
 
     Only train-split question texts are used, and never a solution or an answer tag, so the base

@@ -53,6 +53,23 @@ def test_no_eval_key_in_train_and_unique_within_splits(bank):
     assert not {r["question"] for r in train} & {r["question"] for r in eval_}
 
 
+def test_a_rule_applied_to_a_company_is_in_one_split_only_across_types():
+    """rule_direction questions (either direction) and true/false relation claims about the same rule
+    and company share a split: no eval question restates a fact a training question taught."""
+    facts = {}
+    for seed in (0, 1):
+        for r in sum(generate_bank(seed=seed), []):
+            parts = r["key"].split("|")
+            if r["qtype"] == "rule_direction":
+                fact = (parts[1], parts[3])
+            elif parts[:2] == ["true_false", "relation"]:
+                fact = (parts[2], parts[3])
+            else:
+                continue
+            facts.setdefault(fact, set()).add(r["split"])
+    assert len(facts) > 300 and all(len(splits) == 1 for splits in facts.values())
+
+
 def test_held_out_partition_is_seed_independent():
     train0, _ = generate_bank(seed=0)
     _, eval1 = generate_bank(seed=1)
@@ -81,8 +98,8 @@ def test_binary_class_balance(bank, qtype):
         if qtype == "read_number":
             # Balanced over which of the two stated figures is asked for.
             labels = [r["question"].index(r["answer"] + " million") < r["question"].index(" and ") for r in sub]
-        elif qtype == "compare_returns":
-            labels = [r["question"].startswith(f"Fund {r['answer']} ") for r in sub]
+        elif qtype == "compare_returns":  # balanced over which of the two funds returned more
+            labels = [r["question"].index(f"Fund {r['answer']} ") == r["question"].index("Fund ") for r in sub]
         elif qtype == "percent_change":
             labels = [r["answer"].startswith("-") for r in sub]
         else:
@@ -91,9 +108,14 @@ def test_binary_class_balance(bank, qtype):
         assert 0.35 <= top / len(sub) <= 0.65, (qtype, Counter(labels))
 
 
-def test_multiple_choice_letters_balanced(bank):
-    counts = Counter(r["answer"] for r in bank[0] if r["qtype"] == "multiple_choice")
-    assert set(counts) == set("ABCD") and max(counts.values()) - min(counts.values()) <= 1
+def test_multiple_choice_answer_is_one_of_four_named_terms_in_balanced_positions(bank):
+    positions = Counter()
+    for r in bank[0]:
+        if r["qtype"] == "multiple_choice":
+            names = r["key"].split("|")[1:]
+            assert len(set(names)) == 4 and r["answer"] in names and ", ".join(names[:3]) in r["question"]
+            positions[names.index(r["answer"])] += 1
+    assert set(positions) == {0, 1, 2, 3} and max(positions.values()) - min(positions.values()) <= 1
 
 
 def test_entity_types_vary_entities(bank):
@@ -169,20 +191,26 @@ def test_learnable_types_restate_the_decisive_facts(bank):
             name, cause_dir, relation = re.fullmatch(r"(\w+) (rise|fall), (same|opposite), so \w+", think).groups()
             assert (cause_dir == r["answer"]) == (relation == "same"), r
         elif r["qtype"] == "read_number":
-            # A verbatim copy of "<field> of <value>" from the question.
-            assert think in r["question"] and think.endswith(f" of {r['answer']}"), r
+            # A verbatim copy of "<field> <value>" from the question.
+            assert think in r["question"] and think.endswith(f" {r['answer']}"), r
         elif r["qtype"] == "gain_or_loss":
-            bought, sold, move = re.fullmatch(r"bought (\d+), sold (\d+), (up|down), so \w+", think).groups()
+            bought, sold, move = re.fullmatch(r"bought at (\d+), sold for (\d+), (up|down), so \w+", think).groups()
             assert len(bought) == len(sold) == 2 and bought[0] != sold[0]
-            assert f"at {bought} and sold them at {sold}." in r["question"]
+            assert f"at {bought} and sold them for {sold}." in r["question"]
             assert (move == "up") == (int(sold) > int(bought)) == (r["answer"] == "gain")
         elif r["qtype"] == "compare_returns":
             first, r1, second, r2, move = re.fullmatch(
                 r"(\w+) ([\d.]+), (\w+) ([\d.]+), (up|down), so \w+", think).groups()
-            assert r["question"].startswith(f"Fund {first} returned {r1}% and Fund {second} returned {r2}%")
+            assert f"Fund {first} {r1}%, Fund {second} {r2}%." in r["question"]
             assert r1[0] != r2[0] and (move == "down") == (r["answer"] == first)
         elif r["qtype"] == "multiple_choice":
-            assert think.endswith(f"({r['answer']})") and think in r["question"]
+            assert think == f"that is {r['answer']}" and r["answer"] in r["question"]
+        elif r["qtype"] == "true_false" and "|relation|" in r["key"]:
+            relation, claimed = re.fullmatch(r"[\w ]+ and [\w ]+: (same|opposite), claimed (same|opposite), so \w+",
+                                             think).groups()
+            assert ("same direction" in r["question"]) == (claimed == "same")
+            assert (relation == claimed) == (r["answer"] == "True")
+            assert "rise" not in r["question"] and "fall" not in r["question"]
 
 
 def test_rule_direction_names_only_the_cause_direction(bank):
