@@ -80,6 +80,14 @@ class RunsScanned(Message):
         self.runs = runs
 
 
+def _set_text(widget: Static, text: str) -> None:
+    """Update a Static only when its text changed: every update lays the screen out again, and the
+    status is refreshed on every chunk of metrics a live run writes."""
+    if getattr(widget, "_shown_text", None) != text:
+        widget._shown_text = text
+        widget.update(text)
+
+
 class MetricsHistory(Message):
     """A run's whole history so far, as a store that replaces the shown one (a preview, then exact)."""
 
@@ -781,11 +789,11 @@ class FtmodelConsole(App[None]):
         hints = self.main.query_one("#hints", Static)
         summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
         if summary is None:
-            status.update(f"[b]{self.selected_stage}[/b]: no runs yet — press [b]s[/b] to start it"
-                          if not self.selected_run else f"{self.selected_run}: reading…")
+            _set_text(status, f"[b]{self.selected_stage}[/b]: no runs yet — press [b]s[/b] to start it"
+                      if not self.selected_run else f"{self.selected_run}: reading…")
             bar.update(total=None, progress=0)
-            text.update("")
-            hints.update("")
+            _set_text(text, "")
+            _set_text(hints, "")
             hints.display = False
             return
         style = STATUS_STYLE.get(summary.status, "")
@@ -800,7 +808,7 @@ class FtmodelConsole(App[None]):
             lines.append(f"[$error]error:[/] {_escape(summary.error)}")
         if summary.status == "lost":
             lines.append("[$error]its process is gone[/] (killed, machine rebooted?) — last log lines below")
-        status.update("\n".join(lines))
+        _set_text(status, "\n".join(lines))
         # A finished stage that never counted steps has no progress to show, not an endless spinner.
         bar.display = summary.active or bool(summary.total)
         bar.update(total=summary.total or None, progress=summary.step)
@@ -813,9 +821,9 @@ class FtmodelConsole(App[None]):
             bits.append(f"ETA {fmt_duration(eta)}")
         elif summary.started and summary.ended:
             bits.append(f"took {fmt_duration(summary.ended - summary.started)}")
-        text.update("  ".join(bits))
+        _set_text(text, "  ".join(bits))
         hint_lines = health_hints(summary.stage, self.store, self.beta)
-        hints.update("\n".join(f"⚠ {h}" for h in hint_lines))
+        _set_text(hints, "\n".join(f"⚠ {h}" for h in hint_lines))
         hints.display = bool(hint_lines)
 
     def _apply_visibility(self, has_results: bool | None = None) -> None:

@@ -270,7 +270,7 @@ def read_results(run_path: Path) -> list[tuple[str, list[str], list[list[str]]]]
             continue
         cols = ["qtype", "n", "format", "answer", "majority"]
         rows = [["all", _fmt(data.get("total")), _fmt(data.get("format_accuracy")),
-                 _fmt(data.get("answer_accuracy")), ""]]
+                 _fmt(data.get("answer_accuracy")), _fmt(data.get("majority_baseline"))]]
         for qtype, d in sorted((data.get("per_qtype") or {}).items()):
             rows.append([qtype, _fmt(d.get("total")), _fmt(d.get("format_accuracy")),
                          _fmt(d.get("answer_accuracy")), _fmt(d.get("majority_baseline"))])
@@ -313,7 +313,15 @@ def health_hints(stage: str, store: SeriesStore, beta: float | None) -> list[str
     if zero_std is not None and len(zero_std):
         recent = zero_std.recent(20)
         if sum(v >= 0.8 for v in recent) > len(recent) / 2:
-            hints.append("no learning signal: most groups have identical rewards")
+            accuracy = store.get("accuracy_reward")
+            right = accuracy.recent(5) if accuracy is not None else []
+            mean = sum(right) / len(right) if right else None
+            if mean is not None and mean >= 0.9:
+                hints.append("little signal left: most groups are all right (these prompts are learned)")
+            elif mean is not None and mean <= 0.1:
+                hints.append("no learning signal: most groups are all wrong (SFT more, or easier prompts)")
+            else:
+                hints.append("no learning signal: most groups have identical rewards")
     clipped = store.get("completions/clipped_ratio")
     if clipped is not None and clipped.last is not None and clipped.last[1] >= 0.3:
         hints.append("many completions clipped: raise grpo.max_completion_length")

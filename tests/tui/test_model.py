@@ -83,6 +83,14 @@ def test_grpo_health_hints():
 
     assert hints(grpo_rows(10)) == []
     assert "no learning signal: most groups have identical rewards" in hints(grpo_rows(10, zero_std=0.9))
+
+    def with_accuracy(rows, value):
+        return [{**r, "accuracy_reward": value} for r in rows]
+
+    assert hints(with_accuracy(grpo_rows(10, zero_std=0.9), 0.95)) == [
+        "little signal left: most groups are all right (these prompts are learned)"]
+    assert hints(with_accuracy(grpo_rows(10, zero_std=0.9), 0.0)) == [
+        "no learning signal: most groups are all wrong (SFT more, or easier prompts)"]
     assert "many completions clipped: raise grpo.max_completion_length" in hints(grpo_rows(10, clipped=0.5))
     assert "no KL: grpo.beta is 0" in hints(grpo_rows(10, kl=False), beta=0.0)
     assert hints(grpo_rows(10, kl=False), beta=0.04) == []
@@ -91,13 +99,14 @@ def test_grpo_health_hints():
 def test_read_results_eval_and_ablation(tmp_path):
     run = make_run(tmp_path, "evaluate-20260101-000000-0001", "evaluate", "finished", files={
         "eval_grpo_20260101.json": {"total": 200, "format_accuracy": 1.0, "answer_accuracy": 0.17,
+                                    "majority_baseline": 0.23,
                                     "per_qtype": {"tf": {"total": 50, "format_accuracy": 1.0, "answer_accuracy": 0.5,
                                                          "majority_baseline": 0.52}}},
         "ablation_summary_x.json": {"table": {"columns": ["variant", "format_accuracy"],
                                               "rows": [["base", 0.0], ["sft_only", 1.0]]}}})
     tables = {title: (cols, rows) for title, cols, rows in read_results(run)}
     cols, rows = tables["eval_grpo_20260101.json"]
-    assert rows[0] == ["all", "200", "1.000", "0.170", ""]
+    assert rows[0] == ["all", "200", "1.000", "0.170", "0.230"]
     assert rows[1] == ["tf", "50", "1.000", "0.500", "0.520"]
     assert tables["ablation_summary_x.json"] == (["variant", "format_accuracy"], [["base", "0.000"], ["sft_only", "1.000"]])
 
