@@ -93,6 +93,15 @@ def test_tags_round_trip_and_are_single_tokens(tokenizer):
     assert tokenizer.decode(tokenizer(text)["input_ids"], skip_special_tokens=True) == text
 
 
+def test_numbers_are_digits_with_the_space_on_the_leading_one(tokenizer):
+    """" 72" is " 7", "2" wherever it appears, so a copy of a number starts right after its anchor word."""
+    for text in ("and sold them for 72.", "<think>bought at 45, sold for 72, up"):
+        tokens = tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"])
+        i = tokens.index("\u01207")
+        assert tokens[i + 1] == "2" and tokens[i - 1] != "\u0120"  # no lone space token before a number
+    assert tokenizer.convert_ids_to_tokens(tokenizer("x=172.5")["input_ids"])[-5:] == ["1", "7", "2", ".", "5"]
+
+
 def test_special_tokens(tokenizer):
     assert tokenizer.eos_token == "<|im_end|>"
     assert tokenizer.pad_token == "<|endoftext|>"
