@@ -195,8 +195,8 @@ class RunFollower:
 
         Parsing 100,000 rows takes most of a second, so a first pass only splits lines and keeps the
         ones a Series would keep (every stride-th, the stride doubling as they pile up, and the
-        last): for metrics logged on every row, the preview parsed from them holds exactly the same
-        points as the exact store. The second pass parses every line, which adds the metrics logged
+        last): for metrics logged on every row, a chart drawn from the preview shows exactly the
+        points it would show from the exact store. The second pass parses every line, which adds the metrics logged
         on only some rows, and replaces the preview. Both passes read in chunks: memory is bounded.
         """
         sampler = MetricsReader(self.metrics.path)

@@ -53,7 +53,10 @@ def test_long_history_preview_has_the_exact_points_then_the_exact_pass_adds_spar
     assert exact.get("loss").stride == 128
     assert preview.rows == full.rows == 50_001
     for name in ("loss", "reward"):  # logged on every row: the preview draws the very same picture
-        assert preview.get(name).points(400) == full.get(name).points(400) == exact.get(name).points(400)
+        p, f, e = preview.get(name), full.get(name), exact.get(name)
+        assert p.last == f.last == e.last == (50_000, rows[-1][name])
+        for width in (80, 200, 400, 1000):  # what a chart of that width draws
+            assert p.points(width) == f.points(width) == e.points(width)
     assert full.get("eval_loss").xs == exact.get("eval_loss").xs == [float(i) for i in range(0, 50_001, 1000)]
     assert follower.caught_up()
     # Rows written afterwards arrive through the ordinary reader.
