@@ -267,7 +267,7 @@ class MetricsReader:
 
 
 def parse_metric_lines(lines: list[bytes]) -> list[dict]:
-    """Parse metrics.jsonl lines into rows, skipping blank and corrupt ones."""
+    """Parse JSONL lines (metrics.jsonl, completions.jsonl) into dict rows, skipping blank and corrupt ones."""
     rows = []
     for line in lines:
         if not line.strip():

@@ -149,6 +149,29 @@ class Workbench(Screen):
         self.app.pop_screen()
 
 
+class FilteredTable(Workbench):
+    """A workbench whose table a text field filters: typing refills the table, enter goes to the
+    table, `/` (action_filter_text) comes back to the field. Subclasses name both and fill()."""
+
+    FILTER_INPUT = ""  # id of the text field
+    TABLE = ""  # id of the table
+
+    def fill(self) -> None:
+        raise NotImplementedError
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == self.FILTER_INPUT:
+            self.fill()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == self.FILTER_INPUT:
+            self.query_one(f"#{self.TABLE}").focus()
+
+    def action_filter_text(self) -> None:
+        """Focus the text filter."""
+        self.query_one(f"#{self.FILTER_INPUT}").focus()
+
+
 # ================================================================ config editor
 
 class ConfigScreen(Workbench):
@@ -431,8 +454,10 @@ class RowsLoaded(Message):
         self.rows = rows
 
 
-class RunsScreen(Workbench):
+class RunsScreen(FilteredTable):
     """Every run of the workspace as a table: filter, details, overlay curves, clone, delete."""
+
+    FILTER_INPUT, TABLE = "runs-text", "runs-table"
 
     BINDINGS = [
         Binding("slash", "filter_text", "Filter", id="runs.filter", key_display="/", tooltip="Filter by text"),
@@ -484,9 +509,9 @@ class RunsScreen(Workbench):
 
     def on_rows_loaded(self, message: RowsLoaded) -> None:
         self.rows = message.rows
-        self._fill()
+        self.fill()
 
-    def _fill(self) -> None:
+    def fill(self) -> None:
         table = self.query_one("#runs-table", DataTable)
         text = self.query_one("#runs-text", Input).value
         current = self.cursor_run()
@@ -514,29 +539,17 @@ class RunsScreen(Workbench):
             return None
         return next((r for r in self.shown if r.id == key), None)
 
-    @on(Input.Changed, "#runs-text")
-    def _text_changed(self, event: Input.Changed) -> None:
-        self._fill()
-
-    @on(Input.Submitted, "#runs-text")
-    def _text_submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#runs-table").focus()
-
-    def action_filter_text(self) -> None:
-        """Focus the text filter."""
-        self.query_one("#runs-text").focus()
-
     def action_cycle_stage(self) -> None:
         """Cycle the stage filter: all, then each stage."""
         order = [None, *STAGES, "pipeline"]
         self.stage_filter = order[(order.index(self.stage_filter) + 1) % len(order)]
-        self._fill()
+        self.fill()
 
     def action_cycle_state(self) -> None:
         """Cycle the state filter: all, then each state."""
         order = [None, *STATES]
         self.state_filter = order[(order.index(self.state_filter) + 1) % len(order)]
-        self._fill()
+        self.fill()
 
     def action_mark(self) -> None:
         """Mark or unmark the run under the cursor."""
@@ -619,7 +632,7 @@ class RunsScreen(Workbench):
             shutil.rmtree(path, ignore_errors=True)
             self.marked.discard(row.id)
             self.rows = [r for r in self.rows if r.id != row.id]
-            self._fill()
+            self.fill()
             self.notify(f"deleted {row.id}")
 
         self.app.push_screen(TextScreen("delete", f"{path}\n({row.summary.stage}, {row.summary.status})",
@@ -986,8 +999,10 @@ class CompletionsLoaded(Message):
         self.run_id, self.rows = run_id, rows
 
 
-class CompletionsScreen(Workbench):
+class CompletionsScreen(FilteredTable):
     """A GRPO run's sampled completions per step with their rewards, filterable."""
+
+    FILTER_INPUT, TABLE = "comp-text", "comp-table"
 
     BINDINGS = [
         Binding("slash", "filter_text", "Filter", id="completions.filter", key_display="/"),
@@ -1049,18 +1064,6 @@ class CompletionsScreen(Workbench):
         self.query_one("#comp-status", Static).update(
             f"{self.run_id or 'no GRPO run'} · {len(self.shown)}/{len(self.rows)} completions{more} · "
             f"qtype {self.qtype or 'all'} (t) · {'reward 0 only' if self.zero_only else 'any reward'} (z)")
-
-    @on(Input.Changed, "#comp-text")
-    def _text_changed(self, event: Input.Changed) -> None:
-        self.fill()
-
-    @on(Input.Submitted, "#comp-text")
-    def _text_submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#comp-table").focus()
-
-    def action_filter_text(self) -> None:
-        """Focus the text filter."""
-        self.query_one("#comp-text").focus()
 
     def action_toggle_zero(self) -> None:
         """Show only completions whose total reward is 0 (or all again)."""

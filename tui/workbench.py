@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ftmodel import config as config_mod
-from ftmodel.rundir import atomic_write_text
+from ftmodel.rundir import atomic_write_text, parse_metric_lines
 from tui.model import RunSummary, fmt_duration
 
 # ---------------------------------------------------------------- the config document
@@ -408,20 +408,10 @@ class Completion:
 
 def read_completions(run_path: Path) -> list[Completion]:
     """Every row of a GRPO run's completions.jsonl (corrupt lines skipped)."""
-    out = []
     try:
-        fh = open(Path(run_path) / "completions.jsonl", encoding="utf-8", errors="replace")
+        lines = (Path(run_path) / "completions.jsonl").read_bytes().split(b"\n")
     except OSError:
-        return out
-    with fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(row, dict):
-                continue
-            out.append(Completion(int(row.get("step") or 0), str(row.get("question") or ""),
-                                  str(row.get("answer") or ""), str(row.get("qtype") or ""),
-                                  str(row.get("completion") or ""), dict(row.get("rewards") or {})))
-    return out
+        return []
+    return [Completion(int(row.get("step") or 0), str(row.get("question") or ""), str(row.get("answer") or ""),
+                       str(row.get("qtype") or ""), str(row.get("completion") or ""), dict(row.get("rewards") or {}))
+            for row in parse_metric_lines(lines)]
