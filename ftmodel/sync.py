@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
+from ftmodel import http
 from ftmodel.rundir import ACTIVE_STATES, Run, atomic_write_text, file_lock
 from ftmodel.tracking import wandb_environment
 from ftmodel.workspace import Workspace
@@ -265,7 +266,26 @@ def app_url(base_url: str) -> str:
 
 
 class Server:
-    """Our own small GraphQL client for the checks (stdlib urllib, basic auth `api:<key>`)."""
+    """Our own small GraphQL client for the checks (ftmodel.http, basic auth `api:<key>`).
+
+    `timeout` is an overall deadline for each query (a server trickling bytes cannot hold a check
+    longer); every failure is a ServerError with one line saying what happened. A redirect to
+    another host is refused (the key never leaves for a host the user did not name)."""
+
+    ARTIFACTS_QUERY = """
+query FtmodelRunArtifacts($entity: String, $project: String!, $run: String!, $cursor: String) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) {
+      outputArtifacts(first: 100, after: $cursor) {
+        totalCount
+        pageInfo { endCursor hasNextPage }
+        edges { node { id digest state versionIndex artifactType { name } artifactSequence { name } } }
+      }
+    }
+  }
+}
+"""
+    MAX_ARTIFACT_PAGES = 1000  # 100,000 artifacts: a bound, so a server repeating a cursor cannot loop us
 
     def __init__(self, base_url: str, api_key: str, timeout: float = QUERY_TIMEOUT):
         self.base_url = base_url.rstrip("/")
@@ -273,31 +293,58 @@ class Server:
         self.timeout = timeout
 
     def query(self, query: str, variables: dict | None = None, operation: str | None = None) -> dict:
+        """Send one GraphQL query; return its `data`, or raise ServerError."""
         body = json.dumps({"query": query, "variables": variables or {}, "operationName": operation}).encode()
-        req = urllib.request.Request(f"{self.base_url}/graphql", data=body, method="POST", headers={
-            "Content-Type": "application/json", "Authorization": self._auth, "User-Agent": USER_AGENT})
+        url = f"{self.base_url}/graphql"
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                payload = json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as e:
-            raise ServerError(f"server answered HTTP {e.code} at {self.base_url}/graphql") from None
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise ServerError(f"server unreachable at {self.base_url}: {reason}") from None
+            reply = http.request("POST", url, body=body, timeout=self.timeout, deadline=self.timeout, headers={
+                "Content-Type": "application/json", "Authorization": self._auth, "User-Agent": USER_AGENT})
+        except http.Unreachable as e:
+            raise ServerError(f"server unreachable: {e}") from None
+        except http.HTTPError as e:
+            raise ServerError(f"server query failed: {e}") from None
+        if reply.status >= 400:
+            raise ServerError(f"server answered HTTP {reply.status} at {url}")
+        try:
+            payload = json.loads(reply.body or b"{}")
         except ValueError:
             raise ServerError(f"server at {self.base_url} answered something that is not JSON") from None
+        if not isinstance(payload, dict):
+            raise ServerError(f"server at {self.base_url} answered JSON that is not an object")
         if payload.get("errors"):
-            msg = "; ".join(str(err.get("message", err)) for err in payload["errors"])[:300]
+            errors = payload["errors"] if isinstance(payload["errors"], list) else [payload["errors"]]
+            msg = "; ".join(str(err.get("message", err) if isinstance(err, dict) else err) for err in errors)[:300]
             raise ServerError(f"server error: {msg}")
-        return payload.get("data") or {}
+        data = payload.get("data") or {}
+        if not isinstance(data, dict):
+            raise ServerError(f"server at {self.base_url} answered a `data` that is not an object")
+        return data
 
     def viewer_entity(self) -> str | None:
         viewer = self.query(VIEWER_QUERY, operation="Viewer").get("viewer") or {}
         return viewer.get("entity")
 
     def run(self, entity: str | None, project: str, run: str) -> dict | None:
-        data = self.query(VERIFY_QUERY, {"entity": entity, "project": project, "run": run}, "FtmodelVerifyRun")
-        return (data.get("project") or {}).get("run")
+        """The run as the server has it, with EVERY output artifact (the first query gets 100)."""
+        variables = {"entity": entity, "project": project, "run": run}
+        found = (self.query(VERIFY_QUERY, variables, "FtmodelVerifyRun").get("project") or {}).get("run")
+        arts = (found or {}).get("outputArtifacts") or {}
+        if found and int(arts.get("totalCount") or 0) > len(arts.get("edges") or []):
+            found["outputArtifacts"] = {**arts, "edges": self._all_artifacts(variables)}
+        return found
+
+    def _all_artifacts(self, variables: dict) -> list[dict]:
+        """Page through a run's output artifacts, 100 at a time."""
+        edges, cursor = [], None
+        for _ in range(self.MAX_ARTIFACT_PAGES):
+            data = self.query(self.ARTIFACTS_QUERY, {**variables, "cursor": cursor}, "FtmodelRunArtifacts")
+            page = (((data.get("project") or {}).get("run") or {}).get("outputArtifacts")) or {}
+            edges += page.get("edges") or []
+            info = page.get("pageInfo") or {}
+            if not info.get("hasNextPage") or not info.get("endCursor") or info.get("endCursor") == cursor:
+                return edges
+            cursor = info["endCursor"]
+        raise ServerError(f"server at {self.base_url}: more than {self.MAX_ARTIFACT_PAGES} pages of artifacts")
 
 
 # ---------------------------------------------------------------------------------------------

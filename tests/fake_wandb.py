@@ -37,6 +37,7 @@ from typing import Any
 HOST = "127.0.0.1"
 HISTORY_FILE = "wandb-history.jsonl"
 SUMMARY_FILE = "wandb-summary.json"
+ARTIFACT_PAGE = 100  # the most artifacts one query returns
 
 
 def closed_port_url() -> str:
@@ -521,8 +522,27 @@ class _Handler(BaseHTTPRequestHandler):
                    "historyKeys": rec.history_keys(),
                    "summaryMetrics": json.dumps(rec.summary), "config": json.dumps(rec.config),
                    "project": {"name": rec.project, "entity": {"name": rec.entity}},
-                   "outputArtifacts": {"totalCount": len(arts), "edges": arts}}
+                   # `outputArtifacts(first: 100)`: one page, as a real server answers it
+                   "outputArtifacts": {"totalCount": len(arts), "edges": arts[:ARTIFACT_PAGE]}}
         return 200, {"project": {"run": run}}, var["run"]
+
+    def _gql_FtmodelRunArtifacts(self, var):
+        """Our verifier's paging query: 100 artifacts after the cursor (the index of the last one seen)."""
+        f = self.fake
+        with f.lock:
+            rec = f.runs.get(var["run"])
+            if rec is None:
+                return 200, {"project": {"run": None}}, var["run"]
+            arts = [a for a in f.artifacts.values() if a["run"] == rec.name]
+        start = int(var.get("cursor") or 0)
+        page = arts[start:start + ARTIFACT_PAGE]
+        edges = [{"cursor": str(start + i + 1),
+                  "node": {"id": a["id"], "digest": a["digest"], "state": a["state"],
+                           "versionIndex": a["version_index"], "artifactType": {"name": a["type"]},
+                           "artifactSequence": {"name": a["collection"]}}} for i, a in enumerate(page)]
+        info = {"endCursor": edges[-1]["cursor"] if edges else None, "hasNextPage": start + len(page) < len(arts)}
+        return 200, {"project": {"run": {"outputArtifacts": {"totalCount": len(arts), "pageInfo": info,
+                                                             "edges": edges}}}}, var["run"]
 
 
 def _op_from_query(query: str) -> str:
