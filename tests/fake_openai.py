@@ -1,6 +1,10 @@
 """A local stand-in for an OpenAI-compatible chat-completions server (127.0.0.1 only), with
 injectable slowness, HTTP errors, malformed replies and garbage content. It speaks the real
-protocol, so the real client code is what gets tested."""
+protocol, so the real client code is what gets tested: a request with `"stream": true` gets
+server-sent events (`data: {chunk}` lines, a usage chunk when `stream_options.include_usage`,
+then `data: [DONE]`), unless `no_stream` plays a server that only answers whole replies.
+Transport faults: one request at a time (`serial`, like `transformers serve` without continuous
+batching), pauses between streamed pieces, a redirect, a body cut short, a trickled reply."""
 
 from __future__ import annotations
 
@@ -22,6 +26,13 @@ class Faults:
     status_always: int | None = None  # every request gets this status (e.g. 401)
     malformed_first: int = 0          # the first N requests get a body that is not JSON
     content: str | None = None        # answer this text instead of asking the responder
+    no_stream: bool = False           # answer whole replies even when asked to stream
+    piece_chars: int = 8              # streamed: characters per event
+    token_delay_s: float = 0.0        # streamed: pause before each piece (a slow generator)
+    serial: bool = False              # one request at a time; the others wait, silent, in a queue
+    redirect_to: str | None = None    # answer 307 with this Location
+    short_body: bool = False          # whole reply: announce more bytes than are sent, then close
+    trickle_s: float = 0.0            # whole reply: send it one byte at a time, this far apart
 
 
 @dataclass
@@ -33,9 +44,12 @@ class FakeOpenAI:
     requests: list[dict] = field(default_factory=list)
     auth_headers: list[str | None] = field(default_factory=list)
     max_in_flight: int = 0
+    streamed: int = 0                 # replies sent as a stream to the end
+    abandoned: int = 0                # replies the client hung up on before the end
 
     def __post_init__(self):
         self._lock = threading.Lock()
+        self._serial = threading.Lock()
         self._in_flight = 0
         fake = self
 
@@ -52,7 +66,11 @@ class FakeOpenAI:
                     fake._in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
                 try:
-                    self._answer(n, body)
+                    if fake.faults.serial:
+                        with fake._serial:
+                            self._answer(n, body)
+                    else:
+                        self._answer(n, body)
                 finally:
                     with fake._lock:
                         fake._in_flight -= 1
@@ -71,6 +89,12 @@ class FakeOpenAI:
                 f = fake.faults
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     return self._send(404, b'{"error": {"message": "not found"}}')
+                if f.redirect_to:
+                    self.send_response(307)
+                    self.send_header("Location", f.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if f.delay_s:
                     time.sleep(f.delay_s)
                 if f.status_always:
@@ -80,11 +104,63 @@ class FakeOpenAI:
                 if n < f.malformed_first:
                     return self._send(200, b"<html>not json")
                 text = f.content if f.content is not None else fake.responder(body["messages"])
+                if body.get("stream") and not f.no_stream:
+                    return self._stream(n, body, text)
                 reply = {"id": f"chatcmpl-{n}", "object": "chat.completion", "model": body.get("model"),
                          "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                       "finish_reason": "stop"}],
                          "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
-                self._send(200, json.dumps(reply).encode())
+                payload = json.dumps(reply).encode()
+                if f.short_body or f.trickle_s:
+                    return self._send_badly(payload)
+                self._send(200, payload)
+
+            def _stream(self, n: int, body: dict, text: str):
+                f = fake.faults
+                step = max(1, f.piece_chars)
+                pieces = [{"role": "assistant", "content": ""}] + [
+                    {"content": text[i:i + step]} for i in range(0, len(text), step)]
+                chunk = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "model": body.get("model")}
+                events = [{**chunk, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in pieces]
+                events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    events.append({**chunk, "choices": [],
+                                   "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()  # HTTP/1.0: the body ends when the connection closes
+                    for i, event in enumerate(events):
+                        if f.token_delay_s and 0 < i < len(pieces):
+                            time.sleep(f.token_delay_s)
+                        self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+                        self.wfile.flush()
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    with fake._lock:
+                        fake.abandoned += 1
+                    return
+                with fake._lock:
+                    fake.streamed += 1
+
+            def _send_badly(self, payload: bytes):
+                f = fake.faults
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload) + (100 if f.short_body else 0)))
+                    self.end_headers()
+                    if f.short_body:
+                        self.wfile.write(payload[: len(payload) // 2])
+                        return
+                    for i in range(len(payload)):
+                        self.wfile.write(payload[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(f.trickle_s)
+                except (BrokenPipeError, ConnectionResetError):
+                    with fake._lock:
+                        fake.abandoned += 1
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
