@@ -23,6 +23,15 @@ def preflight(ctx: StageContext) -> None:
     check_service(ctx.cfg.distill, "distill")
 
 
+GIVE_UP_AFTER = 20  # failures with no answer at all before a teacher is taken for down (fewer items: all)
+
+
+def _give_up(errors: int, first, last) -> None:
+    """Fail the stage: the teacher answered nothing."""
+    more = f"; last error: {last}" if str(last) != str(first) else ""
+    raise StageError(f"the teacher failed {errors} times and answered nothing: first error: {first}{more}")
+
+
 def builtin_teacher(record: dict, error_rate: float) -> str:
     """Return the bank's worked solution, deliberately spoiled for a fixed `error_rate` share of ids."""
     rng = random.Random(hashlib.sha1(record["id"].encode()).hexdigest())
@@ -61,6 +70,7 @@ def run(ctx: StageContext) -> dict:
                                         "concurrency": ctx.cfg.distill.concurrency})
     d = ctx.cfg.distill
     stats = {"done": len(questions) - len(todo), "errors": 0, "missing": 0, "tokens": 0}
+    done_before, first_error = stats["done"], ""
     started = time.monotonic()
 
     def record(out, q: dict, solution: str) -> None:
@@ -98,14 +108,15 @@ def run(ctx: StageContext) -> dict:
             client = make_client(d, device=device_for(ctx.cfg) if d.backend == "hf" else "cpu",
                                  trust_remote_code=ctx.cfg.model.trust_remote_code)
             messages = lambda q: prompt_messages(q["question"], ctx.cfg.data.system_prompt)
-            for q, reply, error in map_chat(client, todo, messages, concurrency=d.concurrency):
+            for q, reply, error in map_chat(client, todo, messages, concurrency=d.concurrency, log=ctx.log):
                 if error:
                     if error.fatal:
                         raise StageError(f"teacher: {error}")
                     stats["errors"] += 1
+                    first_error = first_error or str(error)
                     ctx.log(f"teacher error on {q['id']}: {error}")
-                    if stats["errors"] >= 20 and stats["done"] == 0:
-                        raise StageError(f"the teacher failed 20 times and answered nothing; last error: {error}")
+                    if stats["errors"] >= min(GIVE_UP_AFTER, len(todo)) and stats["done"] == done_before:
+                        _give_up(stats["errors"], first_error, error)
                 else:
                     record(out, q, reply.text.strip())
                     stats["done"] += 1
@@ -115,6 +126,8 @@ def run(ctx: StageContext) -> dict:
         report(force=True)
     ctx.log(f"distilled {stats['done']} of {len(questions)}"
             + (f"; {stats['errors']} teacher errors (a rerun retries them)" if stats["errors"] else ""))
+    if stats["errors"] and stats["done"] == done_before:  # every request failed: nothing was produced
+        _give_up(stats["errors"], first_error, first_error)
     if stats["missing"]:
         ctx.log(f"{stats['missing']} questions had no worked solution for the builtin teacher")
         if stats["missing"] == len(todo):
