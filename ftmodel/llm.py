@@ -61,8 +61,9 @@ class Pace:
 
     Additive increase, multiplicative decrease: a timeout, or a reply whose first token waited
     longer than `slow_s` (the server queues our requests), halves the limit (once per congestion:
-    requests sent before the last cut do not cut again); `limit` replies in time in a row raise it
-    by one, up to the configured concurrency."""
+    requests sent before the last cut do not cut again). A run of replies in time raises it by one,
+    up to the configured concurrency; the run needed doubles at every cut, so a server that only
+    copes with one request is probed rarely (after 8, 16, 32… replies), not every other reply."""
 
     def __init__(self, limit: int, slow_s: float, name: str = "server"):
         self.max_limit = max(1, int(limit))
@@ -74,6 +75,7 @@ class Pace:
         self.timeouts = 0
         self._cond = threading.Condition()
         self._streak = 0
+        self._grow_after = 4  # replies in time in a row before one more request in flight
         self._cut_at = float("-inf")
         self._notes: list[str] = []
         self._work_s = 0.0  # sum over streamed replies of first token -> end: the server's own work
@@ -112,7 +114,7 @@ class Pace:
                     self._cut(sent, f"replies wait {waited:.0f} s for their first token")
                 else:
                     self._streak += 1
-                    if self._streak >= 2 * self.limit and self.limit < self.max_limit:
+                    if self._streak >= max(self._grow_after, 2 * self.limit) and self.limit < self.max_limit:
                         self._streak = 0
                         self.limit += 1
             elif outcome == "timeout":
@@ -125,6 +127,7 @@ class Pace:
         if sent < self._cut_at:
             return  # sent before the last cut: the same congestion, already answered
         self._cut_at = time.monotonic()
+        self._grow_after = min(2 * self._grow_after, 4096)
         new = max(1, self.limit // 2)
         if new < self.limit:
             self._notes.append(f"{self.name} is slow ({why}): {self.limit} -> {new} requests in flight")

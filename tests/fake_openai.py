@@ -33,6 +33,7 @@ class Faults:
     redirect_to: str | None = None    # answer 307 with this Location
     short_body: bool = False          # whole reply: announce more bytes than are sent, then close
     trickle_s: float = 0.0            # whole reply: send it one byte at a time, this far apart
+    reject_fields: tuple = ()         # answer 422 to a request holding any of these fields (a strict server)
 
 
 @dataclass
@@ -103,9 +104,15 @@ class FakeOpenAI:
                     return self._send(f.status, b'{"error": {"message": "injected"}}')
                 if n < f.malformed_first:
                     return self._send(200, b"<html>not json")
+                unexpected = sorted(set(f.reject_fields) & set(body))
+                if unexpected:
+                    return self._send(422, json.dumps({"detail": f"Unexpected fields in the request: {unexpected}"})
+                                      .encode())
                 text = f.content if f.content is not None else fake.responder(body["messages"])
                 if body.get("stream") and not f.no_stream:
                     return self._stream(n, body, text)
+                if f.token_delay_s:  # a whole reply costs the generation of every piece, then comes at once
+                    time.sleep(f.token_delay_s * -(-len(text) // max(1, f.piece_chars)))
                 reply = {"id": f"chatcmpl-{n}", "object": "chat.completion", "model": body.get("model"),
                          "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                       "finish_reason": "stop"}],
