@@ -321,26 +321,45 @@ query FtmodelRunArtifacts($entity: String, $project: String!, $run: String!, $cu
         return data
 
     def viewer_entity(self) -> str | None:
-        viewer = self.query(VIEWER_QUERY, operation="Viewer").get("viewer") or {}
-        return viewer.get("entity")
+        viewer = self._field(self.query(VIEWER_QUERY, operation="Viewer"), "viewer")
+        return viewer.get("entity") if viewer else None
 
     def run(self, entity: str | None, project: str, run: str) -> dict | None:
         """The run as the server has it, with EVERY output artifact (the first query gets 100)."""
         variables = {"entity": entity, "project": project, "run": run}
-        found = (self.query(VERIFY_QUERY, variables, "FtmodelVerifyRun").get("project") or {}).get("run")
-        arts = (found or {}).get("outputArtifacts") or {}
-        if found and int(arts.get("totalCount") or 0) > len(arts.get("edges") or []):
-            found["outputArtifacts"] = {**arts, "edges": self._all_artifacts(variables)}
+        found = self._field(self.query(VERIFY_QUERY, variables, "FtmodelVerifyRun"), "project", "run")
+        arts = self._field(found, "outputArtifacts") or {}
+        edges = arts.get("edges") if isinstance(arts.get("edges"), list) else []
+        try:
+            total = int(arts.get("totalCount") or 0)
+        except (TypeError, ValueError):
+            raise ServerError(f"server at {self.base_url} answered a totalCount that is not a number") from None
+        if found and total > len(edges):
+            edges = self._all_artifacts(variables)
+        if found:
+            found["outputArtifacts"] = {**arts, "edges": [e for e in edges if isinstance(e, dict)]}
         return found
+
+    def _field(self, data, *path: str) -> dict | None:
+        """data[path…] when each step is an object; None when one is missing; ServerError when one is not an object."""
+        for key in path:
+            if data is None:
+                return None
+            if not isinstance(data, dict):
+                raise ServerError(f"server at {self.base_url} answered {key!r} inside something that is not an object")
+            data = data.get(key)
+        if data is not None and not isinstance(data, dict):
+            raise ServerError(f"server at {self.base_url} answered a {path[-1]!r} that is not an object")
+        return data
 
     def _all_artifacts(self, variables: dict) -> list[dict]:
         """Page through a run's output artifacts, 100 at a time."""
         edges, cursor = [], None
         for _ in range(self.MAX_ARTIFACT_PAGES):
             data = self.query(self.ARTIFACTS_QUERY, {**variables, "cursor": cursor}, "FtmodelRunArtifacts")
-            page = (((data.get("project") or {}).get("run") or {}).get("outputArtifacts")) or {}
-            edges += page.get("edges") or []
-            info = page.get("pageInfo") or {}
+            page = self._field(data, "project", "run", "outputArtifacts") or {}
+            edges += [e for e in page.get("edges") or [] if isinstance(e, dict)]
+            info = page.get("pageInfo") if isinstance(page.get("pageInfo"), dict) else {}
             if not info.get("hasNextPage") or not info.get("endCursor") or info.get("endCursor") == cursor:
                 return edges
             cursor = info["endCursor"]

@@ -155,3 +155,15 @@ def test_refused_port_and_unknown_scheme_are_named():
         http.request("GET", closed_port_url(), timeout=2, deadline=5)
     with pytest.raises(http.HTTPError, match="not an http"):
         http.request("GET", "ftp://127.0.0.1/x", timeout=2)
+
+
+def test_the_environment_proxy_carries_requests_to_other_hosts_but_never_loopback(monkeypatch):
+    with Recorder() as proxy, Recorder() as direct:
+        monkeypatch.setenv("http_proxy", f"http://user:pw@127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        reply = http.request("GET", "http://wandb.example.invalid/graphql?x=1", timeout=5, deadline=10)
+        assert reply.status == 200 and proxy.seen[0]["path"] == "http://wandb.example.invalid/graphql?x=1"
+        assert proxy.seen[0]["headers"]["Proxy-Authorization"] == "Basic dXNlcjpwdw=="
+        http.request("GET", direct.url(), timeout=5, deadline=10)  # loopback: straight there
+    assert len(proxy.seen) == 1 and len(direct.seen) == 1

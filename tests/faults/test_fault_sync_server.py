@@ -73,3 +73,11 @@ def test_garbage_and_a_closed_port_are_server_errors():
 
     with pytest.raises(ServerError, match="server unreachable: .*refused"):
         Server(closed_port_url(), KEY, timeout=5).viewer_entity()
+
+
+@pytest.mark.parametrize("payload", [{"data": {"project": []}}, {"data": {"project": {"run": "x"}}},
+                                     {"data": {"project": {"run": {"outputArtifacts": {"totalCount": "many"}}}}}])
+def test_a_wrong_shaped_answer_is_a_server_error(payload):
+    with Recorder(payload=payload) as srv:
+        with pytest.raises(ServerError, match="server at .* answered"):
+            Server(srv.url(path=""), KEY, timeout=5).run("e", "p", "r")
