@@ -34,6 +34,8 @@ class Faults:
     short_body: bool = False          # whole reply: announce more bytes than are sent, then close
     trickle_s: float = 0.0            # whole reply: send it one byte at a time, this far apart
     reject_fields: tuple = ()         # answer 422 to a request holding any of these fields (a strict server)
+    stream_cut_after: int | None = None  # streamed: close the connection after this many events
+    no_done: bool = False             # streamed: end without `data: [DONE]` (as `transformers serve` does)
 
 
 @dataclass
@@ -138,12 +140,15 @@ class FakeOpenAI:
                     self.send_header("Content-Type", "text/event-stream")
                     self.end_headers()  # HTTP/1.0: the body ends when the connection closes
                     for i, event in enumerate(events):
+                        if f.stream_cut_after is not None and i >= f.stream_cut_after:
+                            return  # the connection closes mid-stream
                         if f.token_delay_s and 0 < i < len(pieces):
                             time.sleep(f.token_delay_s)
                         self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
                         self.wfile.flush()
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
+                    if not f.no_done:
+                        self.wfile.write(b"data: [DONE]\n\n")
+                        self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     with fake._lock:
                         fake.abandoned += 1

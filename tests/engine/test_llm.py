@@ -166,3 +166,43 @@ def run_status(run_dir):
     from ftmodel.rundir import Run
 
     return Run(run_dir).status()
+
+
+def test_replies_are_streamed_and_a_stream_without_done_is_complete():
+    text = "<think>两步</think><answer>42</answer>"
+    with FakeOpenAI(faults=Faults(content=text, piece_chars=3, no_done=True)) as srv:
+        reply = client(srv.base_url).chat(MSG)
+    assert srv.requests[0]["stream"] is True and srv.requests[0]["stream_options"] == {"include_usage": True}
+    assert reply.text == text and srv.streamed == 1
+    assert (reply.prompt_tokens, reply.completion_tokens) == (10, 5)
+
+
+def test_a_stream_cut_mid_way_is_retried_then_named():
+    with FakeOpenAI(faults=Faults(content="a long answer", piece_chars=2, stream_cut_after=3)) as srv:
+        with pytest.raises(LLMError, match="gave up after 2 attempts: the stream ended before the reply was finished"):
+            client(srv.base_url, max_retries=1).chat(MSG)
+    assert len(srv.requests) == 2
+
+
+def test_pace_halves_once_per_congestion_and_grows_back_slowly():
+    from ftmodel.llm import Pace
+
+    pace = Pace(8, slow_s=10)
+    sent = [pace.acquire() for _ in range(8)]
+    for t in sent:  # eight requests sent together all time out: one congestion, one cut
+        pace.release(t, None, "timeout")
+    assert pace.limit == 4 and pace.timeouts == 8 and len(pace.take_notes()) == 1
+    t = pace.acquire()
+    pace.release(t, None, "timeout")  # sent after the cut: a new congestion
+    assert pace.limit == 2
+    for _ in range(15):  # the run needed to grow doubled with each cut: 4 -> 8 -> 16
+        t = pace.acquire()
+        pace.release(t, t, "ok")
+    assert pace.limit == 2
+    t = pace.acquire()
+    pace.release(t, t, "ok")
+    assert pace.limit == 3 and pace.in_flight == 0
+    t = pace.acquire()
+    pace.release(t, t + 11, "ok")  # the first token waited 11 s, past slow_s: the server queues us
+    assert pace.limit == 1 and "wait 11 s for their first token" in pace.take_notes()[-1]
+    assert "request(s) at a time" in pace.summary(left=30) and "30 items left" in pace.summary(left=30)
