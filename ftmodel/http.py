@@ -21,7 +21,8 @@ silently shorter body. Here:
   the client go and can stop working on an abandoned request).
 
 Proxies from the environment (`https_proxy`, `http_proxy`, `no_proxy`) are honoured as urllib
-honours them, except for loopback hosts. Stdlib only; `ssl` and `urllib.request` load lazily.
+honours them, except for loopback hosts. Stdlib only; `urllib.request` loads lazily. Longer than
+400 lines because the errors, the watchdog and the exchange are one mechanism, read together.
 """
 
 from __future__ import annotations

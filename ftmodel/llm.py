@@ -13,6 +13,7 @@ stored.
 server: a timeout (or replies queued longer than half the timeout) halves the requests in flight,
 a run of replies in time grows it back by one. map_chat logs what the server's pace allows and
 cancels (closes) requests it abandons, so retries do not pile onto a server still busy with them.
+(Over 400 lines: the client, its Pace and map_chat are one mechanism and change together.)
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class Pace:
             return now
 
     def release(self, sent: float, first_token: float | None, outcome: str) -> None:
-        """Free the slot and learn from the outcome: "ok", "timeout" or "error"."""
+        """Free the slot and learn from the outcome: "ok", "timeout", "busy" (429/503) or "error"."""
         ended = time.monotonic()
         with self._cond:
             self.in_flight -= 1
@@ -120,6 +121,8 @@ class Pace:
             elif outcome == "timeout":
                 self.timeouts += 1
                 self._cut(sent, "a request timed out")
+            elif outcome == "busy":
+                self._cut(sent, "it answered 429/503, busy")
             self._cond.notify_all()
 
     def _cut(self, sent: float, why: str) -> None:
@@ -214,6 +217,8 @@ class OpenAIChatClient:
             with http.stream("POST", self.url, headers=self._headers(), body=self._body(messages),
                              timeout=self.timeout_s, deadline=self.deadline_s, cancel=cancel) as reply:
                 if reply.status >= 400:
+                    if reply.status in (429, 503):
+                        outcome = "busy"  # the server says it is overloaded: back off as from a timeout
                     self._status_error(reply)
                 if self.stream and reply.content_type == "text/event-stream":
                     result = self._read_stream(reply, first)

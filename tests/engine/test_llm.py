@@ -33,8 +33,9 @@ def test_reply_usage_and_key_from_the_named_env_var(monkeypatch):
 
 def test_5xx_and_malformed_replies_are_retried():
     with FakeOpenAI(responder=lambda m: "ok", faults=Faults(status_first=2, status=503)) as srv:
-        assert client(srv.base_url, max_retries=3).chat(MSG).text == "ok"
-    assert len(srv.requests) == 3
+        busy = client(srv.base_url, max_retries=3)
+        assert busy.chat(MSG).text == "ok"
+    assert len(srv.requests) == 3 and busy.pace.limit == 2  # 503 twice: "busy", in flight halved twice
     with FakeOpenAI(responder=lambda m: "ok", faults=Faults(malformed_first=1)) as srv:
         assert client(srv.base_url, max_retries=1).chat(MSG).text == "ok"
 
