@@ -136,6 +136,11 @@ class Pace:
             self._notes.append(f"{self.name} is slow ({why}): {self.limit} -> {new} requests in flight")
             self.limit = new
 
+    def note(self, text: str) -> None:
+        """Something map_chat should log."""
+        with self._cond:
+            self._notes.append(text)
+
     def take_notes(self) -> list[str]:
         with self._cond:
             notes, self._notes = self._notes, []
@@ -223,8 +228,11 @@ class OpenAIChatClient:
                 if self.stream and reply.content_type == "text/event-stream":
                     result = self._read_stream(reply, first)
                 else:
-                    self.stream = False  # the server answered a whole reply: ask for whole replies from now on
                     result = self._parse(reply.read())
+                    if self.stream:  # the server answered a whole reply: ask for whole replies from now on
+                        self.stream = False
+                        self.pace.note(f"{self.pace.name} does not stream: asking for whole replies, each "
+                                       f"within timeout_s ({self.timeout_s:g} s)")
             outcome = "ok"
             return result
         except http.Cancelled:
@@ -255,6 +263,7 @@ class OpenAIChatClient:
                 self._stream_usage = False  # a server that streams but knows no stream_options
             else:
                 self.stream = False
+                self.pace.note(f"{self.pace.name} refused to stream ({detail[:80]}): asking for whole replies")
             raise _Fallback(detail[:200])
         if code in RETRY_STATUS:
             raise _Retry(f"HTTP {code} {detail[:120]}")

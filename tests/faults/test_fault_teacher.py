@@ -95,10 +95,13 @@ def test_a_slow_one_at_a_time_server_is_served_by_streaming_with_backed_off_conc
 
 
 def test_a_server_that_does_not_stream_is_asked_for_whole_replies():
+    logged = []
     with FakeOpenAI(responder=lambda m: "whole", faults=Faults(no_stream=True)) as srv:
         teacher = client(srv.base_url)
-        assert [teacher.chat(MSG).text for _ in range(2)] == ["whole", "whole"]
+        results = map_chat(teacher, ["a", "b"], lambda q: MSG, concurrency=1, log=logged.append)
+        assert [r.text for _, r, _ in results] == ["whole", "whole"]
     assert srv.requests[0]["stream"] is True and "stream" not in srv.requests[1]
+    assert any("does not stream: asking for whole replies" in line for line in logged)
     with FakeOpenAI(responder=lambda m: "streamed", faults=Faults(reject_fields=("stream_options",))) as srv:
         teacher = client(srv.base_url)
         assert [teacher.chat(MSG).text for _ in range(2)] == ["streamed", "streamed"]
