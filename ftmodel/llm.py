@@ -10,8 +10,8 @@ variable that should hold the key). The key is read from the environment at call
 stored.
 
 `map_chat` runs many requests with bounded concurrency, and the client's Pace adapts it to the
-server: a timeout (or replies queued longer than half the timeout) halves the requests in flight,
-a run of replies in time grows it back by one. map_chat logs what the server's pace allows and
+server: it starts with one request in flight and doubles while replies come back in time; a
+timeout (or replies queued longer than half the timeout) halves it, and it grows back by one. map_chat logs what the server's pace allows and
 cancels (closes) requests it abandons, so retries do not pile onto a server still busy with them.
 (Over 400 lines: the client, its Pace and map_chat are one mechanism and change together.)
 """
@@ -60,15 +60,19 @@ class ChatClient(Protocol):
 class Pace:
     """How many requests to keep in flight at one server, adapted to how it copes, and its measured pace.
 
-    Additive increase, multiplicative decrease: a timeout, or a reply whose first token waited
-    longer than `slow_s` (the server queues our requests), halves the limit (once per congestion:
-    requests sent before the last cut do not cut again). A run of replies in time raises it by one,
-    up to the configured concurrency; the run needed doubles at every cut, so a server that only
-    copes with one request is probed rarely (after 8, 16, 32… replies), not every other reply."""
+    Slow start, then additive increase and multiplicative decrease (as TCP does): it starts with
+    one request and doubles after each round of replies in time, up to the configured concurrency,
+    so a server that answers one request at a time is not buried under eight at the start. A
+    timeout, a 429/503, or a reply whose first token waited longer than `slow_s` (the server
+    queues our requests) halves the limit (once per congestion: requests sent before the last cut
+    do not cut again) and ends the slow start. After that a run of replies in time raises it by
+    one; the run needed doubles at every cut, so a server that only copes with one request is
+    probed rarely (after 8, 16, 32… replies), not every other reply."""
 
     def __init__(self, limit: int, slow_s: float, name: str = "server"):
         self.max_limit = max(1, int(limit))
-        self.limit = self.max_limit
+        self.limit = 1
+        self._slow_start = True
         self.slow_s = slow_s
         self.name = name
         self.in_flight = 0
@@ -115,7 +119,10 @@ class Pace:
                     self._cut(sent, f"replies wait {waited:.0f} s for their first token")
                 else:
                     self._streak += 1
-                    if self._streak >= max(self._grow_after, 2 * self.limit) and self.limit < self.max_limit:
+                    if self._slow_start and self._streak >= self.limit and self.limit < self.max_limit:
+                        self._streak = 0
+                        self.limit = min(self.max_limit, 2 * self.limit)
+                    elif self._streak >= max(self._grow_after, 2 * self.limit) and self.limit < self.max_limit:
                         self._streak = 0
                         self.limit += 1
             elif outcome == "timeout":
@@ -127,6 +134,7 @@ class Pace:
 
     def _cut(self, sent: float, why: str) -> None:
         self._streak = 0
+        self._slow_start = False
         if sent < self._cut_at:
             return  # sent before the last cut: the same congestion, already answered
         self._cut_at = time.monotonic()

@@ -35,7 +35,7 @@ def test_5xx_and_malformed_replies_are_retried():
     with FakeOpenAI(responder=lambda m: "ok", faults=Faults(status_first=2, status=503)) as srv:
         busy = client(srv.base_url, max_retries=3)
         assert busy.chat(MSG).text == "ok"
-    assert len(srv.requests) == 3 and busy.pace.limit == 2  # 503 twice: "busy", in flight halved twice
+    assert len(srv.requests) == 3
     with FakeOpenAI(responder=lambda m: "ok", faults=Faults(malformed_first=1)) as srv:
         assert client(srv.base_url, max_retries=1).chat(MSG).text == "ok"
 
@@ -185,10 +185,21 @@ def test_a_stream_cut_mid_way_is_retried_then_named():
     assert len(srv.requests) == 2
 
 
-def test_pace_halves_once_per_congestion_and_grows_back_slowly():
+def test_pace_starts_slow_halves_once_per_congestion_and_grows_back_slowly():
     from ftmodel.llm import Pace
 
     pace = Pace(8, slow_s=10)
+
+    def replies(n):
+        for _ in range(n):
+            t = pace.acquire()
+            pace.release(t, t, "ok")
+
+    assert pace.limit == 1  # slow start: one request, doubled after each round of replies in time
+    replies(1)
+    assert pace.limit == 2
+    replies(2 + 4)
+    assert pace.limit == 8
     sent = [pace.acquire() for _ in range(8)]
     for t in sent:  # eight requests sent together all time out: one congestion, one cut
         pace.release(t, None, "timeout")
@@ -196,14 +207,17 @@ def test_pace_halves_once_per_congestion_and_grows_back_slowly():
     t = pace.acquire()
     pace.release(t, None, "timeout")  # sent after the cut: a new congestion
     assert pace.limit == 2
-    for _ in range(15):  # the run needed to grow doubled with each cut: 4 -> 8 -> 16
-        t = pace.acquire()
-        pace.release(t, t, "ok")
+    replies(15)  # no more slow start; the run needed to grow doubled with each cut: 4 -> 8 -> 16
     assert pace.limit == 2
-    t = pace.acquire()
-    pace.release(t, t, "ok")
+    replies(1)
     assert pace.limit == 3 and pace.in_flight == 0
     t = pace.acquire()
     pace.release(t, t + 11, "ok")  # the first token waited 11 s, past slow_s: the server queues us
     assert pace.limit == 1 and "wait 11 s for their first token" in pace.take_notes()[-1]
     assert "request(s) at a time" in pace.summary(left=30) and "30 items left" in pace.summary(left=30)
+    busy = Pace(4, slow_s=10)
+    t = busy.acquire()
+    busy.release(t, t, "ok")
+    t = busy.acquire()
+    busy.release(t, None, "busy")  # HTTP 429/503: the server says it is overloaded
+    assert busy.limit == 1 and "429/503" in busy.take_notes()[0]

@@ -114,8 +114,9 @@ def test_requests_abandoned_by_the_caller_are_closed_not_retried():
     # "a" is answered in two pieces; the others would stream 400 pieces, 0.05 s apart (20 s).
     slow = Faults(piece_chars=1, token_delay_s=0.05)
     with FakeOpenAI(responder=lambda m: "ok" if m[-1]["content"] == "a" else "y" * 400, faults=slow) as srv:
-        replies = map_chat(client(srv.base_url, max_retries=3), ["a", "b", "c"],
-                           lambda q: [{"role": "user", "content": q}], concurrency=3)
+        teacher = client(srv.base_url, max_retries=3, concurrency=3)
+        teacher.pace.limit = 3  # past the slow start: all three are sent at once
+        replies = map_chat(teacher, ["a", "b", "c"], lambda q: [{"role": "user", "content": q}], concurrency=3)
         item, reply, error = next(replies)
         assert (item, reply.text, error) == ("a", "ok", None)
         replies.close()  # the caller stops (a stop request, a fatal error elsewhere)
