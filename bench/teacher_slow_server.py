@@ -27,7 +27,8 @@ def run(label: str, url: str, model: str, a, stream: bool, adaptive: bool) -> di
     client = OpenAIChatClient(url, model, timeout_s=a.timeout, max_retries=a.retries, max_tokens=a.max_tokens,
                               concurrency=a.concurrency, stream=stream, backoff_s=0.5)
     if not adaptive:
-        client.pace._cut = lambda sent, why: None  # the old client: concurrency never changes
+        client.pace.limit = a.concurrency  # the old client: all in flight at once, never changed
+        client.pace._cut = lambda sent, why: None
     questions = [f"What is {i} + {i}? Answer briefly." for i in range(a.items)]
     started = time.monotonic()
     results = list(map_chat(client, questions, lambda q: [{"role": "user", "content": q}],
