@@ -23,7 +23,7 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
@@ -32,6 +32,7 @@ from ftmodel import http
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 PACE_REPORT_S = 120.0  # map_chat logs the server's pace after a few replies, then at most this often
+NOTE_POLL_S = 5.0  # how often map_chat logs Pace's notes while no reply comes
 
 
 class LLMError(RuntimeError):
@@ -143,6 +144,9 @@ class Pace:
         if new < self.limit:
             self._notes.append(f"{self.name} is slow ({why}): {self.limit} -> {new} requests in flight")
             self.limit = new
+        else:
+            self._notes.append(f"{self.name} is slow ({why}) with one request in flight: "
+                               "it may be busy with other work")
 
     def note(self, text: str) -> None:
         """Something map_chat should log."""
@@ -456,15 +460,16 @@ def map_chat(client: ChatClient, items: Iterable, to_messages: Callable[[object]
             if not submit_next():
                 break
         while pending:
-            done = next(as_completed(pending))
-            item = pending.pop(done)
-            handled += 1
-            say_pace()
-            try:
-                yield item, done.result(), None
-            except LLMError as e:
-                yield item, None, e
-            submit_next()
+            finished, _ = wait(pending, timeout=NOTE_POLL_S, return_when=FIRST_COMPLETED)
+            say_pace()  # also while nothing finishes: a slow server is reported as it happens
+            for done in finished:
+                item = pending.pop(done)
+                handled += 1
+                try:
+                    yield item, done.result(), None
+                except LLMError as e:
+                    yield item, None, e
+                submit_next()
         say_pace(final=True)
     finally:
         if pending:

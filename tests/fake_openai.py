@@ -75,10 +75,18 @@ class FakeOpenAI:
                     else:
                         self._answer(n, body)
                 finally:
+                    self._leave()
+
+            def _leave(self):
+                """This request is answered (once): before its last bytes go out, so a client that
+                sends its next request on reading them is never counted twice."""
+                if not getattr(self, "_left", False):
+                    self._left = True
                     with fake._lock:
                         fake._in_flight -= 1
 
             def _send(self, status: int, payload: bytes):
+                self._leave()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -146,6 +154,7 @@ class FakeOpenAI:
                             time.sleep(f.token_delay_s)
                         self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
                         self.wfile.flush()
+                    self._leave()
                     if not f.no_done:
                         self.wfile.write(b"data: [DONE]\n\n")
                         self.wfile.flush()
