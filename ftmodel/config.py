@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
+
+from ftmodel.answers import parse_alias_group, parse_tolerance
 
 
 class ConfigError(ValueError):
@@ -62,8 +65,31 @@ class DataConfig:
     question_field: str = F("question", "User data: column holding the question.")
     answer_field: str = F("answer", "User data: column holding the gold answer.")
     qtype_field: str = F("qtype", "User data: column holding the question type (optional).")
+    id_field: str = F("id", "User data: column holding a unique id (optional; missing ids are numbered).")
+    solution_field: str = F("solution", "User data: column holding a worked solution, used by distill's "
+                            "`builtin` backend (optional).")
+    choices_field: str = F("choices", "User data: column holding answer options (a list, or text), appended "
+                           "to the question as lettered lines (optional).")
+    metadata_fields: list = F([], "User data: extra columns kept with each record under `metadata`; any other "
+                              "unknown column is reported by `ftmodel data check`.")
+    default_qtype: str = F("general", "User data: question type of rows with no qtype value.")
     system_prompt: str = F("Reply as <think>reasoning</think><answer>answer</answer>.",
                            "System message put before every question (empty: none).")
+
+
+@dataclass
+class AnswersConfig:
+    """How a predicted answer is compared with the gold one, by the filter, the GRPO accuracy reward and
+    evaluation alike. Matching is Unicode-aware by default (full-width forms, CJK punctuation and quotes,
+    currency signs and units, thousands separators, percent forms, Unicode minus)."""
+
+    numeric_abs_tol: float = F(0.01, "Two numeric answers match within this absolute difference …", lo=0.0)
+    numeric_rel_tol: float = F(1e-3, "… or within this fraction of the gold value (large amounts).", lo=0.0, hi=1.0)
+    exact_qtypes: list = F([], "Question types compared as exact text (only surrounding spaces ignored).")
+    regex_qtypes: list = F([], "Question types whose gold answer is a regular expression that the answer must "
+                           "match in full (case-insensitive), e.g. `盈利|获利`.")
+    tolerances: list = F([], "Per-type absolute numeric tolerance, as `qtype=tolerance` (e.g. `percent_change=0.1`).")
+    aliases: list = F([], "Groups of answers that mean the same, as `a=b=c` (e.g. `盈利=获利=赚钱`).")
 
 
 @dataclass
@@ -82,7 +108,7 @@ class ModelServiceConfig:
                          lo=0)
     concurrency: int = F(8, "Requests in flight at once.", lo=1, hi=256)
     max_tokens: int = F(1024, "Longest reply, in tokens.", lo=1)
-    temperature: float = F(0.0, "Sampling temperature of the replies.", lo=0.0)
+    temperature: float = F(0.0, "Sampling temperature of the replies.", lo=0.0, hi=10.0)
 
 
 @dataclass
@@ -92,7 +118,7 @@ class DistillConfig(ModelServiceConfig):
     backend: str = F("builtin", "`builtin`: the bank's worked solutions (embedded default); `openai`: an "
                      "OpenAI-compatible server; `hf`: a local model directory.", choices=("builtin", "openai", "hf"))
     api_key_env: str = F("TEACHER_API_KEY", "NAME of the environment variable holding the teacher's API key.")
-    temperature: float = F(0.7, "Sampling temperature of the teacher.", lo=0.0)
+    temperature: float = F(0.7, "Sampling temperature of the teacher.", lo=0.0, hi=10.0)
     builtin_error_rate: float = F(0.05, "builtin: fraction of solutions the teacher gets wrong or malformed, "
                                   "so the filter has something to remove.", lo=0.0, hi=1.0)
     max_samples: int = F(0, "Distil at most this many questions (0: all).", lo=0)
@@ -125,7 +151,7 @@ class LoraConfig:
 class SFTConfig:
     """Supervised fine-tuning with TRL's SFTTrainer."""
 
-    learning_rate: float = F(2e-4, "Peak learning rate.", lo=0.0)
+    learning_rate: float = F(2e-4, "Peak learning rate.", lo=0.0, hi=1.0)
     lr_scheduler: str = F("cosine", "Learning-rate schedule.",
                           choices=("cosine", "linear", "constant", "constant_with_warmup"))
     warmup_ratio: float = F(0.03, "Fraction of steps spent warming up.", lo=0.0, hi=0.5)
@@ -142,14 +168,14 @@ class SFTConfig:
 class GRPOConfig:
     """GRPO with TRL's GRPOTrainer, starting from the SFT adapter."""
 
-    learning_rate: float = F(5e-6, "Peak learning rate.", lo=0.0)
+    learning_rate: float = F(5e-6, "Peak learning rate.", lo=0.0, hi=1.0)
     max_steps: int = F(0, "Stop after this many optimizer steps (0: use epochs).", lo=0)
     epochs: float = F(1.0, "Epochs over the prompts (ignored when max_steps > 0).", lo=0.0)
     batch_size: int = F(8, "Completions per device per step; must be divisible by num_generations.", lo=1)
     grad_accum: int = F(1, "Gradient accumulation steps.", lo=1)
     num_generations: int = F(4, "Completions sampled per prompt (the group).", lo=2)
     max_completion_length: int = F(128, "Longest completion, in tokens.", lo=1)
-    temperature: float = F(1.0, "Sampling temperature.", lo=0.0)
+    temperature: float = F(1.0, "Sampling temperature.", lo=0.0, hi=10.0)
     beta: float = F(0.04, "KL coefficient against the SFT policy (0 disables the reference and the KL metric).",
                     lo=0.0)
     format_reward_weight: float = F(1.0, "Weight of the format reward.", lo=0.0)
@@ -239,6 +265,7 @@ class Config:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)
+    answers: AnswersConfig = field(default_factory=AnswersConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
 
@@ -249,6 +276,9 @@ class Config:
 
 SECTIONS: dict[str, type] = {f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name]
                              for f in dataclasses.fields(Config)}
+
+# No setting needs a number beyond this; larger ones are typos (1e30) that would only fail mid-run.
+_MAX_MAGNITUDE = 1e9
 
 # Keys that would hold a secret: the schema only ever holds the NAME of an environment variable.
 _SECRET_KEY = re.compile(r"(api_key|token|secret|password)$", re.IGNORECASE)
@@ -305,6 +335,9 @@ def _check_value(path: str, typ: type, value: Any, meta: dict) -> Any:
         want = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
                 list: "a list of strings"}.get(typ, typ.__name__)
         raise ConfigError(f"{path}: expected {want}, got {value!r}")
+    if typ in (int, float) and not (math.isfinite(value) and abs(value) <= _MAX_MAGNITUDE):
+        # nan/inf and absurd magnitudes (TOML and --set both accept them) would reach the trainer.
+        raise ConfigError(f"{path}: {value!r} is not a usable number (finite, at most {_MAX_MAGNITUDE:.0e} in size)")
     if meta.get("choices") and value not in meta["choices"]:
         raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, meta['choices']))}")
     if meta.get("lo") is not None and value < meta["lo"]:
@@ -369,6 +402,15 @@ def _check_consistency(cfg: Config, fail) -> None:
                    f"launch.num_machines ({ln.num_machines})")
     if cfg.filter.min_chars > cfg.filter.max_chars:
         raise fail("filter", "min_chars", "filter.min_chars is larger than filter.max_chars")
+    for key, parse in (("tolerances", parse_tolerance), ("aliases", parse_alias_group)):
+        for item in getattr(cfg.answers, key):
+            try:
+                parse(item)
+            except ValueError as e:
+                raise fail("answers", key, f"answers.{key}: {e}") from None
+    for item in cfg.answers.regex_qtypes:
+        if item in cfg.answers.exact_qtypes:
+            raise fail("answers", "regex_qtypes", f"answers: {item!r} is in both exact_qtypes and regex_qtypes")
     for name in cfg.ablation.variants:
         if name not in ("base", "sft_only", "sft_grpo"):
             raise fail("ablation", "variants", f"ablation.variants: unknown variant {name!r} "

@@ -122,7 +122,7 @@ def save_adapter(model, tokenizer, out_dir: Path, *, base: str, stage: str, run_
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     meta = {"base": base, "stage": stage, "run": run_id, "parent": parent}
-    (out_dir / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
+    (out_dir / ADAPTER_META).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return out_dir
 
 

@@ -64,7 +64,7 @@ def run(ctx: StageContext) -> dict:
     started = time.monotonic()
 
     def record(out, q: dict, solution: str) -> None:
-        out.write(json.dumps({**q, "solution": solution, "teacher": f"{d.backend}:{d.model}"}) + "\n")
+        out.write(json.dumps({**q, "solution": solution, "teacher": f"{d.backend}:{d.model}"}, ensure_ascii=False) + "\n")
         out.flush()  # appended and flushed one by one: a crash loses at most what is in flight
 
     last_step = [-1]

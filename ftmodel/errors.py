@@ -1,0 +1,8 @@
+"""The engine's error types, in one place: each is already phrased for the user (it names the
+file, line, key or run), so the CLI and the console print it as it is, without a traceback."""
+
+from __future__ import annotations
+
+
+class FtmodelError(Exception):
+    """Base of every error the engine reports to a user."""
