@@ -50,11 +50,18 @@ def run(ctx: StageContext) -> dict:
         seen.add(s["question"])
         kept.append(s)
         per_qtype[s["qtype"]]["kept"] += 1
+    formatted = sum(parse_strict(s.get("solution", ""))[0] for s in samples)
+    teacher_note = (f"the teacher used the <think>…</think><answer>…</answer> format in {formatted} of "
+                    f"{len(samples)} samples: read a few lines of {ctx.ws.distilled}; a larger or better-prompted "
+                    "teacher (data.system_prompt) is the fix")
     if not kept:
         raise StageError(f"the filter kept 0 of {len(samples)} samples ({dict(reasons)}); "
-                         "check the teacher's output or loosen [filter]")
+                         + (teacher_note if formatted < len(samples) / 2 else
+                            "check the teacher's output or loosen [filter]"))
+    if formatted < len(samples) / 2:
+        ctx.log(f"WARNING: {teacher_note}")
     write_jsonl(ctx.ws.sft_data, kept)
-    report = {"total": len(samples), "kept": len(kept), "dropped": dict(reasons),
+    report = {"total": len(samples), "kept": len(kept), "dropped": dict(reasons), "teacher_formatted": formatted,
               "per_qtype": {q: dict(c) for q, c in sorted(per_qtype.items())}}
     report_path = ctx.run.path / "filter_report.json"
     write_json(report_path, report)
