@@ -68,28 +68,28 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         yield lineno, obj
 
 
+def _next_row(reader, path: Path, line: int, what: str) -> list[str] | None:
+    """The next CSV row (None at the end); a malformed one names the line it starts on."""
+    try:
+        return next(reader)
+    except StopIteration:
+        return None
+    except csv.Error as e:
+        raise DataError(f"{path}:{line}: malformed CSV {what}: {e}") from None
+
+
 def _iter_csv(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number where the row starts, row) for each CSV data row; the header is line 1."""
-    # utf-8-sig: spreadsheet exports often start with a byte-order mark that would corrupt the header.
     reader = csv.reader(io.StringIO(_decode(path), newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
+    header = _next_row(reader, path, 1, "header")
+    if header is None:
         return
-    except csv.Error as e:
-        raise DataError(f"{path}:1: malformed CSV header: {e}") from None
     header = [h.strip() for h in header]
     dupes = sorted({h for h in header if header.count(h) > 1 and h})
     if dupes:
         raise DataError(f"{path}:1: column {dupes[0]!r} appears twice in the header")
     start = reader.line_num + 1
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise DataError(f"{path}:{start}: malformed CSV row: {e}") from None
+    while (values := _next_row(reader, path, start, "row")) is not None:
         # A row of empty cells is a blank line to a spreadsheet user, not a record.
         if any(v.strip() for v in values):
             if len(values) != len(header):
