@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ftmodel.errors import FtmodelError
+from ftmodel.errors import DataError
 
-
-class DataError(FtmodelError, ValueError):
-    """A data file is missing or malformed; the message names the file, the line and the problem."""
+__all__ = ["ColumnMap", "DataError", "LoadedData", "load_data", "load_records", "read_jsonl", "write_jsonl"]
 
 
 def _as_text(value: Any, field: str, where: str, *, required: bool) -> str:

@@ -145,9 +145,9 @@ def test_chinese_and_mixed_script_answers_do_not_match(pred, gold):
 
 def test_rules_from_config_exact_regex_tolerance_and_aliases():
     from ftmodel.answers import AnswerRules
-    from ftmodel.config import AnswersConfig
+    from ftmodel.config import AnswersSection
 
-    rules = AnswerRules.from_config(AnswersConfig(exact_qtypes=["code"], regex_qtypes=["verdict"],
+    rules = AnswerRules.from_config(AnswersSection(exact_qtypes=["code"], regex_qtypes=["verdict"],
                                                   tolerances=["percent_change=0.5"], aliases=["盈利=获利=赚钱"]))
     assert answers_match("盈利", "盈利") and answers_match("获利。", "盈利", "gain_or_loss", rules)
     assert answers_match("赚钱", "获利", None, rules) and not answers_match("亏损", "获利", None, rules)
