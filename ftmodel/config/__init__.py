@@ -6,13 +6,13 @@ from ftmodel.config.loading import from_dict, load, parse_override, to_toml, val
 from ftmodel.config.schema import (
     SECTIONS, AblationSection, AnswersSection, Config, DataSection, DistillSection, EvalSection, F, FilterSection,
     GrpoSection, JudgeSection, LaunchSection, LoraSection, ModelSection, ModelServiceSection, SftSection,
-    WandbSection, field_specs,
+    UiSection, WandbSection, field_specs,
 )
 from ftmodel.errors import ConfigError
 
 __all__ = [
     "SECTIONS", "AblationSection", "AnswersSection", "Config", "ConfigError", "DataSection", "DistillSection",
     "EvalSection", "F", "FilterSection", "GrpoSection", "JudgeSection", "LaunchSection", "LoraSection",
-    "ModelSection", "ModelServiceSection", "SftSection", "WandbSection", "field_specs", "from_dict", "load",
+    "ModelSection", "ModelServiceSection", "SftSection", "UiSection", "WandbSection", "field_specs", "from_dict", "load",
     "parse_override", "to_toml", "validate_value",
 ]

@@ -245,6 +245,14 @@ class LaunchSection:
 
 
 @dataclass
+class UiSection:
+    """The console's own settings."""
+
+    language: str = F("auto", "Language of the console and the CLI's messages: `zh` (中文), `en`, or `auto` "
+                      "(from FTMODEL_LANG, else LC_ALL / LANG).", choices=("auto", "en", "zh"))
+
+
+@dataclass
 class Config:
     """The whole config: one section per pipeline part."""
 
@@ -261,6 +269,7 @@ class Config:
     answers: AnswersSection = field(default_factory=AnswersSection)
     wandb: WandbSection = field(default_factory=WandbSection)
     launch: LaunchSection = field(default_factory=LaunchSection)
+    ui: UiSection = field(default_factory=UiSection)
 
     def to_dict(self) -> dict:
         """Return the config as plain nested dicts (what a snapshot writes)."""
