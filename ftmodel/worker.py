@@ -7,6 +7,7 @@ exactly what runs), records `running`, runs the stage, and always records how it
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -22,6 +23,7 @@ from ftmodel.stages import stage_module
 from ftmodel.workspace import OutputBusy, Workspace, writing_outputs
 
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # EFBIG: a file-size limit, the same fault in one process
 
 
 def _install_signal_handlers(ctx: StageContext) -> None:
@@ -119,6 +121,13 @@ def _run(run: Run, rank: int) -> int:
         print(f"error: {e}", flush=True)
     except KeyboardInterrupt:
         code, status, error = EXIT_CANCELLED, "cancelled", "interrupted"
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            traceback.print_exc()
+            error = f"{type(e).__name__}: {e}"
+        else:  # not a bug: say what ran out; appended outputs keep every whole row written so far
+            error = f"disk full: cannot write {e.filename or 'a file'}: {e.strerror}"
+            print(f"error: {error}", flush=True)
     except BaseException as e:  # a bug or a library failure: keep the traceback in stage.log
         traceback.print_exc()
         error = f"{type(e).__name__}: {e}"
@@ -129,7 +138,12 @@ def _run(run: Run, rank: int) -> int:
             except BaseException as e:  # closing wandb must never hide how the stage ended
                 print(f"warning: closing trackers failed: {e}", flush=True)
         if rank == 0:
-            run.update_state(state=status, exit_code=code, ended=time.time(), error=error)
+            try:
+                run.update_state(state=status, exit_code=code, ended=time.time(), error=error)
+            except OSError as e:  # a full disk: the run will show as lost; say why where we still can
+                print(f"error: could not record how the run ended in {run.state_path}: {e.strerror or e}",
+                      file=sys.stderr, flush=True)
+                code = code or EXIT_FAILED
     return code
 
 
