@@ -155,6 +155,8 @@ def signal_target(run: Run) -> tuple[int, int, int] | None:
     if not isinstance(pid, int) or pid <= 1:
         raise LaunchError(f"run {run.id}: state.json records an invalid pid {pid!r}; not signalling anything")
     if start is None and Path("/proc").is_dir():
+        if process_start_time(pid) is None:
+            return None  # nothing runs under that pid: nothing to signal
         raise LaunchError(f"run {run.id}: state.json records pid {pid} without its process start time, so it "
                           "cannot tell whether that pid is still the run's (it may be reused); not signalling it")
     if not process_alive(pid, start):

@@ -79,16 +79,20 @@ def _step_of(path: Path) -> int:
 def last_checkpoint(run_dir: Path, log=None) -> Path | None:
     """Return the newest complete `checkpoint-N` directory of a run, or None.
 
-    A checkpoint without trainer_state.json was cut short (a kill during a save, before atomic
-    saves existed, or a full disk): it is skipped, and `log` is told which one.
+    A checkpoint without trainer_state.json was cut short (a kill or a full disk during a save
+    made before saves were atomic), and a folder left in `checkpoints/.saving/` is a save that
+    never finished: both are skipped, and `log` is told each one it skips.
     """
-    ckpts = sorted((Path(run_dir) / "checkpoints").glob("checkpoint-*"), key=_step_of, reverse=True)
-    for ckpt in ckpts:
-        if ckpt.is_dir() and (ckpt / CHECKPOINT_STATE).is_file():
-            return ckpt
-        if log is not None:
-            log(f"--resume: skipping incomplete checkpoint {ckpt} (no {CHECKPOINT_STATE}: its save was cut short)")
-    return None
+    root = Path(run_dir) / "checkpoints"
+    ckpts = sorted(root.glob("checkpoint-*"), key=_step_of, reverse=True)
+    chosen = next((c for c in ckpts if c.is_dir() and (c / CHECKPOINT_STATE).is_file()), None)
+    if log is not None:
+        floor = _step_of(chosen) if chosen else -1
+        skipped = [c for c in ckpts if c is not chosen and _step_of(c) > floor]
+        skipped += [c for c in (root / SAVING_DIR).glob("checkpoint-*") if _step_of(c) >= floor]
+        for ckpt in sorted(skipped, key=_step_of, reverse=True):
+            log(f"--resume: skipping incomplete checkpoint {ckpt} (its save was cut short)")
+    return chosen
 
 
 def save_checkpoints_atomically(trainer) -> None:

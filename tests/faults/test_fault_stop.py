@@ -152,6 +152,8 @@ def test_sigkill_during_saves_then_resume_takes_the_newest_complete_checkpoint(s
     published = list(ckdir.glob("checkpoint-*"))
     assert published and all((c / "trainer_state.json").is_file() for c in published), published
     newest = max(published, key=lambda p: int(p.name.split("-")[1]))
+    cut_short = [p for p in (ckdir / ".saving").glob("checkpoint-*")
+                 if int(p.name.split("-")[1]) > int(newest.name.split("-")[1])]  # killed mid-save (likely, not sure)
     # What an older version (or a save cut short outside our control) leaves: a newer, partial checkpoint.
     partial = ckdir / f"checkpoint-{int(newest.name.split('-')[1]) + 1000}"
     partial.mkdir()
@@ -162,6 +164,7 @@ def test_sigkill_during_saves_then_resume_takes_the_newest_complete_checkpoint(s
     out = assert_clean(res)
     assert res.returncode == 0, out[-4000:]
     assert f"skipping incomplete checkpoint {partial}" in out and f"resuming from {newest}" in out, out[-4000:]
+    assert all(f"skipping incomplete checkpoint {p}" in out for p in cut_short), out[-4000:]
     (new,) = set(sft_runs(ws)) - before - {run}
     state = read_state(new)
     assert state["state"] == "finished" and state["progress"]["step"] == resumed_at + 2, state
