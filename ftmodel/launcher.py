@@ -154,6 +154,9 @@ def signal_target(run: Run) -> tuple[int, int, int] | None:
         return None
     if not isinstance(pid, int) or pid <= 1:
         raise LaunchError(f"run {run.id}: state.json records an invalid pid {pid!r}; not signalling anything")
+    host = state.get("host")
+    if host and host != socket.gethostname():  # that pid means another process here
+        raise LaunchError(f"run {run.id} runs on host {host}, not here ({socket.gethostname()}): stop it there")
     if start is None and Path("/proc").is_dir():
         if process_start_time(pid) is None:
             return None  # nothing runs under that pid: nothing to signal

@@ -146,3 +146,11 @@ def test_run_creation_on_a_full_disk_leaves_no_run_dir(tmp_path):
     out = assert_clean(res)
     assert res.returncode == 2 and "cannot create a run directory in" in out and "File too large" in out, out
     assert list((ws / "runs").iterdir()) == []  # no run dir, no temp file, no half-written state
+
+
+def test_a_run_recorded_on_another_host_is_not_signalled_here(tmp_path, sleeper):
+    run = create_run(tmp_path, "sft", config_toml="", argv=[])
+    run.update_state(**live_state(sleeper, host="gpu-node-17.invalid"))  # same pid number, another machine
+    res = cli("stop", run.id, "--workspace", str(tmp_path), timeout=60)
+    assert res.returncode == 2 and "runs on host gpu-node-17.invalid" in assert_clean(res)
+    assert sleeper.poll() is None
