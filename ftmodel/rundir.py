@@ -2,7 +2,9 @@
 
 `<workspace>/runs/<run-id>/` holds `config.toml` (snapshot), `state.json` (atomic), `metrics.jsonl`
 (one JSON object per logged step), `stage.log` and the stage's artifacts. Everything here is
-stdlib only, so the console can read runs without importing the ML stack.
+stdlib only, so the console can read runs without importing the ML stack. (Over 400 lines: it is
+the one place that knows the contract — state shape and trust, creation, listing, lookup, metrics
+tailing — so no caller re-implements a piece of it.)
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ _FLOAT_KEYS = ("created", "started", "ended", "updated", "launched")
 _STR_KEYS = ("run_id", "stage", "state", "host", "error", "group", "current")
 _DICT_KEYS = ("args", "outputs", "wandb", "stop_request")
 _LIST_KEYS = ("argv", "worker_argv")
+_REQUIRED = ("run_id", "stage", "state", "host")  # null is no value for these (the others may be null)
 
 
 def _int(value):
@@ -135,7 +138,7 @@ def coerce_state(raw: Any) -> dict:
             del state[key]
     for key, kind in [*((k, str) for k in _STR_KEYS), *((k, dict) for k in _DICT_KEYS),
                       *((k, list) for k in _LIST_KEYS)]:
-        if key in state and state[key] is not None and not isinstance(state[key], kind):
+        if key in state and not isinstance(state[key], kind) and (state[key] is not None or key in _REQUIRED):
             del state[key]
     if "children" in state:
         children = state["children"]

@@ -99,9 +99,10 @@ def test_state_json_is_valid_json_after_many_concurrent_updates(tmp_path):
 def test_one_reader_coerces_state_shape_and_names_what_is_wrong(tmp_path):
     run = make(tmp_path)
     run.state_path.write_text('{"state": "running", "progress": {"step": true, "total": -3}, "pid": 1.5, '
-                              '"argv": "x", "stop_request": [], "extra": {"kept": 1}}')
+                              '"argv": "x", "stop_request": [], "extra": {"kept": 1}, "stage": null, "error": null}')
     st = run.read_state()
     assert st["progress"] == {"step": 0, "total": None} and st["extra"] == {"kept": 1}
+    assert "stage" not in st and st["error"] is None
     assert "pid" not in st and "argv" not in st and "stop_request" not in st and run.problem() is None
     run.state_path.write_text("[1, 2]")
     assert run.read_state() == {} and run.status() == rundir.BROKEN and "not a JSON object" in run.problem()

@@ -95,13 +95,17 @@ def test_a_broken_state_json_is_a_named_error_for_stop_and_follow_and_a_row_in_r
 
 def test_wrong_shaped_fields_are_coerced_for_runs_and_the_console(tmp_path):
     run = create_run(tmp_path, "sft", config_toml="", argv=[])
+    other = create_run(tmp_path, "grpo", config_toml="", argv=[])
+    other.state_path.write_text(json.dumps({"stage": None, "state": None, "progress": {"step": -4, "total": "x"}}))
     run.state_path.write_text(json.dumps({"stage": "sft", "state": "finished", "progress": "half",
                                           "pid": "12", "started": "yesterday", "children": "x", "exit_code": 0}))
     st = run.read_state()
     assert st["progress"] == {"step": 0, "total": None} and "pid" not in st and "started" not in st
     assert st["children"] == [] and run.status() == "finished"
     listing = cli("runs", "--workspace", str(tmp_path), timeout=60)
-    assert listing.returncode == 0 and run.id in assert_clean(listing) and "0/?" in listing.stdout
+    assert listing.returncode == 0 and run.id in assert_clean(listing) and other.id in listing.stdout
+    assert "0/?" in listing.stdout
+    other.state_path.unlink()
     run.state_path.write_text(json.dumps({"stage": "sft", "state": "running", "progress": {"step": "3", "total": []}}))
     model = pytest.importorskip("tui.model")
     scan = getattr(model, "scan_workspace", None)
