@@ -72,6 +72,7 @@ def test_a_second_stopper_waits_for_the_first_instead_of_stopping_at_once(tmp_pa
     assert len({r["id"] for r in rows}) == len(rows) >= 1  # the answer in flight was kept, once
 
 
+@pytest.mark.slow  # ~10 s alone (torch and the build start), more on a busy machine
 def test_a_stop_during_the_base_model_build_is_honoured_at_once(tmp_path):
     ws = tmp_path / "ws"
     config = write_config(tmp_path / "c.toml", {"model": {"tiny_pretrain_steps": 1_000_000, "tiny_hidden_size": 64},
