@@ -3,6 +3,7 @@ checkpoints that appear whole or not at all, and checkpoint lookup for `--resume
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -129,6 +130,11 @@ def save_checkpoints_atomically(trainer) -> None:
             shutil.rmtree(final)
         os.replace(staging / name, final)
         _fsync_dir(final_root)
+        for extra in list(staging.iterdir()):  # TRL's model card lands beside the checkpoints, where it always was
+            if not extra.name.startswith("checkpoint-"):
+                os.replace(extra, final_root / extra.name)
+        with contextlib.suppress(OSError):
+            staging.rmdir()  # nothing left mid-save: no hidden folder to wonder about
         if trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).parent == staging:
             trainer.state.best_model_checkpoint = str(final_root / Path(trainer.state.best_model_checkpoint).name)
         rotate_checkpoints(output_dir=str(final_root), save_total_limit=trainer.args.save_total_limit,
