@@ -226,7 +226,7 @@ def stop(run: Run, *, int_wait: float = 60.0, term_wait: float = 15.0, now: bool
     if leader is not None:
         if report:
             report(f"{run.id}: a stop is already in progress (asked by {leader.get('by', 'another stopper')}); "
-                   "waiting for it to save and exit")
+                   "waiting for it to save and exit (`ftmodel stop --now` stops it at once)")
         # Wait while the first stopper drives the sequence; if it goes away, finish its sequence.
         _wait_gone(pid, start, int_wait + term_wait + 10.0,
                    unless=lambda: not _request_active(run.read_state().get("stop_request"), pid))
