@@ -10,6 +10,9 @@ What it covers (docs/FAULTS.md has the "what survives what" table that points he
 - ``test_fault_concurrency.py`` — two `distill` runs in one workspace: the second is refused
   naming the first ("run X is already writing data/distilled.jsonl"), before or after it
   started; no row is duplicated or lost.
+- ``test_fault_disk.py`` — a disk that fills up while distill appends rows (RLIMIT_FSIZE stands in
+  for ENOSPC): the run fails with "disk full: …", no traceback, and a rerun completes it without
+  duplicates.
 - ``test_fault_stop.py`` — two stops at once keep the checkpoint (real SFT on the tiny model); a
   stop during the embedded base-model build in `prepare` is honoured at once and the build
   reports step/total; SIGKILL during checkpoint saves, then `--resume` takes the newest complete
@@ -18,7 +21,9 @@ What it covers (docs/FAULTS.md has the "what survives what" table that points he
 Rules: real subprocesses (the `ftmodel` CLI, detached workers), real files, a loopback
 OpenAI-compatible server for the teacher. Waits poll with a bound (``wait_for``); no test asserts
 a time. Each asserts what a user would check: nothing lost, a named error, no traceback, a
-non-zero exit where a command failed, no process outside the workspace signalled.
+non-zero exit where a command failed, no process outside the workspace signalled. The tests
+that train (SFT, the base-model build) are marked ``slow``; the rest take seconds.
+Network faults (server down/slow/truncated/redirecting, two syncs) belong here too: TODO-LEAD.
 """
 
 from __future__ import annotations
