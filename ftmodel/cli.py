@@ -16,7 +16,7 @@ from ftmodel import config as config_mod
 from ftmodel.context import StageError
 from ftmodel.errors import FtmodelError
 from ftmodel.launcher import LaunchError, start_stage, stop
-from ftmodel.rundir import ACTIVE_STATES, STAGES, Run, find_run, list_runs
+from ftmodel.rundir import ACTIVE_STATES, BROKEN, STAGES, Run, find_run, list_runs
 from ftmodel.stages import PIPELINE
 
 CONFIG_HELP = "TOML config (default: ./ftmodel.toml, else ./configs/default.toml, else the packaged default)"
@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("run", help="run id (or a unique prefix)")
         _add_workspace(p)
+        if name == "stop":
+            p.add_argument("--now", action="store_true",
+                           help="stop at once (SIGTERM) without saving a checkpoint")
     _add_sync_parser(sub)
     _add_start_parsers(sub)
     return parser
@@ -281,8 +284,9 @@ def follow(run: Run, out=None, poll: float = 0.2) -> int:
                 return 0
     status = run.status()
     code = run.read_state().get("exit_code")
-    print(f"{run.id}: {status}" + (f" (exit {code})" if code not in (None, 0) else ""), file=out, flush=True)
-    if status == "lost":
+    print(f"{run.id}: {status}" + (f" (exit {code})" if code not in (None, 0) else "")
+          + (f": {run.problem()}" if status == BROKEN else ""), file=out, flush=True)
+    if status in ("lost", BROKEN):
         return 1
     return int(code or 0)
 
@@ -301,18 +305,22 @@ def _cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
 
 def _cmd_runs(ns: argparse.Namespace) -> int:
     workspace = workspace_of(ns)
-    runs = list_runs(workspace, ns.stage)
+    # Broken run dirs (no or corrupt state.json) are listed too: a run must never silently disappear.
+    runs = list_runs(workspace, ns.stage, include_broken=not ns.stage)
     if not runs:
         print(f"no runs in {workspace / 'runs'}")
         return 0
     print(f"{'run':34} {'stage':9} {'state':10} {'progress':>12} {'duration':>9}")
     for run in runs:
-        st = run.read_state()
+        st = run.read_state()  # coerced to the expected shape: a foreign state.json cannot crash this
         prog = st.get("progress") or {}
         progress = f"{prog.get('step', 0)}/{prog.get('total') or '?'}"
         start, end = st.get("started"), st.get("ended") or time.time()
         duration = f"{end - start:8.0f}s" if start else ""
-        print(f"{run.id:34} {st.get('stage', '?'):9} {run.status():10} {progress:>12} {duration:>9}")
+        status = run.status()
+        if status == BROKEN:
+            status = f"{BROKEN}: {run.problem()}"
+        print(f"{run.id:34} {st.get('stage', '?'):9} {status:10} {progress:>12} {duration:>9}")
     return 0
 
 
@@ -338,14 +346,17 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_runs(ns)
         if ns.command == "sync":
             return _cmd_sync(ns)
-        run = find_run(workspace_of(ns), ns.run)
+        run = find_run(workspace_of(ns), ns.run)  # only a directory inside <workspace>/runs
         if ns.command == "stop":
-            print(f"{run.id}: {stop(run)}")
+            print(f"{run.id}: {stop(run, now=ns.now, report=lambda msg: print(msg, flush=True))}")
             return 0
         if ns.command == "logs":
+            if run.problem():  # the log is still worth reading; say the run itself is broken
+                print(f"warning: run {run.id} is broken: {run.problem()}", file=sys.stderr)
             sys.stdout.write(run.log_path.read_text(encoding="utf-8", errors="replace") if run.log_path.exists()
                              else "")
             return 0
+        run.check_state()  # a missing or corrupt state.json is an error, not "unknown"
         return follow(run)
     except (config_mod.ConfigError, StageError, LaunchError, LookupError, FtmodelError) as e:
         msg = e.args[0] if isinstance(e, LookupError) and e.args else e

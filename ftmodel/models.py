@@ -55,7 +55,7 @@ def resolve_base(ctx: StageContext) -> str:
 
     seed = ctx.cfg.model.tiny_seed
     path = ensure_tiny_base(ctx.ws.models, lambda: bank.pretrain_corpus(seed), lambda: bank.tokenizer_corpus(seed),
-                            tiny_spec(ctx.cfg), log=ctx.log)
+                            tiny_spec(ctx.cfg), log=ctx.log, check_stop=ctx.check_stop, progress=ctx.progress)
     return str(path)
 
 
