@@ -32,13 +32,11 @@ import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -46,6 +44,8 @@ from urllib.parse import urlsplit
 
 from ftmodel.rundir import ACTIVE_STATES, Run, atomic_write_text, file_lock
 from ftmodel.tracking import wandb_environment
+from ftmodel.wandb_log import (HISTORY, LogFormatError, history_step, map_artifact_paths, read_log_records,
+                               resolve_staged, top_level_fields, write_log_records)
 from ftmodel.workspace import Workspace
 
 LEDGER_FILE = "sync_ledger.json"
@@ -323,12 +323,20 @@ def wandb_exe() -> Path:
     return Path(sys.executable).parent / "wandb"
 
 
+def wandb_command() -> list[str]:
+    """The wandb CLI of this interpreter: its console script, or `python -m wandb` when the
+    environment has none next to the interpreter (a venv layered on another's site-packages)."""
+    exe = wandb_exe()
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "wandb"]
+
+
 def read_local(run: OfflineRun, env: dict[str, str], timeout: float = 120) -> LocalRecord:
     """Read an offline run back with wandb's own reader."""
-    exe = str(wandb_exe())
+    ws_root = run.path.parent.parent.parent.parent  # <ws>/runs/<id>/wandb/offline-run-*
+    exe = wandb_command()
 
     def leet(*args: str) -> str:
-        proc = subprocess.run([exe, "leet", "inspect", *args, str(run.path)], capture_output=True, text=True,
+        proc = subprocess.run([*exe, "leet", "inspect", *args, str(run.path)], capture_output=True, text=True,
                               timeout=timeout, env=env, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             raise SyncError(f"cannot read {run.key}: {(proc.stderr or proc.stdout).strip()[-300:]}")
@@ -350,7 +358,8 @@ def read_local(run: OfflineRun, env: dict[str, str], timeout: float = 120) -> Lo
         elif kind == "artifact":
             art = rec.get("artifact") or {}
             contents = (art.get("manifest") or {}).get("contents") or []
-            missing = [c["local_path"] for c in contents if c.get("local_path") and not Path(c["local_path"]).exists()]
+            missing = [c["local_path"] for c in contents if c.get("local_path")
+                       and not resolve_staged(c["local_path"], ws_root, run.path.parent.parent)]
             artifacts.append({"name": art.get("name"), "type": art.get("type"), "digest": art.get("digest"),
                               "missing": missing})
         elif kind == "exit":
@@ -445,119 +454,31 @@ def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
 # Staging: a copy of the offline run, without the history the server already has
 # ---------------------------------------------------------------------------------------------
 
-_HEADER_LEN, _BLOCK = 7, 32768
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-_HISTORY_FIELD = 2  # wandb_internal.proto: Record.history
-
-
-def read_log_records(path: Path) -> tuple[bytes, list[bytes]]:
-    """Read a .wandb file (leveldb-log framing): return (file header, record payloads)."""
-    data = path.read_bytes()
-    header, pos, records, pending = data[:_HEADER_LEN], _HEADER_LEN, [], b""
-    if header[:4] != b":W&B":
-        raise SyncError(f"{path} is not a .wandb file")
-    while pos + _HEADER_LEN <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < _HEADER_LEN:
-            pos += left
-            continue
-        crc, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER_LEN])
-        if kind == 0 and length == 0:
-            pos += left  # zero padding to the end of the block
-            continue
-        chunk = data[pos + _HEADER_LEN:pos + _HEADER_LEN + length]
-        if len(chunk) < length or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
-            break  # a torn tail: what came before is intact
-        pos += _HEADER_LEN + length
-        if kind == _FULL:
-            records.append(chunk)
-        elif kind == _FIRST:
-            pending = chunk
-        elif kind == _MIDDLE:
-            pending += chunk
-        elif kind == _LAST:
-            records.append(pending + chunk)
-            pending = b""
-    return header, records
-
-
-def write_log_records(path: Path, header: bytes, records: Iterable[bytes]) -> None:
-    """Write records with the same leveldb-log framing wandb uses."""
-    out = bytearray(header)
-    for rec in records:
-        first = True
-        while True:
-            left = _BLOCK - len(out) % _BLOCK
-            if left < _HEADER_LEN:
-                out += b"\0" * left
-                continue
-            room = left - _HEADER_LEN
-            chunk, rec = rec[:room], rec[room:]
-            kind = (_FULL if not rec else _FIRST) if first else (_LAST if not rec else _MIDDLE)
-            crc = zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF
-            out += struct.pack("<IHB", crc, len(chunk), kind) + chunk
-            first = False
-            if not rec:
-                break
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(bytes(out))
-    os.replace(tmp, path)
-
-
-def _top_level_fields(msg: bytes) -> set[int]:
-    """Field numbers present at the top level of a protobuf message (wire format, no schema)."""
-    fields, pos = set(), 0
-
-    def varint() -> int:
-        nonlocal pos
-        shift = value = 0
-        while True:
-            byte = msg[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-
-    while pos < len(msg):
-        key = varint()
-        number, wire = key >> 3, key & 7
-        fields.add(number)
-        if wire == 0:
-            varint()
-        elif wire == 1:
-            pos += 8
-        elif wire == 2:
-            length = varint()  # not `pos += varint()`: that adds to the pos read before the call
-            pos += length
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-    return fields
-
-
 def stage_copy(ws: Workspace, run: OfflineRun, skip_history: int) -> Path:
     """Copy the offline run to `<ws>/.wandb/sync-stage/` leaving out its first `skip_history` history
-    records; return the staged offline-run dir (wandb writes its markers and files there, not in ours)."""
+    records, with every staged artifact path pointing where the file is now (a moved workspace);
+    return the staged offline-run dir (wandb writes its markers and files there, not in ours)."""
     root = ws.wandb_home / STAGE_DIR / run.wandb_id
     shutil.rmtree(root, ignore_errors=True)
     staged = root / run.path.name  # keeps the `offline-run-` prefix: wandb sync skips other names
     staged.mkdir(parents=True)
     if (run.path / "files").is_dir():
         shutil.copytree(run.path / "files", staged / "files", symlinks=True)
-    target = staged / run.wandb_file.name
-    if skip_history <= 0:
-        shutil.copyfile(run.wandb_file, target)
-        return staged
     header, records = read_log_records(run.wandb_file)
     kept, dropped = [], 0
+    run_dir = run.path.parent.parent
+
+    def where(recorded: str) -> str:
+        found = resolve_staged(recorded, ws.root, run_dir)
+        return str(found.resolve()) if found else recorded
+
     for rec in records:
-        if dropped < skip_history and _HISTORY_FIELD in _top_level_fields(rec):
+        fields = top_level_fields(rec)
+        if dropped < skip_history and HISTORY in fields:
             dropped += 1
             continue
-        kept.append(rec)
-    write_log_records(target, header, kept)
+        kept.append(map_artifact_paths(rec, where))
+    write_log_records(staged / run.wandb_file.name, header, kept)
     return staged
 
 
@@ -589,7 +510,7 @@ _VIEW_RUN = re.compile(r"View run .* at (\S+/([^/\s]+)/([^/\s]+)/runs/([^/\s]+))
 def run_client(staged: Path, env: dict[str, str], timeout: float) -> tuple[int | None, str]:
     """Run `wandb sync --yes <staged>`; kill its process group after `timeout` seconds.
     Return (exit code or None when killed, combined output)."""
-    cmd = [str(wandb_exe()), "sync", "--yes", str(staged)]
+    cmd = [*wandb_command(), "sync", "--yes", str(staged)]
     # The client writes wandb/debug-*.log under its working directory: keep them in the workspace.
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=staged.parent,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)

@@ -286,7 +286,7 @@ def test_staged_copy_keeps_wandbs_framing_and_drops_only_the_first_history_rows(
     sync.write_log_records(copy, header, records)
     assert copy.read_bytes() == run.wandb_file.read_bytes()  # byte for byte the same framing
     staged = sync.stage_copy(Workspace(tmp_path), run, 150)
-    out = subprocess.run([str(sync.wandb_exe()), "leet", "inspect", "--json", str(staged)], capture_output=True,
+    out = subprocess.run([*sync.wandb_command(), "leet", "inspect", "--json", str(staged)], capture_output=True,
                          text=True, check=True, timeout=60).stdout
     recs = [json.loads(line) for line in out.splitlines() if line.strip()]
     steps = [r["history"]["step"]["num"] for r in recs if r["type"] == "history"]
