@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ftmodel.rundir import atomic_write_text, file_lock, list_runs
+from ftmodel.sync_guard import import_marks
 from ftmodel.wandb_log import LogFormatError, read_log_records, relative_staged, staged_paths
 from ftmodel.workspace import Workspace
 
@@ -566,7 +567,7 @@ def _apply(ws: Workspace, tmp: Path, header: dict, manifest: dict, extracted: di
         target_dir = new_runs.get(run_id) or ws.runs / run_id
         if not target_dir.is_dir():
             continue
-        marks = _read_marks(target_dir)
+        marks = import_marks(target_dir)
         if not any(m.get("bundle_id") == mark["bundle_id"] for m in marks):
             marks.append({**mark, "state_when_bundled": (info or {}).get("state")})
             atomic_write_text(target_dir / IMPORT_MARK, json.dumps(marks, ensure_ascii=False, indent=1) + "\n")
@@ -587,19 +588,6 @@ class _Limited:
         data = self._fh.read(size)
         self._left -= len(data)
         return data
-
-
-def _read_marks(run_dir: Path) -> list[dict]:
-    try:
-        data = json.loads((run_dir / IMPORT_MARK).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
-
-
-def import_marks(run_dir: str | Path) -> list[dict]:
-    """The bundles that brought this run dir here (empty for a run made on this machine)."""
-    return _read_marks(Path(run_dir))
 
 
 def is_bundle(path: str | Path) -> bool:
