@@ -511,6 +511,13 @@ def _apply(ws: Workspace, tmp: Path, header: dict, manifest: dict, extracted: di
     """Plan every change first (so a piece that cannot apply refuses the whole import), then make them."""
     moves: list[tuple[Path, Path]] = []  # (ready file, target)
     unchanged, skipped, nbytes = 0, [], 0
+    created = float(header.get("created") or 0)
+    # A run already holding files from a later bundle keeps them: an old bundle imported again must
+    # not turn a finished state.json back into "running".
+    newer: dict[str, bool] = {}
+    for run_id in header.get("runs") or {}:
+        marks = import_marks(ws.runs / run_id) if (ws.runs / run_id).is_dir() else []
+        newer[run_id] = any(float(m.get("created") or 0) > created for m in marks)
     for item in manifest["files"]:
         path = _check_name(item["path"])
         target, src = ws.root / path, extracted[path]
@@ -542,6 +549,9 @@ def _apply(ws: Workspace, tmp: Path, header: dict, manifest: dict, extracted: di
                     continue
                 if have > item["size"] and _sha_prefix(target, item["size"]) == item["sha256"]:
                     skipped.append(path)  # the workspace's copy is this one plus more: keep it
+                    continue
+                if path.startswith("runs/") and newer.get(path.split("/")[1]):
+                    skipped.append(path)  # a later bundle brought this file already
                     continue
             moves.append((src, target))
         nbytes += int(item["size"])

@@ -97,7 +97,7 @@ def incomplete_reason(run_dir: Path, history_steps: list[int], exited: bool) -> 
     """Why the offline record is not the whole run ("" when it is): no exit record (crashed, cut
     short, or still running when bundled), or metrics.jsonl rows the record lacks."""
     rows = len(history_steps)
-    marks = import_marks(run_dir)
+    marks = sorted(import_marks(run_dir), key=lambda m: float(m.get("created") or 0))
     state = Run(run_dir).read_state()
     recorded = state.get("state") if isinstance(state, dict) else None
     parts = []
