@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ftmodel.rundir import atomic_write_text, file_lock, list_runs
-from ftmodel.sync_guard import import_marks
+from ftmodel.sync_guard import IMPORT_MARK, import_marks
 from ftmodel.wandb_log import LogFormatError, read_log_records, relative_staged, staged_paths
 from ftmodel.workspace import Workspace
 
@@ -50,7 +50,6 @@ VERSION = 1
 HEADER_NAME = "ftmodel-bundle/header.json"
 MANIFEST_NAME = "ftmodel-bundle/manifest.json"
 LEDGER_FILE = "bundle_ledger.json"
-IMPORT_MARK = ".ftmodel-import.json"  # in an imported run dir: which bundles brought it
 MODEL_DIRS = ("checkpoints", "adapter", "merged")  # carried only with `with_models`
 ALLOWED_ROOTS = ("runs/", ".wandb/data/")
 _CHUNK = 1 << 20
@@ -378,8 +377,8 @@ def _check_name(name: str) -> str:
     norm = posixpath.normpath(name)
     if norm != name.rstrip("/") or norm.startswith("..") or "/../" in f"/{norm}/":
         raise BundleError(f"{name}: path escapes the workspace; refused")
-    if not norm.startswith(ALLOWED_ROOTS):
-        raise BundleError(f"{name}: not under runs/ or .wandb/data/; refused")
+    if not norm.startswith(ALLOWED_ROOTS) or (norm.startswith("runs/") and norm.count("/") < 2):
+        raise BundleError(f"{name}: not under runs/<run>/ or .wandb/data/; refused")
     return norm
 
 
@@ -474,18 +473,28 @@ def _extract_verified(bundle: Path, into: Path) -> tuple[dict, dict, dict[str, P
     return header, manifest, {p: got[p][0] for p in listed}
 
 
+@contextlib.contextmanager
+def _import_dir(ws: Workspace):
+    """A temp dir inside the workspace for one import, under the workspace's import lock; temp dirs
+    an earlier import left behind (killed mid-way) are removed first."""
+    ws.wandb_home.mkdir(parents=True, exist_ok=True)
+    with file_lock(ws.wandb_home / ".import.lock"):
+        for stale in ws.wandb_home.glob("import-*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = ws.wandb_home / f"import-{secrets.token_hex(4)}.tmp"
+        tmp.mkdir()
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def verify_bundle(bundle: str | Path, ws: Workspace | str | Path) -> dict:
     """Check a bundle against its manifest (in a temp dir inside the workspace, removed after);
     return its header. Raises BundleError naming the file that does not match."""
-    ws = _ws(ws)
-    ws.wandb_home.mkdir(parents=True, exist_ok=True)
-    tmp = ws.wandb_home / f"import-{secrets.token_hex(4)}.tmp"
-    tmp.mkdir()
-    try:
+    with _import_dir(_ws(ws)) as tmp:
         header, _, _ = _extract_verified(Path(bundle), tmp)
         return header
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def import_bundle(bundle: str | Path, ws: Workspace | str | Path) -> ImportResult:
@@ -494,16 +503,10 @@ def import_bundle(bundle: str | Path, ws: Workspace | str | Path) -> ImportResul
     alone. Importing the same bundle twice changes nothing. Raises BundleError (nothing changed)."""
     ws = _ws(ws)
     started = time.monotonic()
-    ws.wandb_home.mkdir(parents=True, exist_ok=True)
-    ws.runs.mkdir(parents=True, exist_ok=True)
-    tmp = ws.wandb_home / f"import-{secrets.token_hex(4)}.tmp"
-    tmp.mkdir()
-    try:
-        with file_lock(ws.wandb_home / ".import.lock"):
-            header, manifest, extracted = _extract_verified(Path(bundle), tmp)
-            return _apply(ws, tmp, header, manifest, extracted, started)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _import_dir(ws) as tmp:
+        header, manifest, extracted = _extract_verified(Path(bundle), tmp)
+        ws.runs.mkdir(parents=True, exist_ok=True)
+        return _apply(ws, tmp, header, manifest, extracted, started)
 
 
 def _apply(ws: Workspace, tmp: Path, header: dict, manifest: dict, extracted: dict[str, Path],

@@ -13,7 +13,18 @@ from the server's `historyLineCount` with ALL local rows (duplicating the first 
   last step, summary and config match the local record (read with `wandb leet inspect --json`),
   every logged artifact is COMMITTED;
 - only then `<ws>/.wandb/sync_ledger.json` records the run as synced. wandb's `.synced` marker is
-  never trusted; a stale one is removed before a retry.
+  never trusted; a stale one is removed before a retry;
+- the staged copy points every staged artifact file at where it is NOW (the `.wandb` file records
+  absolute paths from where it was logged): a workspace moved or copied anywhere syncs whole;
+- a run whose record is not the whole run (no exit record: crashed, cut short, still running when
+  bundled; or metrics.jsonl rows the record lacks) is recorded `partial` with the reason, never
+  "verified", and synced again when its record grows (ftmodel.sync_guard);
+- one syncer per run (a lock; a second one is told the holder's pid); Ctrl-C stops the client's
+  process group and is recorded; any error of one run is that run's failure in the ledger.
+
+Carrying runs off an air-gapped box is ftmodel.bundle; receipts of what arrived, ftmodel.receipts;
+the `.wandb` format, ftmodel.wandb_log. This file stays long because the verifier (server query,
+local reader, comparison) and the sync loop are one idea that reads best in one place.
 
 Stdlib only at import time (the console imports this); wandb itself only runs as a subprocess.
 The API key comes from `WANDB_API_KEY` or wandb's own login (`~/.netrc` / `$NETRC`, or `api_key`

@@ -23,6 +23,7 @@ from typing import Iterator
 from ftmodel.rundir import ACTIVE_STATES, METRICS_FILE, Run, parse_metric_lines
 
 LOCK_DIR = "sync-locks"
+IMPORT_MARK = ".ftmodel-import.json"  # in an imported run dir: the bundles that brought it (ftmodel.bundle)
 
 
 class RunBusy(Exception):
@@ -79,7 +80,7 @@ def metrics_steps(run_dir: Path) -> list[int]:
 def import_marks(run_dir: Path) -> list[dict]:
     """The bundles that brought this run dir here (see ftmodel.bundle), newest last."""
     try:
-        data = json.loads((run_dir / ".ftmodel-import.json").read_text(encoding="utf-8"))
+        data = json.loads((run_dir / IMPORT_MARK).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []

@@ -237,7 +237,8 @@ def _header(version: int = bundle.VERSION) -> tuple[tarfile.TarInfo, bytes]:
     ("runs/x/../../../escaped.txt", "file", "path escapes the workspace"),
     ("/tmp/escaped.txt", "file", "absolute path"),
     ("runs/x/link", "symlink", "a link (to '../../../..')"),
-    ("models/evil.bin", "file", "not under runs/ or .wandb/data/"),
+    ("models/evil.bin", "file", "not under runs/<run>/ or .wandb/data/"),
+    ("runs/loose-file", "file", "not under runs/<run>/ or .wandb/data/"),
 ])
 def test_paths_that_would_escape_the_workspace_are_refused(tmp_path, name, kind, message):
     info = tarfile.TarInfo(name)
