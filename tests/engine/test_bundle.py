@@ -306,3 +306,24 @@ def test_new_bundles_carry_only_what_grew_and_the_server_gets_each_row_once(tmp_
     again = bundle.import_bundle(first.path, conn)  # an old bundle again changes nothing
     assert again.written == 0
     assert (conn / "runs" / run.run_id / "metrics.jsonl").read_bytes() == (run_dir / "metrics.jsonl").read_bytes()
+
+
+def test_the_bundle_command_shows_sizes_first_and_names_what_is_missing(tmp_path):
+    run_dir = tmp_path / "runs" / "sft-20260101-000000-aaaa"
+    (run_dir / "checkpoints" / "checkpoint-5").mkdir(parents=True)
+    (run_dir / "checkpoints" / "checkpoint-5" / "model.safetensors").write_bytes(b"w" * 2048)
+    (run_dir / "state.json").write_text(json.dumps({"run_id": run_dir.name, "stage": "sft", "state": "finished"}))
+    (run_dir / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    ws = str(tmp_path)
+    dry = cli("bundle", "--all", "--dry-run", "--workspace", ws)
+    assert dry.returncode == 0 and "sft-20260101-000000-aaaa" in dry.stdout
+    assert "2.0 KB left out; pass --with-models" in dry.stdout and "to carry: 2 file(s)" in dry.stdout
+    assert cli("bundle", "--workspace", ws).returncode == 2
+    assert "-o FILE" in cli("bundle", "--all", "--workspace", ws).stderr
+    missing = cli("bundle", "grpo-nope", "-o", str(tmp_path / "x.tar"), "--workspace", ws)
+    assert missing.returncode == 2 and "no run 'grpo-nope'" in missing.stderr
+    assert not (tmp_path / "x.tar").exists()
+    made = cli("bundle", "sft", "-o", str(tmp_path / "x.tar.gz"), "--workspace", ws)
+    assert made.returncode == 0 and "wrote" in made.stdout and "MB/s" in made.stdout
+    verify = cli("bundle", "verify", str(tmp_path / "x.tar.gz"), "--workspace", str(tmp_path / "other"))
+    assert verify.returncode == 0 and "ok (format 1, 1 run(s)" in verify.stdout
