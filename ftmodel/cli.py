@@ -148,6 +148,9 @@ def _cmd_sync(ns: argparse.Namespace) -> int:
         except bundle.BundleError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: nothing of {path} was imported", file=sys.stderr)
+            return 130
         carried.update(res.runs)
         print(f"imported {path} (from {res.source_host}): {len(res.runs)} run(s), {res.written} file(s) written "
               f"({bundle.human_size(res.bytes)}), {res.unchanged} already here, in {res.seconds:.2f}s", flush=True)
@@ -230,6 +233,9 @@ def _cmd_bundle(ns: argparse.Namespace) -> int:
     except bundle.BundleError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: no bundle written to {ns.output}", file=sys.stderr)
+        return 130
     rate = info.bytes_in / info.seconds / 2**20 if info.seconds else 0
     print(f"wrote {info.path}: {len(info.runs)} run(s), {info.files} file(s), {bundle.human_size(info.bytes_in)} -> "
           f"{bundle.human_size(info.bytes_out)} in {info.seconds:.2f}s ({rate:.1f} MB/s)")
