@@ -327,3 +327,22 @@ def test_the_bundle_command_shows_sizes_first_and_names_what_is_missing(tmp_path
     assert made.returncode == 0 and "wrote" in made.stdout and "MB/s" in made.stdout
     verify = cli("bundle", "verify", str(tmp_path / "x.tar.gz"), "--workspace", str(tmp_path / "other"))
     assert verify.returncode == 0 and "ok (format 1, 1 run(s)" in verify.stdout
+
+
+def test_a_receipt_tells_the_box_what_arrived_and_what_grew_since(tmp_path):
+    box = tmp_path / "box"
+    make_offline_run(box, "sft-20260101-000000-aaaa", steps=2, artifact=False)
+    (run,) = sync.list_offline_runs(box)
+    size = run.wandb_file.stat().st_size
+    ledger = {run.key: {"state": "synced", "reason": "verified", "url": "http://127.0.0.1:1/e/p/runs/x",
+                        "server": "http://127.0.0.1:1", "wandb_size": size - 100, "counts": {}}}
+    written = receipts.write_receipt(tmp_path / "conn", [run.key], ledger)
+    carried = tmp_path / "receipt.json"
+    shutil.copy(written, carried)
+    res = cli("sync", "--receipt", str(carried), "--workspace", str(box))
+    assert res.returncode == 0 and "reached http://127.0.0.1:1 (verified; receipt from" in res.stdout
+    assert "has grown since: `ftmodel bundle --new` carries the rest" in res.stdout
+    assert sync.status(box)[0].remote["url"] == "http://127.0.0.1:1/e/p/runs/x"
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    bad = cli("sync", "--receipt", str(tmp_path / "junk.json"), "--workspace", str(box))
+    assert bad.returncode == 1 and "junk.json: not an ftmodel sync receipt" in bad.stderr
