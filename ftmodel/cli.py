@@ -38,6 +38,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     _add_config(p)
     p.add_argument("--workspace", help="workspace directory (default: launch.workspace from the config)")
     p.add_argument("--detach", action="store_true", help="start the run and return; it keeps running")
+    p.add_argument("--force", action="store_true",
+                   help="run even when a finished run had the same inputs (default: reuse that run)")
 
 
 def load_config(ns: argparse.Namespace):
@@ -101,8 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "stop":
             p.add_argument("--now", action="store_true",
                            help="stop at once (SIGTERM) without saving a checkpoint")
+    p = sub.add_parser("lineage", help="show what a run consumed: evaluate ← grpo ← sft ← filter ← data hashes")
+    p.add_argument("run", help="run id (or a unique prefix)")
+    _add_workspace(p)
     _add_sync_parser(sub)
     _add_start_parsers(sub)
+    from ftmodel.cli_queue import add_parsers as _add_queue_parsers
+
+    _add_queue_parsers(sub, _add_workspace, _add_config)
     return parser
 
 
@@ -358,6 +366,8 @@ def _cmd_bundle(ns: argparse.Namespace) -> int:
 def _stage_args(ns: argparse.Namespace) -> dict:
     """Collect the stage flags recorded in state.json (what the worker reads)."""
     keep = ("resume", "no_judge", "sft_run", "eval_sft", "model", "adapter", "stages")
+    if ns.command == PIPELINE and getattr(ns, "force", False):
+        keep += ("force",)  # the driver decides per stage; a single stage's --force acts here
     return {k: getattr(ns, k) for k in keep if getattr(ns, k, None) not in (None, False)}
 
 
@@ -416,7 +426,11 @@ def _cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
     cfg = load_config(ns)
     workspace = Path(ns.workspace or cfg.launch.workspace)
     stage = ns.command
-    run, _ = start_stage(stage, cfg, workspace, _stage_args(ns), argv=["ftmodel", *argv])
+    run, proc = start_stage(stage, cfg, workspace, _stage_args(ns), argv=["ftmodel", *argv],
+                            reuse=not ns.force and stage != PIPELINE, report=lambda msg: print(msg, flush=True))
+    if proc is None:  # a finished run had the same inputs: nothing to run (`--force` reruns)
+        print(f"{stage}: {run.path} (`ftmodel lineage {run.id}` shows what it consumed; --force reruns)")
+        return 0
     print(f"{stage}: run {run.id} ({run.path})", flush=True)
     if ns.detach:
         print(f"detached; follow with `ftmodel follow {run.id} --workspace {workspace}`")
@@ -469,7 +483,16 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_sync(ns)
         if ns.command == "bundle":
             return _cmd_bundle(ns)
+        if ns.command in ("queue", "sweep"):
+            from ftmodel import cli_queue
+
+            return cli_queue.dispatch(ns, workspace_of, load_config)
         run = find_run(workspace_of(ns), ns.run)  # only a directory inside <workspace>/runs
+        if ns.command == "lineage":
+            from ftmodel.fingerprint import lineage_lines
+
+            print("\n".join(lineage_lines(workspace_of(ns), run)))
+            return 0
         if ns.command == "stop":
             print(f"{run.id}: {stop(run, now=ns.now, report=lambda msg: print(msg, flush=True))}")
             return 0

@@ -55,14 +55,14 @@ def worker_argv(run: Run, launch_cfg=None) -> list[str]:
     return [*argv, *worker]
 
 
-def launch(run: Run, *, new_session: bool = True, launch_cfg=None) -> subprocess.Popen:
+def launch(run: Run, *, new_session: bool = True, launch_cfg=None, env: dict | None = None) -> subprocess.Popen:
     """Start the run's worker with output to stage.log and record its pid in state.json.
 
     With several ranks the recorded pid is the launcher's (torchrun / accelerate); the ranks share
     its process group, so stopping the run stops every rank.
     """
     argv = worker_argv(run, launch_cfg)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     try:
         log = open(run.log_path, "ab")
     except OSError as e:
@@ -105,8 +105,15 @@ def _record_failure(run: Run, error: str) -> None:
 
 
 def start_stage(stage: str, cfg, workspace: str | Path, args: dict, *, argv: list[str],
-              group: str | None = None, new_session: bool = True):
-    """Check a stage's preconditions, create its run directory and launch it; return (run, process)."""
+              group: str | None = None, new_session: bool = True, reuse: bool = False,
+              env: dict | None = None, report: Callable[[str], None] | None = None):
+    """Check a stage's preconditions, create its run directory and launch it; return (run, process).
+
+    With `reuse`, a finished run with the same fingerprint (same config keys read, same input
+    contents, same base model and version) is returned instead, with process None, and nothing
+    starts; `report` is told which run and why. Every started run records its fingerprint and
+    lineage in state.json either way. `env` adds environment variables (CUDA_VISIBLE_DEVICES).
+    """
     from ftmodel.config import to_toml
     from ftmodel.context import StageContext
     from ftmodel.stages import stage_module
@@ -114,6 +121,12 @@ def start_stage(stage: str, cfg, workspace: str | Path, args: dict, *, argv: lis
 
     ws = Workspace(Path(workspace))
     args = {**args, "workspace": str(ws.root.resolve())}  # the worker may run from another directory
+    found, fp, args = plan_stage(stage, cfg, ws.root, args, reuse=reuse)
+    if found is not None:
+        record_reuse(found, by=" ".join(argv))
+        if report:
+            report(f"{stage}: reusing {found.id} (same inputs)")
+        return found, None
     module = stage_module(stage)
     probe = StageContext(run=Run(ws.runs / "(preflight)"), cfg=cfg, ws=ws, stage=stage, args=args)
     module.preflight(probe)
@@ -123,10 +136,77 @@ def start_stage(stage: str, cfg, workspace: str | Path, args: dict, *, argv: lis
         raise LaunchError(str(e)) from None
     try:
         run = create_run(workspace, stage, config_toml=to_toml(cfg), argv=argv, args=args, group=group)
+        run.update_state(fingerprint=fp.as_state(), lineage=fp.lineage)
     except OSError as e:
         raise LaunchError(f"cannot create a run directory in {ws.runs}: {_reason(e)}") from None
-    proc = launch(run, new_session=new_session, launch_cfg=cfg.launch)
+    if report and reuse and fp.digest is None:
+        report(f"{stage}: running ({fp.missing})")
+    if getattr(cfg.launch, "backend", "local") == "slurm":
+        from ftmodel import backends
+
+        try:
+            job = backends.submit(run, worker_argv(run, cfg.launch), cfg.launch, env)
+        except (backends.BackendError, OSError) as e:
+            _record_failure(run, str(e))
+            raise LaunchError(str(e)) from None
+        if report:
+            report(f"{stage}: submitted to Slurm as job {job}")
+        return run, SlurmJob(run)
+    proc = launch(run, new_session=new_session, launch_cfg=cfg.launch, env=env)
     return run, proc
+
+
+class SlurmJob:
+    """A Popen-like handle on a Slurm run (poll/wait through the backend), for callers that keep handles."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.returncode = None
+
+    def poll(self):
+        if run_status(self.run) in ("queued", "running"):
+            return None
+        self.returncode = self.run.read_state().get("exit_code")
+        self.returncode = 1 if self.returncode is None else self.returncode
+        return self.returncode
+
+    def wait(self, timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("sbatch", timeout)
+            time.sleep(1.0)
+        return self.returncode
+
+
+def run_status(run: Run) -> str:
+    """A run's status through its backend: Slurm runs ask the scheduler (and record a job it killed);
+    local runs check their process (`lost` when it is gone)."""
+    if run.read_state().get("slurm_job_id"):
+        from ftmodel import backends
+
+        return backends.refresh(run)
+    return run.status()
+
+
+def plan_stage(stage: str, cfg, ws_root: Path, args: dict, *, reuse: bool):
+    """Pin a stage's input runs into its args and fingerprint it: (reusable run or None, fingerprint, args)."""
+    from ftmodel import fingerprint
+
+    args = fingerprint.pin_inputs(stage, Path(ws_root), args)
+    fp = fingerprint.compute(stage, cfg, Path(ws_root), args)
+    found = fingerprint.find_reusable(stage, fp, Path(ws_root))[0] if reuse else None
+    return found, fp, args
+
+
+def record_reuse(run: Run, *, by: str) -> None:
+    """Note in a finished run's state that a later start reused it (counted by `lineage` and sweeps)."""
+    try:
+        uses = run.read_state().get("reused_by")
+        uses = uses if isinstance(uses, list) else []
+        run.update_state(reused_by=[*uses, {"at": time.time(), "by": by}][-50:])
+    except OSError:
+        pass  # a read-only finished run is still reusable; only the count is lost
 
 
 def _wait_gone(pid: int, start: int | None, timeout: float, *, unless: Callable[[], bool] | None = None) -> bool:
@@ -207,6 +287,10 @@ def stop(run: Run, *, int_wait: float = 60.0, term_wait: float = 15.0, now: bool
     nothing is sent: this call waits for the run to end (`report` is told so) and takes over the
     sequence only if that stopper goes away.
     """
+    if run.read_state().get("slurm_job_id"):  # the scheduler signals it: the process is on a compute node
+        from ftmodel import backends
+
+        return backends.stop(run, int_wait=int_wait, term_wait=term_wait, now=now)
     target = signal_target(run)
     if target is None:
         return run.status()

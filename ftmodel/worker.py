@@ -86,7 +86,7 @@ def run_stage(run: Run) -> int:
         return _run(run, rank)
     state = run.read_state()
     mine = {"worker_pid": os.getpid()}
-    if not state.get("pid"):  # started without the launcher (e.g. directly): we are the process to watch
+    if not state.get("pid") and not state.get("slurm_job_id"):  # under Slurm the job, not a pid, is watched  # started without the launcher (e.g. directly): we are the process to watch
         mine.update(pid=os.getpid(), pgid=os.getpgrp(), proc_start=process_start_time(os.getpid()))
     run.update_state(state="running", started=time.time(), **mine)
     return _run(run, rank)
@@ -108,6 +108,8 @@ def _run(run: Run, rank: int) -> int:
         # Shared workspace outputs (data/distilled.jsonl, …) have one writer at a time.
         with writing_outputs(ctx.ws.root, stage, run.id) if rank == 0 else contextlib.nullcontext():
             outputs = module.run(ctx) or {}
+            if rank == 0 and not ctx.stop_requested:
+                _record_outputs(run, stage, ctx.ws.root)  # under the output lock: what this run wrote
         if ctx.stop_requested:
             raise Cancelled()
         if outputs:
@@ -145,6 +147,14 @@ def _run(run: Run, rank: int) -> int:
                       file=sys.stderr, flush=True)
                 code = code or EXIT_FAILED
     return code
+
+
+def _record_outputs(run: Run, stage: str, root: Path) -> None:
+    """Record the content hashes of the shared workspace files the stage wrote (reuse checks them)."""
+    from ftmodel.fingerprint import STAGE_SHARED_OUTPUTS, output_hashes
+
+    if stage in STAGE_SHARED_OUTPUTS:
+        run.update_state(fingerprint={"outputs": output_hashes(stage, root)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 bounded) and its loading (`loading`: TOML and `--set` in, a validated Config out, errors that name
 file, line and key). Importers use this package's names: `config.load`, `config.Config`, …"""
 
-from ftmodel.config.loading import from_dict, load, parse_override, to_toml, validate_value
+from ftmodel.config.loading import from_dict, load, load_sweep, parse_override, sweep_from_dict, to_toml, validate_value
 from ftmodel.config.schema import (
     SECTIONS, AblationSection, AnswersSection, Config, DataSection, DistillSection, EvalSection, F, FilterSection,
     GrpoSection, JudgeSection, LaunchSection, LoraSection, ModelSection, ModelServiceSection, SftSection,

@@ -91,6 +91,12 @@ def from_dict(data: dict, *, source: str = "<config>", text: str | None = None) 
 
     cfg = Config()
     for section, values in _unwrap(data).items():
+        if section == "sweep":  # not a run setting: checked here, read by `load_sweep`
+            try:
+                sweep_from_dict(values)
+            except ConfigError as e:
+                raise fail(section, None, str(e)) from None
+            continue
         if section not in SECTIONS:
             hint = difflib.get_close_matches(section, SECTIONS, n=1)
             raise fail(section, None, f"unknown section [{section}]"
@@ -238,3 +244,60 @@ def validate_value(section: str, key: str, raw: Any) -> Any:
             else:
                 value = [part.strip() for part in text.split(",") if part.strip()]
     return _check_value(path, typ, value, meta)
+
+
+def sweep_from_dict(values: Any, grid_specs: list[str] | tuple = (), stages: list[str] | None = None):
+    """Build a SweepSection from a `[sweep]` table and `--grid key=v1,v2` specs; every value is checked
+    with `validate_value`, so an unknown key or a bad value names both."""
+    from ftmodel.config.schema import SweepSection
+    from ftmodel.rundir import STAGES
+
+    values = _unwrap(values) if values is not None else {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"sweep: expected a table [sweep], got {values!r}")
+    sweep = SweepSection()
+    grid: dict[str, list] = {}
+    for key, raw in values.items():
+        if key == "stages":
+            sweep.stages = _check_value("sweep.stages", list, raw, {})
+        elif "." in key:
+            if not isinstance(raw, list) or not raw:
+                raise ConfigError(f"sweep.\"{key}\": expected a non-empty list of values, got {raw!r}")
+            grid[key] = raw
+        else:
+            raise ConfigError(f"unknown key sweep.{key} (grid keys are \"section.key\" = [values], plus stages)")
+    for spec in grid_specs:
+        if "=" not in spec:
+            raise ConfigError(f"--grid {spec}: expected section.key=value1,value2")
+        key, raw = spec.split("=", 1)
+        grid[key.strip()] = [v.strip() for v in raw.split(",") if v.strip()]
+        if not grid[key.strip()]:
+            raise ConfigError(f"--grid {spec}: no values")
+    if stages is not None:
+        sweep.stages = stages
+    for key, vals in grid.items():
+        section, _, name = key.partition(".")
+        if section == "sweep":
+            raise ConfigError(f"sweep: {key} cannot itself be swept")
+        typed = []
+        for v in vals:
+            try:
+                typed.append(validate_value(section, name, v))
+            except ConfigError as e:
+                raise ConfigError(f"sweep grid {key} = {v!r}: {e}") from None
+        grid[key] = typed
+    unknown = [s for s in sweep.stages if s not in STAGES]
+    if unknown or not sweep.stages:
+        raise ConfigError(f"sweep.stages: unknown stage {', '.join(unknown) or '(none given)'} "
+                          f"(stages: {', '.join(STAGES)})")
+    sweep.grid = grid
+    return sweep
+
+
+def load_sweep(path: str | Path, grid_specs: list[str] | tuple = (), stages: list[str] | None = None):
+    """Read the `[sweep]` table of a config file, with `--grid`/`--stages` from the command line added."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the sweep ({e})") from None
+    return sweep_from_dict(data.get("sweep"), grid_specs, stages)

@@ -242,6 +242,14 @@ class LaunchSection:
     accelerate_config: str = F("", "accelerate: a config file passed through (e.g. DeepSpeed or FSDP); empty: none.")
     workspace: str = F("workspace", "Workspace directory (runs/, data/, models/), relative to the current "
                        "directory; `--workspace` overrides it.")
+    backend: str = F("local", "`local`: stages run as detached processes on this machine. `slurm`: stages and "
+                     "queued jobs are submitted with sbatch (same worker, same run directories).",
+                     choices=("local", "slurm"))
+    # Slurm settings are launch settings: flat keys keep one table, one form and `--set launch.slurm_…`.
+    slurm_partition: str = F("", "slurm: partition (`--partition`; empty: the cluster's default).")
+    slurm_gpus_per_job: int = F(0, "slurm: GPUs per job (`--gpus`; 0: none requested).", lo=0)
+    slurm_time_limit: str = F("", "slurm: time limit (`--time`, e.g. `04:00:00`; empty: the partition's).")
+    slurm_extra_args: list = F([], "slurm: extra sbatch arguments, one per item (e.g. `--qos=high`).")
 
 
 @dataclass
@@ -274,6 +282,16 @@ class Config:
     def to_dict(self) -> dict:
         """Return the config as plain nested dicts (what a snapshot writes)."""
         return dataclasses.asdict(self)
+
+
+@dataclass
+class SweepSection:
+    """A grid of experiments (`[sweep]`): `"section.key" = [values…]` entries, and the stages each point runs.
+
+    Not a part of Config: a run never reads it; `ftmodel sweep` does (see `loading.load_sweep`)."""
+
+    stages: list = F(["sft", "grpo", "evaluate"], "Stages each grid point runs, in pipeline order.")
+    grid: dict = field(default_factory=dict, metadata={"doc": "`\"grpo.beta\" = [0.0, 0.04]`: values per key."})
 
 
 SECTIONS: dict[str, type] = {f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name]

@@ -25,12 +25,17 @@ def target(ctx: StageContext) -> str:
     return "sft" if ctx.args.get("eval_sft") else "grpo"
 
 
+def adapter_ref(ctx: StageContext) -> str | None:
+    """The adapter to evaluate: `--adapter`, else the run pinned when the stage started (its lineage)."""
+    return ctx.args.get("adapter") or ctx.args.get("adapter_run")
+
+
 def preflight(ctx: StageContext) -> None:
     """Check the eval data and the model to evaluate before any model loads."""
     check_model_source(ctx.cfg)
     check_judge(ctx)
     if ctx.args.get("adapter") or target(ctx) != "base":
-        find_adapter(ctx.ws, ctx.args.get("adapter"), target(ctx))
+        find_adapter(ctx.ws, adapter_ref(ctx), target(ctx))
 
 
 def load_target(ctx: StageContext, which: str, adapter_ref: str | None = None):
@@ -53,7 +58,7 @@ def run(ctx: StageContext) -> dict:
     which = target(ctx)
     label = LABELS[which] if not ctx.args.get("adapter") else "adapter"
     questions = eval_questions(ctx)
-    model, tokenizer, adapter = load_target(ctx, which, ctx.args.get("adapter"))
+    model, tokenizer, adapter = load_target(ctx, which, adapter_ref(ctx))
     ctx.log(f"evaluating {label} ({adapter or 'base model'}) on {len(questions)} questions")
     judge = maybe_judge(ctx)
     completions = generate(ctx, model, tokenizer, questions, label=label)
