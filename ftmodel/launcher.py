@@ -62,7 +62,7 @@ def launch(run: Run, *, new_session: bool = True, launch_cfg=None, env: dict | N
     its process group, so stopping the run stops every rank.
     """
     argv = worker_argv(run, launch_cfg)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     try:
         log = open(run.log_path, "ab")
     except OSError as e:
@@ -71,14 +71,15 @@ def launch(run: Run, *, new_session: bool = True, launch_cfg=None, env: dict | N
     with log:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=new_session, close_fds=True, env=env)
+                                    start_new_session=new_session, close_fds=True, env=full_env)
         except OSError as e:
             _record_failure(run, f"could not start: {e}")
             raise LaunchError(f"could not start {argv[0]}: {e}") from e
     pgid = proc.pid if new_session else os.getpgrp()
     try:
         run.update_state(pid=proc.pid, pgid=pgid, proc_start=process_start_time(proc.pid), launched=time.time(),
-                         worker_argv=argv)
+                         worker_argv=argv, **({"cuda_visible_devices": env["CUDA_VISIBLE_DEVICES"]}
+                                              if env and "CUDA_VISIBLE_DEVICES" in env else {}))
     except OSError as e:
         # A run nobody can find or stop must not go on: end it while we still know its pid.
         if new_session:
