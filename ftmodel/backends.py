@@ -22,6 +22,7 @@ from ftmodel.rundir import Run, atomic_write_text
 
 EXIT_FILE = "slurm_exit.json"
 SCRIPT_FILE = "slurm_job.py"
+KILLED = ("TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE")
 ACTIVE_SLURM = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING")
 
 
@@ -44,7 +45,10 @@ def _slurm(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
 def sbatch_argv(run: Run, launch_cfg, script: Path) -> list[str]:
     """The sbatch command line for a run (an argv list: partition, GPUs, time limit, extra args)."""
     argv = ["sbatch", "--parsable", f"--job-name=ftmodel-{run.id}", f"--output={run.log_path}", "--open-mode=append",
-            f"--chdir={Path.cwd()}", "--export=ALL"]
+            f"--chdir={Path.cwd()}", "--export=ALL",
+            # A job the node lost must end (and show as killed), not restart from scratch behind our back:
+            # the queue decides whether to run it again.
+            "--no-requeue"]
     if launch_cfg.slurm_partition:
         argv.append(f"--partition={launch_cfg.slurm_partition}")
     if launch_cfg.slurm_gpus_per_job:
@@ -75,11 +79,12 @@ def submit(run: Run, worker: list[str], launch_cfg, env: dict | None = None) -> 
 def job_main(run_dir: str, worker: list[str]) -> int:
     """Inside the Slurm job: run the worker, pass stop signals on, write its exit code into the run dir."""
     run = Run(Path(run_dir))
-    proc = subprocess.Popen(worker, stdin=subprocess.DEVNULL)
+    # Its own process group, as a local run has: a stop reaches a pipeline's stage in flight too.
+    proc = subprocess.Popen(worker, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def forward(signum, frame):
         try:
-            proc.send_signal(signum)
+            os.killpg(proc.pid, signum)
         except ProcessLookupError:
             pass
 
@@ -111,7 +116,14 @@ def refresh(run: Run) -> str:
     """A Slurm run's status, recording in state.json how it ended when the job is gone (killed, time limit)."""
     st = run.read_state()
     recorded = st.get("state", "unknown")
-    if recorded not in ("queued", "running"):
+    # Slurm ends a job it kills (time limit, node failure) with SIGTERM first, which the worker records as
+    # "cancelled": unless someone asked for a stop, ask Slurm once what really happened.
+    killed_unasked = recorded == "cancelled" and not st.get("stop_request") and "slurm_state" not in st
+    if recorded == "cancelled" and not st.get("stop_request") and st.get("slurm_state") in KILLED:
+        # the worker recorded its SIGTERM after we had recorded why Slurm sent it: keep the reason
+        run.update_state(state="failed", error=st.get("slurm_error") or st.get("error"))
+        return "failed"
+    if recorded not in ("queued", "running") and not killed_unasked:
         return recorded
     job_id = str(st.get("slurm_job_id"))
     try:
@@ -121,10 +133,13 @@ def refresh(run: Run) -> str:
     if state in ACTIVE_SLURM:
         return recorded
     st = run.read_state()  # the worker may have recorded its end meanwhile
-    if st.get("state") not in ("queued", "running"):
+    if killed_unasked and state not in KILLED:
+        run.update_state(slurm_state=state)
+        return recorded
+    if st.get("state") not in ("queued", "running") and not killed_unasked:
         return st.get("state", "unknown")
     exit_file = run.path / EXIT_FILE
-    code = None
+    code = st.get("exit_code")
     if exit_file.exists():
         try:
             code = json.loads(exit_file.read_text()).get("exit_code")
@@ -135,9 +150,8 @@ def refresh(run: Run) -> str:
             "CANCELLED": "cancelled in Slurm", "PREEMPTED": "preempted by Slurm", "OUT_OF_MEMORY": "killed by Slurm: out of memory",
             "FAILED": "failed in Slurm"}.get(state or "", f"Slurm job {job_id} ended ({state or 'forgotten'})")
     status = "cancelled" if state == "CANCELLED" else "failed"
-    run.update_state(state=status, ended=time.time(), exit_code=code,
-                     error=f"{what} ({reason}); job {job_id}; log: {tail}" if tail else f"{what} ({reason})",
-                     slurm_state=state)
+    error = f"{what} ({reason}); job {job_id}; log: {tail}" if tail else f"{what} ({reason})"
+    run.update_state(state=status, ended=time.time(), exit_code=code, error=error, slurm_state=state, slurm_error=error)
     return status
 
 

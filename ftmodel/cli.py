@@ -15,7 +15,7 @@ from pathlib import Path
 from ftmodel import config as config_mod
 from ftmodel.context import StageError
 from ftmodel.errors import FtmodelError
-from ftmodel.launcher import LaunchError, start_stage, stop
+from ftmodel.launcher import LaunchError, run_status, start_stage, stop
 from ftmodel.rundir import ACTIVE_STATES, BROKEN, STAGES, Run, find_run, list_runs
 from ftmodel.stages import PIPELINE
 
@@ -399,7 +399,7 @@ def follow(run: Run, out=None, poll: float = 0.2) -> int:
     while True:
         try:
             moved = pump()
-            if run.status() not in ACTIVE_STATES and not moved:
+            if run_status(run) not in ACTIVE_STATES and not moved:
                 break
             time.sleep(poll)
         except KeyboardInterrupt:
@@ -413,7 +413,7 @@ def follow(run: Run, out=None, poll: float = 0.2) -> int:
             except KeyboardInterrupt:
                 print(f"\ndetached: run {run.id} keeps going", file=out)
                 return 0
-    status = run.status()
+    status = run_status(run)
     code = run.read_state().get("exit_code")
     print(f"{run.id}: {status}" + (f" (exit {code})" if code not in (None, 0) else "")
           + (f": {run.problem()}" if status == BROKEN else ""), file=out, flush=True)
@@ -452,7 +452,7 @@ def _cmd_runs(ns: argparse.Namespace) -> int:
         progress = f"{prog.get('step', 0)}/{prog.get('total') or '?'}"
         start, end = st.get("started"), st.get("ended") or time.time()
         duration = f"{end - start:8.0f}s" if start else ""
-        status = run.status()
+        status = run_status(run)  # a Slurm run asks the scheduler (and records a job it killed)
         if status == BROKEN:
             status = f"{BROKEN}: {run.problem()}"
         print(f"{run.id:34} {st.get('stage', '?'):9} {status:10} {progress:>12} {duration:>9}")

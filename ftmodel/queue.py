@@ -375,6 +375,16 @@ def start_runner(ws: str | Path) -> int | None:
     return proc.pid
 
 
+def _on_slurm(ws: Path, job: dict) -> bool:
+    """Whether a job goes to Slurm (its config says launch.backend = "slurm"); an invalid one does not."""
+    from ftmodel import config as config_mod
+
+    try:
+        return job_config(ws, job).launch.backend == "slurm"
+    except config_mod.ConfigError:
+        return False
+
+
 def run_queue(ws: str | Path, *, poll: float = 1.0, report: Callable[[str], None] = print,
               gpus: Callable[[], list[Gpu]] = query_gpus) -> int:
     """Drain the queue until nothing is queued or running (or it is paused and idle); return 0.
@@ -404,8 +414,10 @@ def run_queue(ws: str | Path, *, poll: float = 1.0, report: Callable[[str], None
                 return 0
             started = False
             if queued and not data.get("paused"):
-                devices = gpus()
-                if devices:
+                devices = [] if _on_slurm(ws, queued[0]) else gpus()
+                if _on_slurm(ws, queued[0]):
+                    env, slot = None, True  # the scheduler places it; submitting is all we do
+                elif devices:
                     gpu = pick_gpu(devices, {str(j.get("gpu")) for j in running if j.get("gpu") is not None})
                     env = {"CUDA_VISIBLE_DEVICES": gpu.index} if gpu else None
                     slot = gpu is not None
