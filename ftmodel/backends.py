@@ -175,4 +175,9 @@ def stop(run: Run, *, int_wait: float = 60.0, term_wait: float = 15.0, now: bool
         deadline = time.monotonic() + term_wait
         while time.monotonic() < deadline and refresh(run) in ("queued", "running"):
             time.sleep(0.5)
+    # The worker records its end before the job leaves Slurm; wait (bounded) for the job too, so the
+    # exit code it writes is there when we say "stopped".
+    deadline = time.monotonic() + term_wait
+    while time.monotonic() < deadline and slurm_state(job_id)[0] in ACTIVE_SLURM:
+        time.sleep(0.5)
     return run.read_state().get("state", "unknown")

@@ -115,8 +115,8 @@ def process_alive(pid: int | None, start_time: int | None) -> bool:
 # foreign state.json must not crash `runs` or the console).
 _INT_KEYS = ("pid", "pgid", "proc_start", "exit_code", "worker_pid")
 _FLOAT_KEYS = ("created", "started", "ended", "updated", "launched")
-_STR_KEYS = ("run_id", "stage", "state", "host", "error", "group", "current")
-_DICT_KEYS = ("args", "outputs", "wandb", "stop_request")
+_STR_KEYS = ("run_id", "stage", "state", "host", "error", "group", "current", "slurm_job_id")
+_DICT_KEYS = ("args", "outputs", "wandb", "stop_request", "fingerprint", "lineage")
 _LIST_KEYS = ("argv", "worker_argv")
 _REQUIRED = ("run_id", "stage", "state", "host")  # null is no value for these (the others may be null)
 
