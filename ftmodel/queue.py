@@ -7,7 +7,8 @@ two runners never drain one workspace; it starts one job after another on CPU, o
 with the most free memory (`CUDA_VISIBLE_DEVICES`), continues past failures, and exits when
 nothing is left. A job becomes a run directory when it starts (its args carry `queue_job`, so a
 job started by a runner that then died is found again and never started twice). A corrupt queue
-file is an error naming the file; it is never overwritten.
+file is an error naming the file; it is never overwritten. (Over 400 lines: the file format, job states,
+reconciliation after a crash and the runner that acts on them belong together.)
 """
 
 from __future__ import annotations
@@ -27,15 +28,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ftmodel.errors import FtmodelError
-from ftmodel.rundir import Run, atomic_write_text, file_lock, find_run, list_runs, process_alive, process_start_time
+from ftmodel.gpus import Gpu, pick_gpu, query_gpus  # noqa: F401 (Gpu, pick_gpu: part of the queue's API)
+from ftmodel.rundir import Run, atomic_write_text, file_lock, find_run, list_runs, process_start_time
 
 QUEUE_DIR = "queue"
 QUEUE_FILE = "queue.json"
 JOB_STATES = ("queued", "starting", "running", "done", "failed", "cancelled", "invalid")
 OPEN_STATES = ("queued", "starting", "running")
 MAX_LOST = 2  # a job whose process vanished (reboot) is requeued this often, then marked failed
-MIN_FREE_FRACTION = 0.5  # a GPU takes a job only with at least this share of its memory free
-NVIDIA_SMI = ["nvidia-smi", "--query-gpu=index,memory.free,memory.total", "--format=csv,noheader,nounits"]
 
 
 class QueueError(FtmodelError):
@@ -182,39 +182,6 @@ def job_config(ws: str | Path, job: dict):
     from ftmodel import config as config_mod
 
     return config_mod.load(job_config_path(ws, job), job.get("overrides") or [])
-
-
-# --- GPUs ---------------------------------------------------------------------------------------
-
-@dataclass
-class Gpu:
-    index: str
-    free_mib: float
-    total_mib: float
-
-
-def query_gpus(run: Callable = subprocess.run) -> list[Gpu]:
-    """GPUs with their free and total memory from nvidia-smi; [] without nvidia-smi or a GPU."""
-    try:
-        out = run(NVIDIA_SMI, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    if out.returncode != 0:
-        return []
-    gpus = []
-    for line in out.stdout.splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        try:
-            gpus.append(Gpu(parts[0], float(parts[1]), float(parts[2])))
-        except (IndexError, ValueError):
-            continue
-    return gpus
-
-
-def pick_gpu(gpus: list[Gpu], busy: set[str]) -> Gpu | None:
-    """The GPU with the most free memory that none of our jobs uses and that is at least half free."""
-    free = [g for g in gpus if g.index not in busy and g.total_mib > 0 and g.free_mib / g.total_mib >= MIN_FREE_FRACTION]
-    return max(free, key=lambda g: g.free_mib) if free else None
 
 
 # --- job lifecycle ------------------------------------------------------------------------------

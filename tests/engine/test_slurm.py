@@ -4,7 +4,6 @@ tail, and a stop sends SIGINT to the batch step first so SFT saves a checkpoint.
 
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
