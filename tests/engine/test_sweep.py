@@ -114,3 +114,28 @@ def test_a_2x2_sweep_runs_sft_twice_and_grpo_four_times(tmp_path):
     grpo = sorted(p for p in (ws / "runs").iterdir() if p.name.startswith("grpo-"))[-1]
     chain = cli("lineage", grpo.name, "--workspace", str(ws)).stdout
     assert "← sft sft-" in chain and "← filter filter-" in chain
+
+
+def test_a_sweeps_wandb_runs_share_its_group_and_record_their_lineage(tmp_path):
+    """Read back with wandb's own reader: group = the sweep id; config holds fingerprint and lineage."""
+    import subprocess
+    import sys
+
+    ws = prepared_workspace(tmp_path, n_train=20)
+    assert cli("distill", "--workspace", str(ws), "--set", "wandb.enabled=false", env=ENV).returncode == 0
+    online = {"WANDB_MODE": "offline"}
+    res = cli("sweep", "--workspace", str(ws), "--config", str(DEFAULT_CONFIG), "--grid", "filter.min_chars=3",
+              "--stages", "filter", "--no-start", env=online)
+    assert res.returncode == 0, res.stderr
+    sweep_id = res.stdout.split("sweep ", 1)[1].split(":")[0]
+    assert cli("queue", "run", "--workspace", str(ws), env=online).returncode == 0
+    (run,) = [p for p in (ws / "runs").iterdir() if p.name.startswith("filter-")]
+    (offline,) = (run / "wandb").glob("offline-run-*")
+    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(offline)],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    record = next(json.loads(l)["run"] for l in out.splitlines() if '"type":"run"' in l.replace(" ", ""))
+    assert record["run_group"] == sweep_id
+    config = record["config"]["update"]
+    assert config["ftmodel_fingerprint"] == read_state(run)["fingerprint"]["digest"]
+    distill = next(p.name for p in (ws / "runs").iterdir() if p.name.startswith("distill-"))
+    assert config["ftmodel_lineage"] == {"data/distilled.jsonl": distill}
