@@ -70,17 +70,28 @@ def launch(run: Run, *, new_session: bool = True, launch_cfg=None) -> subprocess
     return proc
 
 
+def job_module(stage: str):
+    """Return the module that runs a job: a stage's module, or the pipeline driver.
+
+    The driver gets `launch` through its context (see worker), so it never imports this module and
+    the engine's imports stay free of circles (launcher -> pipeline -> stages).
+    """
+    from ftmodel import pipeline
+    from ftmodel.stages import PIPELINE, stage_module
+
+    return pipeline if stage == PIPELINE else stage_module(stage)
+
+
 def start_stage(stage: str, cfg, workspace: str | Path, args: dict, *, argv: list[str],
               group: str | None = None, new_session: bool = True):
     """Check a stage's preconditions, create its run directory and launch it; return (run, process)."""
     from ftmodel.config import to_toml
     from ftmodel.context import StageContext
-    from ftmodel.stages import stage_module
     from ftmodel.workspace import Workspace
 
     ws = Workspace(Path(workspace))
     args = {**args, "workspace": str(ws.root.resolve())}  # the worker may run from another directory
-    module = stage_module(stage)
+    module = job_module(stage)
     probe = StageContext(run=Run(ws.runs / "(preflight)"), cfg=cfg, ws=ws, stage=stage, args=args)
     module.preflight(probe)
     run = create_run(workspace, stage, config_toml=to_toml(cfg), argv=argv, args=args, group=group)

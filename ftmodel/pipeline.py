@@ -32,8 +32,6 @@ def preflight(ctx: StageContext) -> None:
 
 def run(ctx: StageContext) -> dict:
     """Run each selected stage as a child run and wait for it."""
-    from ftmodel.launcher import launch
-
     stages = selected_stages(ctx.args.get("stages"))
     child_args = {k: v for k, v in ctx.args.items() if k in ("workspace", "no_judge")}
     snapshot = config_mod.to_toml(ctx.cfg)
@@ -47,7 +45,7 @@ def run(ctx: StageContext) -> dict:
         ctx.run.update_state(children=children, current=stage)
         ctx.log(f"==> {stage} ({i + 1}/{len(stages)}): run {child.id}")
         # Same process group as the driver: stopping the pipeline stops the stage in flight.
-        proc = launch(child, new_session=False, launch_cfg=ctx.cfg.launch)
+        proc = ctx.launch(child, new_session=False, launch_cfg=ctx.cfg.launch)
         proc.wait()  # a SIGINT reaches the stage too; the wait resumes after our handler runs
         status = child.status()
         if status != "finished":

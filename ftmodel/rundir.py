@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-STAGES = ("prepare", "distill", "filter", "sft", "grpo", "evaluate", "export", "ablation")
-ACTIVE_STATES = ("queued", "running")
-FINAL_STATES = ("finished", "failed", "cancelled")
+from ftmodel.words import ACTIVE_STATES, FINAL_STATES, STAGES  # noqa: F401 - re-exported, the old home
 
 STATE_FILE = "state.json"
 METRICS_FILE = "metrics.jsonl"

@@ -617,18 +617,20 @@ def _remove_stale_marker(run: OfflineRun) -> None:
 
 def sync_runs(ws: Workspace | str | Path, runs: Iterable[OfflineRun] | None = None, *, dry_run: bool = False,
               timeout: float = DEFAULT_TIMEOUT, limits: dict[str, str] | None = None, force: bool = False,
-              progress_cb: Callable[[str, str], None] | None = None, env: dict[str, str] | None = None) -> list[Result]:
+              progress_cb: Callable[[str, str], None] | None = None, env: dict[str, str] | None = None,
+              result_cb: Callable[[Result], None] | None = None) -> list[Result]:
     """Sync offline runs (default: all) to the server in WANDB_BASE_URL and verify each one.
 
     Verified runs are skipped without any network traffic (unless `force`). `timeout` bounds each
     `wandb sync` subprocess; `limits` overrides the client's retry/timeout environment.
-    `progress_cb(key, message)` is called from this thread as work proceeds.
+    `progress_cb(key, message)` is called from this thread as work proceeds, and `result_cb(result)`
+    once per run when its outcome is final (so a UI counts runs without parsing the messages).
     """
     ws = _ws(ws)
     runs = list_offline_runs(ws) if runs is None else list(runs)
     say = progress_cb or (lambda key, msg: None)
     base_env = dict(os.environ if env is None else env)
-    results: list[Result] = []
+    results: list[Result] = _Results(result_cb)
     pending = []
     for run in runs:
         entry = read_ledger(ws).get(run.key, {})
@@ -665,6 +667,19 @@ def sync_runs(ws: Workspace | str | Path, runs: Iterable[OfflineRun] | None = No
         results.append(result)
         say(run.key, f"{result.state}" + (f": {result.reason}" if result.reason else ""))
     return results
+
+
+class _Results(list):
+    """The results list, telling `result_cb` about each result as it is appended."""
+
+    def __init__(self, result_cb):
+        super().__init__()
+        self.result_cb = result_cb
+
+    def append(self, result) -> None:
+        super().append(result)
+        if self.result_cb is not None:
+            self.result_cb(result)
 
 
 def _fail(ws: Workspace, run: OfflineRun, reason: str, server_url: str | None, dry_run: bool,

@@ -14,8 +14,16 @@ import pytest
 from ftmodel import config
 from tests.tui.fake_runs import DEFAULT_CONFIG, make_run, self_pid, sft_rows
 from tests.tui.test_app import make_app, until
-from tui.screens import (AblationScreen, AskScreen, CompletionsScreen, ConfigScreen, OverlayScreen, PickScreen,
-                         RunDetailScreen, RunsScreen, SyncScreen, TextScreen)
+from tui.dialogs import AskScreen, PickScreen, TextScreen
+from tui.screens import (
+    AblationScreen,
+    CompletionsScreen,
+    ConfigScreen,
+    OverlayScreen,
+    RunDetailScreen,
+    RunsScreen,
+    SyncScreen,
+)
 from tui.workbench import ConfigDocument, read_ablation
 
 pytestmark = pytest.mark.anyio
@@ -209,7 +217,7 @@ def fake_workspace(ws: Path) -> None:
 
 
 async def open_runs(app, pilot) -> RunsScreen:
-    await until(pilot, lambda: app.runs, what="scan")
+    await until(pilot, lambda: app.main.runs, what="scan")
     await pilot.press("r")
     await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.rows, what="runs browser")
     return app.screen
@@ -325,7 +333,7 @@ async def test_sync_lists_offline_runs_and_reports_failures_with_the_reason(ws):
     offline_run(ws, "sft-20260101-000000-0001", "aaaa1111")
     offline_run(ws, "sft-20260101-000100-0002", "bbbb2222")
     app = make_app(ws)
-    app.sync_env = {"PATH": os.environ["PATH"], "NETRC": str(ws / "no-netrc")}  # no server configured
+    app.sync.env = {"PATH": os.environ["PATH"], "NETRC": str(ws / "no-netrc")}  # no server configured
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("w")
         await until(pilot, lambda: isinstance(app.screen, SyncScreen) and app.screen.offline, what="sync screen")
@@ -342,7 +350,7 @@ async def test_sync_lists_offline_runs_and_reports_failures_with_the_reason(ws):
         assert "failed" in str(table.get_row_at(0)[2]) and "WANDB_BASE_URL" in str(table.get_row_at(0)[4])
         await pilot.press("f")  # retry failures: only the failed one
         await until(pilot, lambda: sum("synced and verified" in n for n in app.notes) == 2, timeout=30,
-                    what="retry done")
+                    what=f"retry done {app.notes}")
         assert screen.offline[1].state == "never"
 
 
@@ -366,7 +374,7 @@ async def test_ablation_matrix_with_deltas_exports_markdown(ws):
                                   "1.00 (+1.00)", "0.50 (+0.40)"]
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.runs, what="scan")
+        await until(pilot, lambda: app.main.runs, what="scan")
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, AblationScreen) and app.screen.matrix, what="matrix")
         table = app.screen.query_one("#abl-matrix")
@@ -380,7 +388,7 @@ async def test_ablation_matrix_with_deltas_exports_markdown(ws):
 async def test_ablation_launch_passes_variants_and_judge_switch(ws):
     app = make_app(ws)
     launched = []
-    app.launch_config = lambda stage, cfg, args, argv: launched.append((stage, cfg, args, argv))
+    app._launch = lambda stage, cfg, args, argv: launched.append((stage, cfg, args, argv))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, AblationScreen), what="ablation screen")
@@ -423,7 +431,7 @@ async def test_completions_browser_filters_by_reward_qtype_and_text(ws):
     make_run(ws, "grpo-20260101-000000-0001", "grpo", "finished", files={"completions.jsonl": completions()})
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.runs, what="scan")
+        await until(pilot, lambda: app.main.runs, what="scan")
         await pilot.press("g")
         await until(pilot, lambda: isinstance(app.screen, CompletionsScreen) and app.screen.rows, what="rows")
         screen = app.screen
