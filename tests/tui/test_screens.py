@@ -256,7 +256,7 @@ async def test_run_details_overlay_and_delete(ws):
         order = [r.id for r in screen.shown]
         table.move_cursor(row=order.index("sft-20260101-000000-0001"))
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="details")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.loaded, what="details")
         detail = app.screen
         rendered = str(detail.query_one("#detail-config").render())
         current = config.load(DEFAULT_CONFIG)  # the snapshot is diffed against the current default config
@@ -272,8 +272,7 @@ async def test_run_details_overlay_and_delete(ws):
         await pilot.press("space")
         assert screen.marked == {"sft-20260101-000000-0001", "sft-20260101-000100-0002"}
         await pilot.press("o")
-        await until(pilot, lambda: isinstance(app.screen, OverlayScreen) and hasattr(app.screen, "drawn"),
-                    what="overlay")
+        await until(pilot, lambda: isinstance(app.screen, OverlayScreen) and app.screen.drawn, what="overlay")
         assert app.screen.metric == "loss" and app.screen.drawn == 2
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is screen, what="back")
@@ -379,6 +378,9 @@ async def test_ablation_matrix_with_deltas_exports_markdown(ws):
         await until(pilot, lambda: isinstance(app.screen, AblationScreen) and app.screen.matrix, what="matrix")
         table = app.screen.query_one("#abl-matrix")
         assert table.row_count == 3 and table.get_row_at(0)[0] == "mc"
+        # Sized from the data when filled, never left at the header's five cells to be measured later.
+        qtype = table.ordered_columns[0]
+        assert not qtype.auto_width and qtype.width == len("overall")
         await pilot.press("e")
         await until(pilot, lambda: notes(app, "ablation_matrix.md"), what="export")
     md = (run / "ablation_matrix.md").read_text()

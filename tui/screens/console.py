@@ -8,13 +8,11 @@ widgets. Starting and stopping runs is app-wide work: this screen asks for it wi
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
 
-from rich.markup import escape
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
@@ -38,18 +36,12 @@ from tui.messages import (
     RunsScanned,
     StopRequested,
 )
+from tui.screens.console_workers import ConsoleWorkers
+from tui.status import status_label, status_view
 from tui.view import (
     RunFollower,
     RunSummary,
     SeriesStore,
-    columns_from_rows,
-    config_beta,
-    fmt_duration,
-    health_hints,
-    parse_nvidia_smi,
-    read_results,
-    scan_workspace,
-    speed_and_eta,
     stage_argv,
     stage_rows,
 )
@@ -57,27 +49,9 @@ from tui.widgets.charts import CHARTS, ChartPanel
 from tui.widgets.log import LogPanel, set_text
 
 STAGE_ITEMS = JOBS
-POLL_SECONDS = 0.5
-GPU_POLL_SECONDS = 2.0
-NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=index,utilization.gpu,memory.used,memory.total",
-                    "--format=csv,noheader,nounits"]
-
-# A glyph per state, so states read without colour (NO_COLOR, monochrome terminals).
-STATUS_GLYPH = {"running": "●", "queued": "…", "finished": "✓", "failed": "✗", "cancelled": "■",
-                "lost": "!", "unknown": "?"}
-STATUS_STYLE = {"running": "$success", "queued": "$warning", "finished": "$primary", "failed": "$error",
-                "cancelled": "$warning", "lost": "$error"}
-
-
-def status_label(status: str) -> str:
-    """A state as shown: its glyph, then its name in the UI language, coloured when there is colour."""
-    label = f"{STATUS_GLYPH.get(status, ' ')} {t(status)}"
-    style = STATUS_STYLE.get(status)
-    return f"[{style}]{label}[/]" if style else label
-
 
 @actions.bind("console")
-class ConsoleScreen(Screen):
+class ConsoleScreen(ConsoleWorkers, Screen):
     """Stages and their runs on the left; status, progress, charts, results and log on the right."""
 
     selected_stage: reactive[str] = reactive(STAGES[0])
@@ -164,65 +138,6 @@ class ConsoleScreen(Screen):
         """Show this run as soon as a scan finds it (a run just started)."""
         self._pending_run = run_id
         self._wake.set()
-
-    # ---------------------------------------------------------------- workers
-
-    @work(thread=True, exclusive=True, group="charts", name="import-plotext")
-    def _import_charts(self) -> None:
-        """Import textual_plotext off the main thread (it costs ~0.35 s) so the first frame is fast."""
-        import textual_plotext  # noqa: F401
-
-        self.post_message(ChartsReady())
-
-    @work(thread=True, exclusive=True, group="poll", name="poll-runs")
-    def _poll_runs(self) -> None:
-        """Scan the workspace's runs and tail the selected run's metrics and log, forever."""
-        from textual.worker import get_current_worker
-
-        worker = get_current_worker()
-        while not worker.is_cancelled:
-            self._wake.clear()
-            self.post_message(RunsScanned(scan_workspace(self.workspace)))
-            follower = self.follower
-            if follower is not None:
-                self._follow_once(follower, worker)
-            self._wake.wait(POLL_SECONDS)
-
-    def _follow_once(self, follower: RunFollower, worker) -> None:
-        run_id = follower.run.id
-        if follower.history_pending():
-            follower.read_history(lambda store, exact: self.post_message(MetricsHistory(run_id, store, exact)),
-                                  lambda: worker.is_cancelled or self.follower is not follower)
-        while not worker.is_cancelled and self.follower is follower:
-            rows = follower.read_metrics()
-            if not rows:
-                break
-            caught_up = follower.caught_up()
-            self.post_message(MetricsChunk(run_id, columns_from_rows(rows), len(rows), caught_up))
-        lines = follower.read_log()
-        if lines:
-            self.post_message(LogLines(run_id, lines))
-        if self.results_for != run_id:
-            summary = self.runs_by_id.get(run_id)
-            if summary is not None and not summary.active:
-                self.post_message(ResultsLoaded(run_id, read_results(follower.run.path),
-                                                config_beta(follower.run.path)))
-            elif self.beta is None:
-                self.post_message(ResultsLoaded(run_id, [], config_beta(follower.run.path)))
-
-    @work(thread=True, exclusive=True, group="gpu", name="poll-gpu")
-    def _poll_gpu(self) -> None:
-        """Sample nvidia-smi every couple of seconds."""
-        from textual.worker import get_current_worker
-
-        worker = get_current_worker()
-        while not worker.is_cancelled:
-            try:
-                out = subprocess.run(NVIDIA_SMI_QUERY, capture_output=True, text=True, timeout=10).stdout
-                self.post_message(GpuPolled(parse_nvidia_smi(out)))
-            except (OSError, subprocess.SubprocessError):
-                self.post_message(GpuPolled([]))
-            time.sleep(GPU_POLL_SECONDS)
 
     # ---------------------------------------------------------------- message handlers
 
@@ -390,46 +305,17 @@ class ConsoleScreen(Screen):
         return f"{when} {status_label(run.status)}"
 
     def _refresh_status(self) -> None:
-        status = self.query_one("#status", Static)
-        bar = self.query_one("#progress", ProgressBar)
-        text = self.query_one("#progress-text", Static)
-        hints = self.query_one("#hints", Static)
         summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
-        if summary is None:
-            set_text(status, t("[b]{stage}[/b]: no runs yet — press [b]s[/b] to start it", stage=self.selected_stage)
-                     if not self.selected_run else t("{run}: reading…", run=self.selected_run))
-            bar.update(total=None, progress=0)
-            set_text(text, "")
-            set_text(hints, "")
-            hints.display = False
-            return
-        parts = [f"[b]{summary.id}[/b]", status_label(summary.status)]
-        if summary.exit_code is not None:
-            parts.append(t("exit {code}", code=summary.exit_code))
-        if summary.current:
-            parts.append(t("now: {stage}", stage=summary.current))
-        lines = [" · ".join(parts)]
-        if summary.error:
-            lines.append(f"[$error]{t('error:')}[/] {escape(summary.error)}")
-        if summary.status == "lost":
-            lines.append(t("[$error]its process is gone[/] (killed, machine rebooted?) — last log lines below"))
-        set_text(status, "\n".join(lines))
-        # A finished stage that never counted steps has no progress to show, not an endless spinner.
-        bar.display = summary.active or bool(summary.total)
-        bar.update(total=summary.total or None, progress=summary.step)
-        rate, eta = speed_and_eta(summary, self.store)
-        total = summary.total if summary.total is not None else "?"
-        bits = [f"{summary.step}/{total}"] if summary.step or summary.total or summary.active else []
-        if rate:
-            bits.append(t("{rate} steps/s", rate=f"{rate:.2f}" if rate < 10 else f"{rate:.0f}"))
-        if summary.active:
-            bits.append(t("ETA {time}", time=fmt_duration(eta)))
-        elif summary.started and summary.ended:
-            bits.append(t("took {time}", time=fmt_duration(summary.ended - summary.started)))
-        set_text(text, "  ".join(bits))
-        hint_lines = health_hints(summary.stage, self.store, self.beta)
-        set_text(hints, "\n".join(f"⚠ {t(h)}" for h in hint_lines))
-        hints.display = bool(hint_lines)
+        shown = status_view(summary, self.store, self.beta, self.selected_stage, self.selected_run)
+        set_text(self.query_one("#status", Static), shown.status)
+        bar = self.query_one("#progress", ProgressBar)
+        if shown.bar is not None:
+            bar.display = shown.bar
+        bar.update(total=shown.total, progress=shown.step)
+        set_text(self.query_one("#progress-text", Static), shown.progress)
+        hints = self.query_one("#hints", Static)
+        set_text(hints, shown.hints)
+        hints.display = bool(shown.hints)
 
     def _apply_visibility(self, has_results: bool | None = None) -> None:
         hidden = self.hidden_panels

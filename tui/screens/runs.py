@@ -29,7 +29,8 @@ class RunsScreen(FilteredTable):
 
     FILTER_INPUT, TABLE = "runs-text", "runs-table"
 
-    COLUMNS = ("*", "stage", "state", "start", "time", *KEY_METRICS, "wandb", "sync", "run")
+    # The run id comes first so it stays visible at 80 columns (the rest scrolls sideways).
+    COLUMNS = ("*", "run", "stage", "state", "start", "time", *KEY_METRICS, "wandb", "sync")
 
     def __init__(self):
         super().__init__()
@@ -70,7 +71,7 @@ class RunsScreen(FilteredTable):
         text = self.query_one("#runs-text", Input).value
         current = self.cursor_run()
         self.shown = [r for r in self.rows if r.matches(self.stage_filter, self.state_filter, text)]
-        cells = [(r.id, ("*" if r.id in self.marked else " ", *r.cells()[1:], r.id)) for r in self.shown]
+        cells = [(r.id, ("*" if r.id in self.marked else " ", *_shown_cells(r))) for r in self.shown]
         table.clear()
         for key, row in cells:
             table.add_row(*row, key=key)
@@ -205,6 +206,12 @@ class RunsScreen(FilteredTable):
             self.fill()
         self.notify(message.note, severity="information" if message.removed else "error")
         self.load_rows()
+
+
+def _shown_cells(row: RunRow) -> tuple[str, ...]:
+    """A row's cells as the table shows them: states in the UI language."""
+    run_id, stage, status, *rest, wandb, sync = row.cells()
+    return (run_id, stage, t(status), *rest, wandb, t(sync) if sync in ("never", "synced", "failed") else sync)
 
 
 class RunDetailScreen(Workbench):
