@@ -251,6 +251,7 @@ class FtmodelConsole(App[None]):
         set_language(lang or ("en" if language() == "zh" else "zh"))
         actions.retranslate([self, *self.screen_stack])
         self.refresh_bindings()
+        self.main.relabel()
         self.notify(t("language: English"), timeout=3)
 
     def get_system_commands(self, screen):

@@ -77,6 +77,9 @@ async def test_console_in_chinese_and_switched_to_english_from_the_palette_actio
         await app.run_action("switch_language('en')")
         keys = {b.id: b.description for b in app.main._bindings.key_to_bindings["s"]}
         assert keys["run.start_stage"] == "Start stage"
+        await until(pilot, lambda: "finished" in str(app.query_one("#stages").get_option_at_index(3).prompt),
+                    what="the stage list said again in English")
+        assert app.query_one("#stages").border_title == "stages"
         assert any("language: English" in n for n in app.notes)
         commands = [c.title for c in app.get_system_commands(app.screen)]
         assert "Language: 中文" in commands and "Start stage" in commands

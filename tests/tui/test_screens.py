@@ -343,6 +343,8 @@ async def test_sync_lists_offline_runs_and_reports_failures_with_the_reason(ws):
         await pilot.press("space")  # mark the first, cursor moves on
         await pilot.press("s")
         await until(pilot, lambda: notes(app, "0 synced and verified, 1 failed"), timeout=30, what="sync done")
+        bar = screen.query_one("#sync-progress")
+        assert bar.total == 1 and bar.progress == 1  # advanced by the engine's result event, not parsed text
         await until(pilot, lambda: screen.offline and screen.offline[0].state == "failed", what="ledger re-read")
         assert "WANDB_BASE_URL" in screen.offline[0].reason
         assert screen.offline[1].state == "never"

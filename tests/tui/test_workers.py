@@ -158,3 +158,16 @@ async def test_under_no_color_ticked_and_empty_boxes_differ_and_switches_are_box
         box.value = not before
         await until(pilot, lambda: app.screen.doc.pending.get(("model", "trust_remote_code")) == (not before),
                     what="edit recorded")
+
+
+async def test_log_panel_wraps_long_lines_at_80_columns(ws):
+    long_line = "run prepare: building the embedded base model " + "x" * 120 + " END"
+    make_run(ws, "prepare-20260101-000000-0001", "prepare", "finished", log=[long_line])
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.query_one("#log").line_count == 1, what="log line")
+        log = app.query_one("#log")
+        await until(pilot, lambda: len(log.lines) > 1, what="wrapped rows")
+        shown = "".join(strip.text for strip in log.lines)
+        assert "END" in shown, [s.cell_length for s in log.lines]
+        assert max(s.cell_length for s in log.lines) <= log.size.width, ([s.cell_length for s in log.lines], log.size)

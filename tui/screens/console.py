@@ -84,13 +84,30 @@ class ConsoleScreen(ConsoleWorkers, Screen):
 
     # ---------------------------------------------------------------- layout
 
-    def compose(self) -> ComposeResult:
+    def _top_line(self) -> str:
         from ftmodel.tracking import wandb_mode
 
         app = self.app
-        yield Static(t("ftmodel · config {config} · workspace {workspace} · wandb {mode}",
-                       config=app.config_path, workspace=self.workspace, mode=wandb_mode(app.cfg)),
-                     id="top", markup=False)
+        return t("ftmodel · config {config} · workspace {workspace} · wandb {mode}", config=app.config_path,
+                 workspace=self.workspace, mode=wandb_mode(app.cfg))
+
+    def relabel(self) -> None:
+        """Say everything again in the current language (after a language switch)."""
+        self.query_one("#top", Static).update(self._top_line())
+        self.query_one("#stages").border_title = t("stages")
+        for panel in self.query(ChartPanel):
+            panel.border_title = f"{PANELS[panel.spec.key]} {t(panel.spec.title)}"
+        for key in ("gpu", "results", "log"):
+            for panel in self.query(f"#panel-{key}"):
+                panel.border_title = f"{PANELS[key]} {t(key if key != 'gpu' else 'GPU')}"
+        self._stage_prompts = []
+        self._refresh_stage_list()
+        self._run_ids = []
+        self._refresh_run_list()
+        self._refresh_status()
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._top_line(), id="top", markup=False)
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 stages = OptionList(*[Option(s, id=s) for s in STAGE_ITEMS], id="stages")

@@ -14,8 +14,11 @@ class LogPanel(RichLog):
     """A run's log lines, wrapped to the panel's width; `lines_text` keeps the raw lines."""
 
     def __init__(self, *, id: str | None = None, max_lines: int = MAX_LINES):
-        super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False, auto_scroll=True)
+        # min_width 1: RichLog would otherwise wrap at 78 cells at least, wider than an 80x24 panel.
+        super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False, auto_scroll=True,
+                         min_width=1)
         self.lines_text: deque[str] = deque(maxlen=max_lines)
+        self._wrapped_at = 0
 
     @property
     def line_count(self) -> int:
@@ -27,6 +30,20 @@ class LogPanel(RichLog):
         for line in lines:
             self.lines_text.append(line)
             self.write(Text(line, no_wrap=False, overflow="fold"))
+        self._wrapped_at = self.scrollable_content_region.width
+
+    def on_resize(self, event) -> None:
+        """Wrap every line again at the new width (lines are wrapped when written).
+
+        Textual then also calls RichLog's own handler, which writes what waited for a known size.
+        """
+        width = self.scrollable_content_region.width
+        if width and width != self._wrapped_at and self.lines_text:
+            lines = list(self.lines_text)
+            super().clear()
+            for line in lines:
+                self.write(Text(line, no_wrap=False, overflow="fold"))
+            self._wrapped_at = width
 
     def clear(self) -> RichLog:
         self.lines_text.clear()
