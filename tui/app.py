@@ -53,7 +53,8 @@ class FtmodelConsole(App[None]):
     """The ftmodel console: the main console screen, workbenches over it, and the app-wide work."""
 
     TITLE = "ftmodel"
-    CSS_PATH = "styles/console.tcss"
+    # The main console's and the dialogs' styles; each workbench screen loads its own when opened.
+    CSS_PATH = ["styles/console.tcss", "styles/dialogs.tcss"]
 
     def __init__(self, cfg, config_path: str, workspace: Path, *, watch_terminal: bool | None = None,
                  gpu: bool | None = None, lang: str | None = None):

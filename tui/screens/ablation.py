@@ -25,6 +25,8 @@ from tui.workbench import read_ablation
 class AblationScreen(Workbench):
     """Pick variants and the judge, launch one detached ablation, read the result as a matrix."""
 
+    CSS_PATH = "../styles/ablation.tcss"
+
     def __init__(self):
         super().__init__()
         self.matrix = None

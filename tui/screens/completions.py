@@ -20,6 +20,8 @@ from tui.workbench import read_completions
 class CompletionsScreen(FilteredTable):
     """A GRPO run's sampled completions per step with their rewards, filterable."""
 
+    CSS_PATH = "../styles/completions.tcss"
+
     FILTER_INPUT, TABLE = "comp-text", "comp-table"
 
     MAX_ROWS = 5000

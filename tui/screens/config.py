@@ -29,6 +29,8 @@ from tui.workbench import ConfigChangedOnDisk, ConfigDocument, display_value
 class ConfigScreen(Workbench):
     """Edit the config as a form: one section at a time, every field validated as it is typed."""
 
+    CSS_PATH = "../styles/config.tcss"
+
     def __init__(self):
         super().__init__()
         self.doc: ConfigDocument | None = None

@@ -27,6 +27,8 @@ from tui.workbench import KEY_METRICS, RunRow, artifacts, metric_series, remove_
 class RunsScreen(FilteredTable):
     """Every run of the workspace as a table: filter, details, overlay curves, clone, delete."""
 
+    CSS_PATH = "../styles/runs.tcss"
+
     FILTER_INPUT, TABLE = "runs-text", "runs-table"
 
     # The run id comes first so it stays visible at 80 columns (the rest scrolls sideways).
@@ -217,6 +219,8 @@ def _shown_cells(row: RunRow) -> tuple[str, ...]:
 class RunDetailScreen(Workbench):
     """One run: its config against the current config, artifacts, results per qtype, log tail."""
 
+    CSS_PATH = "../styles/runs.tcss"
+
     def __init__(self, row: RunRow):
         super().__init__()
         self.row = row
@@ -274,6 +278,8 @@ class RunDetailScreen(Workbench):
 @actions.bind("overlay")
 class OverlayScreen(Workbench):
     """Several runs' curves of one metric in one chart (`m` picks the metric)."""
+
+    CSS_PATH = "../styles/runs.tcss"
 
     def __init__(self, run_paths: list[Path], metric: str = "loss"):
         super().__init__()

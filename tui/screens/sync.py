@@ -19,6 +19,8 @@ from tui.screens.base import Workbench
 class SyncScreen(Workbench):
     """Offline wandb runs: state, size, URL; sync one, the marked ones, all, or retry failures."""
 
+    CSS_PATH = "../styles/sync.tcss"
+
     def __init__(self):
         super().__init__()
         self.offline: list = []
