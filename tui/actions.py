@@ -135,14 +135,18 @@ def _install(cls, scope: str) -> None:
 
 
 def retranslate(live_nodes=()) -> None:
-    """Rebuild every bound class's bindings in the current language, and those of live nodes."""
+    """Rebuild every bound class's bindings in the current language (their subclasses too: Textual
+    merges inherited bindings per class), and the binding maps of live nodes (the app, open screens)."""
     for cls in list(_bound):
         _install(cls, _bound[cls])
-    for cls in {type(n) for n in live_nodes}:
-        for sub in cls.__mro__:  # subclasses of bound classes inherit their bindings: re-merge them
-            if sub in _bound:
-                break
-        cls._merged_bindings = cls._merge_bindings()
+    seen, todo = set(), list(_bound)
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            if sub not in seen and sub not in _bound:
+                seen.add(sub)
+                sub._merged_bindings = sub._merge_bindings()
+            todo.append(sub)
     for node in live_nodes:
         node._bindings = type(node)._merged_bindings.copy()
 
