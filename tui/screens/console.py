@@ -3,6 +3,8 @@
 Thread workers of this screen scan the workspace, tail the selected run's metrics and log and
 poll nvidia-smi; they only post messages (tui.messages) and the handlers here own all state and
 widgets. Starting and stopping runs is app-wide work: this screen asks for it with messages.
+A little over 400 lines: layout, handlers and actions of one screen that share its state (the
+thread workers and the status text already live in console_workers.py and tui/status.py).
 """
 
 from __future__ import annotations
