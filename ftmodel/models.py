@@ -55,7 +55,7 @@ def resolve_base(ctx: StageContext) -> str:
 
     seed = ctx.cfg.model.tiny_seed
     path = ensure_tiny_base(ctx.ws.models, lambda: bank.pretrain_corpus(seed), lambda: bank.tokenizer_corpus(seed),
-                            tiny_spec(ctx.cfg), log=ctx.log)
+                            tiny_spec(ctx.cfg), log=ctx.log, check_stop=ctx.check_stop, progress=ctx.progress)
     return str(path)
 
 
@@ -122,7 +122,7 @@ def save_adapter(model, tokenizer, out_dir: Path, *, base: str, stage: str, run_
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     meta = {"base": base, "stage": stage, "run": run_id, "parent": parent}
-    (out_dir / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
+    (out_dir / ADAPTER_META).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return out_dir
 
 

@@ -58,7 +58,8 @@ class FtmodelConsole(App[None]):
 
     def __init__(self, cfg, config_path: str, workspace: Path, *, watch_terminal: bool | None = None,
                  gpu: bool | None = None, lang: str | None = None):
-        set_language(lang)
+        # --lang, else the config's [ui] language (`auto`: the environment decides).
+        set_language(lang or getattr(getattr(cfg, "ui", None), "language", None))
         actions.retranslate()
         super().__init__()
         self.cfg = cfg

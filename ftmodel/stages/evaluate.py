@@ -7,9 +7,10 @@ the base model, `--adapter RUN|DIR` any adapter.
 
 from __future__ import annotations
 
-import json
 
+from ftmodel.answers import AnswerRules
 from ftmodel.context import StageContext, timestamp
+from ftmodel.textio import format_table, write_json, write_jsonl_lines, write_text_atomic
 from ftmodel.evaluation import check_judge
 from ftmodel.models import check_model_source, find_adapter
 
@@ -46,7 +47,7 @@ def load_target(ctx: StageContext, which: str, adapter_ref: str | None = None):
 
 def run(ctx: StageContext) -> dict:
     """Evaluate one model and write its report, details and metrics."""
-    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, format_table, generate, \
+    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, generate, \
         judge_completions, maybe_judge, qtype_table, score
 
     which = target(ctx)
@@ -57,13 +58,14 @@ def run(ctx: StageContext) -> dict:
     judge = maybe_judge(ctx)
     completions = generate(ctx, model, tokenizer, questions, label=label)
     judge_scores = judge_completions(ctx, judge, questions, completions) if judge else None
-    summary, details = score(questions, completions, baseline_for(ctx, questions), judge_scores)
+    summary, details = score(questions, completions, baseline_for(ctx, questions), judge_scores,
+                             AnswerRules.from_config(ctx.cfg.answers))
     summary.update(model=label, adapter=str(adapter) if adapter else None)
     stamp = timestamp()
     report = ctx.run.path / f"eval_{label}_{stamp}.json"
     details_path = ctx.run.path / f"eval_details_{label}_{stamp}.jsonl"
-    report.write_text(json.dumps(summary, indent=2) + "\n")
-    details_path.write_text("".join(json.dumps(d) + "\n" for d in details))
+    write_json(report, summary)
+    write_jsonl_lines(details_path, details)
     columns, rows = qtype_table(summary)
     print(format_table(columns, rows), flush=True)
     tracker = ctx.tracker(run_name=f"{ctx.cfg.wandb.run_name_eval}-{label}-{stamp}", tags=["evaluation"],
