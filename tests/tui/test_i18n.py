@@ -83,3 +83,19 @@ async def test_console_in_chinese_and_switched_to_english_from_the_palette_actio
         assert any("language: English" in n for n in app.notes)
         commands = [c.title for c in app.get_system_commands(app.screen)]
         assert "Language: 中文" in commands and "Start stage" in commands
+
+
+async def test_config_ui_language_chooses_chinese_unless_told_otherwise(ws):
+    from ftmodel import config
+    from tests.tui.fake_runs import DEFAULT_CONFIG
+    from tui.app import FtmodelConsole
+
+    cfg = config.load(DEFAULT_CONFIG)
+    cfg.ui.language = "zh"
+    FtmodelConsole(cfg, str(DEFAULT_CONFIG), ws, gpu=False)
+    assert i18n.language() == "zh"
+    FtmodelConsole(cfg, str(DEFAULT_CONFIG), ws, gpu=False, lang="en")  # --lang wins
+    assert i18n.language() == "en"
+    cfg.ui.language = "auto"  # the environment decides (FTMODEL_LANG=en in these tests)
+    FtmodelConsole(cfg, str(DEFAULT_CONFIG), ws, gpu=False)
+    assert i18n.language() == "en"
