@@ -22,6 +22,7 @@ from textual.app import App, SystemCommand
 
 from ftmodel import config as config_mod
 from ftmodel.i18n import language, set_language, t
+from ftmodel.profiles import resolve_config
 from tui import actions
 from tui.dialogs import HelpScreen
 from tui.messages import (
@@ -36,7 +37,6 @@ from tui.messages import (
 )
 from tui.screens.console import STAGE_ITEMS, ConsoleScreen  # noqa: F401 - STAGE_ITEMS: tests read it here
 
-DEFAULT_CONFIG = "configs/default.toml"
 
 
 @dataclass
@@ -270,7 +270,8 @@ class FtmodelConsole(App[None]):
 def build_parser() -> argparse.ArgumentParser:
     """Build the `ftmodel-tui` argument parser."""
     p = argparse.ArgumentParser(prog="ftmodel-tui", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config (default: {DEFAULT_CONFIG})")
+    p.add_argument("--config", default=None,
+                   help="TOML config (default: ./ftmodel.toml, else ./configs/default.toml, else the packaged default)")
     p.add_argument("--workspace", help="workspace directory (default: launch.workspace from the config)")
     p.add_argument("--no-mouse", action="store_true", help="do not capture the mouse (keys do everything)")
     p.add_argument("--lang", choices=("en", "zh"),
@@ -282,13 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `ftmodel-tui`."""
     ns = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     set_language(ns.lang)
+    choice = resolve_config(ns.config)  # the same rule as the `ftmodel` CLI, so both see one workspace
     try:
-        cfg = config_mod.load(ns.config)
+        cfg = config_mod.load(choice.path)
     except config_mod.ConfigError as e:
         print(t("error: {message}", message=e), file=sys.stderr)
         return 2
     workspace = Path(ns.workspace or cfg.launch.workspace)
-    app = FtmodelConsole(cfg, ns.config, workspace, lang=ns.lang)
+    app = FtmodelConsole(cfg, str(choice.path), workspace, lang=ns.lang)
     app.run(mouse=not ns.no_mouse)
     return app.return_code or 0
 

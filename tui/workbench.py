@@ -60,6 +60,13 @@ class ConfigDocument:
         self.invalid: dict[tuple[str, str], str] = {}
         self.reload()
 
+    @property
+    def packaged(self) -> bool:
+        """Whether this is ftmodel's own packaged default (read-only: `ftmodel init` makes a copy to edit)."""
+        from ftmodel.profiles import PACKAGE_DIR
+
+        return self.path.resolve().parent == PACKAGE_DIR
+
     def reload(self) -> None:
         """Read the file again and drop every pending edit."""
         self.text = self.path.read_text(encoding="utf-8")

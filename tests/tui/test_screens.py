@@ -470,3 +470,19 @@ async def test_workbench_keys_do_not_trigger_console_actions_and_are_in_help(ws)
     for cls in (ConfigScreen, RunsScreen, SyncScreen, AblationScreen, CompletionsScreen):
         for b in cls.BINDINGS:
             assert b.id and b.description, b
+
+
+async def test_the_packaged_default_is_never_written_from_the_editor(ws):
+    from ftmodel.profiles import PACKAGE_DIR
+
+    packaged = PACKAGE_DIR / "default.toml"
+    before = packaged.read_bytes()
+    assert ConfigDocument(packaged).packaged and not ConfigDocument(DEFAULT_CONFIG).packaged
+    app = make_app(ws, packaged)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_config(app, pilot, "sft")
+        await type_into(pilot, screen, "sft", "max_steps", "40")
+        await until(pilot, lambda: screen.doc.pending == {("sft", "max_steps"): 40}, what="edit")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: notes(app, "packaged default"), what="save refused")
+    assert packaged.read_bytes() == before

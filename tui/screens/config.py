@@ -174,6 +174,10 @@ class ConfigScreen(Workbench):
     def action_save(self) -> None:
         """Show the diff of the edits, then save them on `y` (never over a file changed on disk)."""
         doc = self.doc
+        if doc.packaged:  # never write into the installed package; a one-off run with the edits still works
+            self.notify(t("{path} is ftmodel's packaged default: run `ftmodel init` to get ./ftmodel.toml to edit",
+                          path=doc.path), severity="warning", timeout=10)
+            return
         if doc.invalid:
             self.notify(t("fix the invalid fields first: {errors}", errors="; ".join(doc.invalid.values())),
                         severity="error")
