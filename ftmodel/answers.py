@@ -29,7 +29,7 @@ _QUOTES = "\"'`“”‘’「」『』《》〈〉«»‹›【】"
 # Sentence punctuation a reply may end with: ASCII and CJK (full-width forms are ASCII after NFKC).
 _TRAILING_PUNCT = ".,;:!?。，、；：！？…·～~"
 # "Answer:" / "答案：" / "答：" before the answer itself.
-_ANSWER_PREFIX = re.compile(r"^(?:the\s+answer\s+is|answer\s*[:：]|答案\s*(?:是|为|[:：])|答\s*[:：])\s*")
+_ANSWER_PREFIX = re.compile(r"^(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:)|(?:最终)?答案\s*(?:(?:是|为)\s*:?|:)|答\s*:)\s*")
 # Dashes that mean minus: U+2212 minus sign, U+2012-U+2015 dashes, U+FE63 small hyphen-minus.
 _MINUS = dict.fromkeys(map(ord, "\u2212\u2012\u2013\u2014\u2015\ufe63"), "-")
 

@@ -154,7 +154,7 @@ def _cmd_init(ns: argparse.Namespace) -> int:
 def _cmd_data(ns: argparse.Namespace) -> int:
     """`ftmodel data check`: the report prepare would write, without touching the workspace's data."""
     from ftmodel.data.check import build_report, render
-    from ftmodel.data.lengths import tokenizer_for
+    from ftmodel.models import tokenizer_for
     from ftmodel.data.loaders import ColumnMap, load_data
     from ftmodel.data.split import split_records
     from ftmodel.stages.prepare import source_path

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -253,6 +254,24 @@ def find_reusable(stage: str, fp: Fingerprint, ws_root: Path) -> tuple[Run | Non
             continue
         return run, f"same inputs as {run.id}"
     return None, why
+
+
+def plan_stage(stage: str, cfg, ws_root: Path, args: dict, *, reuse: bool):
+    """Pin a stage's input runs into its args and fingerprint it: (reusable run or None, fingerprint, args)."""
+    args = pin_inputs(stage, Path(ws_root), args)
+    fp = compute(stage, cfg, Path(ws_root), args)
+    found = find_reusable(stage, fp, Path(ws_root))[0] if reuse else None
+    return found, fp, args
+
+
+def record_reuse(run: Run, *, by: str) -> None:
+    """Note in a finished run's state that a later start reused it (counted by `lineage` and sweeps)."""
+    try:
+        uses = run.read_state().get("reused_by")
+        uses = uses if isinstance(uses, list) else []
+        run.update_state(reused_by=[*uses, {"at": time.time(), "by": by}][-50:])
+    except OSError:
+        pass  # a read-only finished run is still reusable; only the count is lost
 
 
 def lineage_lines(ws_root: Path, run: Run) -> list[str]:

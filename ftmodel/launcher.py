@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ftmodel.fingerprint import plan_stage, record_reuse
 from ftmodel.rundir import Run, create_run, file_lock, process_alive, process_start_time
 
 
@@ -90,6 +91,18 @@ def launch(run: Run, *, new_session: bool = True, launch_cfg=None, env: dict | N
     return proc
 
 
+def job_module(stage: str):
+    """Return the module that runs a job: a stage's module, or the pipeline driver.
+
+    The driver gets `launch` through its context (see worker), so it never imports this module and
+    the engine's imports stay free of circles (launcher -> pipeline -> stages).
+    """
+    from ftmodel import pipeline
+    from ftmodel.stages import PIPELINE, stage_module
+
+    return pipeline if stage == PIPELINE else stage_module(stage)
+
+
 def _reason(e: OSError) -> str:
     """Say in words why a file operation failed (the errno's text, not a traceback)."""
     if isinstance(e, FileExistsError) or isinstance(e, NotADirectoryError):
@@ -117,7 +130,6 @@ def start_stage(stage: str, cfg, workspace: str | Path, args: dict, *, argv: lis
     """
     from ftmodel.config import to_toml
     from ftmodel.context import StageContext
-    from ftmodel.stages import stage_module
     from ftmodel.workspace import OutputBusy, Workspace, check_outputs_free
 
     ws = Workspace(Path(workspace))
@@ -128,7 +140,7 @@ def start_stage(stage: str, cfg, workspace: str | Path, args: dict, *, argv: lis
         if report:
             report(f"{stage}: reusing {found.id} (same inputs)")
         return found, None
-    module = stage_module(stage)
+    module = job_module(stage)
     probe = StageContext(run=Run(ws.runs / "(preflight)"), cfg=cfg, ws=ws, stage=stage, args=args)
     module.preflight(probe)
     try:
@@ -188,26 +200,6 @@ def run_status(run: Run) -> str:
 
         return backends.refresh(run)
     return run.status()
-
-
-def plan_stage(stage: str, cfg, ws_root: Path, args: dict, *, reuse: bool):
-    """Pin a stage's input runs into its args and fingerprint it: (reusable run or None, fingerprint, args)."""
-    from ftmodel import fingerprint
-
-    args = fingerprint.pin_inputs(stage, Path(ws_root), args)
-    fp = fingerprint.compute(stage, cfg, Path(ws_root), args)
-    found = fingerprint.find_reusable(stage, fp, Path(ws_root))[0] if reuse else None
-    return found, fp, args
-
-
-def record_reuse(run: Run, *, by: str) -> None:
-    """Note in a finished run's state that a later start reused it (counted by `lineage` and sweeps)."""
-    try:
-        uses = run.read_state().get("reused_by")
-        uses = uses if isinstance(uses, list) else []
-        run.update_state(reused_by=[*uses, {"at": time.time(), "by": by}][-50:])
-    except OSError:
-        pass  # a read-only finished run is still reusable; only the count is lost
 
 
 def _wait_gone(pid: int, start: int | None, timeout: float, *, unless: Callable[[], bool] | None = None) -> bool:

@@ -163,3 +163,21 @@ def load_adapter_model(adapter_dir: Path, cfg: Config, *, trainable: bool = Fals
     model = load_base_model(base, cfg)
     model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
     return model, load_tokenizer(str(adapter_dir), cfg), base
+
+
+def tokenizer_for(cfg, ws):
+    """The configured model's tokenizer, without loading the model (the tiny one is trained in memory
+    when its base has not been built yet: it takes about half a second)."""
+    check_model_source(cfg)
+    name = cfg.model.name_or_path
+    if name != BUILTIN_TINY:
+        path = Path(name).expanduser()
+        return load_tokenizer(str(path) if path.exists() else name, cfg)
+    from ftmodel.data import bank
+    from ftmodel.tinymodel import build_tokenizer, is_complete
+
+    spec = tiny_spec(cfg)
+    cached = ws.models / f"tiny-{spec.fingerprint()}"
+    if is_complete(cached):
+        return load_tokenizer(str(cached), cfg)
+    return build_tokenizer(bank.tokenizer_corpus(cfg.model.tiny_seed), spec.vocab_size)

@@ -46,7 +46,7 @@ def child_args(stage: str, args: dict, produced: dict[str, str]) -> dict:
 def run(ctx: StageContext) -> dict:
     """Run each selected stage as a child run and wait for it; a stage with the inputs of a finished
     run reuses that run (unless `force`)."""
-    from ftmodel.launcher import launch, plan_stage, record_reuse
+    from ftmodel.fingerprint import plan_stage, record_reuse
 
     stages = selected_stages(ctx.args.get("stages"))
     snapshot = config_mod.to_toml(ctx.cfg)
@@ -76,7 +76,7 @@ def run(ctx: StageContext) -> dict:
         ctx.log(f"==> {stage} ({i + 1}/{len(stages)}): run {child.id}"
                 + (f" ({fp.missing})" if fp.digest is None else ""))
         # Same process group as the driver: stopping the pipeline stops the stage in flight.
-        proc = launch(child, new_session=False, launch_cfg=ctx.cfg.launch)
+        proc = ctx.launch(child, new_session=False, launch_cfg=ctx.cfg.launch)
         proc.wait()  # a SIGINT reaches the stage too; the wait resumes after our handler runs
         status = child.status()
         if status != "finished":

@@ -342,6 +342,19 @@ def start_runner(ws: str | Path) -> int | None:
     return proc.pid
 
 
+def writes_shared(job: dict) -> bool:
+    """Whether a job runs a stage that rewrites a shared workspace file (data/raw, data/*.jsonl): such a
+    job runs alone, even where GPUs or a scheduler could run several at once."""
+    from ftmodel.fingerprint import STAGE_SHARED_OUTPUTS
+    from ftmodel.rundir import STAGES
+
+    if job["stage"] != "pipeline":
+        return job["stage"] in STAGE_SHARED_OUTPUTS
+    stages = (job.get("args") or {}).get("stages")
+    names = [s.strip() for s in stages.split(",")] if stages else list(STAGES)
+    return any(name in STAGE_SHARED_OUTPUTS for name in names)
+
+
 def _on_slurm(ws: Path, job: dict) -> bool:
     """Whether a job goes to Slurm (its config says launch.backend = "slurm"); an invalid one does not."""
     from ftmodel import config as config_mod
@@ -381,8 +394,11 @@ def run_queue(ws: str | Path, *, poll: float = 1.0, report: Callable[[str], None
                 return 0
             started = False
             if queued and not data.get("paused"):
-                devices = [] if _on_slurm(ws, queued[0]) else gpus()
-                if _on_slurm(ws, queued[0]):
+                slurm = _on_slurm(ws, queued[0])
+                devices = [] if slurm else gpus()
+                if running and (writes_shared(queued[0]) or any(writes_shared(j) for j in running)):
+                    env, slot = None, False  # data/*.jsonl have one writer, and no reader while it writes
+                elif slurm:
                     env, slot = None, True  # the scheduler places it; submitting is all we do
                 elif devices:
                     gpu = pick_gpu(devices, {str(j.get("gpu")) for j in running if j.get("gpu") is not None})

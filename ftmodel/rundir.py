@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-STAGES = ("prepare", "distill", "filter", "sft", "grpo", "evaluate", "export", "ablation")
-ACTIVE_STATES = ("queued", "running")
-FINAL_STATES = ("finished", "failed", "cancelled")
+from ftmodel.words import ACTIVE_STATES, FINAL_STATES, STAGES  # noqa: F401 - re-exported, the old home
 BROKEN = "broken"  # the status of a run whose state.json is missing, unreadable or not a JSON object
 
 STATE_FILE = "state.json"

@@ -593,7 +593,7 @@ def _remove_stale_marker(run: OfflineRun) -> None:
 def sync_runs(ws: Workspace | str | Path, runs: Iterable[OfflineRun] | None = None, *, dry_run: bool = False,
               timeout: float = DEFAULT_TIMEOUT, limits: dict[str, str] | None = None, force: bool = False,
               progress_cb: Callable[[str, str], None] | None = None, env: dict[str, str] | None = None,
-              cancel=None) -> list[Result]:
+              cancel=None, result_cb: Callable[[Result], None] | None = None) -> list[Result]:
     """Sync offline runs (default: all) to the server in WANDB_BASE_URL and verify each one.
 
     Verified runs are skipped without any network traffic (unless `force`). `timeout` bounds each
@@ -601,13 +601,14 @@ def sync_runs(ws: Workspace | str | Path, runs: Iterable[OfflineRun] | None = No
     `progress_cb(key, message)` is called from this thread as work proceeds. Each run is synced
     under its own lock (a second syncer gets a `busy` result naming the pid). Ctrl-C, or setting
     `cancel` (a threading.Event, for the console), stops the client, records the run as
-    interrupted and returns; any other error is that run's failure in the ledger.
+    interrupted and returns; any other error is that run's failure in the ledger. `result_cb(result)`
+    is called once per run when its outcome is final (a UI counts runs without parsing messages).
     """
     ws = _ws(ws)
     runs = list_offline_runs(ws) if runs is None else list(runs)
     say = progress_cb or (lambda key, msg: None)
     base_env = dict(os.environ if env is None else env)
-    results: list[Result] = []
+    results: list[Result] = _Results(result_cb)
     pending = []
     for run in runs:
         entry = read_ledger(ws).get(run.key, {})
@@ -656,6 +657,19 @@ def sync_runs(ws: Workspace | str | Path, runs: Iterable[OfflineRun] | None = No
         if stop:
             break
     return results
+
+
+class _Results(list):
+    """The results list, telling `result_cb` about each result as it is appended."""
+
+    def __init__(self, result_cb):
+        super().__init__()
+        self.result_cb = result_cb
+
+    def append(self, result) -> None:
+        super().append(result)
+        if self.result_cb is not None:
+            self.result_cb(result)
 
 
 def _grew_since(run: OfflineRun, entry: dict) -> bool:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ftmodel import config as config_mod
 from ftmodel.context import Cancelled, StageContext, StageError
+from ftmodel.launcher import job_module, launch
 from ftmodel.rundir import Run, process_start_time
-from ftmodel.stages import stage_module
 from ftmodel.workspace import OutputBusy, Workspace, writing_outputs
 
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
@@ -101,9 +101,9 @@ def _run(run: Run, rank: int) -> int:
     try:
         cfg = config_mod.load(run.config_path)
         ctx = StageContext(run=run, cfg=cfg, ws=Workspace(Path(args.get("workspace", "workspace"))), stage=stage,
-                           args=args, rank=rank)
+                           args=args, rank=rank, launch=launch)
         _install_signal_handlers(ctx)
-        module = stage_module(stage)
+        module = job_module(stage)
         module.preflight(ctx)
         # Shared workspace outputs (data/distilled.jsonl, …) have one writer at a time.
         with writing_outputs(ctx.ws.root, stage, run.id) if rank == 0 else contextlib.nullcontext():

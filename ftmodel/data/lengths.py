@@ -79,25 +79,3 @@ def truncation_warning(stats: LengthStats, what: str, key: str = "model.max_seq_
             f"{stats.limit} tokens (p50 {stats.p50}, p90 {stats.p90}, max {stats.max}): training would cut their "
             f"ends, answers included. Set {key} = {suggested_limit(stats)} to keep every sample "
             f"(e.g. --set {key}={suggested_limit(stats)}).")
-
-
-def tokenizer_for(cfg, ws):
-    """The configured model's tokenizer, without loading the model (the tiny one is trained in memory
-    when its base has not been built yet: it takes about half a second)."""
-    from ftmodel.models import BUILTIN_TINY, check_model_source, load_tokenizer, tiny_spec
-
-    check_model_source(cfg)
-    name = cfg.model.name_or_path
-    if name != BUILTIN_TINY:
-        from pathlib import Path
-
-        path = Path(name).expanduser()
-        return load_tokenizer(str(path) if path.exists() else name, cfg)
-    from ftmodel.data import bank
-    from ftmodel.tinymodel import build_tokenizer, is_complete
-
-    spec = tiny_spec(cfg)
-    cached = ws.models / f"tiny-{spec.fingerprint()}"
-    if is_complete(cached):
-        return load_tokenizer(str(cached), cfg)
-    return build_tokenizer(bank.tokenizer_corpus(cfg.model.tiny_seed), spec.vocab_size)

@@ -98,6 +98,7 @@ def test_score_completion_separates_format_from_correctness():
     ("「亏损」", "亏损"),
     ("『亏损』。", "亏损"),
     ("答案：盈利", "盈利"),              # "answer:" prefix, full-width colon
+    ("答案是：盈利。", "盈利"), ("最终答案为 亏损", "亏损"), ("The final answer is: 12.5%", "12.5"),
     ("盈 利", "盈利"),                  # a space between CJK characters means nothing
     ("12.5％", "12.5%"),               # full-width percent sign
     ("１２．５%", "12.5"),              # full-width digits and point

@@ -156,3 +156,11 @@ def test_jobs_go_to_the_gpu_with_the_most_free_memory(distilled_ws, tmp_path):
     assert j["gpu"] == "1" and read_state(ws / "runs" / j["run_id"])["cuda_visible_devices"] == "1"
     gpus = [queue.Gpu("0", 2000, 16000), queue.Gpu("1", 15000, 16000), queue.Gpu("2", 9000, 16000)]
     assert queue.pick_gpu(gpus, {"1"}).index == "2" and queue.pick_gpu(gpus, {"1", "2"}) is None
+
+
+def test_jobs_that_rewrite_shared_data_run_alone():
+    assert queue.writes_shared({"stage": "pipeline", "args": {"stages": "prepare,distill,filter"}})
+    assert queue.writes_shared({"stage": "pipeline", "args": {}})  # every stage
+    assert queue.writes_shared({"stage": "filter", "args": {}})
+    assert not queue.writes_shared({"stage": "pipeline", "args": {"stages": "sft,grpo,evaluate"}})
+    assert not queue.writes_shared({"stage": "grpo", "args": {}})

@@ -1,0 +1,176 @@
+"""Typed messages: thread workers post them, screens and the app handle them (the only way work
+reports back to the UI thread, and the way screens ask the app for app-wide work)."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from tui.view import GpuSample, RunSummary, SeriesStore
+
+
+class RunsScanned(Message):
+    """A fresh summary of every run in the workspace."""
+
+    def __init__(self, runs: list[RunSummary]):
+        super().__init__()
+        self.runs = runs
+
+
+class MetricsHistory(Message):
+    """A run's whole history so far, as a store that replaces the shown one (a preview, then exact)."""
+
+    def __init__(self, run_id: str, store: SeriesStore, exact: bool):
+        super().__init__()
+        self.run_id, self.store, self.exact = run_id, store, exact
+
+
+class MetricsChunk(Message):
+    """New metric columns for one run."""
+
+    def __init__(self, run_id: str, columns: dict, rows: int, caught_up: bool = False):
+        super().__init__()
+        self.run_id, self.columns, self.rows = run_id, columns, rows
+        self.caught_up = caught_up  # the file has been read to its end
+
+
+class LogLines(Message):
+    """New log lines for one run."""
+
+    def __init__(self, run_id: str, lines: list[str]):
+        super().__init__()
+        self.run_id, self.lines = run_id, lines
+
+
+class ResultsLoaded(Message):
+    """Result tables (eval / ablation) of one run."""
+
+    def __init__(self, run_id: str, tables: list, beta: float | None):
+        super().__init__()
+        self.run_id, self.tables, self.beta = run_id, tables, beta
+
+
+class GpuPolled(Message):
+    """One nvidia-smi sample."""
+
+    def __init__(self, gpus: list[GpuSample]):
+        super().__init__()
+        self.gpus = gpus
+
+
+class ChartsReady(Message):
+    """textual_plotext is imported: chart widgets can be mounted."""
+
+
+class LaunchDone(Message):
+    """A start request ended: a run id, or an error message for the user."""
+
+    def __init__(self, stage: str, run_id: str | None, error: str | None):
+        super().__init__()
+        self.stage, self.run_id, self.error = stage, run_id, error
+
+
+class SyncProgress(Message, bubble=False):
+    """A line of progress from the sync worker about one offline run (shown as is, never parsed).
+
+    The sync messages do not bubble: the app forwards a copy to the sync screen, not back to itself.
+    """
+
+    def __init__(self, key: str, text: str):
+        super().__init__()
+        self.key, self.text = key, text
+
+
+class SyncRunDone(Message, bubble=False):
+    """One offline run's sync outcome is final (the engine's `result_cb`)."""
+
+    def __init__(self, result):
+        super().__init__()
+        self.result = result
+
+
+class SyncFinished(Message, bubble=False):
+    """The sync worker ended (results, or the error that stopped it)."""
+
+    def __init__(self, results: list, error: str | None):
+        super().__init__()
+        self.results, self.error = results, error
+
+
+class StopDone(Message):
+    """A stop request ended with this status (or error)."""
+
+    def __init__(self, run_id: str, status: str | None, error: str | None):
+        super().__init__()
+        self.run_id, self.status, self.error = run_id, status, error
+
+
+class LaunchRequested(Message):
+    """A screen asks the app to start a stage with a given (validated) config and command line."""
+
+    def __init__(self, stage: str, cfg, args: dict, argv: list[str]):
+        super().__init__()
+        self.stage, self.cfg, self.args, self.argv = stage, cfg, args, argv
+
+
+class SyncRequested(Message):
+    """The sync screen asks the app to sync these offline runs."""
+
+    def __init__(self, runs: list):
+        super().__init__()
+        self.runs = runs
+
+
+class RunDeleted(Message):
+    """A delete worker ended: what it removed, or why it did not."""
+
+    def __init__(self, run_id: str, removed: bool, note: str):
+        super().__init__()
+        self.run_id, self.removed, self.note = run_id, removed, note
+
+
+class StopRequested(Message):
+    """A screen asks the app to stop a run gracefully."""
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+
+
+class RowsLoaded(Message):
+    """Fresh rows for the runs browser."""
+
+    def __init__(self, rows: list):
+        super().__init__()
+        self.rows = rows
+
+
+class DetailLoaded(Message):
+    """A run detail's files, read in a worker: config diff, artifacts, result tables, log tail."""
+
+    def __init__(self, diff: str, artifacts: list, tables: list, log: list[str]):
+        super().__init__()
+        self.diff, self.artifacts, self.tables, self.log = diff, artifacts, tables, log
+
+
+class OverlayLoaded(Message):
+    """The overlay's metric names and every run's points of the shown metric, read in a worker."""
+
+    def __init__(self, metric: str, metrics: list[str], series: list):
+        super().__init__()
+        self.metric, self.metrics, self.series = metric, metrics, series
+
+
+class OfflineListed(Message):
+    """The workspace's offline wandb runs with their ledger state."""
+
+    def __init__(self, runs: list):
+        super().__init__()
+        self.runs = runs
+
+
+class CompletionsLoaded(Message):
+    """A GRPO run's completions, read in a worker."""
+
+    def __init__(self, run_id: str | None, rows: list):
+        super().__init__()
+        self.run_id, self.rows = run_id, rows
