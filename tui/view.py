@@ -145,7 +145,12 @@ class RunSummary:
 def summarize(run: Run) -> RunSummary:
     """Read one run's state.json (and whether its process lives) into a RunSummary."""
     state = run.read_state()
-    status = run.status()
+    if state.get("slurm_job_id"):  # the scheduler, not a local pid, knows whether it runs (or killed it)
+        from ftmodel.launcher import run_status
+
+        status = run_status(run)
+    else:
+        status = run.status()
     progress = state.get("progress") or {}
     return RunSummary(id=run.id, path=run.path, stage=state.get("stage", "?"), status=status,
                       step=int(progress.get("step") or 0), total=progress.get("total"),
