@@ -1,6 +1,5 @@
 """`ftmodel queue …` and `ftmodel sweep …`: the overnight queue and grid sweeps, headless.
 
-Kept beside cli.py so the queue's commands live in one place; cli.py only registers and dispatches.
 """
 
 from __future__ import annotations
@@ -10,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from ftmodel.cli.common import add_config, add_workspace, load_config, workspace_of
 from ftmodel.rundir import STAGES
 from ftmodel.stages import PIPELINE
 
 
-def add_parsers(sub, add_workspace, add_config) -> None:
+def add_parsers(sub) -> None:
     """Register `queue` and `sweep` with the main parser."""
     p = sub.add_parser("queue", help="the workspace's job queue, drained by a detached runner")
     qsub = p.add_subparsers(dest="queue_command", required=True)
@@ -52,15 +52,15 @@ def add_parsers(sub, add_workspace, add_config) -> None:
     p.add_argument("--workspace", help="workspace directory (default: launch.workspace from the config)")
 
 
-def dispatch(ns: argparse.Namespace, workspace_of, load_config) -> int:
+def cmd_queue(ns: argparse.Namespace, argv: list[str]) -> int:
     """Run a `queue` or `sweep` command; errors are printed by the caller's handler."""
     from ftmodel.queue import QueueError
     from ftmodel.sweep import SweepError
 
     try:
         if ns.command == "sweep":
-            return _sweep(ns, workspace_of, load_config)
-        return _queue(ns, workspace_of, load_config)
+            return _sweep(ns)
+        return _queue(ns)
     except (QueueError, SweepError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -86,7 +86,7 @@ def _start_runner(ws: Path) -> None:
     print(f"runner started (pid {pid}); log: {ws / 'queue' / 'runner.log'}" if pid else "a runner is already draining it")
 
 
-def _queue(ns, workspace_of, load_config) -> int:
+def _queue(ns) -> int:
     from ftmodel import queue
 
     cmd = ns.queue_command
@@ -128,8 +128,9 @@ def _queue(ns, workspace_of, load_config) -> int:
     return 0
 
 
-def _sweep(ns, workspace_of, load_config) -> int:
-    from ftmodel import config as config_mod, sweep
+def _sweep(ns) -> int:
+    from ftmodel import config as config_mod
+    from ftmodel import sweep
     from ftmodel.profiles import resolve_config
 
     if ns.show:
