@@ -36,7 +36,8 @@ class SyncScreen(BundleActions, Workbench):
         yield ProgressBar(total=None, show_eta=False, id="sync-progress")
         table = DataTable(cursor_type="row", zebra_stripes=True, id="sync-table")
         yield table
-        yield Footer()
+        # Eight keys: the roomy footer would cut the bundle keys off at 80 columns (^p still opens the palette).
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#sync-table", DataTable)
