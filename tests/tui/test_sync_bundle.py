@@ -7,6 +7,7 @@ a slow pack."""
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -234,3 +235,23 @@ async def test_receipts_are_listed_and_one_carried_back_is_imported(ws, tmp_path
         await until(pilot, lambda: screen.offline[1].remote, what="list re-read")
         assert "reached http://127.0.0.1:8" in cells(screen, 1)[2] and "1 artifact missing" in cells(screen, 1)[4]
     assert len(receipts.list_receipts(ws)) == 2
+
+
+async def test_a_run_another_sync_holds_shows_being_synced_elsewhere(ws):
+    from ftmodel.sync_guard import run_lock
+    from ftmodel.workspace import Workspace
+    from tests.fake_wandb import closed_port_url
+
+    two_runs(ws)
+    app = make_app(ws)
+    # Nothing is sent: the other syncer's lock is met before any request.
+    app.sync.env = {"PATH": os.environ["PATH"], "WANDB_BASE_URL": closed_port_url(), "WANDB_API_KEY": "k" * 40,
+                    "NETRC": str(ws / "no-netrc")}
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_sync(app, pilot)
+        with run_lock(Workspace(ws).wandb_home, "aaaa1111", RUN1):  # another syncer (this test) holds the run
+            await pilot.press("s")  # the run under the cursor: the first
+            await until(pilot, lambda: notes(app, "1 being synced elsewhere"), timeout=30, what=f"busy {app.notes}")
+        await until(pilot, lambda: cells(screen, 0)[2] == "being synced elsewhere", what="busy shown")
+        assert str(os.getpid()) in cells(screen, 0)[4]  # names the pid that holds it
+        assert cells(screen, 1)[2] == "never synced"
