@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -48,7 +49,8 @@ class SyncState:
     env: dict | None = None  # environment for `wandb sync` (None: this process's); tests use a fake server
     busy: str | None = None  # what is being synced (None: idle)
     messages: dict[str, str] = field(default_factory=dict)  # the latest progress line per offline run
-    results: dict = field(default_factory=dict)  # offline run key -> its latest sync Result (busy, interrupted)
+    # offline run key -> (its latest sync Result, when it arrived): busy and interrupted live only here
+    results: dict = field(default_factory=dict)
     cancel: threading.Event | None = None  # set to stop the running sync (the engine stops the client)
     packing: str | None = None  # the bundle file being packed (None: idle)
 
@@ -215,7 +217,7 @@ class FtmodelConsole(App[None]):
         self._to_sync_screen(SyncProgress(message.key, message.text))
 
     def on_sync_run_done(self, message: SyncRunDone) -> None:
-        self.sync.results[message.result.key] = message.result
+        self.sync.results[message.result.key] = (message.result, time.time())
         self._to_sync_screen(SyncRunDone(message.result))
 
     def on_sync_finished(self, message: SyncFinished) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -101,8 +102,10 @@ async def test_new_states_render_with_their_words_in_both_languages(ws):
     app = make_app(ws)
     async with app.run_test(size=(120, 30)) as pilot:
         screen = await open_sync(app, pilot)
-        app.sync.results[key3] = Result(key3, "busy", "another sync (pid 4242) holds this run")
-        app.sync.results[key4] = Result(key4, "interrupted", "cancelled during sync; nothing verified, run it again")
+        now = time.time()
+        app.sync.results[key3] = (Result(key3, "busy", "another sync (pid 4242) holds this run"), now)
+        app.sync.results[key4] = (Result(key4, "interrupted", "cancelled during sync; nothing verified, run it again"),
+                                  now)
         screen.fill()
         assert "synced, not whole" in cells(screen, 0)[2] and "eval_sft" in cells(screen, 0)[4]
         assert "reached http://127.0.0.1:9 (receipt from" in cells(screen, 1)[2]
@@ -111,6 +114,7 @@ async def test_new_states_render_with_their_words_in_both_languages(ws):
         assert cells(screen, 3)[2] == "interrupted"
         status = str(screen.query_one("#sync-status").render())
         assert "1 not whole" in status and "1 reached the server per a receipt" in status
+        assert "0 failed" in status and "1 interrupted" in status and "1 being synced elsewhere" in status
         set_language("zh")
         screen.fill()
         assert "已同步，但不完整" in cells(screen, 0)[2] and "已到达" in cells(screen, 1)[2]

@@ -61,23 +61,35 @@ class SyncScreen(BundleActions, Workbench):
         self.fill()
         self.offer_sync()
 
+    def shown_state(self, run) -> str:
+        """What the row says of a run: the ledger's state, unless the last sync found it busy or was
+        interrupted (news the ledger does not hold, until it records something newer), or a receipt
+        carried back says it reached the server."""
+        last, seen = self.app.sync.results.get(run.key, (None, 0.0))
+        if run.state in ("synced", "partial"):
+            return run.state
+        if last is not None and last.state in ("busy", "interrupted") and (run.entry.get("time") or 0) <= seen:
+            return last.state
+        if run.state == "never" and run.remote:
+            return "reached"
+        return run.state
+
     def describe(self, run) -> tuple[str, str]:
-        """(state words, detail) of one offline run: the ledger's state, a live sync line, the last
-        sync's busy/interrupted outcome, or what a receipt carried back says reached the server."""
+        """(state words, detail) of one offline run; a live sync line replaces the detail while syncing."""
         sync = self.app.sync
-        live = sync.messages.get(run.key)
-        last = sync.results.get(run.key)
-        if run.state == "synced":
+        shown = self.shown_state(run)
+        last = sync.results.get(run.key, (None, 0.0))[0]
+        if shown == "synced":
             state, detail = t("synced ✓ verified"), run.url or t("verified")
-        elif run.state == "partial":
+        elif shown == "partial":
             state, detail = t("synced, not whole"), run.reason + (f" · {run.url}" if run.url else "")
-        elif last is not None and last.state == "busy":
+        elif shown == "busy":
             state, detail = t("being synced elsewhere"), last.reason
-        elif last is not None and last.state == "interrupted":
+        elif shown == "interrupted":
             state, detail = t("interrupted"), last.reason
-        elif run.state == "failed":
+        elif shown == "failed":
             state, detail = t("failed ✗"), run.reason
-        elif run.remote:
+        elif shown == "reached":
             rem = run.remote
             state = t("reached {server} (receipt from {host})", server=rem.get("server") or "?",
                       host=rem.get("receipt_host") or "?")
@@ -86,7 +98,8 @@ class SyncScreen(BundleActions, Workbench):
             if run.key in self.behind:
                 detail = t("grown since: pack it with --new") + (f" · {detail}" if detail else "")
         else:
-            state, detail = (t("never synced") if run.state == "never" else run.state), ""
+            state, detail = (t("never synced") if shown == "never" else shown), ""
+        live = sync.messages.get(run.key)
         if live and sync.busy:
             detail = live
         return state, detail
@@ -103,8 +116,9 @@ class SyncScreen(BundleActions, Workbench):
                           key=run.key)
         if row is not None and row < table.row_count:
             table.move_cursor(row=row, animate=False)
-        counts = {s: sum(r.state == s for r in self.offline) for s in ("synced", "failed", "never", "partial")}
-        reached = sum(r.state == "never" and bool(r.remote) for r in self.offline)
+        shown = [self.shown_state(r) for r in self.offline]
+        counts = {s: shown.count(s) for s in ("synced", "failed", "never", "partial", "busy", "interrupted")}
+        counts["never"] += shown.count("reached")  # never synced here; the receipt part is said next
         busy = self.app.sync.busy
         server = (os.environ.get("WANDB_BASE_URL") or (self.app.sync.env or {}).get("WANDB_BASE_URL")
                   or t("(wandb settings)"))
@@ -112,8 +126,12 @@ class SyncScreen(BundleActions, Workbench):
                  synced=counts["synced"], failed=counts["failed"], never=counts["never"])
         if counts["partial"]:
             text += ", " + t("{n} not whole", n=counts["partial"])
-        if reached:
-            text += " · " + t("{n} reached the server per a receipt", n=reached)
+        if counts["busy"]:
+            text += ", " + t("{n} being synced elsewhere", n=counts["busy"])
+        if counts["interrupted"]:
+            text += ", " + t("{n} interrupted", n=counts["interrupted"])
+        if shown.count("reached"):
+            text += " · " + t("{n} reached the server per a receipt", n=shown.count("reached"))
         self.query_one("#sync-status", Static).update(
             text + (" · " + t("syncing {what}…", what=busy) if busy else "") + " · " + t("server {url}", url=server))
         bar = self.query_one("#sync-progress", ProgressBar)
