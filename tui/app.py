@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -26,8 +27,10 @@ from ftmodel.profiles import resolve_config
 from tui import actions
 from tui.dialogs import HelpScreen
 from tui.messages import (
+    BundlePacked,
     LaunchDone,
     LaunchRequested,
+    PackRequested,
     StopDone,
     StopRequested,
     SyncFinished,
@@ -46,6 +49,10 @@ class SyncState:
     env: dict | None = None  # environment for `wandb sync` (None: this process's); tests use a fake server
     busy: str | None = None  # what is being synced (None: idle)
     messages: dict[str, str] = field(default_factory=dict)  # the latest progress line per offline run
+    # offline run key -> (its latest sync Result, when it arrived): busy and interrupted live only here
+    results: dict = field(default_factory=dict)
+    cancel: threading.Event | None = None  # set to stop the running sync (the engine stops the client)
+    packing: str | None = None  # the bundle file being packed (None: idle)
 
 
 @actions.bind("app")
@@ -178,21 +185,25 @@ class FtmodelConsole(App[None]):
         if self.sync.busy:
             return
         self.sync.busy = t("{n} run(s)", n=len(message.runs))
-        self._sync(message.runs)
+        self.sync.cancel = threading.Event()
+        self._sync(message.runs, self.sync.cancel)
 
     @work(thread=True, exclusive=True, group="sync", name="sync-runs")
-    def _sync(self, runs: list) -> None:
-        """Upload and verify offline runs; progress and each final outcome are posted as messages."""
-        from ftmodel.sync import SyncError, sync_runs
+    def _sync(self, runs: list, cancel: threading.Event) -> None:
+        """Upload and verify offline runs; progress and each final outcome are posted as messages.
+        Like `ftmodel sync`, a receipt of what reached the server is written (to carry back to the box)."""
+        from ftmodel import receipts
+        from ftmodel.sync import SyncError, read_ledger, sync_runs
 
         try:
-            results = sync_runs(self.workspace, runs, env=self.sync.env,
+            results = sync_runs(self.workspace, runs, env=self.sync.env, cancel=cancel,
                                 progress_cb=lambda key, text: self.post_message(SyncProgress(key, text)),
                                 result_cb=lambda result: self.post_message(SyncRunDone(result)))
+            receipt = receipts.write_receipt(self.workspace, [r.key for r in results], read_ledger(self.workspace))
         except (SyncError, OSError) as e:
             self.post_message(SyncFinished([], str(e)))
             return
-        self.post_message(SyncFinished(results, None))
+        self.post_message(SyncFinished(results, None, receipt))
 
     def _to_sync_screen(self, message) -> None:
         from tui.screens.sync import SyncScreen
@@ -206,18 +217,55 @@ class FtmodelConsole(App[None]):
         self._to_sync_screen(SyncProgress(message.key, message.text))
 
     def on_sync_run_done(self, message: SyncRunDone) -> None:
+        self.sync.results[message.result.key] = (message.result, time.time())
         self._to_sync_screen(SyncRunDone(message.result))
 
     def on_sync_finished(self, message: SyncFinished) -> None:
-        self.sync.busy = None
+        self.sync.busy, self.sync.cancel = None, None
         if message.error:
             self.notify(message.error, title=t("sync failed"), severity="error", timeout=10)
         else:
-            ok = sum(r.state == "synced" for r in message.results)
-            bad = sum(r.state == "failed" for r in message.results)
-            self.notify(t("{ok} synced and verified, {bad} failed", ok=ok, bad=bad), title=t("sync done"),
-                        severity="error" if bad else "information")
-        self._to_sync_screen(SyncFinished(message.results, message.error))
+            self.notify(sync_summary(message.results, message.receipt), title=t("sync done"),
+                        severity="error" if any(r.state in ("failed", "busy") for r in message.results)
+                        else "warning" if any(r.state in ("partial", "interrupted") for r in message.results)
+                        else "information", timeout=10)
+        self._to_sync_screen(SyncFinished(message.results, message.error, message.receipt))
+
+    def on_pack_requested(self, message: PackRequested) -> None:
+        if self.sync.packing:
+            self.notify(t("a bundle is already being packed: {path}", path=self.sync.packing), severity="warning")
+            return
+        self.sync.packing = str(message.out)
+        self._pack(message.plan, message.out, message.new_only)
+
+    @work(thread=True, exclusive=True, group="bundle", name="pack-bundle")
+    def _pack(self, plan, out: Path, new_only: bool) -> None:
+        """Pack a planned bundle (written to `out.part`, renamed when whole); the app's, so leaving
+        the sync screen does not lose the outcome."""
+        from ftmodel import bundle
+
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            info = bundle.make_bundle(self.workspace, out, plan=plan, new_only=new_only)
+        except (bundle.BundleError, OSError) as e:
+            self.post_message(BundlePacked(None, out, str(e)))
+            return
+        self.post_message(BundlePacked(info, out, None))
+
+    def on_bundle_packed(self, message: BundlePacked) -> None:
+        from ftmodel.bundle import human_size
+
+        self.sync.packing = None
+        info = message.info
+        if message.error:
+            self.notify(message.error, title=t("no bundle written to {path}", path=message.out), severity="error",
+                        timeout=10)
+        else:
+            self.notify(t("{path}: {runs} run(s), {files} file(s), {size_in} packed into {size_out} in {seconds}s",
+                          path=info.path, runs=len(info.runs), files=info.files, size_in=human_size(info.bytes_in),
+                          size_out=human_size(info.bytes_out), seconds=f"{info.seconds:.2f}"),
+                        title=t("bundle written"), timeout=15)
+        self._to_sync_screen(BundlePacked(info, message.out, message.error))
 
     # ---------------------------------------------------------------- app actions
 
@@ -265,6 +313,21 @@ class FtmodelConsole(App[None]):
         for lang, name in (("zh", "中文"), ("en", "English")):
             yield SystemCommand(t("Language: {name}", name=name), t("Show the console in {name}", name=name),
                                 partial(self.action_switch_language, lang))
+
+
+def sync_summary(results: list, receipt: Path | None = None) -> str:
+    """The "sync done" line: how many runs were verified, failed, not whole, busy elsewhere, interrupted."""
+    count = {s: sum(r.state == s for r in results) for s in ("synced", "failed", "partial", "busy", "interrupted")}
+    text = t("{ok} synced and verified, {bad} failed", ok=count["synced"], bad=count["failed"])
+    if count["partial"]:
+        text += ", " + t("{n} synced, not whole", n=count["partial"])
+    if count["busy"]:
+        text += ", " + t("{n} being synced elsewhere", n=count["busy"])
+    if count["interrupted"]:
+        text += ", " + t("{n} interrupted", n=count["interrupted"])
+    if receipt:
+        text += "\n" + t("receipt: {path}", path=receipt)
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:

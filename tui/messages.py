@@ -89,11 +89,11 @@ class SyncRunDone(Message, bubble=False):
 
 
 class SyncFinished(Message, bubble=False):
-    """The sync worker ended (results, or the error that stopped it)."""
+    """The sync worker ended (results, or the error that stopped it; the receipt it wrote, if any)."""
 
-    def __init__(self, results: list, error: str | None):
+    def __init__(self, results: list, error: str | None, receipt=None):
         super().__init__()
-        self.results, self.error = results, error
+        self.results, self.error, self.receipt = results, error, receipt
 
 
 class StopDone(Message):
@@ -161,11 +161,68 @@ class OverlayLoaded(Message):
 
 
 class OfflineListed(Message):
-    """The workspace's offline wandb runs with their ledger state."""
+    """The workspace's offline wandb runs with their ledger state; `behind`: keys of runs a receipt
+    says reached the server that have grown since (read in the worker: it stats files)."""
 
-    def __init__(self, runs: list):
+    def __init__(self, runs: list, behind: set[str] | None = None):
         super().__init__()
-        self.runs = runs
+        self.runs, self.behind = runs, behind or set()
+
+
+class BundlePlanned(Message):
+    """What a bundle of the chosen runs would carry (`ftmodel.bundle.BundlePlan`), or why not."""
+
+    def __init__(self, plan, new_only: bool, error: str | None):
+        super().__init__()
+        self.plan, self.new_only, self.error = plan, new_only, error
+
+
+class PackRequested(Message):
+    """The sync screen asks the app to pack a planned bundle into `out` (the app's worker outlives the screen)."""
+
+    def __init__(self, plan, out, new_only: bool):
+        super().__init__()
+        self.plan, self.out, self.new_only = plan, out, new_only
+
+
+class BundlePacked(Message, bubble=False):
+    """The pack worker ended: the bundle written (`ftmodel.bundle.BundleInfo`), or the error."""
+
+    def __init__(self, info, out, error: str | None):
+        super().__init__()
+        self.info, self.out, self.error = info, out, error
+
+
+class BundleChecked(Message):
+    """A bundle file was verified against its manifest: its header, or the engine's refusal."""
+
+    def __init__(self, path, header: dict | None, error: str | None):
+        super().__init__()
+        self.path, self.header, self.error = path, header, error
+
+
+class BundleImported(Message):
+    """An import ended: `ftmodel.bundle.ImportResult`, or the engine's refusal (nothing changed)."""
+
+    def __init__(self, path, result, error: str | None):
+        super().__init__()
+        self.path, self.result, self.error = path, result, error
+
+
+class ReceiptsListed(Message):
+    """The workspace's sync receipts (`ftmodel.receipts.Receipt`), oldest first."""
+
+    def __init__(self, receipts: list):
+        super().__init__()
+        self.receipts = receipts
+
+
+class ReceiptImported(Message):
+    """A receipt file was checked and kept in the workspace, or refused with the reason."""
+
+    def __init__(self, path, receipt, error: str | None):
+        super().__init__()
+        self.path, self.receipt, self.error = path, receipt, error
 
 
 class CompletionsLoaded(Message):

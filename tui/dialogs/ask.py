@@ -14,17 +14,17 @@ from tui import actions
 
 @actions.bind("ask")
 class AskScreen(ModalScreen[str | None]):
-    """Ask for one line; `check(text)` returns an error or None (enter accepts a valid answer)."""
+    """Ask for one line (starting from `value`); `check(text)` returns an error or None (enter accepts)."""
 
-    def __init__(self, title: str, prompt: str, check):
+    def __init__(self, title: str, prompt: str, check, value: str = ""):
         super().__init__()
-        self.title_text, self.prompt, self.check = title, prompt, check
+        self.title_text, self.prompt, self.check, self.value = title, prompt, check, value
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = self.title_text
             yield Static(self.prompt, markup=False)
-            yield Input(id="ask-input")
+            yield Input(self.value, id="ask-input")
             yield Static("", id="ask-error", markup=False)
 
     @on(Input.Changed)
