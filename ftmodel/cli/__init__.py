@@ -15,6 +15,7 @@ from ftmodel.cli import runs, start
 from ftmodel.cli import sync as sync_cmds
 from ftmodel.context import StageError
 from ftmodel.errors import FtmodelError
+from ftmodel.i18n import set_language, t
 from ftmodel.launcher import LaunchError
 from ftmodel.stages import PIPELINE
 from ftmodel.words import STAGES
@@ -36,18 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {**dict.fromkeys((*STAGES, PIPELINE), runs.cmd_stage), "config": runs.cmd_config,
             "runs": runs.cmd_runs, **dict.fromkeys(runs.RUN_COMMANDS, runs.cmd_run),
             "init": start.cmd_init, "data": start.cmd_data, "model": start.cmd_model,
-            "sync": sync_cmds.cmd_sync, "bundle": sync_cmds.cmd_bundle, "queue": queue_cmds.cmd_queue, "sweep": queue_cmds.cmd_queue}
+            "sync": sync_cmds.cmd_sync, "bundle": sync_cmds.cmd_bundle,
+            "queue": queue_cmds.cmd_queue, "sweep": queue_cmds.cmd_queue}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ftmodel` command: errors the engine phrased for the user are one line, exit 2."""
     argv = sys.argv[1:] if argv is None else argv
+    set_language()  # FTMODEL_LANG / LC_ALL / LANG; a config's [ui] language may change it once loaded
     ns = build_parser().parse_args(argv)
     try:
         return COMMANDS[ns.command](ns, argv)
     except (StageError, LaunchError, LookupError, FtmodelError) as e:
         msg = e.args[0] if isinstance(e, LookupError) and e.args else e
-        print(f"error: {msg}", file=sys.stderr)
+        print(t("error: {message}", message=msg), file=sys.stderr)
         return 2
 
 

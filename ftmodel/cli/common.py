@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ftmodel import config as config_mod
+from ftmodel.i18n import set_language
 
 CONFIG_HELP = "TOML config (default: ./ftmodel.toml, else ./configs/default.toml, else the packaged default)"
 
@@ -37,13 +38,17 @@ def load_config(ns: argparse.Namespace):
     from ftmodel.profiles import resolve_config
 
     choice = resolve_config(getattr(ns, "config", None))
+    cfg = config_mod.load(choice.path, getattr(ns, "overrides", []) or [])
+    if cfg.ui.language != "auto":  # [ui] language speaks for the CLI as for the console
+        set_language(cfg.ui.language)
     if choice.reason != "given":
         print(choice.describe(), file=sys.stderr)
-    return config_mod.load(choice.path, getattr(ns, "overrides", []) or [])
+    return cfg
 
 
 def workspace_of(ns: argparse.Namespace) -> Path:
     """The workspace a command acts on: --workspace, else the config's launch.workspace (as the console)."""
-    if getattr(ns, "workspace", None):
+    if getattr(ns, "workspace", None) and not getattr(ns, "config", None):
         return Path(ns.workspace)
-    return Path(load_config(ns).launch.workspace)
+    cfg = load_config(ns)  # a named config is read even with --workspace: its [ui] language applies
+    return Path(getattr(ns, "workspace", None) or cfg.launch.workspace)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from ftmodel.cli.common import add_config, add_workspace, load_config, workspace_of
+from ftmodel.i18n import t
 from ftmodel.rundir import STAGES
 from ftmodel.stages import PIPELINE
 
@@ -62,7 +63,7 @@ def cmd_queue(ns: argparse.Namespace, argv: list[str]) -> int:
             return _sweep(ns)
         return _queue(ns)
     except (QueueError, SweepError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(t("error: {message}", message=e), file=sys.stderr)
         return 2
 
 
@@ -74,16 +75,18 @@ def _print_jobs(ws: Path) -> None:
     rows = [[j["id"], j["stage"] + (f" {j['args'].get('stages')}" if j["args"].get("stages") else ""),
              j["state"] + (" (reused)" if j.get("reused") else ""), j.get("label") or "", j.get("sweep") or "",
              j.get("run_id") or "", j.get("error") or ""] for j in data["jobs"]]
-    print(format_table(["job", "what", "state", "point", "sweep", "run", "note"], rows) if rows else "queue is empty")
-    print(("paused; " if data.get("paused") else "") + ("a runner is draining it" if runner_running(ws)
-                                                        else "no runner (`ftmodel queue resume` starts one)"))
+    columns = [t("job"), t("what"), t("state"), t("point"), t("sweep"), t("run"), t("note")]
+    print(format_table(columns, rows) if rows else t("queue is empty"))
+    print((t("paused; ") if data.get("paused") else "") + (t("a runner is draining it") if runner_running(ws)
+                                                           else t("no runner (`ftmodel queue resume` starts one)")))
 
 
 def _start_runner(ws: Path) -> None:
     from ftmodel.queue import start_runner
 
     pid = start_runner(ws)
-    print(f"runner started (pid {pid}); log: {ws / 'queue' / 'runner.log'}" if pid else "a runner is already draining it")
+    print(t("runner started (pid {pid}); log: {log}", pid=pid, log=ws / "queue" / "runner.log") if pid
+          else t("a runner is already draining it"))
 
 
 def _queue(ns) -> int:
@@ -117,7 +120,7 @@ def _queue(ns) -> int:
             _start_runner(ws)
     elif cmd == "pause":
         queue.set_paused(ws, True)
-        print("paused: no new job starts; running jobs go on (`ftmodel queue resume` continues)")
+        print(t("paused: no new job starts; running jobs go on (`ftmodel queue resume` continues)"))
     elif cmd == "resume":
         queue.set_paused(ws, False)
         for note in queue.reconcile(ws):
@@ -153,10 +156,11 @@ def _sweep(ns) -> int:
         print(f"  {i}. {', '.join(f'{k}={v}' for k, v in p.values.items())}")
         print(f"     {' '.join(p.command)}")
     if ns.dry_run:
-        print("dry run: nothing queued")
+        print(t("dry run: nothing queued"))
         return 0
     sweep_id, jobs = sweep.queue_sweep(ws, path, points, spec.stages, force=ns.force, no_judge=ns.no_judge)
-    print(f"sweep {sweep_id}: queued {len(jobs)} job(s); `ftmodel sweep show {sweep_id}` prints the table")
+    print(t("sweep {sweep}: queued {n} job(s); `ftmodel sweep show {sweep}` prints the table", sweep=sweep_id,
+            n=len(jobs)))
     if not ns.no_start:
         _start_runner(ws)
     return 0

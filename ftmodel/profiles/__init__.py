@@ -43,9 +43,11 @@ class ConfigChoice:
 
     def describe(self) -> str:
         """One line for the user: which file, and why."""
+        from ftmodel.i18n import t
+
         why = {"given": "", "local": f" (./{LOCAL_CONFIG})", "checkout": " (./configs/default.toml)",
-               "packaged": f" (packaged embedded default; `ftmodel init` writes ./{LOCAL_CONFIG} to edit)"}
-        return f"config: {self.path}{why[self.reason]}"
+               "packaged": " (" + t("packaged embedded default; `ftmodel init` writes ./ftmodel.toml to edit") + ")"}
+        return t("config: {path}", path=self.path) + why[self.reason]
 
 
 def resolve_config(given: str | Path | None, cwd: Path | None = None) -> ConfigChoice:

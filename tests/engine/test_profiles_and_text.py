@@ -96,3 +96,24 @@ def test_import_gguf_errors_name_the_file_or_package(tmp_path):
     res = cli("model", "import-gguf", str(tmp_path / "f.gguf"), str(tmp_path / "m"))
     assert res.returncode == 2 and "a model folder is already there" in res.stderr
     assert (tmp_path / "m" / "config.json").read_text() == "{}"
+
+
+def test_the_cli_speaks_chinese_from_the_environment_or_the_config(tmp_path):
+    from ftmodel.rundir import create_run
+
+    res = cli("runs", "--workspace", str(tmp_path / "ws"), env={"FTMODEL_LANG": "zh"})
+    assert res.returncode == 0 and "中没有运行" in res.stdout
+    create_run(tmp_path / "ws", "sft", config_toml="", argv=[])
+    res = cli("runs", "--workspace", str(tmp_path / "ws"), env={"FTMODEL_LANG": "zh"})
+    header, row = res.stdout.splitlines()[:2]
+    assert header.startswith("运行") and "状态" in header
+    # Columns line up in terminal cells: the state column starts where its header does.
+    assert cell_width(header[:header.index("状态")]) == cell_width(row[:row.index("排队中")]) == 45
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[ui]\nlanguage = "zh"\n', encoding="utf-8")
+    res = cli("config", "check", str(cfg), env={"FTMODEL_LANG": "en"})
+    assert res.returncode == 0 and "ok" in res.stdout   # config check reads the file it checks, not [ui]
+    res = cli("runs", "--config", str(cfg), "--workspace", str(tmp_path / "ws"), env={"FTMODEL_LANG": "en"})
+    assert "运行" in res.stdout.splitlines()[0]          # [ui] language speaks for the CLI too
+    bad = cli("stop", "nope", "--workspace", str(tmp_path / "ws"), env={"FTMODEL_LANG": "zh"})
+    assert bad.returncode == 2 and bad.stderr.startswith("错误")

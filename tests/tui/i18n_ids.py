@@ -1,4 +1,5 @@
-"""Every message id the console translates: the literal `t("…")` calls in tui/, plus words used as ids."""
+"""Every message id the console and the CLI translate: the literal `t("…")` calls in tui/ and in the
+CLI's modules, plus words used as ids."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from ftmodel.words import JOBS, STATES
 from tui.actions import ACTIONS, PANELS, SCREEN_HELP
 from tui.widgets.charts import CHARTS
 
-TUI = Path(__file__).resolve().parents[2] / "tui"
+ROOT = Path(__file__).resolve().parents[2]
+TUI = ROOT / "tui"
+CLI_FILES = (*sorted((ROOT / "ftmodel" / "cli").glob("*.py")), ROOT / "ftmodel" / "profiles" / "__init__.py")
 HINTS = ("little signal left: most groups are all right (these prompts are learned)",
          "no learning signal: most groups are all wrong (SFT more, or easier prompts)",
          "no learning signal: most groups have identical rewards",
@@ -20,9 +23,9 @@ WORDS = (*STATES, *PANELS, "bool", "int", "number", "text", "list", "*", "run", 
 
 
 def literal_ids() -> set[str]:
-    """The first argument of every `t("literal", …)` call in tui/."""
+    """The first argument of every `t("literal", …)` call in tui/ and the CLI."""
     ids = set()
-    for path in TUI.rglob("*.py"):
+    for path in (*TUI.rglob("*.py"), *CLI_FILES):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "t"
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
