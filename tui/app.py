@@ -41,7 +41,6 @@ from tui.messages import (
 from tui.screens.console import STAGE_ITEMS, ConsoleScreen  # noqa: F401 - STAGE_ITEMS: tests read it here
 
 
-
 @dataclass
 class SyncState:
     """What the app's sync worker is doing, readable by the sync screen."""
