@@ -61,12 +61,13 @@ async def time_to_chart(ws: Path, rows: int) -> tuple[float, float, float]:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             panel = app.query_one("#panel-loss")
-            store = app.store
-            if store.rows == rows and app.charts_ready and panel.drawn_version == store.version:
+            store = app.main.store
+            if store.rows == rows and app.main.charts_ready and panel.drawn_version == store.version:
                 drawn.setdefault(id(store), time.perf_counter() - t0)
                 # The reader is done when nothing is left to parse: no exact pass pending.
-                if app.follower is not None and not app.follower.history_pending() and app.follower.caught_up() \
-                        and app.history_complete:
+                follower = app.main.follower
+                if follower is not None and not follower.history_pending() and follower.caught_up() \
+                        and app.main.history_complete:
                     times = sorted(drawn.values())
                     return first, times[0], times[-1]
             await pilot.pause(0.01)

@@ -6,6 +6,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ftmodel.config import Config
 from ftmodel.rundir import Run
@@ -31,6 +32,7 @@ class StageContext:
     args: dict = field(default_factory=dict)
     rank: int = 0  # with several processes, only rank 0 writes state.json, metrics.jsonl and wandb
     stop_requested: bool = False
+    launch: Any = None  # launcher.launch, set by the worker: the pipeline starts its stages with it
     _last_progress: float = 0.0
     _trackers: list = field(default_factory=list)
 

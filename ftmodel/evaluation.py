@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ftmodel.answers import score_completion
+from ftmodel.answers import AnswerRules, score_completion
 from ftmodel.context import StageContext, StageError
 from ftmodel.data.loaders import read_jsonl
 
@@ -51,14 +51,14 @@ def generate(ctx: StageContext, model, tokenizer, questions: list[dict], *, labe
 
 
 def score(questions: list[dict], completions: list[str], baseline: dict[str, float],
-          judge_scores: list[float | None] | None = None) -> tuple[dict, list[dict]]:
+          judge_scores: list[float | None] | None = None, rules: AnswerRules | None = None) -> tuple[dict, list[dict]]:
     """Return (summary, details): overall and per-qtype accuracies (and mean judge score when judged),
     and one scored row per question."""
     details = []
     per: dict[str, dict] = defaultdict(lambda: {"total": 0, "format_correct": 0, "answer_correct": 0,
                                                 "judged": [], "judge_errors": 0})
     for i, (q, text) in enumerate(zip(questions, completions)):
-        s = score_completion(text, q["answer"])
+        s = score_completion(text, q["answer"], q["qtype"], rules)
         row = {"id": q["id"], "qtype": q["qtype"], "question": q["question"], "gold": q["answer"],
                "completion": text, "predicted": s["answer"], "format_ok": s["format_ok"], "correct": s["correct"]}
         judged = judge_scores[i] if judge_scores is not None else None
@@ -119,7 +119,7 @@ def baseline_for(ctx: StageContext, questions: list[dict]) -> dict[str, float]:
     from ftmodel.data.bank import majority_baseline
 
     train = read_jsonl(ctx.ws.raw_train) if ctx.ws.raw_train.exists() else []
-    return majority_baseline(train, questions) if train else {}
+    return majority_baseline(train, questions, AnswerRules.from_config(ctx.cfg.answers)) if train else {}
 
 
 def flat_metrics(summary: dict, prefix: str = "") -> dict[str, float]:
@@ -144,11 +144,3 @@ def qtype_table(summary: dict) -> tuple[list[str], list[list]]:
         rows.append([name, c["total"], c["format_accuracy"], c["answer_accuracy"], c.get("majority_baseline")]
                     + ([c.get("avg_judge_score")] if judged else []))
     return columns, rows
-
-
-def format_table(columns: list[str], rows: list[list]) -> str:
-    """Render rows as an aligned plain-text table (floats to 3 decimals)."""
-    cells = [[f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v)) for v in r] for r in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    line = lambda vals: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])

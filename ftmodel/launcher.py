@@ -3,19 +3,26 @@
 A detached stage has its own session (it survives the console, tmux and SSH), reads /dev/null and
 writes stage.log. Stopping sends SIGINT to its process group (the trainer saves and exits), then
 SIGTERM, then SIGKILL, each after a bounded wait.
+
+Only one stopper drives that sequence. The first records a `stop_request` (who, when) in
+state.json under a lock before signalling; a second stopper (the console and `ftmodel stop` at
+once) finds it, sends nothing and waits for the run to end, taking over the sequence only if the
+first stopper is gone. A second SIGINT would otherwise mean "stop now" and lose the checkpoint.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-
 from pathlib import Path
+from typing import Callable
 
-from ftmodel.rundir import Run, create_run, process_alive, process_start_time
+from ftmodel.fingerprint import plan_stage, record_reuse
+from ftmodel.rundir import Run, create_run, file_lock, process_alive, process_start_time
 
 
 class LaunchError(RuntimeError):
@@ -49,72 +56,272 @@ def worker_argv(run: Run, launch_cfg=None) -> list[str]:
     return [*argv, *worker]
 
 
-def launch(run: Run, *, new_session: bool = True, launch_cfg=None) -> subprocess.Popen:
+def launch(run: Run, *, new_session: bool = True, launch_cfg=None, env: dict | None = None) -> subprocess.Popen:
     """Start the run's worker with output to stage.log and record its pid in state.json.
 
     With several ranks the recorded pid is the launcher's (torchrun / accelerate); the ranks share
     its process group, so stopping the run stops every rank.
     """
     argv = worker_argv(run, launch_cfg)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(run.log_path, "ab") as log:
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    try:
+        log = open(run.log_path, "ab")
+    except OSError as e:
+        _record_failure(run, f"could not open {run.log_path.name}: {_reason(e)}")
+        raise LaunchError(f"could not start run {run.id}: cannot write {run.log_path}: {_reason(e)}") from None
+    with log:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=new_session, close_fds=True, env=env)
+                                    start_new_session=new_session, close_fds=True, env=full_env)
         except OSError as e:
-            run.update_state(state="failed", error=f"could not start: {e}", ended=time.time())
+            _record_failure(run, f"could not start: {e}")
             raise LaunchError(f"could not start {argv[0]}: {e}") from e
     pgid = proc.pid if new_session else os.getpgrp()
-    run.update_state(pid=proc.pid, pgid=pgid, proc_start=process_start_time(proc.pid), launched=time.time(),
-                     worker_argv=argv)
+    try:
+        run.update_state(pid=proc.pid, pgid=pgid, proc_start=process_start_time(proc.pid), launched=time.time(),
+                         worker_argv=argv, **({"cuda_visible_devices": env["CUDA_VISIBLE_DEVICES"]}
+                                              if env and "CUDA_VISIBLE_DEVICES" in env else {}))
+    except OSError as e:
+        # A run nobody can find or stop must not go on: end it while we still know its pid.
+        if new_session:
+            _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise LaunchError(f"run {run.id}: cannot record its process in {run.state_path}: {_reason(e)}; "
+                          "the stage was stopped") from None
     return proc
 
 
+def job_module(stage: str):
+    """Return the module that runs a job: a stage's module, or the pipeline driver.
+
+    The driver gets `launch` through its context (see worker), so it never imports this module and
+    the engine's imports stay free of circles (launcher -> pipeline -> stages).
+    """
+    from ftmodel import pipeline
+    from ftmodel.stages import PIPELINE, stage_module
+
+    return pipeline if stage == PIPELINE else stage_module(stage)
+
+
+def _reason(e: OSError) -> str:
+    """Say in words why a file operation failed (the errno's text, not a traceback)."""
+    if isinstance(e, FileExistsError) or isinstance(e, NotADirectoryError):
+        return f"{e.filename or 'a path'} exists and is not a directory"
+    return e.strerror or str(e)
+
+
+def _record_failure(run: Run, error: str) -> None:
+    """Mark a run failed, if its state can still be written."""
+    try:
+        run.update_state(state="failed", error=error, ended=time.time())
+    except OSError:
+        pass  # the disk that refused the start refuses this too; the raised error says why
+
+
 def start_stage(stage: str, cfg, workspace: str | Path, args: dict, *, argv: list[str],
-              group: str | None = None, new_session: bool = True):
-    """Check a stage's preconditions, create its run directory and launch it; return (run, process)."""
+              group: str | None = None, new_session: bool = True, reuse: bool = False,
+              env: dict | None = None, report: Callable[[str], None] | None = None):
+    """Check a stage's preconditions, create its run directory and launch it; return (run, process).
+
+    With `reuse`, a finished run with the same fingerprint (same config keys read, same input
+    contents, same base model and version) is returned instead, with process None, and nothing
+    starts; `report` is told which run and why. Every started run records its fingerprint and
+    lineage in state.json either way. `env` adds environment variables (CUDA_VISIBLE_DEVICES).
+    """
     from ftmodel.config import to_toml
     from ftmodel.context import StageContext
-    from ftmodel.stages import stage_module
-    from ftmodel.workspace import Workspace
+    from ftmodel.workspace import OutputBusy, Workspace, check_outputs_free
 
     ws = Workspace(Path(workspace))
     args = {**args, "workspace": str(ws.root.resolve())}  # the worker may run from another directory
-    module = stage_module(stage)
+    found, fp, args = plan_stage(stage, cfg, ws.root, args, reuse=reuse)
+    if found is not None:
+        record_reuse(found, by=" ".join(argv))
+        if report:
+            report(f"{stage}: reusing {found.id} (same inputs)")
+        return found, None
+    module = job_module(stage)
     probe = StageContext(run=Run(ws.runs / "(preflight)"), cfg=cfg, ws=ws, stage=stage, args=args)
     module.preflight(probe)
-    run = create_run(workspace, stage, config_toml=to_toml(cfg), argv=argv, args=args, group=group)
-    proc = launch(run, new_session=new_session, launch_cfg=cfg.launch)
+    try:
+        check_outputs_free(ws.root, stage)  # refused before a run exists; the worker's lock is the real guard
+    except OutputBusy as e:
+        raise LaunchError(str(e)) from None
+    try:
+        run = create_run(workspace, stage, config_toml=to_toml(cfg), argv=argv, args=args, group=group)
+        run.update_state(fingerprint=fp.as_state(), lineage=fp.lineage)
+    except OSError as e:
+        raise LaunchError(f"cannot create a run directory in {ws.runs}: {_reason(e)}") from None
+    if report and reuse and fp.digest is None:
+        report(f"{stage}: running ({fp.missing})")
+    if getattr(cfg.launch, "backend", "local") == "slurm":
+        from ftmodel import backends
+
+        try:
+            job = backends.submit(run, worker_argv(run, cfg.launch), cfg.launch, env)
+        except (backends.BackendError, OSError) as e:
+            _record_failure(run, str(e))
+            raise LaunchError(str(e)) from None
+        if report:
+            report(f"{stage}: submitted to Slurm as job {job}")
+        return run, SlurmJob(run)
+    proc = launch(run, new_session=new_session, launch_cfg=cfg.launch, env=env)
     return run, proc
 
 
-def _wait_gone(pid: int, start: int | None, timeout: float) -> bool:
-    """Poll until the process is gone or `timeout` seconds pass; say whether it is gone."""
+class SlurmJob:
+    """A Popen-like handle on a Slurm run (poll/wait through the backend), for callers that keep handles."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.returncode = None
+
+    def poll(self):
+        if run_status(self.run) in ("queued", "running"):
+            return None
+        self.returncode = self.run.read_state().get("exit_code")
+        self.returncode = 1 if self.returncode is None else self.returncode
+        return self.returncode
+
+    def wait(self, timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("sbatch", timeout)
+            time.sleep(1.0)
+        return self.returncode
+
+
+def run_status(run: Run) -> str:
+    """A run's status through its backend: Slurm runs ask the scheduler (and record a job it killed);
+    local runs check their process (`lost` when it is gone)."""
+    if run.read_state().get("slurm_job_id"):
+        from ftmodel import backends
+
+        return backends.refresh(run)
+    return run.status()
+
+
+def _wait_gone(pid: int, start: int | None, timeout: float, *, unless: Callable[[], bool] | None = None) -> bool:
+    """Poll until the process is gone or `timeout` seconds pass (or `unless()` turns true); say whether it is gone."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process_alive(pid, start):
             return True
+        if unless is not None and unless():
+            return False
         time.sleep(0.1)
     return not process_alive(pid, start)
 
 
-def stop(run: Run, *, int_wait: float = 60.0, term_wait: float = 15.0) -> str:
-    """Stop a run: SIGINT, then SIGTERM, then SIGKILL, each after a bounded wait; return its status."""
-    state = run.read_state()
+def signal_target(run: Run) -> tuple[int, int, int] | None:
+    """Return (pid, start time, process group) of a run's live process, None if it has none running.
+
+    Raises BrokenRun for a missing or corrupt state.json and LaunchError when the recorded process
+    cannot be trusted to be the run's: a pid without its start time (the pid may have been reused),
+    or a process group that is not the process's own.
+    """
+    state = run.check_state()
     pid, start = state.get("pid"), state.get("proc_start")
+    if pid is None:
+        return None
+    if not isinstance(pid, int) or pid <= 1:
+        raise LaunchError(f"run {run.id}: state.json records an invalid pid {pid!r}; not signalling anything")
+    host = state.get("host")
+    if host and host != socket.gethostname():  # that pid means another process here
+        raise LaunchError(f"run {run.id} runs on host {host}, not here ({socket.gethostname()}): stop it there")
+    if start is None and Path("/proc").is_dir():
+        if process_start_time(pid) is None:
+            return None  # nothing runs under that pid: nothing to signal
+        raise LaunchError(f"run {run.id}: state.json records pid {pid} without its process start time, so it "
+                          "cannot tell whether that pid is still the run's (it may be reused); not signalling it")
     if not process_alive(pid, start):
-        return run.status()
+        return None
     pgid = state.get("pgid") or pid
-    for sig, wait in ((signal.SIGINT, int_wait), (signal.SIGTERM, term_wait), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
+    try:
+        actual = os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+    if pgid != actual or pgid <= 1:
+        raise LaunchError(f"run {run.id}: recorded process group {pgid} is not that of pid {pid} ({actual}); "
+                          "not signalling it")
+    return pid, start, pgid
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to a process group; say whether it still existed."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _stopper() -> dict:
+    """Who is stopping: this process (pid, start time, host) and what it is."""
+    me = os.getpid()
+    what = "the console" if "tui.app" in sys.modules else "ftmodel"
+    return {"pid": me, "proc_start": process_start_time(me), "host": socket.gethostname(),
+            "by": f"{what} (pid {me} on {socket.gethostname()})"}
+
+
+def _request_active(request, pid: int) -> bool:
+    """Whether a recorded stop request is still being carried out by a live stopper for this process."""
+    return (isinstance(request, dict) and request.get("target_pid") == pid
+            and request.get("host") == socket.gethostname()
+            and process_alive(request.get("pid"), request.get("proc_start")))
+
+
+def stop(run: Run, *, int_wait: float = 60.0, term_wait: float = 15.0, now: bool = False,
+         report: Callable[[str], None] | None = None) -> str:
+    """Stop a run: SIGINT, then SIGTERM, then SIGKILL, each after a bounded wait; return its status.
+
+    `now` skips the graceful SIGINT (no checkpoint). If another stopper is already stopping the run,
+    nothing is sent: this call waits for the run to end (`report` is told so) and takes over the
+    sequence only if that stopper goes away.
+    """
+    if run.read_state().get("slurm_job_id"):  # the scheduler signals it: the process is on a compute node
+        from ftmodel import backends
+
+        return backends.stop(run, int_wait=int_wait, term_wait=term_wait, now=now)
+    target = signal_target(run)
+    if target is None:
+        return run.status()
+    pid, start, pgid = target
+    me = _stopper()
+    with file_lock(run.path / ".stop.lock"):  # one stopper records its request and signals; the rest see it
+        request = run.read_state().get("stop_request")
+        leader = request if (_request_active(request, pid) and not now) else None
+        if leader is None:
+            request = {**me, "at": time.time(), "now": now, "target_pid": pid}
+            run.update_state(stop_request=request)
+            try:
+                if not _signal_group(pgid, signal.SIGTERM if now else signal.SIGINT):
+                    return run.status()
+            except PermissionError as e:
+                raise LaunchError(f"cannot signal run {run.id} (pid {pid}): {e}") from e
+    if leader is not None:
+        if report:
+            report(f"{run.id}: a stop is already in progress (asked by {leader.get('by', 'another stopper')}); "
+                   "waiting for it to save and exit (`ftmodel stop --now` stops it at once)")
+        # Wait while the first stopper drives the sequence; if it goes away, finish its sequence.
+        _wait_gone(pid, start, int_wait + term_wait + 10.0,
+                   unless=lambda: not _request_active(run.read_state().get("stop_request"), pid))
+        elapsed = time.time() - float(leader.get("at") or time.time())
+        steps = [(None, max(0.0, int_wait - elapsed)), (signal.SIGTERM, term_wait), (signal.SIGKILL, 5.0)]
+    else:
+        steps = ([(None, term_wait), (signal.SIGKILL, 5.0)] if now
+                 else [(None, int_wait), (signal.SIGTERM, term_wait), (signal.SIGKILL, 5.0)])
+    for sig, wait in steps:
+        if not process_alive(pid, start):
             break
+        try:
+            if sig is not None and not _signal_group(pgid, sig):
+                break
         except PermissionError as e:
             raise LaunchError(f"cannot signal run {run.id} (pid {pid}): {e}") from e
         if _wait_gone(pid, start, wait):
             break
-    if run.read_state().get("state") in ("queued", "running"):
+    if run.read_state().get("state") in ("queued", "running") and not process_alive(pid, start):
         run.update_state(state="cancelled", ended=time.time(), error="killed: it did not stop when asked")
     return run.status()
-

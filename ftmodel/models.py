@@ -55,7 +55,7 @@ def resolve_base(ctx: StageContext) -> str:
 
     seed = ctx.cfg.model.tiny_seed
     path = ensure_tiny_base(ctx.ws.models, lambda: bank.pretrain_corpus(seed), lambda: bank.tokenizer_corpus(seed),
-                            tiny_spec(ctx.cfg), log=ctx.log)
+                            tiny_spec(ctx.cfg), log=ctx.log, check_stop=ctx.check_stop, progress=ctx.progress)
     return str(path)
 
 
@@ -122,7 +122,7 @@ def save_adapter(model, tokenizer, out_dir: Path, *, base: str, stage: str, run_
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     meta = {"base": base, "stage": stage, "run": run_id, "parent": parent}
-    (out_dir / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
+    (out_dir / ADAPTER_META).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return out_dir
 
 
@@ -163,3 +163,21 @@ def load_adapter_model(adapter_dir: Path, cfg: Config, *, trainable: bool = Fals
     model = load_base_model(base, cfg)
     model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
     return model, load_tokenizer(str(adapter_dir), cfg), base
+
+
+def tokenizer_for(cfg, ws):
+    """The configured model's tokenizer, without loading the model (the tiny one is trained in memory
+    when its base has not been built yet: it takes about half a second)."""
+    check_model_source(cfg)
+    name = cfg.model.name_or_path
+    if name != BUILTIN_TINY:
+        path = Path(name).expanduser()
+        return load_tokenizer(str(path) if path.exists() else name, cfg)
+    from ftmodel.data import bank
+    from ftmodel.tinymodel import build_tokenizer, is_complete
+
+    spec = tiny_spec(cfg)
+    cached = ws.models / f"tiny-{spec.fingerprint()}"
+    if is_complete(cached):
+        return load_tokenizer(str(cached), cfg)
+    return build_tokenizer(bank.tokenizer_corpus(cfg.model.tiny_seed), spec.vocab_size)

@@ -30,24 +30,53 @@ def preflight(ctx: StageContext) -> None:
     stage_module(stages[0]).preflight(ctx)
 
 
+def child_args(stage: str, args: dict, produced: dict[str, str]) -> dict:
+    """A stage's args inside the pipeline: the shared flags, and the runs this pipeline made for it to consume."""
+    out = {k: v for k, v in args.items() if k in ("workspace", "no_judge", "sweep", "queue_job")}
+    if stage == "grpo" and "sft" in produced:
+        out["sft_run"] = produced["sft"]
+    if stage == "evaluate":
+        which = "sft" if args.get("eval_sft") else "grpo"
+        out.update({"eval_sft": True} if args.get("eval_sft") else {})
+        if which in produced:
+            out["adapter_run"] = produced[which]
+    return out
+
+
 def run(ctx: StageContext) -> dict:
-    """Run each selected stage as a child run and wait for it."""
-    from ftmodel.launcher import launch
+    """Run each selected stage as a child run and wait for it; a stage with the inputs of a finished
+    run reuses that run (unless `force`)."""
+    from ftmodel.fingerprint import plan_stage, record_reuse
 
     stages = selected_stages(ctx.args.get("stages"))
-    child_args = {k: v for k, v in ctx.args.items() if k in ("workspace", "no_judge")}
     snapshot = config_mod.to_toml(ctx.cfg)
     children: list[str] = []
+    produced: dict[str, str] = {}
+    reused: list[str] = []
     ctx.progress(0, len(stages), force=True)
     for i, stage in enumerate(stages):
         ctx.check_stop()
+        found, fp, args = plan_stage(stage, ctx.cfg, ctx.ws.root, child_args(stage, ctx.args, produced),
+                                     reuse=not ctx.args.get("force"))
+        if found is not None:
+            record_reuse(found, by=ctx.run.id)
+            children.append(found.id)
+            reused.append(found.id)
+            produced[stage] = found.id
+            ctx.run.update_state(children=children, reused=reused)
+            ctx.log(f"==> {stage} ({i + 1}/{len(stages)}): reusing {found.id} (same inputs)")
+            ctx.progress(i + 1, len(stages), force=True)
+            continue
         child = create_run(ctx.ws.root, stage, config_toml=snapshot, argv=ctx.run.read_state().get("argv", []),
-                           args=child_args, group=ctx.run.id)
+                           args=args, group=ctx.run.id)
+        child.update_state(fingerprint=fp.as_state(), lineage=fp.lineage)
         children.append(child.id)
+        produced[stage] = child.id
         ctx.run.update_state(children=children, current=stage)
-        ctx.log(f"==> {stage} ({i + 1}/{len(stages)}): run {child.id}")
+        ctx.log(f"==> {stage} ({i + 1}/{len(stages)}): run {child.id}"
+                + (f" ({fp.missing})" if fp.digest is None else ""))
         # Same process group as the driver: stopping the pipeline stops the stage in flight.
-        proc = launch(child, new_session=False, launch_cfg=ctx.cfg.launch)
+        proc = ctx.launch(child, new_session=False, launch_cfg=ctx.cfg.launch)
         proc.wait()  # a SIGINT reaches the stage too; the wait resumes after our handler runs
         status = child.status()
         if status != "finished":
@@ -58,4 +87,3 @@ def run(ctx: StageContext) -> dict:
         ctx.progress(i + 1, len(stages), force=True)
     ctx.run.update_state(current=None)
     return {"children": ",".join(children)}
-

@@ -2,25 +2,28 @@
 
 `<workspace>/runs/<run-id>/` holds `config.toml` (snapshot), `state.json` (atomic), `metrics.jsonl`
 (one JSON object per logged step), `stage.log` and the stage's artifacts. Everything here is
-stdlib only, so the console can read runs without importing the ML stack.
+stdlib only, so the console can read runs without importing the ML stack. (Over 400 lines: it is
+the one place that knows the contract — state shape and trust, creation, listing, lookup, metrics
+tailing — so no caller re-implements a piece of it.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import secrets
+import shutil
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-STAGES = ("prepare", "distill", "filter", "sft", "grpo", "evaluate", "export", "ablation")
-ACTIVE_STATES = ("queued", "running")
-FINAL_STATES = ("finished", "failed", "cancelled")
+from ftmodel.words import ACTIVE_STATES, FINAL_STATES, STAGES  # noqa: F401 - re-exported, the old home
+BROKEN = "broken"  # the status of a run whose state.json is missing, unreadable or not a JSON object
 
 STATE_FILE = "state.json"
 METRICS_FILE = "metrics.jsonl"
@@ -38,14 +41,23 @@ def new_run_id(stage: str) -> str:
     return f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
+class BrokenRun(LookupError):
+    """A run directory whose state cannot be trusted (missing, corrupt or wrong-shaped state.json)."""
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so readers see the old or the new content, never a torn one."""
+    """Write a file so readers see the old or the new content, never a torn one (and no temp file on failure)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk must not leave a stray temp file behind
+            tmp.unlink()
+        raise
 
 
 @contextlib.contextmanager
@@ -73,20 +85,84 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _is_pid(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 1
+
+
 def process_alive(pid: int | None, start_time: int | None) -> bool:
-    """Tell whether `pid` is still the process that was recorded (guards against pid reuse)."""
-    if not pid:
+    """Tell whether `pid` is still the process that was recorded (guards against pid reuse).
+
+    With procfs, a pid recorded without its start time is not trusted: the pid may belong to
+    another process by now, so it does not count as the run's process.
+    """
+    if not _is_pid(pid):
         return False
+    if not Path("/proc").is_dir():  # no procfs (macOS): no start times, fall back to a signal probe
+        try:
+            os.kill(pid, 0)
+            return True
+        except PermissionError:
+            return True
+        except OSError:
+            return False
     now = process_start_time(pid)
-    if now is None:
-        if not Path("/proc").is_dir():  # no procfs (macOS): fall back to a signal probe
-            try:
-                os.kill(pid, 0)
-                return True
-            except OSError:
-                return False
-        return False
-    return start_time is None or now == start_time
+    return now is not None and start_time is not None and now == start_time
+
+
+# The shape of state.json, key by key: a value of another type is dropped when read (a hand-edited or
+# foreign state.json must not crash `runs` or the console).
+_INT_KEYS = ("pid", "pgid", "proc_start", "exit_code", "worker_pid")
+_FLOAT_KEYS = ("created", "started", "ended", "updated", "launched")
+_STR_KEYS = ("run_id", "stage", "state", "host", "error", "group", "current", "slurm_job_id")
+_DICT_KEYS = ("args", "outputs", "wandb", "stop_request", "fingerprint", "lineage")
+_LIST_KEYS = ("argv", "worker_argv")
+_REQUIRED = ("run_id", "stage", "state", "host")  # null is no value for these (the others may be null)
+
+
+def _int(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def coerce_state(raw: Any) -> dict:
+    """Return state.json's content with every known key of the right type (wrong ones dropped)."""
+    if not isinstance(raw, dict):
+        return {}
+    state = dict(raw)
+    for key in _INT_KEYS:
+        if key in state and _int(state[key]) is None:
+            del state[key]
+    for key in _FLOAT_KEYS:
+        if key in state and (isinstance(state[key], bool) or not isinstance(state[key], (int, float))):
+            del state[key]
+    for key, kind in [*((k, str) for k in _STR_KEYS), *((k, dict) for k in _DICT_KEYS),
+                      *((k, list) for k in _LIST_KEYS)]:
+        if key in state and not isinstance(state[key], kind) and (state[key] is not None or key in _REQUIRED):
+            del state[key]
+    if "children" in state:
+        children = state["children"]
+        state["children"] = [c for c in children if isinstance(c, str)] if isinstance(children, list) else []
+    if "progress" in state:
+        prog = state["progress"] if isinstance(state["progress"], dict) else {}
+        step, total = _int(prog.get("step")), _int(prog.get("total"))
+        state["progress"] = {**prog, "step": max(step or 0, 0), "total": total if total and total > 0 else None}
+    return state
+
+
+def load_state(path: Path) -> tuple[dict, str | None]:
+    """Read a state.json: (its content coerced to the expected shape, what is wrong with it or None)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, f"no {STATE_FILE}"
+    except (OSError, UnicodeDecodeError) as e:
+        return {}, f"{STATE_FILE} is unreadable ({getattr(e, 'strerror', None) or e})"
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        return {}, f"{STATE_FILE} is corrupt ({e})"
+    if not isinstance(raw, dict):
+        return {}, f"{STATE_FILE} is not a JSON object (it holds a {type(raw).__name__})"
+    return coerce_state(raw), None
 
 
 @dataclass
@@ -117,11 +193,19 @@ class Run:
         return self.path / CONFIG_FILE
 
     def read_state(self) -> dict:
-        """Return state.json (an empty dict if it is missing or unreadable)."""
-        try:
-            return json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+        """Return state.json coerced to its expected shape (an empty dict if missing, corrupt or not an object)."""
+        return load_state(self.state_path)[0]
+
+    def problem(self) -> str | None:
+        """Say what is wrong with this run's state.json (missing, corrupt, not an object), or None."""
+        return load_state(self.state_path)[1]
+
+    def check_state(self) -> dict:
+        """Return the state, or raise BrokenRun naming the run and what is wrong with its state.json."""
+        state, problem = load_state(self.state_path)
+        if problem:
+            raise BrokenRun(f"run {self.id} is broken: {problem} ({self.state_path})")
+        return state
 
     def update_state(self, **changes: Any) -> dict:
         """Merge `changes` into state.json atomically and return the new state."""
@@ -139,7 +223,9 @@ class Run:
 
     def status(self) -> str:
         """Return the state to show: the recorded one, or `lost` when an active run's process is gone."""
-        state = self.read_state()
+        state, problem = load_state(self.state_path)
+        if problem:
+            return BROKEN
         recorded = state.get("state", "unknown")
         if recorded in ACTIVE_STATES and state.get("pid"):
             if not process_alive(state.get("pid"), state.get("proc_start")):
@@ -165,32 +251,62 @@ class Run:
 
 def create_run(workspace: str | Path, stage: str, *, config_toml: str, argv: list[str],
                args: dict | None = None, group: str | None = None) -> Run:
-    """Create a new run directory in state `queued`, with its config snapshot."""
+    """Create a new run directory in state `queued`, with its config snapshot.
+
+    The directory is assembled under a hidden temporary name and renamed into place once its
+    config and state are written, so nobody ever sees a run without a state.json, and a failure
+    (unwritable or full disk) leaves nothing behind. Raises OSError on such a failure.
+    """
     root = runs_root(workspace)
     root.mkdir(parents=True, exist_ok=True)
     while True:
-        path = root / new_run_id(stage)
-        try:
-            path.mkdir()
-            break
-        except FileExistsError:
+        run_id = new_run_id(stage)
+        final = root / run_id
+        if final.exists():
             continue
-    run = Run(path)
-    atomic_write_text(run.config_path, config_toml)
-    run.update_state(run_id=run.id, stage=stage, state="queued", argv=argv, args=args or {},
-                     host=socket.gethostname(), created=time.time(), group=group,
-                     progress={"step": 0, "total": None})
-    return run
+        tmp = root / f".creating-{run_id}-{os.getpid()}"
+        try:
+            tmp.mkdir()
+            building = Run(tmp)
+            atomic_write_text(building.config_path, config_toml)
+            building.update_state(run_id=run_id, stage=stage, state="queued", argv=argv, args=args or {},
+                                  host=socket.gethostname(), created=time.time(), group=group,
+                                  progress={"step": 0, "total": None})
+            os.rename(tmp, final)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if e.errno in (errno.EEXIST, errno.ENOTEMPTY) and final.exists():
+                continue  # another process took the same id within the same second: pick another
+            raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return Run(final)
 
 
-def list_runs(workspace: str | Path, stage: str | None = None) -> list[Run]:
-    """List a workspace's runs, oldest first (run ids sort by creation time)."""
+def _is_run_dir(path: Path, root: Path) -> bool:
+    """A visible directory of the runs folder that really lies inside it (a symlink out does not count)."""
+    if path.name.startswith(".") or not path.is_dir():
+        return False
+    try:
+        return path.resolve().parent == root.resolve()
+    except OSError:
+        return False
+
+
+def list_runs(workspace: str | Path, stage: str | None = None, *, include_broken: bool = False) -> list[Run]:
+    """List a workspace's runs, oldest first (run ids sort by creation time).
+
+    Directories without a state.json are left out unless `include_broken` (then they come with
+    `status() == "broken"`; `Run.problem()` says why).
+    """
     root = runs_root(workspace)
     if not root.is_dir():
         return []
     states = {}
     for p in root.iterdir():
-        if p.is_dir() and (p / STATE_FILE).exists():
+        # Symlinked run dirs are listed (reading is harmless); find_run refuses them for acting on.
+        if not p.name.startswith(".") and p.is_dir() and (include_broken or (p / STATE_FILE).exists()):
             states[p] = Run(p).read_state()
     # The id's timestamp has one-second resolution; `created` orders runs started within a second.
     order = sorted(states, key=lambda p: (p.name.split("-", 1)[-1][:15], states[p].get("created") or 0, p.name))
@@ -206,12 +322,22 @@ def latest_run(workspace: str | Path, stage: str, *, state: str | None = "finish
 
 
 def find_run(workspace: str | Path, run_id: str) -> Run:
-    """Return the run with this id (or unique id prefix); raise LookupError naming the problem."""
+    """Return the run with this id (or unique id prefix); raise LookupError naming the problem.
+
+    Only directories inside `<workspace>/runs` are runs: a path (`../x`, `/tmp/x`, `a/b`) is refused,
+    so no command acts on a state.json outside the workspace.
+    """
     root = runs_root(workspace)
+    if (not run_id or run_id in (".", "..") or run_id.startswith(".") or "/" in run_id or os.sep in run_id
+            or "\0" in run_id):
+        raise LookupError(f"{run_id!r} is not a run id: give a run's name as `ftmodel runs` lists it "
+                          f"(a directory in {root}), not a path")
     exact = root / run_id
-    if (exact / STATE_FILE).exists():
+    if _is_run_dir(exact, root):
         return Run(exact)
-    matches = [r for r in list_runs(workspace) if r.id.startswith(run_id)]
+    if exact.is_symlink() or (exact.exists() and not exact.is_dir()):
+        raise LookupError(f"{exact} is not a run directory inside {root}")
+    matches = [r for r in list_runs(workspace, include_broken=True) if r.id.startswith(run_id)]
     if len(matches) == 1:
         return matches[0]
     if not matches:

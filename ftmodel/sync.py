@@ -13,7 +13,18 @@ from the server's `historyLineCount` with ALL local rows (duplicating the first 
   last step, summary and config match the local record (read with `wandb leet inspect --json`),
   every logged artifact is COMMITTED;
 - only then `<ws>/.wandb/sync_ledger.json` records the run as synced. wandb's `.synced` marker is
-  never trusted; a stale one is removed before a retry.
+  never trusted; a stale one is removed before a retry;
+- the staged copy points every staged artifact file at where it is NOW (the `.wandb` file records
+  absolute paths from where it was logged): a workspace moved or copied anywhere syncs whole;
+- a run whose record is not the whole run (no exit record: crashed, cut short, still running when
+  bundled; or metrics.jsonl rows the record lacks) is recorded `partial` with the reason, never
+  "verified", and synced again when its record grows (ftmodel.sync_guard);
+- one syncer per run (a lock; a second one is told the holder's pid); Ctrl-C stops the client's
+  process group and is recorded; any error of one run is that run's failure in the ledger.
+
+Carrying runs off an air-gapped box is ftmodel.bundle; receipts of what arrived, ftmodel.receipts;
+the `.wandb` format, ftmodel.wandb_log. This file stays long because the verifier (server query,
+local reader, comparison) and the sync loop are one idea that reads best in one place.
 
 Stdlib only at import time (the console imports this); wandb itself only runs as a subprocess.
 The API key comes from `WANDB_API_KEY` or wandb's own login (`~/.netrc` / `$NETRC`, or `api_key`
@@ -32,26 +43,31 @@ import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from ftmodel import http
-from ftmodel.rundir import ACTIVE_STATES, Run, atomic_write_text, file_lock
+from ftmodel import http, receipts
+from ftmodel.rundir import atomic_write_text, file_lock
+from ftmodel.sync_guard import RunBusy, incomplete_reason, run_lock, still_running_here
 from ftmodel.tracking import wandb_environment
+from ftmodel.wandb_log import (HISTORY, LogFormatError, map_artifact_paths, read_log_records,
+                               resolve_staged, top_level_fields, write_log_records)
 from ftmodel.workspace import Workspace
 
 LEDGER_FILE = "sync_ledger.json"
 STAGE_DIR = "sync-stage"
 NEVER, SYNCED, FAILED = "never", "synced", "failed"
+# Everything the offline record holds is on the server and verified, but the record is not the
+# whole run (crashed, cut short, still running when bundled): shown as such, never as "verified".
+PARTIAL = "partial"
+DONE_STATES = (SYNCED, PARTIAL)
 USER_AGENT = "ftmodel-sync/1"
 
 # Bounded retries and timeouts for the wandb client (its defaults retry for ~16 minutes when the
@@ -118,6 +134,17 @@ class OfflineRun:
     reason: str = ""
     url: str | None = None
     entry: dict = field(default_factory=dict)
+    # From a receipt carried back (ftmodel.receipts): what reached the server when this run was
+    # synced on another machine; `remote_behind` when the run has grown since.
+    remote: dict = field(default_factory=dict)
+
+    @property
+    def remote_behind(self) -> bool:
+        size = self.remote.get("wandb_size")
+        try:
+            return size is not None and self.wandb_file.stat().st_size > size
+        except OSError:
+            return False
 
     @property
     def wandb_file(self) -> Path:
@@ -129,7 +156,7 @@ class Result:
     """What one sync (or dry run) did for one offline run."""
 
     key: str
-    state: str  # synced | failed | skipped | dry-run
+    state: str  # synced | partial | failed | skipped | busy | interrupted | dry-run
     reason: str = ""
     url: str | None = None
     counts: dict = field(default_factory=dict)
@@ -176,6 +203,7 @@ def list_offline_runs(ws: Workspace | str | Path) -> list[OfflineRun]:
     """Every offline wandb run in the workspace (`<ws>/runs/<id>/wandb/offline-run-*`), oldest first."""
     ws = _ws(ws)
     ledger = read_ledger(ws)
+    remote = receipts.reached(ws)
     out = []
     for path in sorted(ws.runs.glob("*/wandb/offline-run-*"), key=lambda p: p.name):
         files = sorted(path.glob("run-*.wandb"))
@@ -186,7 +214,7 @@ def list_offline_runs(ws: Workspace | str | Path) -> list[OfflineRun]:
         out.append(OfflineRun(key=key, path=path, run_id=path.parent.parent.name,
                               wandb_id=files[0].name[len("run-"):-len(".wandb")], size=_dir_size(path),
                               state=entry.get("state", NEVER), reason=entry.get("reason", ""),
-                              url=entry.get("url"), entry=entry))
+                              url=entry.get("url"), entry=entry, remote=remote.get(key, {})))
     return out
 
 
@@ -389,12 +417,20 @@ def wandb_exe() -> Path:
     return Path(sys.executable).parent / "wandb"
 
 
+def wandb_command() -> list[str]:
+    """The wandb CLI of this interpreter: its console script, or `python -m wandb` when the
+    environment has none next to the interpreter (a venv layered on another's site-packages)."""
+    exe = wandb_exe()
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "wandb"]
+
+
 def read_local(run: OfflineRun, env: dict[str, str], timeout: float = 120) -> LocalRecord:
     """Read an offline run back with wandb's own reader."""
-    exe = str(wandb_exe())
+    ws_root = run.path.parent.parent.parent.parent  # <ws>/runs/<id>/wandb/offline-run-*
+    exe = wandb_command()
 
     def leet(*args: str) -> str:
-        proc = subprocess.run([exe, "leet", "inspect", *args, str(run.path)], capture_output=True, text=True,
+        proc = subprocess.run([*exe, "leet", "inspect", *args, str(run.path)], capture_output=True, text=True,
                               timeout=timeout, env=env, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             raise SyncError(f"cannot read {run.key}: {(proc.stderr or proc.stdout).strip()[-300:]}")
@@ -416,7 +452,8 @@ def read_local(run: OfflineRun, env: dict[str, str], timeout: float = 120) -> Lo
         elif kind == "artifact":
             art = rec.get("artifact") or {}
             contents = (art.get("manifest") or {}).get("contents") or []
-            missing = [c["local_path"] for c in contents if c.get("local_path") and not Path(c["local_path"]).exists()]
+            missing = [c["local_path"] for c in contents if c.get("local_path")
+                       and not resolve_staged(c["local_path"], ws_root, run.path.parent.parent)]
             artifacts.append({"name": art.get("name"), "type": art.get("type"), "digest": art.get("digest"),
                               "missing": missing})
         elif kind == "exit":
@@ -511,119 +548,31 @@ def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
 # Staging: a copy of the offline run, without the history the server already has
 # ---------------------------------------------------------------------------------------------
 
-_HEADER_LEN, _BLOCK = 7, 32768
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-_HISTORY_FIELD = 2  # wandb_internal.proto: Record.history
-
-
-def read_log_records(path: Path) -> tuple[bytes, list[bytes]]:
-    """Read a .wandb file (leveldb-log framing): return (file header, record payloads)."""
-    data = path.read_bytes()
-    header, pos, records, pending = data[:_HEADER_LEN], _HEADER_LEN, [], b""
-    if header[:4] != b":W&B":
-        raise SyncError(f"{path} is not a .wandb file")
-    while pos + _HEADER_LEN <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < _HEADER_LEN:
-            pos += left
-            continue
-        crc, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER_LEN])
-        if kind == 0 and length == 0:
-            pos += left  # zero padding to the end of the block
-            continue
-        chunk = data[pos + _HEADER_LEN:pos + _HEADER_LEN + length]
-        if len(chunk) < length or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
-            break  # a torn tail: what came before is intact
-        pos += _HEADER_LEN + length
-        if kind == _FULL:
-            records.append(chunk)
-        elif kind == _FIRST:
-            pending = chunk
-        elif kind == _MIDDLE:
-            pending += chunk
-        elif kind == _LAST:
-            records.append(pending + chunk)
-            pending = b""
-    return header, records
-
-
-def write_log_records(path: Path, header: bytes, records: Iterable[bytes]) -> None:
-    """Write records with the same leveldb-log framing wandb uses."""
-    out = bytearray(header)
-    for rec in records:
-        first = True
-        while True:
-            left = _BLOCK - len(out) % _BLOCK
-            if left < _HEADER_LEN:
-                out += b"\0" * left
-                continue
-            room = left - _HEADER_LEN
-            chunk, rec = rec[:room], rec[room:]
-            kind = (_FULL if not rec else _FIRST) if first else (_LAST if not rec else _MIDDLE)
-            crc = zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF
-            out += struct.pack("<IHB", crc, len(chunk), kind) + chunk
-            first = False
-            if not rec:
-                break
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(bytes(out))
-    os.replace(tmp, path)
-
-
-def _top_level_fields(msg: bytes) -> set[int]:
-    """Field numbers present at the top level of a protobuf message (wire format, no schema)."""
-    fields, pos = set(), 0
-
-    def varint() -> int:
-        nonlocal pos
-        shift = value = 0
-        while True:
-            byte = msg[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-
-    while pos < len(msg):
-        key = varint()
-        number, wire = key >> 3, key & 7
-        fields.add(number)
-        if wire == 0:
-            varint()
-        elif wire == 1:
-            pos += 8
-        elif wire == 2:
-            length = varint()  # not `pos += varint()`: that adds to the pos read before the call
-            pos += length
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-    return fields
-
-
 def stage_copy(ws: Workspace, run: OfflineRun, skip_history: int) -> Path:
     """Copy the offline run to `<ws>/.wandb/sync-stage/` leaving out its first `skip_history` history
-    records; return the staged offline-run dir (wandb writes its markers and files there, not in ours)."""
+    records, with every staged artifact path pointing where the file is now (a moved workspace);
+    return the staged offline-run dir (wandb writes its markers and files there, not in ours)."""
     root = ws.wandb_home / STAGE_DIR / run.wandb_id
     shutil.rmtree(root, ignore_errors=True)
     staged = root / run.path.name  # keeps the `offline-run-` prefix: wandb sync skips other names
     staged.mkdir(parents=True)
     if (run.path / "files").is_dir():
         shutil.copytree(run.path / "files", staged / "files", symlinks=True)
-    target = staged / run.wandb_file.name
-    if skip_history <= 0:
-        shutil.copyfile(run.wandb_file, target)
-        return staged
     header, records = read_log_records(run.wandb_file)
     kept, dropped = [], 0
+    run_dir = run.path.parent.parent
+
+    def where(recorded: str) -> str:
+        found = resolve_staged(recorded, ws.root, run_dir)
+        return str(found.resolve()) if found else recorded
+
     for rec in records:
-        if dropped < skip_history and _HISTORY_FIELD in _top_level_fields(rec):
+        fields = top_level_fields(rec)
+        if dropped < skip_history and HISTORY in fields:
             dropped += 1
             continue
-        kept.append(rec)
-    write_log_records(target, header, kept)
+        kept.append(map_artifact_paths(rec, where))
+    write_log_records(staged / run.wandb_file.name, header, kept)
     return staged
 
 
@@ -652,26 +601,51 @@ def _redact(text: str, secret: str) -> str:
 _VIEW_RUN = re.compile(r"View run .* at (\S+/([^/\s]+)/([^/\s]+)/runs/([^/\s]+))")
 
 
-def run_client(staged: Path, env: dict[str, str], timeout: float) -> tuple[int | None, str]:
+class Interrupted(Exception):
+    """The sync was cancelled (Ctrl-C, or the console's cancel event); the client was stopped."""
+
+
+def _stop_group(proc: subprocess.Popen) -> str:
+    """Stop the client's whole process group (SIGTERM, then SIGKILL) and return what it printed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+    return out or ""
+
+
+def run_client(staged: Path, env: dict[str, str], timeout: float, cancel=None) -> tuple[int | None, str]:
     """Run `wandb sync --yes <staged>`; kill its process group after `timeout` seconds.
-    Return (exit code or None when killed, combined output)."""
-    cmd = [str(wandb_exe()), "sync", "--yes", str(staged)]
+    Return (exit code or None when killed, combined output). Ctrl-C (KeyboardInterrupt) or a set
+    `cancel` event (threading.Event) stops the client's process group too, then raises Interrupted:
+    the client runs in its own session, so the terminal's Ctrl-C never reaches it by itself."""
+    cmd = [*wandb_command(), "sync", "--yes", str(staged)]
     # The client writes wandb/debug-*.log under its working directory: keep them in the workspace.
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=staged.parent,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    with contextlib.suppress(OSError):
+        (staged.parent / "client.pid").write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + timeout
     try:
-        out, _ = proc.communicate(timeout=timeout)
-        return proc.returncode, out or ""
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            out, _ = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-        return None, out or ""
+        while True:
+            if cancel is not None and cancel.is_set():
+                _stop_group(proc)
+                raise Interrupted("cancelled")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None, _stop_group(proc)
+            try:
+                out, _ = proc.communicate(timeout=min(left, 0.5) if cancel is not None else left)
+                return proc.returncode, out or ""
+            except subprocess.TimeoutExpired:
+                continue
+    except KeyboardInterrupt:
+        _stop_group(proc)
+        raise
 
 
 def _remove_stale_marker(run: OfflineRun) -> None:
@@ -683,26 +657,31 @@ def _remove_stale_marker(run: OfflineRun) -> None:
 
 def sync_runs(ws: Workspace | str | Path, runs: Iterable[OfflineRun] | None = None, *, dry_run: bool = False,
               timeout: float = DEFAULT_TIMEOUT, limits: dict[str, str] | None = None, force: bool = False,
-              progress_cb: Callable[[str, str], None] | None = None, env: dict[str, str] | None = None) -> list[Result]:
+              progress_cb: Callable[[str, str], None] | None = None, env: dict[str, str] | None = None,
+              cancel=None, result_cb: Callable[[Result], None] | None = None) -> list[Result]:
     """Sync offline runs (default: all) to the server in WANDB_BASE_URL and verify each one.
 
     Verified runs are skipped without any network traffic (unless `force`). `timeout` bounds each
     `wandb sync` subprocess; `limits` overrides the client's retry/timeout environment.
-    `progress_cb(key, message)` is called from this thread as work proceeds.
+    `progress_cb(key, message)` is called from this thread as work proceeds. Each run is synced
+    under its own lock (a second syncer gets a `busy` result naming the pid). Ctrl-C, or setting
+    `cancel` (a threading.Event, for the console), stops the client, records the run as
+    interrupted and returns; any other error is that run's failure in the ledger. `result_cb(result)`
+    is called once per run when its outcome is final (a UI counts runs without parsing messages).
     """
     ws = _ws(ws)
     runs = list_offline_runs(ws) if runs is None else list(runs)
     say = progress_cb or (lambda key, msg: None)
     base_env = dict(os.environ if env is None else env)
-    results: list[Result] = []
+    results: list[Result] = _Results(result_cb)
     pending = []
     for run in runs:
         entry = read_ledger(ws).get(run.key, {})
-        if entry.get("state") == SYNCED and not force:
-            results.append(Result(run.key, "skipped", "already synced and verified", entry.get("url"),
-                                  entry.get("counts", {})))
-            say(run.key, "skipped: already synced and verified")
-        elif Run(run.path.parent.parent).status() in ACTIVE_STATES:
+        if entry.get("state") in DONE_STATES and not force and not _grew_since(run, entry):
+            why = "already synced and verified" if entry["state"] == SYNCED else f"already synced ({entry.get('reason')})"
+            results.append(Result(run.key, "skipped", why, entry.get("url"), entry.get("counts", {})))
+            say(run.key, f"skipped: {why}")
+        elif still_running_here(run.path.parent.parent):
             results.append(Result(run.key, "skipped", "its stage is still running"))
             say(run.key, "skipped: its stage is still running")
         else:
@@ -723,14 +702,48 @@ def sync_runs(ws: Workspace | str | Path, runs: Iterable[OfflineRun] | None = No
     server = Server(base_url, api_key, timeout=min(QUERY_TIMEOUT, max(1.0, timeout)))
     for run in pending:
         started = time.monotonic()
+        stop = False
         try:
-            result = _sync_one(ws, run, server, client_env, api_key, dry_run, timeout, say)
-        except SyncError as e:
+            with run_lock(ws.wandb_home, run.wandb_id, run.run_id):
+                result = _sync_one(ws, run, server, client_env, api_key, dry_run, timeout, say, cancel)
+        except RunBusy as e:
+            result = Result(run.key, "busy", str(e))  # the other syncer records its own outcome
+        except (KeyboardInterrupt, Interrupted) as e:
+            why = "interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt) else "cancelled"
+            result = _fail(ws, run, f"{why} during sync; nothing verified, run it again", server.base_url, dry_run)
+            result.state, stop = "interrupted", True
+        except (SyncError, ServerError, LogFormatError) as e:
             result = _fail(ws, run, str(e), server.base_url, dry_run)
+        except Exception as e:  # a network or disk fault is this run's failure, never the whole sync's
+            result = _fail(ws, run, f"{type(e).__name__}: {e}", server.base_url, dry_run)
         result.seconds = round(time.monotonic() - started, 2)
         results.append(result)
         say(run.key, f"{result.state}" + (f": {result.reason}" if result.reason else ""))
+        if stop:
+            break
     return results
+
+
+class _Results(list):
+    """The results list, telling `result_cb` about each result as it is appended."""
+
+    def __init__(self, result_cb):
+        super().__init__()
+        self.result_cb = result_cb
+
+    def append(self, result) -> None:
+        super().append(result)
+        if self.result_cb is not None:
+            self.result_cb(result)
+
+
+def _grew_since(run: OfflineRun, entry: dict) -> bool:
+    """Whether the offline record changed since it was synced (more rows carried in by a bundle)."""
+    size = entry.get("wandb_size")
+    try:
+        return size is not None and run.wandb_file.stat().st_size != size
+    except OSError:
+        return False
 
 
 def _fail(ws: Workspace, run: OfflineRun, reason: str, server_url: str | None, dry_run: bool,
@@ -742,7 +755,8 @@ def _fail(ws: Workspace, run: OfflineRun, reason: str, server_url: str | None, d
 
 
 def _sync_one(ws: Workspace, run: OfflineRun, server: Server, env: dict[str, str], api_key: str,
-              dry_run: bool, timeout: float, say) -> Result:
+              dry_run: bool, timeout: float, say, cancel=None) -> Result:
+    size_before = run.wandb_file.stat().st_size
     local = read_local(run, env)
     entry = read_ledger(ws).get(run.key, {})
     project = local.project or "uncategorized"
@@ -773,9 +787,11 @@ def _sync_one(ws: Workspace, run: OfflineRun, server: Server, env: dict[str, str
     staged = stage_copy(ws, run, on_server)
     _remove_stale_marker(run)
     say(run.key, f"sending {local.history_rows - on_server} of {local.history_rows} history rows")
-    code, output = run_client(staged, env, timeout)
+    try:
+        code, output = run_client(staged, env, timeout, cancel)
+    finally:
+        shutil.rmtree(staged.parent, ignore_errors=True)
     output = _redact(output, api_key)
-    shutil.rmtree(staged.parent, ignore_errors=True)
     url, m = None, _VIEW_RUN.search(output)
     if m:
         url, entity, project = m.group(1), m.group(2), m.group(3)
@@ -799,10 +815,13 @@ def _sync_one(ws: Workspace, run: OfflineRun, server: Server, env: dict[str, str
     if problems:
         staging = [f"artifact {a['name']}: staged file missing ({', '.join(a['missing'][:2])})" for a in missing]
         return _fail(ws, run, "; ".join(staging + errors + problems)[:1000], server.base_url, False, counts, url)
-    _record(ws, run.key, {"state": SYNCED, "reason": "verified", "time": time.time(), "server": server.base_url,
+    # The server holds all of the record; is the record all of the run?
+    incomplete = incomplete_reason(run.path.parent.parent, local.history_steps, local.exited)
+    state, reason = (PARTIAL, incomplete) if incomplete else (SYNCED, "verified")
+    _record(ws, run.key, {"state": state, "reason": reason, "time": time.time(), "server": server.base_url,
                           "counts": counts, "wandb_id": run.wandb_id, "entity": entity, "project": project,
-                          "url": url})
-    return Result(run.key, "synced", "verified", url, counts)
+                          "url": url, "wandb_size": size_before})
+    return Result(run.key, "synced" if state == SYNCED else PARTIAL, reason, url, counts)
 
 
 def _describe(local: LocalRecord, on_server: int, missing: list[dict]) -> str:

@@ -4,7 +4,9 @@ The default pipeline must run offline, so its base model is made here: a byte-le
 BPE tokenizer trained on generated text, and a small Llama model pre-trained briefly
 on a generated corpus. The ML stack (torch, transformers, tokenizers) is imported
 inside the functions only: other code imports this module just to read ``TinySpec``,
-and importing torch costs seconds.
+and importing torch costs seconds. (Just over 400 lines: the whole recipe — tokenizer,
+architecture, pre-training loop, atomic cached build — is one cache key, ``VERSION``, so
+it stays in one file.)
 """
 
 from __future__ import annotations
@@ -144,8 +146,19 @@ def _token_stream(tokenizer, corpus: list[str]) -> list[int]:
     return stream
 
 
-def _pretrain(model, stream: list[int], spec: TinySpec, log: Callable[[str], None]) -> dict:
-    """Pre-train the model in place with plain causal-LM loss on random windows of stream."""
+def _pretrain(
+    model,
+    stream: list[int],
+    spec: TinySpec,
+    log: Callable[[str], None],
+    check_stop: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Pre-train the model in place with plain causal-LM loss on random windows of stream.
+
+    ``check_stop`` is called before every step (it raises to abandon the build, e.g. when
+    the stage was asked to stop); ``progress(step, total)`` after every step.
+    """
     import torch
 
     seq = spec.pretrain_seq_len
@@ -173,7 +186,11 @@ def _pretrain(model, stream: list[int], spec: TinySpec, log: Callable[[str], Non
     losses: list[float] = []
     every = 25
     t0 = time.monotonic()
+    if progress is not None:
+        progress(0, steps)
     for step in range(steps):
+        if check_stop is not None:
+            check_stop()  # a step takes well under a second: a stop is honoured at once
         starts = torch.randint(0, data.numel() - seq, (spec.pretrain_batch_size,), generator=gen)
         batch = torch.stack([data[s : s + seq] for s in starts.tolist()])
         loss = model(input_ids=batch, labels=batch).loss
@@ -183,6 +200,8 @@ def _pretrain(model, stream: list[int], spec: TinySpec, log: Callable[[str], Non
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        if progress is not None:
+            progress(step + 1, steps)
         if step == 0 or (step + 1) % every == 0 or step + 1 == steps:
             log(
                 f"pretrain step {step + 1}/{steps} loss {losses[-1]:.4f} "
@@ -233,12 +252,15 @@ def build_tiny_base(
     tokenizer_texts: list[str],
     spec: TinySpec,
     log: Callable[[str], None] = print,
+    check_stop: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Build, pre-train and save the tiny base model and tokenizer atomically at out_dir.
 
     Everything is written into a temporary directory beside out_dir which is renamed
     into place at the end, so a crash never leaves a half-built model at out_dir.
-    An existing out_dir is replaced.
+    An existing out_dir is replaced. ``check_stop`` and ``progress`` go to the
+    pre-training loop (see ``_pretrain``).
     """
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
@@ -273,7 +295,7 @@ def build_tiny_base(
             log(f"model: llama {spec.num_layers}x{spec.hidden_size}, {n_params:,} parameters")
             stream = _token_stream(tokenizer, corpus)
             log(f"pretrain corpus: {len(corpus)} texts, {len(stream):,} tokens")
-            stats = _pretrain(model, stream, spec, log)
+            stats = _pretrain(model, stream, spec, log, check_stop=check_stop, progress=progress)
         stats.update(num_parameters=n_params, corpus_texts=len(corpus), corpus_tokens=len(stream))
 
         model.generation_config = GenerationConfig(
@@ -326,12 +348,22 @@ def is_complete(model_dir: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on path for the duration of the block."""
+def _exclusive_lock(path: Path, check_stop: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive flock on path for the duration of the block.
+
+    While another process holds it, poll (calling ``check_stop``) instead of blocking, so a
+    stage waiting for someone else's build still honours a stop request.
+    """
     import fcntl
 
     with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (fcntl.LOCK_NB if check_stop else 0))
+                break
+            except BlockingIOError:
+                check_stop()
+                time.sleep(0.2)
         try:
             yield
         finally:
@@ -344,6 +376,8 @@ def ensure_tiny_base(
     tokenizer_texts_fn: Callable[[], list[str]],
     spec: TinySpec,
     log: Callable[[str], None] = print,
+    check_stop: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Return the cached tiny base for spec under cache_root, building it if missing.
 
@@ -358,7 +392,7 @@ def ensure_tiny_base(
         log(f"tiny base: reusing cached {out_dir}")
         return out_dir
     cache_root.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(cache_root / f".{name}.lock"):
+    with _exclusive_lock(cache_root / f".{name}.lock", check_stop):
         # Another process may have finished the build while we waited for the lock.
         if is_complete(out_dir):
             log(f"tiny base: reusing cached {out_dir}")
@@ -368,4 +402,5 @@ def ensure_tiny_base(
             log(f"tiny base: removing leftover {stale.name}")
             shutil.rmtree(stale, ignore_errors=True)
         log(f"tiny base: building {out_dir}")
-        return build_tiny_base(out_dir, corpus_fn(), tokenizer_texts_fn(), spec, log=log)
+        return build_tiny_base(out_dir, corpus_fn(), tokenizer_texts_fn(), spec, log=log,
+                               check_stop=check_stop, progress=progress)

@@ -58,6 +58,13 @@ class Tracker:
         self._log = log
         self.mode = wandb_mode(cfg)
         self.last_step = -1
+        state = run.read_state()
+        args = state.get("args") or {}
+        group = args.get("sweep") or group  # the runs of one sweep share a wandb group
+        fp = state.get("fingerprint") if isinstance(state.get("fingerprint"), dict) else {}
+        if fp.get("digest") or state.get("lineage"):  # lineage as config: searchable and shown in the web UI
+            wandb_config = {**wandb_config, "ftmodel_fingerprint": fp.get("digest"),
+                            "ftmodel_lineage": state.get("lineage") or {}}
         if self.mode != "disabled":
             self._start_wandb(cfg, ws, stage, run_name, tags, wandb_config, group)
         self.run.update_state(wandb={"mode": self.mode, "name": run_name,

@@ -1,8 +1,11 @@
-"""What SFT and GRPO share: the callback that feeds the tracker and honours stop requests, and
-checkpoint lookup for `--resume`."""
+"""What SFT and GRPO share: the callback that feeds the tracker and honours stop requests,
+checkpoints that appear whole or not at all, and checkpoint lookup for `--resume`."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from pathlib import Path
 
 from ftmodel.context import StageContext, StageError
@@ -64,11 +67,101 @@ def _any_rank(flag: bool) -> bool:
     return bool(t.item())
 
 
-def last_checkpoint(run_dir: Path) -> Path | None:
-    """Return the newest `checkpoint-N` directory of a run, or None."""
-    ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"),
-                   key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else -1)
-    return ckpts[-1] if ckpts else None
+# A checkpoint is saved under this hidden folder of the checkpoints dir and renamed into place when whole.
+SAVING_DIR = ".saving"
+CHECKPOINT_STATE = "trainer_state.json"  # transformers writes it last: a checkpoint without it is partial
+
+
+def _step_of(path: Path) -> int:
+    tail = path.name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def last_checkpoint(run_dir: Path, log=None) -> Path | None:
+    """Return the newest complete `checkpoint-N` directory of a run, or None.
+
+    A checkpoint without trainer_state.json was cut short (a kill or a full disk during a save
+    made before saves were atomic), and a folder left in `checkpoints/.saving/` is a save that
+    never finished: both are skipped, and `log` is told each one it skips.
+    """
+    root = Path(run_dir) / "checkpoints"
+    ckpts = sorted(root.glob("checkpoint-*"), key=_step_of, reverse=True)
+    chosen = next((c for c in ckpts if c.is_dir() and (c / CHECKPOINT_STATE).is_file()), None)
+    if log is not None:
+        floor = _step_of(chosen) if chosen else -1
+        skipped = [c for c in ckpts if c is not chosen and _step_of(c) > floor]
+        skipped += [c for c in (root / SAVING_DIR).glob("checkpoint-*") if _step_of(c) >= floor]
+        for ckpt in sorted(skipped, key=_step_of, reverse=True):
+            log(f"--resume: skipping incomplete checkpoint {ckpt} (its save was cut short)")
+    return chosen
+
+
+def save_checkpoints_atomically(trainer) -> None:
+    """Make the trainer write each checkpoint to `checkpoints/.saving/checkpoint-N` and rename it into
+    place when whole, so a kill during a save never leaves a partial newest `checkpoint-N`.
+
+    transformers writes `checkpoint-N` in place (model, optimizer, RNG, then trainer_state.json) and
+    then deletes the oldest beyond save_total_limit. This wraps the instance's `_save_checkpoint`
+    (TRL's SFT/GRPO overrides included): the save runs against a staging output dir, the finished
+    folder is renamed beside the others, and only then are old ones rotated away.
+    """
+    from transformers.trainer_utils import rotate_checkpoints
+
+    inner = trainer._save_checkpoint
+    final_root = Path(trainer.args.output_dir)
+    staging = final_root / SAVING_DIR
+
+    def _save_checkpoint(model, trial):
+        if trial is not None or getattr(trainer, "hp_search_backend", None) is not None:
+            return inner(model, trial)  # hyper-parameter search keeps its own layout
+        name = f"checkpoint-{trainer.state.global_step}"
+        if trainer.args.should_save:
+            shutil.rmtree(staging / name, ignore_errors=True)  # a leftover of a save killed earlier
+        trainer.args.output_dir = str(staging)
+        try:
+            inner(model, trial)
+        finally:
+            trainer.args.output_dir = str(final_root)
+        _barrier()  # every rank has written its part before rank 0 publishes the folder
+        if not trainer.args.should_save:
+            return
+        final = final_root / name
+        if final.exists():  # saved twice at one step (a stop on a save step): the newer one wins
+            shutil.rmtree(final)
+        os.replace(staging / name, final)
+        _fsync_dir(final_root)
+        for extra in list(staging.iterdir()):  # TRL's model card lands beside the checkpoints, where it always was
+            if not extra.name.startswith("checkpoint-"):
+                os.replace(extra, final_root / extra.name)
+        with contextlib.suppress(OSError):
+            staging.rmdir()  # nothing left mid-save: no hidden folder to wonder about
+        if trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).parent == staging:
+            trainer.state.best_model_checkpoint = str(final_root / Path(trainer.state.best_model_checkpoint).name)
+        rotate_checkpoints(output_dir=str(final_root), save_total_limit=trainer.args.save_total_limit,
+                           best_model_checkpoint=trainer.state.best_model_checkpoint, use_mtime=True)
+
+    trainer._save_checkpoint = _save_checkpoint
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory entry (the rename) to disk, where the platform allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def resume_checkpoint(ctx: StageContext) -> Path | None:
@@ -77,18 +170,17 @@ def resume_checkpoint(ctx: StageContext) -> Path | None:
     if not ref:
         return None
     if ref == "latest":
-        candidates = [r for r in reversed(list_runs(ctx.ws.root, ctx.stage)) if r.id != ctx.run.id and last_checkpoint(r.path)]
-        if not candidates:
-            raise StageError(f"--resume: no earlier {ctx.stage} run with a checkpoint in {ctx.ws.runs}")
-        run_dir = candidates[0].path
-    else:
-        try:
-            run_dir = find_run(ctx.ws.root, ref).path
-        except LookupError as e:
-            raise StageError(f"--resume: {e.args[0]}") from None
-    ckpt = last_checkpoint(run_dir)
+        for run in reversed(list_runs(ctx.ws.root, ctx.stage)):
+            if run.id != ctx.run.id and (ckpt := last_checkpoint(run.path, log=ctx.log)):
+                return ckpt
+        raise StageError(f"--resume: no earlier {ctx.stage} run with a complete checkpoint in {ctx.ws.runs}")
+    try:
+        run_dir = find_run(ctx.ws.root, ref).path
+    except LookupError as e:
+        raise StageError(f"--resume: {e.args[0]}") from None
+    ckpt = last_checkpoint(run_dir, log=ctx.log)
     if ckpt is None:
-        raise StageError(f"--resume: run {run_dir.name} has no checkpoint to resume from")
+        raise StageError(f"--resume: run {run_dir.name} has no complete checkpoint to resume from")
     return ckpt
 
 
@@ -101,6 +193,7 @@ def train_and_save(ctx: StageContext, trainer, tokenizer, tracker, *, resume: Pa
     from ftmodel.models import save_adapter
 
     ctx.progress(0, trainer.args.max_steps if trainer.args.max_steps > 0 else None, force=True)
+    save_checkpoints_atomically(trainer)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if ctx.stop_requested:
         ctx.log(f"stopped at step {trainer.state.global_step}; checkpoint saved (resume with --resume {ctx.run.id})")

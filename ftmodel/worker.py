@@ -6,6 +6,8 @@ exactly what runs), records `running`, runs the stage, and always records how it
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 import sys
@@ -16,21 +18,33 @@ from pathlib import Path
 
 from ftmodel import config as config_mod
 from ftmodel.context import Cancelled, StageContext, StageError
+from ftmodel.launcher import job_module, launch
 from ftmodel.rundir import Run, process_start_time
-from ftmodel.stages import stage_module
-from ftmodel.workspace import Workspace
+from ftmodel.workspace import OutputBusy, Workspace, writing_outputs
 
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # EFBIG: a file-size limit, the same fault in one process
 
 
 def _install_signal_handlers(ctx: StageContext) -> None:
-    """First SIGINT asks the stage to save and stop; a second one, or SIGTERM, stops it now."""
+    """First SIGINT asks the stage to save and stop; SIGTERM stops it now.
+
+    A second SIGINT stops at once only when nobody recorded a stop request in state.json (a
+    terminal's Ctrl-C pressed twice). `ftmodel stop` and the console record theirs and never send a
+    second SIGINT; one that arrives anyway (two stoppers racing) must not throw away the checkpoint
+    being saved, so it is logged and ignored: the stopper escalates with SIGTERM when it means "now".
+    """
 
     def on_int(signum, frame):
         if ctx.stop_requested:
-            raise Cancelled()
+            request = ctx.run.read_state().get("stop_request")
+            if not request:
+                raise Cancelled()
+            ctx.log(f"another stop request while saving ({request.get('by', 'a stopper')} asked first): "
+                    "still saving (SIGTERM stops at once)")
+            return
         ctx.stop_requested = True
-        ctx.log("stop requested: saving and exiting (send again to stop at once)")
+        ctx.log("stop requested: saving and exiting (Ctrl-C again, or SIGTERM, stops at once)")
 
     def on_term(signum, frame):
         raise Cancelled()
@@ -72,7 +86,7 @@ def run_stage(run: Run) -> int:
         return _run(run, rank)
     state = run.read_state()
     mine = {"worker_pid": os.getpid()}
-    if not state.get("pid"):  # started without the launcher (e.g. directly): we are the process to watch
+    if not state.get("pid") and not state.get("slurm_job_id"):  # under Slurm the job, not a pid, is watched  # started without the launcher (e.g. directly): we are the process to watch
         mine.update(pid=os.getpid(), pgid=os.getpgrp(), proc_start=process_start_time(os.getpid()))
     run.update_state(state="running", started=time.time(), **mine)
     return _run(run, rank)
@@ -87,11 +101,15 @@ def _run(run: Run, rank: int) -> int:
     try:
         cfg = config_mod.load(run.config_path)
         ctx = StageContext(run=run, cfg=cfg, ws=Workspace(Path(args.get("workspace", "workspace"))), stage=stage,
-                           args=args, rank=rank)
+                           args=args, rank=rank, launch=launch)
         _install_signal_handlers(ctx)
-        module = stage_module(stage)
+        module = job_module(stage)
         module.preflight(ctx)
-        outputs = module.run(ctx) or {}
+        # Shared workspace outputs (data/distilled.jsonl, …) have one writer at a time.
+        with writing_outputs(ctx.ws.root, stage, run.id) if rank == 0 else contextlib.nullcontext():
+            outputs = module.run(ctx) or {}
+            if rank == 0 and not ctx.stop_requested:
+                _record_outputs(run, stage, ctx.ws.root)  # under the output lock: what this run wrote
         if ctx.stop_requested:
             raise Cancelled()
         if outputs:
@@ -100,11 +118,18 @@ def _run(run: Run, rank: int) -> int:
     except Cancelled:
         code, status, error = EXIT_CANCELLED, "cancelled", "stopped on request"
         print(f"{stage}: cancelled", flush=True)
-    except (StageError, config_mod.ConfigError) as e:
+    except (StageError, config_mod.ConfigError, OutputBusy) as e:
         code, status, error = EXIT_USER_ERROR, "failed", str(e)
         print(f"error: {e}", flush=True)
     except KeyboardInterrupt:
         code, status, error = EXIT_CANCELLED, "cancelled", "interrupted"
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            traceback.print_exc()
+            error = f"{type(e).__name__}: {e}"
+        else:  # not a bug: say what ran out; appended outputs keep every whole row written so far
+            error = f"disk full: cannot write {e.filename or 'a file'}: {e.strerror}"
+            print(f"error: {error}", flush=True)
     except BaseException as e:  # a bug or a library failure: keep the traceback in stage.log
         traceback.print_exc()
         error = f"{type(e).__name__}: {e}"
@@ -115,8 +140,21 @@ def _run(run: Run, rank: int) -> int:
             except BaseException as e:  # closing wandb must never hide how the stage ended
                 print(f"warning: closing trackers failed: {e}", flush=True)
         if rank == 0:
-            run.update_state(state=status, exit_code=code, ended=time.time(), error=error)
+            try:
+                run.update_state(state=status, exit_code=code, ended=time.time(), error=error)
+            except OSError as e:  # a full disk: the run will show as lost; say why where we still can
+                print(f"error: could not record how the run ended in {run.state_path}: {e.strerror or e}",
+                      file=sys.stderr, flush=True)
+                code = code or EXIT_FAILED
     return code
+
+
+def _record_outputs(run: Run, stage: str, root: Path) -> None:
+    """Record the content hashes of the shared workspace files the stage wrote (reuse checks them)."""
+    from ftmodel.fingerprint import STAGE_SHARED_OUTPUTS, output_hashes
+
+    if stage in STAGE_SHARED_OUTPUTS:
+        run.update_state(fingerprint={"outputs": output_hashes(stage, root)})
 
 
 def main(argv: list[str] | None = None) -> int:

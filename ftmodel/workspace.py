@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -44,3 +46,88 @@ class Workspace:
     def wandb_home(self) -> Path:
         """wandb's staging, cache and settings live here so nothing escapes the workspace."""
         return self.root / ".wandb"
+
+
+# The shared workspace outputs each stage writes (one writer at a time: two distills appending to
+# one file would duplicate rows). Paths are relative to the workspace root.
+STAGE_OUTPUTS = {
+    "prepare": ("data/raw",),
+    "distill": ("data/distilled.jsonl",),
+    "filter": ("data/sft.jsonl",),
+}
+LOCKS_DIR = ".locks"
+
+
+class OutputBusy(RuntimeError):
+    """Another run is writing a shared workspace output this stage would write."""
+
+
+def _lock_path(root: Path, output: str) -> Path:
+    return root / LOCKS_DIR / (output.replace("/", "__") + ".lock")
+
+
+def output_holder(root: Path, output: str) -> str | None:
+    """Return the run id holding the write lock on `output` (a path relative to the workspace), or None."""
+    import fcntl
+
+    path = _lock_path(root, output)
+    try:
+        fh = open(path, "r+", encoding="utf-8")
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "another run"
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return None
+
+
+def check_outputs_free(root: Path, stage: str) -> None:
+    """Raise OutputBusy if a run is writing one of the outputs `stage` writes (checked before starting)."""
+    for output in STAGE_OUTPUTS.get(stage, ()):
+        holder = output_holder(root, output)
+        if holder:
+            raise OutputBusy(f"run {holder} is already writing {output}: wait for it or stop it "
+                             f"(`ftmodel stop {holder}`)")
+
+
+@contextlib.contextmanager
+def writing_outputs(root: Path, stage: str, run_id: str) -> Iterator[None]:
+    """Hold the write locks on the outputs `stage` writes for the block, or raise OutputBusy naming the holder.
+
+    The locks are flocks held by this process: they vanish with it, even on SIGKILL, so a crashed
+    run never blocks the next one.
+    """
+    import fcntl
+
+    outputs = STAGE_OUTPUTS.get(stage, ())
+    if not outputs:
+        yield
+        return
+    (root / LOCKS_DIR).mkdir(parents=True, exist_ok=True)
+    held = []
+    try:
+        for output in outputs:
+            fh = open(_lock_path(root, output), "a+", encoding="utf-8")
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another run"
+                fh.close()
+                raise OutputBusy(f"run {holder} is already writing {output}: wait for it or stop it "
+                                 f"(`ftmodel stop {holder}`)") from None
+            held.append(fh)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(run_id)
+            fh.flush()
+        yield
+    finally:
+        for fh in held:
+            with contextlib.suppress(OSError):
+                fh.seek(0)
+                fh.truncate()
+            fh.close()  # closing releases the flock

@@ -41,7 +41,8 @@ def write_config(path: Path, overrides: dict | None = None) -> Path:
 
 def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python -m ftmodel ARGS` and return the completed process (text output)."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    # English unless a test asks otherwise: the developer's own LANG must not change what tests read.
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "FTMODEL_LANG": "en", **(env or {})}
     return subprocess.run([sys.executable, "-m", "ftmodel", *args], cwd=cwd or ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 

@@ -17,6 +17,8 @@ Faults it injects on demand (`server.faults`):
   the server stops or `hang_seconds` pass);
 - `drop_commits`: CommitArtifact answers success but the artifact stays PENDING (a dropped commit);
 - `fail_commits`: CommitArtifact answers 500.
+- `short_reply_ops`: GraphQL operation names answered with a body cut short (the Content-Length
+  promises more than is sent, then the connection closes).
 A closed port (the server down) is `closed_port_url()`.
 
 Stdlib only. Unknown requests are logged in `server.unknown` and answered `{"data": {}}`.
@@ -61,6 +63,7 @@ class Faults:
     history_accept_limit: int | None = None
     drop_commits: bool = False
     fail_commits: bool = False
+    short_reply_ops: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -361,6 +364,15 @@ class _Handler(BaseHTTPRequestHandler):
             fake._hang()
             self._record(op, None, 504)
             return self._send(504, {})
+        if op in fake.faults.short_reply_ops:
+            self._record(op, None, 200)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "4096")
+            self.end_headers()
+            self.wfile.write(b'{"data": {"vie')
+            self.close_connection = True
+            return None
         handler = getattr(self, f"_gql_{op}", None)
         if handler is None:
             with fake.lock:

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ftmodel import config as config_mod
+from ftmodel.reports import AblationMatrix, read_ablation  # noqa: F401 - the screens read them from here
 from ftmodel.rundir import atomic_write_text, parse_metric_lines
-from tui.model import RunSummary, fmt_duration
+from ftmodel.words import VARIANTS as VARIANT_NAMES  # noqa: F401
+from tui.view import RunSummary, fmt_duration
 
 # ---------------------------------------------------------------- the config document
 
@@ -57,6 +59,13 @@ class ConfigDocument:
         self.pending: dict[tuple[str, str], Any] = {}
         self.invalid: dict[tuple[str, str], str] = {}
         self.reload()
+
+    @property
+    def packaged(self) -> bool:
+        """Whether this is ftmodel's own packaged default (read-only: `ftmodel init` makes a copy to edit)."""
+        from ftmodel.profiles import PACKAGE_DIR
+
+        return self.path.resolve().parent == PACKAGE_DIR
 
     def reload(self) -> None:
         """Read the file again and drop every pending edit."""
@@ -121,7 +130,10 @@ class ConfigDocument:
         if self.invalid:
             raise config_mod.ConfigError("; ".join(self.invalid.values()))
         text = self.rendered()
-        return config_mod.from_dict(tomllib.loads(text), source=str(self.path), text=text)
+        if not self.pending:
+            return config_mod.from_dict(tomllib.loads(text), source=str(self.path), text=text)
+        # Line numbers of the edited text are not the file's: name the file as edited, cite no line.
+        return config_mod.from_dict(tomllib.loads(text), source=f"{self.path} (with unsaved edits)")
 
     def changed_on_disk(self) -> bool:
         """Tell whether the file differs from the text this document was read from."""
@@ -317,67 +329,6 @@ def metric_series(run_path: Path, name: str) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
-# ---------------------------------------------------------------- ablation matrix
-
-VARIANT_NAMES = ("base", "sft_only", "sft_grpo")
-VARIANT_PREFIX = {"base": "base_model", "sft_only": "sft_only", "sft_grpo": "sft_grpo"}
-
-
-@dataclass
-class AblationMatrix:
-    """Question type × (format, answer) accuracy per variant, with deltas against the base model."""
-
-    source: Path
-    variants: list[str]
-    rows: list[tuple[str, int, dict[str, tuple[float, float]]]]  # qtype, total, {variant: (fmt, ans)}
-
-    def columns(self) -> list[str]:
-        cols = ["qtype", "n"]
-        for v in self.variants:
-            cols += [f"{v} fmt", f"{v} ans"]
-        return cols
-
-    def cell(self, variant: str, values: dict, index: int) -> str:
-        v = values[variant][index]
-        text = f"{v:.2f}"
-        if variant != "base" and "base" in values:
-            delta = v - values["base"][index]
-            text += f" ({delta:+.2f})"
-        return text
-
-    def table(self) -> list[list[str]]:
-        return [[q, str(n), *[self.cell(v, vals, i) for v in self.variants for i in (0, 1)]]
-                for q, n, vals in self.rows]
-
-    def markdown(self) -> str:
-        cols = self.columns()
-        lines = [f"# Ablation: {self.source.parent.name}", "",
-                 "Format / answer accuracy per question type; deltas in brackets are against `base`.", "",
-                 "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in self.table()]
-        return "\n".join(lines) + "\n"
-
-
-def read_ablation(run_path: Path) -> AblationMatrix | None:
-    """Build the matrix from a run's newest ablation_summary_*.json (None when it has none)."""
-    summaries = sorted(Path(run_path).glob("ablation_summary_*.json"))
-    if not summaries:
-        return None
-    data = json.loads(summaries[-1].read_text(encoding="utf-8"))
-    results = data["variants"]
-    variants = [v for v in results]
-    first = results[variants[0]]
-    rows = []
-    for qtype in [*sorted(first.get("per_qtype", {})), "overall"]:
-        vals = {}
-        for v in variants:
-            r = results[v] if qtype == "overall" else results[v]["per_qtype"].get(qtype, {})
-            vals[v] = (float(r.get("format_accuracy") or 0.0), float(r.get("answer_accuracy") or 0.0))
-        total = (first if qtype == "overall" else first["per_qtype"][qtype]).get("total", 0)
-        rows.append((qtype, int(total or 0), vals))
-    return AblationMatrix(summaries[-1], variants, rows)
-
-
 # ---------------------------------------------------------------- GRPO completions
 
 @dataclass
@@ -415,3 +366,29 @@ def read_completions(run_path: Path) -> list[Completion]:
     return [Completion(int(row.get("step") or 0), str(row.get("question") or ""), str(row.get("answer") or ""),
                        str(row.get("qtype") or ""), str(row.get("completion") or ""), dict(row.get("rewards") or {}))
             for row in parse_metric_lines(lines)]
+
+
+def remove_run_dir(path: Path) -> tuple[bool, str]:
+    """Delete a run directory; return (removed, what happened, for the user).
+
+    A run that is a symbolic link (a run moved to another disk) loses only the link: deleting
+    through it would remove files outside the workspace. Nothing is reported deleted that is not.
+    """
+    import shutil
+
+    from ftmodel.i18n import t
+
+    path = Path(path)
+    run_id = path.name
+    if path.is_symlink():
+        target = os.path.realpath(path)
+        try:
+            path.unlink()
+        except OSError as e:
+            return False, t("cannot remove the link {run}: {error}", run=run_id, error=e)
+        return True, t("removed the link {run}; its files at {target} are kept", run=run_id, target=target)
+    errors: list[str] = []
+    shutil.rmtree(path, onerror=lambda fn, p, info: errors.append(f"{p}: {info[1]}"))
+    if path.exists():
+        return False, t("could not delete {run}: {error}", run=run_id, error=errors[0] if errors else "?")
+    return True, t("deleted {run}", run=run_id)

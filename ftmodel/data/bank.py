@@ -14,7 +14,8 @@ from collections import Counter
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Callable, Sequence
 
-from ftmodel.answers import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, answers_match
+from ftmodel.answers import (ANSWER_CLOSE, ANSWER_OPEN, DEFAULT_RULES, THINK_CLOSE, THINK_OPEN, AnswerRules,
+                             answers_match)
 
 QTYPES: tuple[str, ...] = (
     "percent_change",
@@ -393,11 +394,13 @@ def generate_bank(
             _round_robin([p["eval"] for p in per_type]))
 
 
-def majority_baseline(train: list[dict], eval: list[dict]) -> dict[str, float]:
-    """Eval accuracy per qtype (and "overall") of always giving the most common train answer."""
+def majority_baseline(train: list[dict], eval: list[dict], rules: AnswerRules | None = None) -> dict[str, float]:
+    """Eval accuracy per qtype (and "overall") of always giving the most common train answer
+    (answers counted as the matcher sees them: "盈利" and "盈利。" are one answer)."""
+    rules = rules or DEFAULT_RULES
     by_type: dict[str, Counter] = {}
     for r in train:
-        by_type.setdefault(r["qtype"], Counter())[r["answer"]] += 1
+        by_type.setdefault(r["qtype"], Counter())[rules.canonical(r["answer"])] += 1
     # Ties go to the alphabetically first answer so the baseline does not depend on record order.
     majority = {t: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for t, c in by_type.items()}
     totals: Counter = Counter()
@@ -405,7 +408,7 @@ def majority_baseline(train: list[dict], eval: list[dict]) -> dict[str, float]:
     for r in eval:
         totals[r["qtype"]] += 1
         guess = majority.get(r["qtype"])
-        correct[r["qtype"]] += answers_match(guess, r["answer"])
+        correct[r["qtype"]] += answers_match(guess, r["answer"], r["qtype"], rules)
     result = {t: correct[t] / totals[t] for t in totals}
     result["overall"] = sum(correct.values()) / len(eval) if eval else 0.0
     return result

@@ -1,6 +1,7 @@
-"""Load user question data (JSONL, CSV or a saved Hugging Face dataset) into the record schema.
+"""Load user question data (JSONL, CSV, Parquet or a saved Hugging Face dataset) into the record schema.
 
-Records come out as ``{"id", "qtype", "question", "answer", "solution", "split", "key"}``.
+Records come out as ``{"id", "qtype", "question", "answer", "solution", "split", "key"}`` (plus
+``metadata`` when `data.metadata_fields` names columns to keep); any column can feed any field.
 ``split`` is ``""`` (the caller assigns splits) except for a saved ``DatasetDict``: all of its splits
 are concatenated, "train" first, and its records keep ``split="train"`` for the "train" split and
 ``split="eval"`` for any other split ("test", "validation", …).
@@ -9,14 +10,17 @@ are concatenated, "train" first, and its records keep ``split="train"`` for the 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-class DataError(ValueError):
-    """A data file is missing or malformed; the message names the file, the line and the problem."""
+from ftmodel.errors import DataError
+
+__all__ = ["ColumnMap", "DataError", "LoadedData", "load_data", "load_records", "read_jsonl", "write_jsonl"]
 
 
 def _as_text(value: Any, field: str, where: str, *, required: bool) -> str:
@@ -35,33 +39,79 @@ def _as_text(value: Any, field: str, where: str, *, required: bool) -> str:
     return text
 
 
+def _decode(path: Path) -> str:
+    """Read a text file as UTF-8 (a leading byte-order mark is dropped); a bad byte names its line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {column}); "
+                        "save the file as UTF-8") from None
+
+
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield (1-based line number, object) for each non-blank line of a JSONL file."""
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    # split("\n"), not splitlines(): JSON text may hold U+2028 and other characters splitlines breaks on.
+    for lineno, line in enumerate(_decode(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
+
+
+def _next_row(reader, path: Path, line: int, what: str) -> list[str] | None:
+    """The next CSV row (None at the end); a malformed one names the line it starts on."""
+    try:
+        return next(reader)
+    except StopIteration:
+        return None
+    except csv.Error as e:
+        raise DataError(f"{path}:{line}: malformed CSV {what}: {e}") from None
 
 
 def _iter_csv(path: Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, row) for each CSV data row; the header is line 1."""
-    # utf-8-sig: spreadsheet exports often start with a byte-order mark that would corrupt the header.
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None:
-            return
-        for row in reader:
-            # A row of empty cells is a blank line to a spreadsheet user, not a record.
-            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                continue
-            yield reader.line_num, row
+    """Yield (line number where the row starts, row) for each CSV data row; the header is line 1."""
+    reader = csv.reader(io.StringIO(_decode(path), newline=""))
+    header = _next_row(reader, path, 1, "header")
+    if header is None:
+        return
+    header = [h.strip() for h in header]
+    dupes = sorted({h for h in header if header.count(h) > 1 and h})
+    if dupes:
+        raise DataError(f"{path}:1: column {dupes[0]!r} appears twice in the header")
+    start = reader.line_num + 1
+    while (values := _next_row(reader, path, start, "row")) is not None:
+        # A row of empty cells is a blank line to a spreadsheet user, not a record.
+        if any(v.strip() for v in values):
+            if len(values) != len(header):
+                spans = reader.line_num > start and any("\n" in v for v in values)
+                hint = (" (a quoted field opens on this line and is not closed before line "
+                        f"{reader.line_num}: an unterminated quote?)" if spans else "")
+                raise DataError(f"{path}:{start}: {len(values)} values but the header has {len(header)} columns"
+                                + hint)
+            yield start, dict(zip(header, values))
+        start = reader.line_num + 1
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[str, dict]]:
+    """Yield (location, row) for each row of a Parquet file."""
+    try:
+        import pyarrow.parquet as pq  # lazy: a heavy import only a Parquet user pays for
+    except ImportError:
+        raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises its own error types for every kind of damage
+        raise DataError(f"{path}: not a readable Parquet file: {e}") from None
+    for index, row in enumerate(table.to_pylist()):
+        yield f"row {index + 1}", row
 
 
 def _iter_hf(path: Path) -> Iterator[tuple[str, dict, str]]:
@@ -92,48 +142,119 @@ def _rows(path: Path) -> Iterable[tuple[int | str, dict, str]]:
         return ((line, row, "") for line, row in _iter_jsonl(path))
     if suffix == ".csv":
         return ((line, row, "") for line, row in _iter_csv(path))
-    raise DataError(f"{path}: unsupported data format {suffix or '(no extension)'!r}; use .jsonl, .csv or a dataset directory")
+    if suffix == ".parquet":
+        return ((where, row, "") for where, row in _iter_parquet(path))
+    raise DataError(f"{path}: unsupported data format {suffix or '(no extension)'!r}; "
+                    "use .jsonl, .csv, .parquet or a dataset directory")
 
 
-def load_records(
-    path: str | Path,
-    *,
-    question_field: str = "question",
-    answer_field: str = "answer",
-    qtype_field: str = "qtype",
-    id_field: str = "id",
-    solution_field: str = "solution",
-    default_qtype: str = "general",
-) -> list[dict]:
-    """Load and validate user questions from JSONL, CSV or a saved HF dataset, in the record schema."""
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which column of the user's data holds each field of the record schema (`[data]` *_field keys)."""
+
+    question: str = "question"
+    answer: str = "answer"
+    qtype: str = "qtype"
+    id: str = "id"
+    solution: str = "solution"
+    choices: str = "choices"
+    metadata: tuple = ()
+    default_qtype: str = "general"
+
+    @classmethod
+    def from_config(cls, data) -> "ColumnMap":
+        """The mapping configured in a `[data]` section."""
+        return cls(question=data.question_field, answer=data.answer_field, qtype=data.qtype_field,
+                   id=data.id_field, solution=data.solution_field, choices=data.choices_field,
+                   metadata=tuple(data.metadata_fields), default_qtype=data.default_qtype)
+
+    def mapped(self) -> dict[str, str]:
+        """Schema field -> column, for the fields that read a column."""
+        return {"id": self.id, "qtype": self.qtype, "question": self.question, "answer": self.answer,
+                "solution": self.solution, "choices": self.choices}
+
+
+@dataclass
+class LoadedData:
+    """Records read from a user's file, with what was seen of its columns."""
+
+    records: list[dict]
+    columns: list[str]                 # every column seen, in first-seen order
+    found: dict[str, str]              # schema field -> the column that fed it
+    unmapped: list[str] = field(default_factory=list)   # columns no field or metadata reads
+
+
+def _choices_text(value: Any, where: str, column: str) -> str:
+    """Options as lettered lines ("A. …"): from a list, or from text used as it is."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                return text
+        else:
+            return text
+    if isinstance(value, (list, tuple)):
+        if len(value) > 26:
+            raise DataError(f"{where}: field {column!r} has {len(value)} options (at most 26)")
+        return "\n".join(f"{chr(65 + i)}. {_as_text(v, column, where, required=True)}" for i, v in enumerate(value))
+    raise DataError(f"{where}: field {column!r} must be a list of options or text, got {type(value).__name__}")
+
+
+def load_data(path: str | Path, columns: ColumnMap | None = None) -> LoadedData:
+    """Load and validate user questions from JSONL, CSV, Parquet or a saved HF dataset into the record
+    schema, reporting the columns seen, which column fed each field, and which columns nothing read."""
+    columns = columns or ColumnMap()
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
     records: list[dict] = []
+    seen_columns: dict[str, None] = {}
     first_seen: dict[str, str] = {}
-    try:
-        rows = list(_rows(path))
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text: {e.reason}") from None
-    for location, row, split in rows:
+    for location, row, split in _rows(path):
         where = f"{path}:{location}"
-        question = _as_text(row.get(question_field), question_field, where, required=True)
-        record_id = _as_text(row.get(id_field), id_field, where, required=False) or f"{path.stem}-{len(records)}"
+        seen_columns.update(dict.fromkeys(str(k) for k in row))
+        question = _as_text(row.get(columns.question), columns.question, where, required=True)
+        choices = _choices_text(row.get(columns.choices), where, columns.choices)
+        if choices:
+            question = f"{question}\n{choices}"
+        record_id = _as_text(row.get(columns.id), columns.id, where, required=False) or f"{path.stem}-{len(records)}"
         if record_id in first_seen:
             raise DataError(f"{where}: duplicate id {record_id!r} (first at {first_seen[record_id]})")
         first_seen[record_id] = where
-        records.append({
+        record = {
             "id": record_id,
-            "qtype": _as_text(row.get(qtype_field), qtype_field, where, required=False) or default_qtype,
+            "qtype": _as_text(row.get(columns.qtype), columns.qtype, where, required=False) or columns.default_qtype,
             "question": question,
-            "answer": _as_text(row.get(answer_field), answer_field, where, required=True),
-            "solution": _as_text(row.get(solution_field), solution_field, where, required=False),
+            "answer": _as_text(row.get(columns.answer), columns.answer, where, required=True),
+            "solution": _as_text(row.get(columns.solution), columns.solution, where, required=False),
             "split": split,
             "key": question,
-        })
+        }
+        metadata = {name: row[name] for name in columns.metadata if row.get(name) not in (None, "")}
+        if metadata:
+            record["metadata"] = metadata
+        records.append(record)
     if not records:
         raise DataError(f"{path}: no records (empty file)")
-    return records
+    missing = [c for c in columns.metadata if c not in seen_columns]
+    if missing:
+        raise DataError(f"{path}: data.metadata_fields names column {missing[0]!r}, which the file does not have "
+                        f"(columns: {', '.join(seen_columns)})")
+    found = {name: col for name, col in columns.mapped().items() if col in seen_columns}
+    read = set(found.values()) | set(columns.metadata)
+    return LoadedData(records, list(seen_columns), found, [c for c in seen_columns if c not in read])
+
+
+def load_records(path: str | Path, *, question_field: str = "question", answer_field: str = "answer",
+                 qtype_field: str = "qtype", id_field: str = "id", solution_field: str = "solution",
+                 default_qtype: str = "general") -> list[dict]:
+    """Load user questions with the given column names (see load_data for the full report)."""
+    return load_data(path, ColumnMap(question=question_field, answer=answer_field, qtype=qtype_field, id=id_field,
+                                     solution=solution_field, default_qtype=default_qtype)).records
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict]) -> None:

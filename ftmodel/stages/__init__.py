@@ -7,15 +7,11 @@ imported inside `run`), so the CLI can run `preflight` in well under a second.
 import importlib
 from types import ModuleType
 
-from ftmodel.rundir import STAGES
-
-PIPELINE = "pipeline"
+from ftmodel.words import PIPELINE, STAGES  # noqa: F401 - PIPELINE re-exported for the CLI
 
 
 def stage_module(stage: str) -> ModuleType:
-    """Return the module implementing a stage (or the pipeline driver)."""
-    if stage == PIPELINE:
-        return importlib.import_module("ftmodel.pipeline")
+    """Return the module implementing a stage (the pipeline driver is not a stage: see launcher)."""
     if stage not in STAGES:
         raise KeyError(stage)
     return importlib.import_module(f"ftmodel.stages.{stage}")

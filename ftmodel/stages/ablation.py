@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
+from ftmodel.answers import AnswerRules
 from ftmodel.context import StageContext, timestamp
+from ftmodel.textio import format_table, write_json, write_jsonl_lines, write_text_atomic
 from ftmodel.evaluation import check_judge
 from ftmodel.models import check_model_source, find_adapter
 
@@ -44,7 +45,7 @@ def comparison(results: dict[str, dict]) -> tuple[list[str], list[list]]:
 
 def run(ctx: StageContext) -> dict:
     """Evaluate each variant, log `<variant>/…` metrics, print and save the comparison."""
-    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, format_table, generate, \
+    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, generate, \
         judge_completions, maybe_judge, score
     from ftmodel.stages.evaluate import load_target
 
@@ -60,7 +61,7 @@ def run(ctx: StageContext) -> dict:
         completions = generate(ctx, model, tokenizer, questions, label=prefix, progress_offset=i * len(questions),
                                progress_total=len(variants) * len(questions))
         judge_scores = judge_completions(ctx, judge, questions, completions) if judge else None
-        summary, _ = score(questions, completions, baseline, judge_scores)
+        summary, _ = score(questions, completions, baseline, judge_scores, AnswerRules.from_config(ctx.cfg.answers))
         results[variant] = {**summary, "adapter": str(adapter) if adapter else None}
         del model
     stamp = timestamp("_")
@@ -68,9 +69,8 @@ def run(ctx: StageContext) -> dict:
     table = format_table(columns, rows)
     print(table, flush=True)
     path = ctx.run.path / f"ablation_summary_{stamp}.json"
-    path.write_text(json.dumps({"variants": results, "majority_baseline": baseline,
-                                "table": {"columns": columns, "rows": rows}}, indent=2) + "\n")
-    (ctx.run.path / "ablation_table.txt").write_text(table + "\n")
+    write_json(path, {"variants": results, "majority_baseline": baseline, "table": {"columns": columns, "rows": rows}})
+    write_text_atomic(ctx.run.path / "ablation_table.txt", table + "\n")
     tracker = ctx.tracker(run_name=f"{ctx.cfg.wandb.run_name_ablation}-{stamp}", tags=["ablation"],
                           wandb_config={"variants": ctx.cfg.ablation.variants, "num_samples": len(questions),
                                         "use_judge": judge is not None})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 
 from ftmodel.context import StageContext, StageError
@@ -39,7 +40,7 @@ def builtin_teacher(record: dict, error_rate: float) -> str:
     if not solution or rng.random() >= error_rate:
         return solution
     if rng.random() < 0.5:  # a wrong answer in a well-formed solution
-        return solution.replace(f"<answer>{record['answer']}</answer>", "<answer>unsure</answer>")
+        return re.sub(r"<answer>.*?</answer>", "<answer>unsure</answer>", solution, flags=re.DOTALL)
     return solution.replace("</think>", "")  # a malformed one
 
 
@@ -74,7 +75,7 @@ def run(ctx: StageContext) -> dict:
     started = time.monotonic()
 
     def record(out, q: dict, solution: str) -> None:
-        out.write(json.dumps({**q, "solution": solution, "teacher": f"{d.backend}:{d.model}"}) + "\n")
+        out.write(json.dumps({**q, "solution": solution, "teacher": f"{d.backend}:{d.model}"}, ensure_ascii=False) + "\n")
         out.flush()  # appended and flushed one by one: a crash loses at most what is in flight
 
     last_step = [-1]
@@ -103,11 +104,16 @@ def run(ctx: StageContext) -> dict:
         else:
             from ftmodel.llm import make_client
             from ftmodel.models import device_for
-            from ftmodel.prompts import prompt_messages
+            from ftmodel.answers import parse_strict
+            from ftmodel.prompts import teacher_messages
 
             client = make_client(d, device=device_for(ctx.cfg) if d.backend == "hf" else "cpu",
                                  trust_remote_code=ctx.cfg.model.trust_remote_code)
-            messages = lambda q: prompt_messages(q["question"], ctx.cfg.data.system_prompt)
+            # One worked example in the answer format (a well-formed solution from the data, if any):
+            # small instruct teachers ignore a format described only in words.
+            example = next((q for q in questions if parse_strict(q.get("solution") or "")[0]), None)
+            messages = lambda q: teacher_messages(q["question"], ctx.cfg.data.system_prompt,
+                                                  example if example is None or example["id"] != q["id"] else None)
             for q, reply, error in map_chat(client, todo, messages, concurrency=d.concurrency, log=ctx.log):
                 if error:
                     if error.fatal:

@@ -7,9 +7,10 @@ the base model, `--adapter RUN|DIR` any adapter.
 
 from __future__ import annotations
 
-import json
 
+from ftmodel.answers import AnswerRules
 from ftmodel.context import StageContext, timestamp
+from ftmodel.textio import format_table, write_json, write_jsonl_lines, write_text_atomic
 from ftmodel.evaluation import check_judge
 from ftmodel.models import check_model_source, find_adapter
 
@@ -24,12 +25,17 @@ def target(ctx: StageContext) -> str:
     return "sft" if ctx.args.get("eval_sft") else "grpo"
 
 
+def adapter_ref(ctx: StageContext) -> str | None:
+    """The adapter to evaluate: `--adapter`, else the run pinned when the stage started (its lineage)."""
+    return ctx.args.get("adapter") or ctx.args.get("adapter_run")
+
+
 def preflight(ctx: StageContext) -> None:
     """Check the eval data and the model to evaluate before any model loads."""
     check_model_source(ctx.cfg)
     check_judge(ctx)
     if ctx.args.get("adapter") or target(ctx) != "base":
-        find_adapter(ctx.ws, ctx.args.get("adapter"), target(ctx))
+        find_adapter(ctx.ws, adapter_ref(ctx), target(ctx))
 
 
 def load_target(ctx: StageContext, which: str, adapter_ref: str | None = None):
@@ -46,24 +52,25 @@ def load_target(ctx: StageContext, which: str, adapter_ref: str | None = None):
 
 def run(ctx: StageContext) -> dict:
     """Evaluate one model and write its report, details and metrics."""
-    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, format_table, generate, \
+    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, generate, \
         judge_completions, maybe_judge, qtype_table, score
 
     which = target(ctx)
     label = LABELS[which] if not ctx.args.get("adapter") else "adapter"
     questions = eval_questions(ctx)
-    model, tokenizer, adapter = load_target(ctx, which, ctx.args.get("adapter"))
+    model, tokenizer, adapter = load_target(ctx, which, adapter_ref(ctx))
     ctx.log(f"evaluating {label} ({adapter or 'base model'}) on {len(questions)} questions")
     judge = maybe_judge(ctx)
     completions = generate(ctx, model, tokenizer, questions, label=label)
     judge_scores = judge_completions(ctx, judge, questions, completions) if judge else None
-    summary, details = score(questions, completions, baseline_for(ctx, questions), judge_scores)
+    summary, details = score(questions, completions, baseline_for(ctx, questions), judge_scores,
+                             AnswerRules.from_config(ctx.cfg.answers))
     summary.update(model=label, adapter=str(adapter) if adapter else None)
     stamp = timestamp()
     report = ctx.run.path / f"eval_{label}_{stamp}.json"
     details_path = ctx.run.path / f"eval_details_{label}_{stamp}.jsonl"
-    report.write_text(json.dumps(summary, indent=2) + "\n")
-    details_path.write_text("".join(json.dumps(d) + "\n" for d in details))
+    write_json(report, summary)
+    write_jsonl_lines(details_path, details)
     columns, rows = qtype_table(summary)
     print(format_table(columns, rows), flush=True)
     tracker = ctx.tracker(run_name=f"{ctx.cfg.wandb.run_name_eval}-{label}-{stamp}", tags=["evaluation"],

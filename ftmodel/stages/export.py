@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 
 from ftmodel.context import StageContext, StageError
 from ftmodel.models import find_adapter
 from ftmodel.rundir import latest_run
+from ftmodel.textio import write_json
 
 
 def choose_adapter(ctx: StageContext):
@@ -36,8 +36,7 @@ def run(ctx: StageContext) -> dict:
     merged.save_pretrained(str(out))
     tokenizer.padding_side = "right"
     tokenizer.save_pretrained(str(out))
-    (out / "ftmodel_export.json").write_text(json.dumps({"adapter": str(adapter), **adapter_meta(adapter)},
-                                                        indent=2) + "\n")
+    write_json(out / "ftmodel_export.json", {"adapter": str(adapter), **adapter_meta(adapter)})
     ctx.log(f"standalone model saved to {out} (load it with AutoModelForCausalLM.from_pretrained)")
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     tracker = ctx.tracker(run_name=ctx.run_name(), tags=["export"],

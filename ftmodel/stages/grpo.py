@@ -94,7 +94,7 @@ def completion_recorder(trainer_cls, ctx: StageContext):
                         fh.write(json.dumps({
                             "step": step, "question": example.get("question"), "answer": example.get("answer"),
                             "qtype": example.get("qtype"), "completion": completion_text(completion),
-                            "rewards": dict(zip(self.reward_func_names, values))}, allow_nan=True) + "\n")
+                            "rewards": dict(zip(self.reward_func_names, values))}, allow_nan=True, ensure_ascii=False) + "\n")
             return rewards
 
     return RecordingTrainer
@@ -106,7 +106,8 @@ def run(ctx: StageContext) -> dict:
     from trl import GRPOTrainer
 
     from ftmodel.models import load_adapter_model
-    from ftmodel.rewards import accuracy_reward, format_reward
+    from ftmodel.answers import AnswerRules
+    from ftmodel.rewards import accuracy_reward_with, format_reward
     from ftmodel.training import make_callback, train_and_save
 
     c, g = ctx.cfg, ctx.cfg.grpo
@@ -116,7 +117,8 @@ def run(ctx: StageContext) -> dict:
     if g.qtypes:
         questions = [q for q in questions if q["qtype"] in g.qtypes]
     rows = dataset_rows(questions, c.data.system_prompt)
-    reward_funcs, weights = [format_reward, accuracy_reward], [g.format_reward_weight, g.accuracy_reward_weight]
+    reward_funcs = [format_reward, accuracy_reward_with(AnswerRules.from_config(ctx.cfg.answers))]
+    weights = [g.format_reward_weight, g.accuracy_reward_weight]
     judge = None
     if judge_enabled(ctx):
         from ftmodel.judge import build_judge

@@ -6,14 +6,15 @@ start at once.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from pathlib import Path
 
+from ftmodel.answers import AnswerRules
 from ftmodel.context import StageContext, StageError
 from ftmodel.data import bank
-from ftmodel.data.loaders import DataError, load_records, write_jsonl
+from ftmodel.data.loaders import ColumnMap, DataError, load_data, write_jsonl
+from ftmodel.data.split import split_records
+from ftmodel.textio import write_json
 
 
 def preflight(ctx: StageContext) -> None:
@@ -26,54 +27,60 @@ def preflight(ctx: StageContext) -> None:
         if unknown:
             raise StageError(f"data.qtypes: unknown question type {', '.join(map(repr, unknown))} "
                              f"(built-in types: {', '.join(bank.QTYPES)})")
-    elif not Path(d.source).exists():
+    elif not source_path(d.source).exists():
         raise StageError(f"data.source: {d.source} not found")
     check_model_source(ctx.cfg)
 
 
-def _split_user_records(records: list[dict], eval_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Split user records deterministically by a hash of the question, so a question never straddles."""
-    train, evals = [], []
-    for r in records:
-        h = int.from_bytes(hashlib.sha1(f"{seed}|{r['question']}".encode()).digest()[:4], "big") / 2**32
-        (evals if h < eval_fraction else train).append({**r, "split": "eval" if h < eval_fraction else "train"})
-    if not train:
-        raise StageError(f"data.source: no training questions left after holding out {eval_fraction:.0%}")
-    return train, evals
+def source_path(source: str) -> Path:
+    """The file or directory a user-data source names (`sample:NAME` is a file shipped with ftmodel)."""
+    from ftmodel.profiles import ProfileError, sample_path
+
+    try:
+        return sample_path(source) or Path(source).expanduser()
+    except ProfileError as e:
+        raise StageError(str(e)) from None
 
 
-def load_questions(ctx: StageContext) -> tuple[list[dict], list[dict]]:
-    """Return (train, eval) records from the configured source."""
+def load_questions(ctx: StageContext):
+    """Return (train, eval, loaded) from the configured source (loaded: the loader's column report, or
+    None for the built-in bank)."""
     d = ctx.cfg.data
     if d.source == "builtin":
-        return bank.generate_bank(d.seed, d.n_train, d.n_eval, d.qtypes or None)
+        train, evals = bank.generate_bank(d.seed, d.n_train, d.n_eval, d.qtypes or None)
+        return train, evals, None
     try:
-        records = load_records(d.source, question_field=d.question_field, answer_field=d.answer_field,
-                               qtype_field=d.qtype_field)
+        loaded = load_data(source_path(d.source), ColumnMap.from_config(d))
+        train, evals = split_records(loaded.records, d.eval_fraction, d.seed)
     except DataError as e:
         raise StageError(str(e)) from None
-    return _split_user_records(records, d.eval_fraction, d.seed)
+    return train, evals, loaded
 
 
 def run(ctx: StageContext) -> dict:
-    """Write data/raw/{train,eval}.jsonl and a per-qtype report; build the tiny base if configured."""
-    from ftmodel.models import resolve_base
+    """Write data/raw/{train,eval}.jsonl and a report (columns, per-qtype counts, token lengths, what the
+    length limit would cut); build the tiny base if configured."""
+    from ftmodel.data.check import build_report, render
+    from ftmodel.models import load_tokenizer, resolve_base
 
-    train, evals = load_questions(ctx)
+    train, evals, loaded = load_questions(ctx)
     ctx.ws.raw_train.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(ctx.ws.raw_train, train)
     write_jsonl(ctx.ws.raw_eval, evals)
-    counts = {"train": dict(Counter(r["qtype"] for r in train)), "eval": dict(Counter(r["qtype"] for r in evals))}
-    report = {"source": ctx.cfg.data.source, "train": len(train), "eval": len(evals), "per_qtype": counts,
-              "majority_baseline": bank.majority_baseline(train, evals) if evals else {}}
-    (ctx.run.path / "prepare_report.json").write_text(json.dumps(report, indent=2) + "\n")
     ctx.log(f"{len(train)} train / {len(evals)} eval questions -> {ctx.ws.raw_train.parent}")
-    for qtype in sorted(counts["train"]):
-        ctx.log(f"  {qtype:20} train {counts['train'][qtype]:5}  eval {counts['eval'].get(qtype, 0):4}")
+    counts = {"train": dict(Counter(r["qtype"] for r in train)), "eval": dict(Counter(r["qtype"] for r in evals))}
     tracker = ctx.tracker(run_name=ctx.run_name(), tags=["prepare"],
                           wandb_config={"source": ctx.cfg.data.source, "seed": ctx.cfg.data.seed})
     tracker.log({"train_questions": len(train), "eval_questions": len(evals),
                  **{f"{q}/train": n for q, n in counts["train"].items()}}, step=0)
     base = resolve_base(ctx)
+    data_report = build_report(ctx.cfg, train, evals, load_tokenizer(base, ctx.cfg), loaded=loaded,
+                               tokenizer_name=ctx.cfg.model.name_or_path)
+    for line in render(data_report).splitlines():
+        ctx.log(line)
+    rules = AnswerRules.from_config(ctx.cfg.answers)
+    report = {**data_report.as_dict(), "train": len(train), "eval": len(evals),
+              "majority_baseline": bank.majority_baseline(train, evals, rules) if evals else {}}
+    write_json(ctx.run.path / "prepare_report.json", report)
     return {"train": ctx.ws.raw_train, "eval": ctx.ws.raw_eval, "report": ctx.run.path / "prepare_report.json",
             "base_model": base}

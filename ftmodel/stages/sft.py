@@ -39,6 +39,32 @@ def dataset_rows(samples: list[dict], system_prompt: str) -> list[dict]:
              "completion": [{"role": "assistant", "content": s["solution"]}]} for s in samples]
 
 
+def check_lengths(ctx: StageContext, tokenizer, samples: list[dict]) -> list[dict]:
+    """Measure samples against model.max_seq_length before training; warn, drop or refuse
+    (sft.on_long_samples) rather than let the trainer cut answers off in silence."""
+    from ftmodel.data.lengths import length_stats, sample_lengths, truncation_warning
+
+    _, lengths = sample_lengths(tokenizer, samples, ctx.cfg.data.system_prompt)
+    limit = ctx.cfg.model.max_seq_length
+    stats = length_stats(lengths, limit)
+    warning = truncation_warning(stats, "SFT samples")
+    if not warning:
+        ctx.log(f"sample lengths: p50 {stats.p50}, p99 {stats.p99}, max {stats.max} tokens; "
+                f"all within model.max_seq_length = {limit}")
+        return samples
+    mode = ctx.cfg.sft.on_long_samples
+    if mode == "error":
+        raise StageError(f"{warning} (sft.on_long_samples = \"error\")")
+    if mode == "drop":
+        kept = [s for s, n in zip(samples, lengths) if n <= limit]
+        if not kept:
+            raise StageError(f"{warning} Dropping them (sft.on_long_samples = \"drop\") leaves no sample.")
+        ctx.log(f"WARNING: {warning} Dropping them (sft.on_long_samples = \"drop\"): {len(kept)} samples left.")
+        return kept
+    ctx.log(f"WARNING: {warning}")
+    return samples
+
+
 def trainer_args(c, output_dir: str):
     """TRL's SFTConfig for this config (also what bench/ gives plain TRL, so both train alike)."""
     from trl import SFTConfig
@@ -65,10 +91,12 @@ def run(ctx: StageContext) -> dict:
 
     c = ctx.cfg
     resume = resume_checkpoint(ctx)
-    rows = dataset_rows(read_jsonl(ctx.ws.sft_data), c.data.system_prompt)
+    samples = read_jsonl(ctx.ws.sft_data)
     base = resolve_base(ctx)
-    ctx.log(f"{len(rows)} samples; base {base}" + (f"; resuming from {resume}" if resume else ""))
     tokenizer = load_tokenizer(base, c)
+    samples = check_lengths(ctx, tokenizer, samples)
+    rows = dataset_rows(samples, c.data.system_prompt)
+    ctx.log(f"{len(rows)} samples; base {base}" + (f"; resuming from {resume}" if resume else ""))
     model = load_base_model(base, c)
     args = trainer_args(c, str(ctx.run.path / "checkpoints"))
     tracker = ctx.tracker(run_name=ctx.run_name(c.wandb.run_name_sft), tags=["sft"],

@@ -44,7 +44,7 @@ def test_sync_from_the_w_screen_turns_a_run_verified(tmp_path):
         try:
             console.wait_screen(lambda s: "stages" in s, 30, "console painted")
             press_until(console, "w", lambda s: "never synced" in s, "the sync screen with the offline run")
-            press_until(console, "a", lambda s: "syncing" in s.lower() or "verified" in s, "sync started")
+            press_until(console, "a", lambda s: "syncing" in s.lower() or "synced ✓" in s, "sync started")
             screen = console.wait_screen(lambda s: "synced ✓ verified" in s, 120, "the run verified on screen")
             assert "sft-20260101-000000-0001" in screen
         finally:

@@ -91,3 +91,34 @@ def test_filter_that_keeps_nothing_fails_clearly(tmp_path):
     res = cli("filter", "--workspace", str(ws), "--set", "wandb.enabled=false")
     assert res.returncode == 2 and "the filter kept 0 of 120 samples" in res.stdout
     assert read_state(only_run(ws, "filter"))["state"] == "failed"
+
+
+def test_stop_now_escalates_at_once_and_records_who_asked(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from tests.conftest import ROOT
+    from tests.fake_openai import FakeOpenAI
+
+    ws = prepared_workspace(tmp_path, n_train=8)
+    gate = threading.Event()  # the teacher holds its first answer until the stop is under way
+    with FakeOpenAI(responder=lambda messages: gate.wait(120) and "x") as srv:
+        res = cli("distill", "--detach", "--workspace", str(ws), "--set", "distill.backend=openai",
+                  "--set", f"distill.base_url={srv.base_url}", "--set", "distill.model=teacher",
+                  "--set", "distill.timeout_s=200", "--set", "wandb.enabled=false")
+        assert res.returncode == 0, res.stderr
+        run = only_run(ws, "distill")
+        wait_for(lambda: srv.requests, timeout=120, what="the teacher to be asked")
+        stop = subprocess.Popen([sys.executable, "-m", "ftmodel", "stop", run.name, "--now", "--workspace", str(ws)],
+                                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        request = wait_for(lambda: read_state(run).get("stop_request"), timeout=120, what="the stop request")
+        gate.set()  # the request in flight returns; the stage, already told to stop now, ends
+        out, err = stop.communicate(timeout=120)
+    assert stop.returncode == 0 and f"{run.name}: cancelled" in out, out + err
+    state = read_state(run)
+    assert state["state"] == "cancelled" and state["error"] == "stopped on request" and state["exit_code"] == 130
+    assert request["now"] is True and request["target_pid"] == state["pid"] and "ftmodel (pid" in request["by"]
+    assert "stop requested: saving" not in (run / "stage.log").read_text()  # SIGTERM, not the graceful SIGINT

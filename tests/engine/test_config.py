@@ -100,3 +100,19 @@ def test_cli_config_check_reports_cleanly(tmp_path):
     assert "Traceback" not in res.stderr
     ok = cli("config", "check", str(DEFAULT_CONFIG))
     assert ok.returncode == 0 and "ok" in ok.stdout
+
+
+@pytest.mark.parametrize("spec", ["sft.learning_rate=nan", "sft.learning_rate=inf", "grpo.beta=-inf",
+                                  "sft.learning_rate=1e30", "sft.max_steps=10000000000000"])
+def test_non_finite_and_absurd_numbers_are_refused_from_set(tmp_path, spec):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[sft]\nlearning_rate = 1e-4\n")
+    with pytest.raises(config.ConfigError, match=spec.split("=")[0]):
+        config.load(cfg, [spec])
+
+
+def test_non_finite_numbers_are_refused_in_toml_with_the_line(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[sft]\nbatch_size = 4\nlearning_rate = nan\n")
+    with pytest.raises(config.ConfigError, match=r"c.toml:3: sft.learning_rate"):
+        config.load(cfg)

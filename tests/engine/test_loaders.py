@@ -133,3 +133,78 @@ def test_read_jsonl_errors(tmp_path):
         read_jsonl(tmp_path / "missing.jsonl")
     with pytest.raises(DataError, match=r"x\.jsonl:2: invalid JSON"):
         read_jsonl(_write(tmp_path / "x.jsonl", '{"a": 1}\nnot json\n'))
+
+
+def test_every_field_mapped_from_chinese_columns_with_choices_and_metadata(tmp_path):
+    from ftmodel.data.loaders import ColumnMap, load_data
+
+    p = _write(tmp_path / "zh.csv", "编号,类型,问题,答案,解析,选项,来源,备注\n"
+               "q1,名词解释,哪个术语指股价与每股收益之比？,市盈率,<think>定义</think><answer>市盈率</answer>,"
+               "\"[\"\"市盈率\"\",\"\"市净率\"\"]\",年报,x\n")
+    cols = ColumnMap(id="编号", qtype="类型", question="问题", answer="答案", solution="解析", choices="选项",
+                     metadata=("来源",))
+    loaded = load_data(p, cols)
+    [r] = loaded.records
+    assert r["id"] == "q1" and r["qtype"] == "名词解释" and r["answer"] == "市盈率"
+    assert r["solution"].startswith("<think>") and r["question"].endswith("\nA. 市盈率\nB. 市净率")
+    assert r["metadata"] == {"来源": "年报"}
+    assert loaded.found == {"id": "编号", "qtype": "类型", "question": "问题", "answer": "答案", "solution": "解析",
+                            "choices": "选项"}
+    assert loaded.unmapped == ["备注"]          # reported, never silently dropped
+    with pytest.raises(DataError, match="metadata_fields names column '作者'"):
+        load_data(p, ColumnMap(question="问题", answer="答案", metadata=("作者",)))
+
+
+def test_parquet_is_read_row_by_row(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from ftmodel.data.loaders import ColumnMap, load_data
+
+    pq.write_table(pa.table({"问题": ["一？", "二？"], "答案": ["1", "2"]}), tmp_path / "d.parquet")
+    loaded = load_data(tmp_path / "d.parquet", ColumnMap(question="问题", answer="答案"))
+    assert [r["question"] for r in loaded.records] == ["一？", "二？"]
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="bad.parquet: not a readable Parquet file"):
+        load_data(tmp_path / "bad.parquet")
+
+
+def test_jsonl_with_byte_order_mark_and_u2028_in_text(tmp_path):
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes("\ufeff".encode() + json.dumps({"question": "a\u2028b", "answer": "1"}, ensure_ascii=False).encode()
+                  + b"\n")
+    [r] = load_records(p)
+    assert r["question"] == "a\u2028b"
+
+
+def test_non_utf8_bytes_name_the_line_and_column(tmp_path):
+    for name, text in (("g.jsonl", b'{"question": "ok", "answer": "1"}\n{"question": "\xff", "answer": "2"}\n'),
+                       ("g.csv", b"question,answer\nok,1\nbad\xe9,2\n")):
+        p = tmp_path / name
+        p.write_bytes(text)
+        with pytest.raises(DataError, match=rf"{name}:\d: not UTF-8 text \(byte 0x(ff|e9) at column \d+\)") as e:
+            load_records(p)
+        assert f"{name}:2" in str(e.value) or f"{name}:3" in str(e.value)
+        assert str(e.value).startswith(str(p) + (":2" if name.endswith("jsonl") else ":3"))
+
+
+def test_csv_extra_columns_and_unterminated_quote_blame_the_right_line(tmp_path):
+    extra = _write(tmp_path / "extra.csv", "question,answer\nok?,1\ntoo,many,values\n")
+    with pytest.raises(DataError, match=r"extra\.csv:3: 3 values but the header has 2 columns"):
+        load_records(extra)
+    quote = _write(tmp_path / "quote.csv", 'question,answer\nok?,1\n"bad,2\nfine?,3\nmore?,4\n')
+    with pytest.raises(DataError, match=r"quote\.csv:3: .*a quoted field opens on this line and is not closed"):
+        load_records(quote)
+    multi = _write(tmp_path / "multi.csv", 'question,answer\n"two\nlines?",1\nnext?,2\n')
+    assert [r["question"] for r in load_records(multi)] == ["two\nlines?", "next?"]
+    dupe = _write(tmp_path / "dupe.csv", "question,answer,answer\nq,1,2\n")
+    with pytest.raises(DataError, match=r"dupe\.csv:1: column 'answer' appears twice"):
+        load_records(dupe)
+
+
+def test_split_keeps_a_datasetdicts_own_split(tmp_path):
+    from ftmodel.data.split import split_records
+
+    records = [{"question": f"q{i}", "split": "eval" if i < 3 else "train"} for i in range(10)]
+    train, evals = split_records(records, 0.5, 0)
+    assert [r["question"] for r in evals] == ["q0", "q1", "q2"] and len(train) == 7

@@ -94,3 +94,44 @@ def test_state_json_is_valid_json_after_many_concurrent_updates(tmp_path):
     assert [p.wait() for p in procs] == [0, 0]
     st = json.loads(run.state_path.read_text())
     assert st["a"] == 199 and st["b"] == 199  # no lost updates
+
+
+def test_one_reader_coerces_state_shape_and_names_what_is_wrong(tmp_path):
+    run = make(tmp_path)
+    run.state_path.write_text('{"state": "running", "progress": {"step": true, "total": -3}, "pid": 1.5, '
+                              '"argv": "x", "stop_request": [], "extra": {"kept": 1}, "stage": null, "error": null}')
+    st = run.read_state()
+    assert st["progress"] == {"step": 0, "total": None} and st["extra"] == {"kept": 1}
+    assert "stage" not in st and st["error"] is None
+    assert "pid" not in st and "argv" not in st and "stop_request" not in st and run.problem() is None
+    run.state_path.write_text("[1, 2]")
+    assert run.read_state() == {} and run.status() == rundir.BROKEN and "not a JSON object" in run.problem()
+    with pytest.raises(rundir.BrokenRun, match=f"run {run.id} is broken"):
+        run.check_state()
+
+
+@pytest.mark.parametrize("ref", ["..", ".", "../x", "/etc", "a/b", ".creating-x", ""])
+def test_find_run_refuses_anything_but_a_name_inside_runs(tmp_path, ref):
+    make(tmp_path)
+    with pytest.raises(LookupError, match="not a run id"):
+        find_run(tmp_path, ref)
+
+
+def test_create_run_leaves_nothing_when_it_cannot_write(tmp_path):
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(TypeError):  # fails after the temp dir exists: config_toml must be text
+        create_run(tmp_path, "sft", config_toml=None, argv=[])
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_shared_output_has_one_writer_and_the_refusal_names_it(tmp_path):
+    from ftmodel.workspace import OutputBusy, check_outputs_free, output_holder, writing_outputs
+
+    with writing_outputs(tmp_path, "distill", "distill-1"):
+        assert output_holder(tmp_path, "data/distilled.jsonl") == "distill-1"
+        with pytest.raises(OutputBusy, match="run distill-1 is already writing data/distilled.jsonl"):
+            check_outputs_free(tmp_path, "distill")
+        with writing_outputs(tmp_path, "filter", "filter-1"):  # another output: no conflict
+            pass
+    assert output_holder(tmp_path, "data/distilled.jsonl") is None
+    check_outputs_free(tmp_path, "distill")

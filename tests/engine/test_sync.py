@@ -286,7 +286,7 @@ def test_staged_copy_keeps_wandbs_framing_and_drops_only_the_first_history_rows(
     sync.write_log_records(copy, header, records)
     assert copy.read_bytes() == run.wandb_file.read_bytes()  # byte for byte the same framing
     staged = sync.stage_copy(Workspace(tmp_path), run, 150)
-    out = subprocess.run([str(sync.wandb_exe()), "leet", "inspect", "--json", str(staged)], capture_output=True,
+    out = subprocess.run([*sync.wandb_command(), "leet", "inspect", "--json", str(staged)], capture_output=True,
                          text=True, check=True, timeout=60).stdout
     recs = [json.loads(line) for line in out.splitlines() if line.strip()]
     steps = [r["history"]["step"]["num"] for r in recs if r["type"] == "history"]
@@ -302,3 +302,22 @@ def test_the_outer_timeout_stops_a_client_that_waits_too_long(tmp_path, server):
     (res,) = sync.sync_runs(tmp_path, env=env, timeout=4)
     assert res.state == "failed" and "wandb sync timed out after 4s and was stopped" in res.reason
     assert not list((tmp_path / ".wandb" / "sync-stage").glob("*/*"))
+
+
+def test_the_staged_copy_points_artifacts_at_the_moved_workspace(tmp_path):
+    """Read back with wandb's own reader: the rewritten records are valid and point inside the new place."""
+    old = tmp_path / "old"
+    make_offline_run(old, "sft-20260101-000000-aaaa", steps=2, artifact=True)
+    new = tmp_path / "elsewhere" / "ws"
+    new.parent.mkdir()
+    old.rename(new)  # the old path is gone
+    (run,) = sync.list_offline_runs(new)
+    staged = sync.stage_copy(Workspace(new), run, 0)
+    out = subprocess.run([*sync.wandb_command(), "leet", "inspect", "--json", str(staged)], capture_output=True,
+                         text=True, check=True, timeout=60).stdout
+    recs = [json.loads(line) for line in out.splitlines() if line.strip()]
+    (art,) = [r["artifact"] for r in recs if r["type"] == "artifact"]
+    (entry,) = art["manifest"]["contents"]
+    assert entry["local_path"].startswith(str(new.resolve() / ".wandb" / "data" / "artifacts" / "staging"))
+    assert Path(entry["local_path"]).is_file() and entry["path"] == "eval_report.json"
+    assert [int(r["history"]["step"]["num"]) for r in recs if r["type"] == "history"] == [1, 2]

@@ -13,3 +13,15 @@ def anyio_backend():
 def ws(tmp_path):
     """A workspace path inside the test's temporary directory."""
     return tmp_path / "ws"
+
+
+@pytest.fixture(autouse=True)
+def english_by_default(monkeypatch):
+    """Tests see the English console unless they ask for another language; none leaks into the next."""
+    monkeypatch.setenv("FTMODEL_LANG", "en")
+    yield
+    from ftmodel.i18n import set_language
+    from tui import actions
+
+    set_language("en")
+    actions.retranslate()

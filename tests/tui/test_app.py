@@ -10,7 +10,9 @@ import pytest
 from ftmodel import config
 from ftmodel.rundir import STAGES
 from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, self_pid, sft_rows
-from tui.app import STAGE_ITEMS, ConfirmScreen, FtmodelConsole, HelpScreen
+from tui.app import STAGE_ITEMS, FtmodelConsole
+from tui.dialogs import ConfirmScreen, HelpScreen
+from tui.screens import ConsoleScreen
 
 
 def make_app(ws: Path, cfg_path: Path = DEFAULT_CONFIG, **kw) -> FtmodelConsole:
@@ -39,7 +41,7 @@ async def until(pilot, predicate, timeout: float = 10.0, what: str = "condition"
 
 async def select_stage(app, pilot, stage: str):
     app.query_one("#stages").highlighted = STAGE_ITEMS.index(stage)
-    await until(pilot, lambda: app.selected_stage == stage, what=f"stage {stage}")
+    await until(pilot, lambda: app.main.selected_stage == stage, what=f"stage {stage}")
 
 
 pytestmark = pytest.mark.anyio  # anyio's pytest plugin ships with anyio (a Textual dependency)
@@ -73,12 +75,12 @@ async def test_selecting_a_run_loads_its_metrics_into_the_chart_store(ws):
     app = make_app(ws)
     async with app.run_test(size=(100, 30)) as pilot:
         await select_stage(app, pilot, "sft")
-        await until(pilot, lambda: app.store.rows == 300, what="metrics")
-        assert app.selected_run == "sft-20260101-000000-0001"
-        assert {"loss", "learning_rate", "grad_norm"} <= set(app.store.series)
-        await until(pilot, lambda: app.charts_ready, what="plotext")
+        await until(pilot, lambda: app.main.store.rows == 300, what="metrics")
+        assert app.main.selected_run == "sft-20260101-000000-0001"
+        assert {"loss", "learning_rate", "grad_norm"} <= set(app.main.store.series)
+        await until(pilot, lambda: app.main.charts_ready, what="plotext")
         loss = app.query_one("#panel-loss")
-        await until(pilot, lambda: loss.drawn_version == app.store.version, what="loss chart drawn")
+        await until(pilot, lambda: loss.drawn_version == app.main.store.version, what="loss chart drawn")
         assert loss.display and not app.query_one("#panel-reward").display  # no reward metrics: no panel
         assert "300/300" in str(app.query_one("#progress-text").render())
 
@@ -92,7 +94,7 @@ async def test_lost_run_shows_lost_with_its_last_log_lines(ws):
         await until(pilot, lambda: "lost" in status_text(app), what="lost status")
         log = app.query_one("#log")
         await until(pilot, lambda: log.line_count > 0, what="log tail")
-        assert log.lines[-1] == "last words"
+        assert log.lines_text[-1] == "last words"
 
 
 async def test_failed_run_shows_exit_code_error_and_log_tail(ws):
@@ -105,7 +107,7 @@ async def test_failed_run_shows_exit_code_error_and_log_tail(ws):
         assert "no SFT adapter" in status_text(app)
         log = app.query_one("#log")
         await until(pilot, lambda: log.line_count >= 2, what="log tail")
-        assert log.lines[-1] == "error: no SFT adapter"
+        assert log.lines_text[-1] == "error: no SFT adapter"
 
 
 async def test_start_with_missing_data_shows_the_preflight_error(ws):
@@ -147,7 +149,7 @@ async def test_quit_says_running_stages_keep_running(ws):
     make_run(ws, "sft-20260101-000000-0001", "sft", "running", pid=pid, proc_start=start)
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.runs, what="scan")
+        await until(pilot, lambda: app.main.runs, what="scan")
         await pilot.press("q")
     assert app.quit_message and "1 run(s) keep running" in app.quit_message
 
@@ -210,7 +212,7 @@ async def test_gpu_panel_absent_without_nvidia_smi_and_filled_with_it(ws, tmp_pa
     monkeypatch.setenv("PATH", f"{fake}:{__import__('os').environ['PATH']}")
     app = make_app(ws, gpu=None)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.gpus, what="gpu sample")
+        await until(pilot, lambda: app.main.gpus, what="gpu sample")
         assert "87%" in str(app.query_one("#gpu-text").render())
 
 
@@ -221,38 +223,38 @@ async def test_live_rows_appended_later_reach_the_store(ws):
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
         await select_stage(app, pilot, "sft")
-        await until(pilot, lambda: app.store.rows == 5, what="first rows")
+        await until(pilot, lambda: app.main.store.rows == 5, what="first rows")
         import json
         with open(path / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps({"step": 6, "time": 1764000004.0, "loss": 1.0}) + "\n")
             fh.write('{"step": 7, "lo')  # a partial line waits for its newline
-        await until(pilot, lambda: app.store.rows == 6, what="appended row")
+        await until(pilot, lambda: app.main.store.rows == 6, what="appended row")
         with open(path / "metrics.jsonl", "a") as fh:
             fh.write('ss": 0.9}\n')
-        await until(pilot, lambda: app.store.rows == 7, what="completed row")
-        assert app.store.get("loss").last == (7, 0.9)
+        await until(pilot, lambda: app.main.store.rows == 7, what="completed row")
+        assert app.main.store.get("loss").last == (7, 0.9)
 
 
 async def test_long_history_shows_a_preview_then_the_exact_store_then_live_rows(ws, monkeypatch):
     import json
 
-    import tui.model
-    monkeypatch.setattr(tui.model, "HISTORY_PREVIEW_BYTES", 10_000)  # a few hundred rows count as "long"
+    import tui.view
+    monkeypatch.setattr(tui.view, "HISTORY_PREVIEW_BYTES", 10_000)  # a few hundred rows count as "long"
     pid, start = self_pid()
     path = make_run(ws, "sft-20260101-000000-0001", "sft", "running", pid=pid, proc_start=start,
                     metrics=sft_rows(3000), progress=(3000, 5000))
     seen = []
-    real = FtmodelConsole.on_metrics_history
-    monkeypatch.setattr(FtmodelConsole, "on_metrics_history",
+    real = ConsoleScreen.on_metrics_history
+    monkeypatch.setattr(ConsoleScreen, "on_metrics_history",
                         lambda self, message: (seen.append((message.exact, message.store.rows)), real(self, message)))
     app = make_app(ws)
     async with app.run_test(size=(100, 30)) as pilot:
         await select_stage(app, pilot, "sft")
-        await until(pilot, lambda: app.store.rows == 3000 and app.history_complete and len(seen) == 2,
+        await until(pilot, lambda: app.main.store.rows == 3000 and app.main.history_complete and len(seen) == 2,
                     what="exact history")
         assert seen == [(False, 3000), (True, 3000)]
-        assert app.store.get("loss").count == 3000  # every row parsed, not the sample
+        assert app.main.store.get("loss").count == 3000  # every row parsed, not the sample
         with open(path / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps({"step": 3001, "time": 1764001502.0, "loss": 0.5}) + "\n")
-        await until(pilot, lambda: app.store.rows == 3001, what="live row after the history")
-        assert app.store.get("loss").last == (3001, 0.5)
+        await until(pilot, lambda: app.main.store.rows == 3001, what="live row after the history")
+        assert app.main.store.get("loss").last == (3001, 0.5)

@@ -17,7 +17,7 @@ def _run(code: str) -> str:
 def test_tui_app_does_not_import_the_ml_stack():
     # Importing the module and building the app (compose runs imports of its own) must stay light.
     out = _run(
-        "import sys, tui.app, tui.model\n"
+        "import sys, tui.app, tui.view\n"
         "from ftmodel import config\n"
         "tui.app.FtmodelConsole(config.load('configs/default.toml'), 'configs/default.toml', '/tmp/none')\n"
         "import ftmodel.tracking, ftmodel.launcher, ftmodel.stages\n"
@@ -31,8 +31,8 @@ def test_stage_modules_preflight_imports_stay_light():
     out = _run(
         "import sys\n"
         "from ftmodel.rundir import STAGES\n"
-        "from ftmodel.stages import stage_module\n"
-        "[stage_module(s) for s in (*STAGES, 'pipeline')]\n"
+        "from ftmodel.launcher import job_module\n"
+        "[job_module(s) for s in (*STAGES, 'pipeline')]\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     assert out == "", f"stage modules import {out}"

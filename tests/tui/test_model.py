@@ -4,8 +4,17 @@ import json
 import tracemalloc
 
 from tests.tui.fake_runs import dead_pid, grpo_rows, make_run
-from tui.model import (RunFollower, Series, SeriesStore, columns_from_rows, health_hints, parse_nvidia_smi, read_results,
-                       scan_workspace, stage_rows)
+from tui.view import (
+    RunFollower,
+    Series,
+    SeriesStore,
+    columns_from_rows,
+    health_hints,
+    parse_nvidia_smi,
+    read_results,
+    scan_workspace,
+    stage_rows,
+)
 
 
 def test_series_stays_bounded_and_spread_over_100k_steps():
@@ -111,7 +120,8 @@ def test_read_results_eval_and_ablation(tmp_path):
     cols, rows = tables["eval_grpo_20260101.json"]
     assert rows[0] == ["all", "200", "1.000", "0.170", "0.230"]
     assert rows[1] == ["tf", "50", "1.000", "0.500", "0.520"]
-    assert tables["ablation_summary_x.json"] == (["variant", "format_accuracy"], [["base", "0.000"], ["sft_only", "1.000"]])
+    assert tables["ablation_summary_x.json"] == (["variant", "format_accuracy"],
+                                                 [["base", "0.000"], ["sft_only", "1.000"]])
 
 
 def test_scan_marks_dead_running_runs_lost(tmp_path):

@@ -14,8 +14,16 @@ import pytest
 from ftmodel import config
 from tests.tui.fake_runs import DEFAULT_CONFIG, make_run, self_pid, sft_rows
 from tests.tui.test_app import make_app, until
-from tui.screens import (AblationScreen, AskScreen, CompletionsScreen, ConfigScreen, OverlayScreen, PickScreen,
-                         RunDetailScreen, RunsScreen, SyncScreen, TextScreen)
+from tui.dialogs import AskScreen, PickScreen, TextScreen
+from tui.screens import (
+    AblationScreen,
+    CompletionsScreen,
+    ConfigScreen,
+    OverlayScreen,
+    RunDetailScreen,
+    RunsScreen,
+    SyncScreen,
+)
 from tui.workbench import ConfigDocument, read_ablation
 
 pytestmark = pytest.mark.anyio
@@ -209,7 +217,7 @@ def fake_workspace(ws: Path) -> None:
 
 
 async def open_runs(app, pilot) -> RunsScreen:
-    await until(pilot, lambda: app.runs, what="scan")
+    await until(pilot, lambda: app.main.runs, what="scan")
     await pilot.press("r")
     await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.rows, what="runs browser")
     return app.screen
@@ -248,7 +256,7 @@ async def test_run_details_overlay_and_delete(ws):
         order = [r.id for r in screen.shown]
         table.move_cursor(row=order.index("sft-20260101-000000-0001"))
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="details")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.loaded, what="details")
         detail = app.screen
         rendered = str(detail.query_one("#detail-config").render())
         current = config.load(DEFAULT_CONFIG)  # the snapshot is diffed against the current default config
@@ -264,8 +272,7 @@ async def test_run_details_overlay_and_delete(ws):
         await pilot.press("space")
         assert screen.marked == {"sft-20260101-000000-0001", "sft-20260101-000100-0002"}
         await pilot.press("o")
-        await until(pilot, lambda: isinstance(app.screen, OverlayScreen) and hasattr(app.screen, "drawn"),
-                    what="overlay")
+        await until(pilot, lambda: isinstance(app.screen, OverlayScreen) and app.screen.drawn, what="overlay")
         assert app.screen.metric == "loss" and app.screen.drawn == 2
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is screen, what="back")
@@ -325,7 +332,7 @@ async def test_sync_lists_offline_runs_and_reports_failures_with_the_reason(ws):
     offline_run(ws, "sft-20260101-000000-0001", "aaaa1111")
     offline_run(ws, "sft-20260101-000100-0002", "bbbb2222")
     app = make_app(ws)
-    app.sync_env = {"PATH": os.environ["PATH"], "NETRC": str(ws / "no-netrc")}  # no server configured
+    app.sync.env = {"PATH": os.environ["PATH"], "NETRC": str(ws / "no-netrc")}  # no server configured
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("w")
         await until(pilot, lambda: isinstance(app.screen, SyncScreen) and app.screen.offline, what="sync screen")
@@ -336,13 +343,15 @@ async def test_sync_lists_offline_runs_and_reports_failures_with_the_reason(ws):
         await pilot.press("space")  # mark the first, cursor moves on
         await pilot.press("s")
         await until(pilot, lambda: notes(app, "0 synced and verified, 1 failed"), timeout=30, what="sync done")
+        bar = screen.query_one("#sync-progress")
+        assert bar.total == 1 and bar.progress == 1  # advanced by the engine's result event, not parsed text
         await until(pilot, lambda: screen.offline and screen.offline[0].state == "failed", what="ledger re-read")
         assert "WANDB_BASE_URL" in screen.offline[0].reason
         assert screen.offline[1].state == "never"
         assert "failed" in str(table.get_row_at(0)[2]) and "WANDB_BASE_URL" in str(table.get_row_at(0)[4])
         await pilot.press("f")  # retry failures: only the failed one
         await until(pilot, lambda: sum("synced and verified" in n for n in app.notes) == 2, timeout=30,
-                    what="retry done")
+                    what=f"retry done {app.notes}")
         assert screen.offline[1].state == "never"
 
 
@@ -366,11 +375,14 @@ async def test_ablation_matrix_with_deltas_exports_markdown(ws):
                                   "1.00 (+1.00)", "0.50 (+0.40)"]
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.runs, what="scan")
+        await until(pilot, lambda: app.main.runs, what="scan")
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, AblationScreen) and app.screen.matrix, what="matrix")
         table = app.screen.query_one("#abl-matrix")
         assert table.row_count == 3 and table.get_row_at(0)[0] == "mc"
+        # Sized from the data when filled, never left at the header's five cells to be measured later.
+        qtype = table.ordered_columns[0]
+        assert not qtype.auto_width and qtype.width == len("overall")
         await pilot.press("e")
         await until(pilot, lambda: notes(app, "ablation_matrix.md"), what="export")
     md = (run / "ablation_matrix.md").read_text()
@@ -380,7 +392,7 @@ async def test_ablation_matrix_with_deltas_exports_markdown(ws):
 async def test_ablation_launch_passes_variants_and_judge_switch(ws):
     app = make_app(ws)
     launched = []
-    app.launch_config = lambda stage, cfg, args, argv: launched.append((stage, cfg, args, argv))
+    app._launch = lambda stage, cfg, args, argv: launched.append((stage, cfg, args, argv))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, AblationScreen), what="ablation screen")
@@ -423,7 +435,7 @@ async def test_completions_browser_filters_by_reward_qtype_and_text(ws):
     make_run(ws, "grpo-20260101-000000-0001", "grpo", "finished", files={"completions.jsonl": completions()})
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.runs, what="scan")
+        await until(pilot, lambda: app.main.runs, what="scan")
         await pilot.press("g")
         await until(pilot, lambda: isinstance(app.screen, CompletionsScreen) and app.screen.rows, what="rows")
         screen = app.screen
@@ -458,3 +470,19 @@ async def test_workbench_keys_do_not_trigger_console_actions_and_are_in_help(ws)
     for cls in (ConfigScreen, RunsScreen, SyncScreen, AblationScreen, CompletionsScreen):
         for b in cls.BINDINGS:
             assert b.id and b.description, b
+
+
+async def test_the_packaged_default_is_never_written_from_the_editor(ws):
+    from ftmodel.profiles import PACKAGE_DIR
+
+    packaged = PACKAGE_DIR / "default.toml"
+    before = packaged.read_bytes()
+    assert ConfigDocument(packaged).packaged and not ConfigDocument(DEFAULT_CONFIG).packaged
+    app = make_app(ws, packaged)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_config(app, pilot, "sft")
+        await type_into(pilot, screen, "sft", "max_steps", "40")
+        await until(pilot, lambda: screen.doc.pending == {("sft", "max_steps"): 40}, what="edit")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: notes(app, "packaged default"), what="save refused")
+    assert packaged.read_bytes() == before

@@ -29,8 +29,9 @@ from ftmodel import config
 from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, sft_rows
 from tests.tui.test_app import select_stage, until
 from tests.tui.test_screens import ablation_summary, completions, eval_report, offline_run
-from tui.app import ChartPanel, FtmodelConsole
+from tui.app import FtmodelConsole
 from tui.screens import AblationScreen, CompletionsScreen, ConfigScreen, RunsScreen, SyncScreen
+from tui.widgets.charts import ChartPanel
 
 pytestmark = pytest.mark.anyio
 
@@ -56,9 +57,9 @@ def pinned(tmp_path, monkeypatch):
     time.tzset()
 
 
-def make_app() -> FtmodelConsole:
+def make_app(lang: str | None = None) -> FtmodelConsole:
     app = FtmodelConsole(config.load(Path("ftmodel.toml")), "ftmodel.toml", Path("ws"), gpu=False,
-                         watch_terminal=False)
+                         watch_terminal=False, lang=lang)
     app.theme = THEME
     return app
 
@@ -120,9 +121,9 @@ def assert_snapshot(app, name: str, tmp_path: Path) -> None:
 
 async def settle(app, pilot) -> None:
     """Wait until every visible chart has drawn the loaded metrics and the screen stops changing."""
-    if app.store.rows:
-        await until(pilot, lambda: app.charts_ready, what="plotext")
-        await until(pilot, lambda: all(p.drawn_version == app.store.version
+    if app.main.store.rows:
+        await until(pilot, lambda: app.main.charts_ready, what="plotext")
+        await until(pilot, lambda: all(p.drawn_version == app.main.store.version
                                        for p in app.main.query(ChartPanel) if p.display), what="charts drawn")
     last, same = None, 0
     deadline = time.monotonic() + 10
@@ -152,12 +153,12 @@ async def test_main_screen(pinned, tmp_path, name, stage, size, status):
     fake_workspace(pinned)
     app = make_app()
     async with app.run_test(size=size) as pilot:
-        await until(pilot, lambda: app.runs, what="scan")
+        await until(pilot, lambda: app.main.runs, what="scan")
         await select_stage(app, pilot, stage)
         await until(pilot, lambda: status in str(app.query_one("#status").render()), what=status)
         await until(pilot, lambda: app.query_one("#log").line_count > 0, what="log tail")
         if stage == "grpo":
-            await until(pilot, lambda: app.store.rows == 30, what="metrics")
+            await until(pilot, lambda: app.main.store.rows == 30, what="metrics")
             # Panels show once their metrics have arrived, on a later refresh than the rows themselves.
             await until(pilot, lambda: all(app.query_one(f"#panel-{key}").display for key in ("loss", "reward", "kl")),
                         what="loss, reward and KL panels shown")
@@ -168,7 +169,7 @@ async def test_main_screen(pinned, tmp_path, name, stage, size, status):
 # ---------------------------------------------------------------- workbench screens
 
 async def open_screen(app, pilot, key: str, cls, ready) -> None:
-    await until(pilot, lambda: app.runs, what="scan")
+    await until(pilot, lambda: app.main.runs, what="scan")
     await pilot.press(key)
     await until(pilot, lambda: isinstance(app.screen, cls) and ready(app.screen), what=cls.__name__)
 
@@ -186,6 +187,65 @@ SCREEN_CASES = [("screen_config_80x24", "c", ConfigScreen, lambda s: s.doc),
 async def test_workbench_screen(pinned, tmp_path, name, key, cls, ready):
     fake_workspace(pinned)
     app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_screen(app, pilot, key, cls, ready)
+        await settle(app, pilot)
+        assert_snapshot(app, name, tmp_path)
+
+
+# ---------------------------------------------------------------- the console in Chinese
+
+def chinese_data(ws: Path) -> None:
+    """Chinese where users put it: question types, questions, completions and an eval report's qtypes."""
+    import json
+
+    grpo = ws / "runs" / "grpo-20251124-160400-0005"
+    rows = [{"step": s, "question": f"北京是中国的首都吗？{s}", "answer": "是", "qtype": q,
+             "completion": f"<think>首都是北京</think><answer>{a}</answer> 第{s}步", "rewards":
+             {"format_reward": 1.0, "accuracy_reward": 1.0 if a == "是" else 0.0}}
+            for s in (1, 2) for q, a in (("判断题", "是"), ("判断题", "否"), ("选择题", "否"))]
+    (grpo / "completions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                            encoding="utf-8")
+    report = {"total": 10, "format_accuracy": 1.0, "answer_accuracy": 0.4,
+              "per_qtype": {"判断题": {"total": 6, "format_accuracy": 1.0, "answer_accuracy": 0.5},
+                            "选择题": {"total": 4, "format_accuracy": 1.0, "answer_accuracy": 0.25}}}
+    (grpo / "eval_grpo.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
+    abl = ws / "runs" / "ablation-20251124-160700-0008"
+
+    def res(fmt, ans):
+        return {"total": 10, "format_accuracy": fmt, "answer_accuracy": ans,
+                "per_qtype": {"判断题": {"total": 4, "format_accuracy": fmt, "answer_accuracy": ans},
+                              "compare_多位数": {"total": 6, "format_accuracy": fmt, "answer_accuracy": ans / 2}}}
+    summary = {"variants": {"base": res(0.0, 0.1), "sft_only": res(1.0, 0.3), "sft_grpo": res(1.0, 0.5)}}
+    (abl / "ablation_summary_20251124_160700.json").write_text(json.dumps(summary, ensure_ascii=False),
+                                                               encoding="utf-8")
+
+
+@pytest.mark.parametrize("name,stage,size,status", [("zh_main_grpo_finished_80x24", "grpo", (80, 24), "已完成")],
+                         ids=["zh_main_grpo_finished_80x24"])
+async def test_main_screen_in_chinese(pinned, tmp_path, name, stage, size, status):
+    fake_workspace(pinned)
+    chinese_data(pinned)
+    app = make_app("zh")
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: app.main.runs, what="scan")
+        await select_stage(app, pilot, stage)
+        await until(pilot, lambda: status in str(app.query_one("#status").render()), what=status)
+        await until(pilot, lambda: app.main.store.rows == 30, what="metrics")
+        await until(pilot, lambda: all(app.query_one(f"#panel-{key}").display for key in ("loss", "reward", "kl")),
+                    what="loss, reward and KL panels shown")
+        await settle(app, pilot)
+        assert_snapshot(app, name, tmp_path)
+
+
+ZH_SCREEN_CASES = [("zh_" + name, key, cls, ready) for name, key, cls, ready in SCREEN_CASES]
+
+
+@pytest.mark.parametrize("name,key,cls,ready", ZH_SCREEN_CASES, ids=[c[0] for c in ZH_SCREEN_CASES])
+async def test_workbench_screen_in_chinese(pinned, tmp_path, name, key, cls, ready):
+    fake_workspace(pinned)
+    chinese_data(pinned)
+    app = make_app("zh")
     async with app.run_test(size=(80, 24)) as pilot:
         await open_screen(app, pilot, key, cls, ready)
         await settle(app, pilot)

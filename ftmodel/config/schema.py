@@ -1,23 +1,16 @@
 """The config schema: one typed source of truth that validates, documents and locates errors.
 
 Every section is a dataclass whose fields carry their documentation, allowed values and bounds in
-`metadata`. The console builds its form and help text from the same metadata, and every error
-names the file, line and dotted key path.
+`metadata`. The console builds its form and help text from the same metadata. Sections are named
+`…Section` so they are never mistaken for the TRL / peft classes they feed (`SFTConfig`,
+`GRPOConfig`, `LoraConfig`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import re
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, get_type_hints
-
-
-class ConfigError(ValueError):
-    """A config problem, already phrased for the user (file, line and key path)."""
 
 
 def F(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None = None,
@@ -30,7 +23,7 @@ def F(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None 
 
 
 @dataclass
-class ModelConfig:
+class ModelSection:
     """The base model and how to load it."""
 
     name_or_path: str = F("builtin:tiny", "Base model: a local model directory, a hub id (downloaded on your own "
@@ -49,7 +42,7 @@ class ModelConfig:
 
 
 @dataclass
-class DataConfig:
+class DataSection:
     """Where questions come from and how they are split and prompted."""
 
     source: str = F("builtin", "`builtin` (the generated finance question bank) or a path to a JSONL / CSV file "
@@ -62,12 +55,35 @@ class DataConfig:
     question_field: str = F("question", "User data: column holding the question.")
     answer_field: str = F("answer", "User data: column holding the gold answer.")
     qtype_field: str = F("qtype", "User data: column holding the question type (optional).")
+    id_field: str = F("id", "User data: column holding a unique id (optional; missing ids are numbered).")
+    solution_field: str = F("solution", "User data: column holding a worked solution, used by distill's "
+                            "`builtin` backend (optional).")
+    choices_field: str = F("choices", "User data: column holding answer options (a list, or text), appended "
+                           "to the question as lettered lines (optional).")
+    metadata_fields: list = F([], "User data: extra columns kept with each record under `metadata`; any other "
+                              "unknown column is reported by `ftmodel data check`.")
+    default_qtype: str = F("general", "User data: question type of rows with no qtype value.")
     system_prompt: str = F("Reply as <think>reasoning</think><answer>answer</answer>.",
                            "System message put before every question (empty: none).")
 
 
 @dataclass
-class ModelServiceConfig:
+class AnswersSection:
+    """How a predicted answer is compared with the gold one, by the filter, the GRPO accuracy reward and
+    evaluation alike. Matching is Unicode-aware by default (full-width forms, CJK punctuation and quotes,
+    currency signs and units, thousands separators, percent forms, Unicode minus)."""
+
+    numeric_abs_tol: float = F(0.01, "Two numeric answers match within this absolute difference …", lo=0.0)
+    numeric_rel_tol: float = F(1e-3, "… or within this fraction of the gold value (large amounts).", lo=0.0, hi=1.0)
+    exact_qtypes: list = F([], "Question types compared as exact text (only surrounding spaces ignored).")
+    regex_qtypes: list = F([], "Question types whose gold answer is a regular expression that the answer must "
+                           "match in full (case-insensitive), e.g. `盈利|获利`.")
+    tolerances: list = F([], "Per-type absolute numeric tolerance, as `qtype=tolerance` (e.g. `percent_change=0.1`).")
+    aliases: list = F([], "Groups of answers that mean the same, as `a=b=c` (e.g. `盈利=获利=赚钱`).")
+
+
+@dataclass
+class ModelServiceSection:
     """How to reach a teacher or judge model: an OpenAI-compatible server or a local model directory."""
 
     backend: str = F("openai", "`openai`: an OpenAI-compatible chat-completions server (vLLM, SGLang, Ollama, a "
@@ -82,24 +98,24 @@ class ModelServiceConfig:
                          lo=0)
     concurrency: int = F(8, "Requests in flight at once.", lo=1, hi=256)
     max_tokens: int = F(1024, "Longest reply, in tokens.", lo=1)
-    temperature: float = F(0.0, "Sampling temperature of the replies.", lo=0.0)
+    temperature: float = F(0.0, "Sampling temperature of the replies.", lo=0.0, hi=10.0)
 
 
 @dataclass
-class DistillConfig(ModelServiceConfig):
+class DistillSection(ModelServiceSection):
     """The teacher that writes worked solutions."""
 
     backend: str = F("builtin", "`builtin`: the bank's worked solutions (embedded default); `openai`: an "
                      "OpenAI-compatible server; `hf`: a local model directory.", choices=("builtin", "openai", "hf"))
     api_key_env: str = F("TEACHER_API_KEY", "NAME of the environment variable holding the teacher's API key.")
-    temperature: float = F(0.7, "Sampling temperature of the teacher.", lo=0.0)
+    temperature: float = F(0.7, "Sampling temperature of the teacher.", lo=0.0, hi=10.0)
     builtin_error_rate: float = F(0.05, "builtin: fraction of solutions the teacher gets wrong or malformed, "
                                   "so the filter has something to remove.", lo=0.0, hi=1.0)
     max_samples: int = F(0, "Distil at most this many questions (0: all).", lo=0)
 
 
 @dataclass
-class FilterConfig:
+class FilterSection:
     """Which distilled samples are kept for SFT."""
 
     require_format: bool = F(True, "Keep only strictly formatted <think>…</think><answer>…</answer> samples.")
@@ -110,7 +126,7 @@ class FilterConfig:
 
 
 @dataclass
-class LoraConfig:
+class LoraSection:
     """The LoRA adapter trained by SFT and refined by GRPO."""
 
     r: int = F(16, "LoRA rank.", lo=1)
@@ -122,10 +138,10 @@ class LoraConfig:
 
 
 @dataclass
-class SFTConfig:
+class SftSection:
     """Supervised fine-tuning with TRL's SFTTrainer."""
 
-    learning_rate: float = F(2e-4, "Peak learning rate.", lo=0.0)
+    learning_rate: float = F(2e-4, "Peak learning rate.", lo=0.0, hi=1.0)
     lr_scheduler: str = F("cosine", "Learning-rate schedule.",
                           choices=("cosine", "linear", "constant", "constant_with_warmup"))
     warmup_ratio: float = F(0.03, "Fraction of steps spent warming up.", lo=0.0, hi=0.5)
@@ -136,20 +152,23 @@ class SFTConfig:
     save_steps: int = F(50, "Save a checkpoint every N steps (resume point).", lo=1)
     save_total_limit: int = F(2, "Checkpoints kept on disk.", lo=1)
     seed: int = F(0, "Training seed.")
+    on_long_samples: str = F("warn", "Samples longer than model.max_seq_length lose their end (the answer) in "
+                             "training: `warn` says how many and what to set, `drop` leaves them out, `error` "
+                             "refuses to start.", choices=("warn", "drop", "error"))
 
 
 @dataclass
-class GRPOConfig:
+class GrpoSection:
     """GRPO with TRL's GRPOTrainer, starting from the SFT adapter."""
 
-    learning_rate: float = F(5e-6, "Peak learning rate.", lo=0.0)
+    learning_rate: float = F(5e-6, "Peak learning rate.", lo=0.0, hi=1.0)
     max_steps: int = F(0, "Stop after this many optimizer steps (0: use epochs).", lo=0)
     epochs: float = F(1.0, "Epochs over the prompts (ignored when max_steps > 0).", lo=0.0)
     batch_size: int = F(8, "Completions per device per step; must be divisible by num_generations.", lo=1)
     grad_accum: int = F(1, "Gradient accumulation steps.", lo=1)
     num_generations: int = F(4, "Completions sampled per prompt (the group).", lo=2)
     max_completion_length: int = F(128, "Longest completion, in tokens.", lo=1)
-    temperature: float = F(1.0, "Sampling temperature.", lo=0.0)
+    temperature: float = F(1.0, "Sampling temperature.", lo=0.0, hi=10.0)
     beta: float = F(0.04, "KL coefficient against the SFT policy (0 disables the reference and the KL metric).",
                     lo=0.0)
     format_reward_weight: float = F(1.0, "Weight of the format reward.", lo=0.0)
@@ -164,7 +183,7 @@ class GRPOConfig:
 
 
 @dataclass
-class JudgeConfig(ModelServiceConfig):
+class JudgeSection(ModelServiceSection):
     """The LLM judge that scores answers (optional and costly)."""
 
     enabled: bool = F(False, "Score answers with the judge in evaluation and ablation (`--no-judge` turns it off).")
@@ -173,7 +192,7 @@ class JudgeConfig(ModelServiceConfig):
 
 
 @dataclass
-class EvalConfig:
+class EvalSection:
     """Generation and scoring on the held-out split."""
 
     batch_size: int = F(32, "Prompts generated together (left-padded).", lo=1)
@@ -182,7 +201,7 @@ class EvalConfig:
 
 
 @dataclass
-class AblationConfig:
+class AblationSection:
     """Side-by-side evaluation of the pipeline's models."""
 
     variants: list = F(["base", "sft_only", "sft_grpo"], "Models compared: `base`, `sft_only` (latest SFT "
@@ -190,7 +209,7 @@ class AblationConfig:
 
 
 @dataclass
-class WandbConfig:
+class WandbSection:
     """Weights & Biases mirror of every run (names and fields of the original project)."""
 
     project: str = F("FTModel-Training", "wandb project.")
@@ -207,7 +226,7 @@ class WandbConfig:
 
 
 @dataclass
-class LaunchConfig:
+class LaunchSection:
     """How stages are started: one process, or several through accelerate or torchrun."""
 
     launcher: str = F("python", "`python`: one process. `accelerate` / `torchrun`: SFT and GRPO run as "
@@ -223,36 +242,60 @@ class LaunchConfig:
     accelerate_config: str = F("", "accelerate: a config file passed through (e.g. DeepSpeed or FSDP); empty: none.")
     workspace: str = F("workspace", "Workspace directory (runs/, data/, models/), relative to the current "
                        "directory; `--workspace` overrides it.")
+    backend: str = F("local", "`local`: stages run as detached processes on this machine. `slurm`: stages and "
+                     "queued jobs are submitted with sbatch (same worker, same run directories).",
+                     choices=("local", "slurm"))
+    # Slurm settings are launch settings: flat keys keep one table, one form and `--set launch.slurm_…`.
+    slurm_partition: str = F("", "slurm: partition (`--partition`; empty: the cluster's default).")
+    slurm_gpus_per_job: int = F(0, "slurm: GPUs per job (`--gpus`; 0: none requested).", lo=0)
+    slurm_time_limit: str = F("", "slurm: time limit (`--time`, e.g. `04:00:00`; empty: the partition's).")
+    slurm_extra_args: list = F([], "slurm: extra sbatch arguments, one per item (e.g. `--qos=high`).")
+
+
+@dataclass
+class UiSection:
+    """The console's own settings."""
+
+    language: str = F("auto", "Language of the console and the CLI's messages: `zh` (中文), `en`, or `auto` "
+                      "(from FTMODEL_LANG, else LC_ALL / LANG).", choices=("auto", "en", "zh"))
 
 
 @dataclass
 class Config:
     """The whole config: one section per pipeline part."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    filter: FilterConfig = field(default_factory=FilterConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    sft: SFTConfig = field(default_factory=SFTConfig)
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    ablation: AblationConfig = field(default_factory=AblationConfig)
-    wandb: WandbConfig = field(default_factory=WandbConfig)
-    launch: LaunchConfig = field(default_factory=LaunchConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    distill: DistillSection = field(default_factory=DistillSection)
+    filter: FilterSection = field(default_factory=FilterSection)
+    lora: LoraSection = field(default_factory=LoraSection)
+    sft: SftSection = field(default_factory=SftSection)
+    grpo: GrpoSection = field(default_factory=GrpoSection)
+    judge: JudgeSection = field(default_factory=JudgeSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+    ablation: AblationSection = field(default_factory=AblationSection)
+    answers: AnswersSection = field(default_factory=AnswersSection)
+    wandb: WandbSection = field(default_factory=WandbSection)
+    launch: LaunchSection = field(default_factory=LaunchSection)
+    ui: UiSection = field(default_factory=UiSection)
 
     def to_dict(self) -> dict:
         """Return the config as plain nested dicts (what a snapshot writes)."""
         return dataclasses.asdict(self)
 
 
+@dataclass
+class SweepSection:
+    """A grid of experiments (`[sweep]`): `"section.key" = [values…]` entries, and the stages each point runs.
+
+    Not a part of Config: a run never reads it; `ftmodel sweep` does (see `loading.load_sweep`)."""
+
+    stages: list = F(["sft", "grpo", "evaluate"], "Stages each grid point runs, in pipeline order.")
+    grid: dict = field(default_factory=dict, metadata={"doc": "`\"grpo.beta\" = [0.0, 0.04]`: values per key."})
+
+
 SECTIONS: dict[str, type] = {f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name]
                              for f in dataclasses.fields(Config)}
-
-# Keys that would hold a secret: the schema only ever holds the NAME of an environment variable.
-_SECRET_KEY = re.compile(r"(api_key|token|secret|password)$", re.IGNORECASE)
-
 
 def field_specs(section: str) -> list[tuple[str, type, Any, dict]]:
     """List (name, type, default, metadata) for every field of a section, in declaration order."""
@@ -263,209 +306,3 @@ def field_specs(section: str) -> list[tuple[str, type, Any, dict]]:
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         out.append((f.name, hints[f.name], default, dict(f.metadata)))
     return out
-
-
-def _locate(text: str | None, section: str, key: str | None) -> int | None:
-    """Find the 1-based line of `[section]` / `key =` in a TOML text (None when absent)."""
-    if not text:
-        return None
-    current = None
-    section_line = None
-    for i, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        m = re.match(r"^\[\s*([A-Za-z0-9_.\-]+)\s*\]", line)
-        if m:
-            current = m.group(1)
-            if current == section and key is None:
-                return i
-            if current == section:
-                section_line = i
-            continue
-        if current == section and key is not None and re.match(rf"^{re.escape(key)}\s*=", line):
-            return i
-    return section_line
-
-
-def _check_value(path: str, typ: type, value: Any, meta: dict) -> Any:
-    """Validate one value against its field type and bounds; return it (ints widened for floats)."""
-    if typ is bool:
-        ok = isinstance(value, bool)
-    elif typ is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif typ is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif typ is str:
-        ok = isinstance(value, str)
-    elif typ is list:
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    else:  # pragma: no cover - schema only uses the types above
-        ok = isinstance(value, typ)
-    if not ok:
-        want = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-                list: "a list of strings"}.get(typ, typ.__name__)
-        raise ConfigError(f"{path}: expected {want}, got {value!r}")
-    if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, meta['choices']))}")
-    if meta.get("lo") is not None and value < meta["lo"]:
-        raise ConfigError(f"{path}: {value!r} is below the minimum {meta['lo']}")
-    if meta.get("hi") is not None and value > meta["hi"]:
-        raise ConfigError(f"{path}: {value!r} is above the maximum {meta['hi']}")
-    return value
-
-
-def _unwrap(value: Any) -> Any:
-    """Turn tomlkit wrapper values into plain Python values."""
-    if hasattr(value, "unwrap"):
-        return value.unwrap()
-    return value
-
-
-def from_dict(data: dict, *, source: str = "<config>", text: str | None = None) -> Config:
-    """Build and validate a Config from nested dicts; errors name the source, line and key path."""
-
-    def fail(section: str, key: str | None, msg: str) -> ConfigError:
-        line = _locate(text, section, key)
-        where = f"{source}:{line}" if line else source
-        return ConfigError(f"{where}: {msg}")
-
-    cfg = Config()
-    for section, values in _unwrap(data).items():
-        if section not in SECTIONS:
-            hint = difflib.get_close_matches(section, SECTIONS, n=1)
-            raise fail(section, None, f"unknown section [{section}]"
-                       + (f" (did you mean [{hint[0]}]?)" if hint else ""))
-        if not isinstance(values, dict):
-            raise fail(section, None, f"{section}: expected a table [{section}], got {values!r}")
-        specs = {name: (typ, meta) for name, typ, _, meta in field_specs(section)}
-        target = getattr(cfg, section)
-        for key, value in values.items():
-            if key not in specs and _SECRET_KEY.search(key):
-                raise fail(section, key, f"{section}.{key}: secrets never go in the config; put the key in an "
-                           "environment variable and name that variable instead (e.g. judge.api_key_env)")
-            if key not in specs:
-                hint = difflib.get_close_matches(key, specs, n=1)
-                raise fail(section, key, f"unknown key {section}.{key}"
-                           + (f" (did you mean {section}.{hint[0]}?)" if hint else ""))
-            typ, meta = specs[key]
-            try:
-                setattr(target, key, _check_value(f"{section}.{key}", typ, _unwrap(value), meta))
-            except ConfigError as e:
-                raise fail(section, key, str(e)) from None
-    _check_consistency(cfg, fail)
-    return cfg
-
-
-def _check_consistency(cfg: Config, fail) -> None:
-    """Cross-field rules that must hold before any model loads."""
-    g, ln = cfg.grpo, cfg.launch
-    ranks = ln.num_processes * ln.num_machines if ln.launcher != "python" else 1
-    if (g.batch_size * g.grad_accum * ranks) % g.num_generations:
-        raise fail("grpo", "num_generations",
-                   f"grpo.num_generations ({g.num_generations}) must divide grpo.batch_size × grpo.grad_accum × "
-                   f"ranks ({g.batch_size} × {g.grad_accum} × {ranks}): each batch holds whole groups of completions")
-    if ln.machine_rank >= ln.num_machines:
-        raise fail("launch", "machine_rank", f"launch.machine_rank ({ln.machine_rank}) must be below "
-                   f"launch.num_machines ({ln.num_machines})")
-    if cfg.filter.min_chars > cfg.filter.max_chars:
-        raise fail("filter", "min_chars", "filter.min_chars is larger than filter.max_chars")
-    for name in cfg.ablation.variants:
-        if name not in ("base", "sft_only", "sft_grpo"):
-            raise fail("ablation", "variants", f"ablation.variants: unknown variant {name!r} "
-                       "(use base, sft_only, sft_grpo)")
-
-
-def parse_override(spec: str) -> tuple[str, str, Any]:
-    """Parse `section.key=value` (value in TOML syntax, bare words taken as strings)."""
-    if "=" not in spec or "." not in spec.split("=", 1)[0]:
-        raise ConfigError(f"--set {spec}: expected section.key=value, e.g. sft.learning_rate=2e-4")
-    path, raw = spec.split("=", 1)
-    section, key = path.strip().split(".", 1)
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return section, key, value
-
-
-def load(path: str | Path, overrides: list[str] | tuple = ()) -> Config:
-    """Read, validate and return the config at `path`, with `--set` overrides applied."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read config ({e})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}") from None
-    from_dict(data, source=str(path), text=text)  # errors in the file itself are reported against the file
-    for spec in overrides:
-        section, key, value = parse_override(spec)
-        data.setdefault(section, {})
-        if not isinstance(data[section], dict):
-            raise ConfigError(f"--set {spec}: [{section}] is not a table")
-        try:  # the value alone; rules across fields are checked once all overrides are in
-            data[section][key] = validate_value(section, key, value)
-        except ConfigError as e:
-            raise ConfigError(f"--set {spec}: {e}") from None
-    try:
-        return from_dict(data, source=str(path), text=text)
-    except ConfigError as e:  # only a rule across fields can fail here, and an override took part
-        raise ConfigError(f"{e} (with --set {' '.join(overrides)})") from None
-
-
-def to_toml(cfg: Config) -> str:
-    """Render a full config (every field) as TOML text for run snapshots."""
-    import tomlkit
-
-    doc = tomlkit.document()
-    doc.add(tomlkit.comment("Snapshot of the exact config this run used (secrets are never stored)."))
-    for section, values in cfg.to_dict().items():
-        doc[section] = values
-    return tomlkit.dumps(doc)
-
-
-def validate_value(section: str, key: str, raw: Any) -> Any:
-    """Check one field's value (a typed value, or the text a user typed) and return it typed.
-
-    Text is read by the field's type: `true`/`false` for bools, numbers for ints and floats, a
-    TOML array or comma-separated words for lists; strings are taken as typed. Raises ConfigError
-    with the reason (unknown key, wrong type, not an allowed value, out of range).
-    """
-    if section not in SECTIONS:
-        raise ConfigError(f"unknown section [{section}]")
-    specs = {name: (typ, meta) for name, typ, _, meta in field_specs(section)}
-    if key not in specs:
-        raise ConfigError(f"unknown key {section}.{key}")
-    typ, meta = specs[key]
-    path = f"{section}.{key}"
-    value = _unwrap(raw)
-    if isinstance(value, str) and typ is not str:
-        text = value.strip()
-        if typ is bool:
-            lowered = text.lower()
-            value = True if lowered == "true" else False if lowered == "false" else text
-        elif typ is int:
-            try:
-                value = int(text.replace("_", ""))
-            except ValueError:
-                value = text
-        elif typ is float:
-            try:
-                value = float(text.replace("_", ""))
-            except ValueError:
-                value = text
-            if isinstance(value, float) and value != value:
-                raise ConfigError(f"{path}: NaN is not allowed")
-        elif typ is list:
-            if text.startswith("["):
-                try:
-                    value = tomllib.loads(f"v = {text}")["v"]
-                except tomllib.TOMLDecodeError as e:
-                    raise ConfigError(f"{path}: not a TOML array ({e})") from None
-            else:
-                value = [part.strip() for part in text.split(",") if part.strip()]
-    return _check_value(path, typ, value, meta)

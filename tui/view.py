@@ -1,4 +1,4 @@
-"""What the console knows about runs, computed from run directories alone (no Textual, no ML stack).
+"""The console's view layer: what screens show, computed from run directories (no Textual, no ML stack).
 
 Everything here is plain Python so it can run in thread workers and be tested without a terminal:
 bounded metric series, run summaries, result tables, GRPO health hints and nvidia-smi parsing.
@@ -6,17 +6,17 @@ bounded metric series, run summaries, result tables, GRPO health hints and nvidi
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
+from ftmodel.reports import result_tables as read_results  # noqa: F401 - the console's old name
 from ftmodel.rundir import ACTIVE_STATES, METRICS_FILE, MetricsReader, Run, list_runs, parse_metric_lines
+from ftmodel.words import PIPELINE  # noqa: F401 - one spelling, the engine's
 
-PIPELINE = "pipeline"
 REWARD_PARTS = ("reward", "format_reward", "accuracy_reward", "judge_reward")
 SERIES_CAPACITY = 2048
 # A run with more history than this is shown from a sample first (see RunFollower.read_history).
@@ -145,7 +145,12 @@ class RunSummary:
 def summarize(run: Run) -> RunSummary:
     """Read one run's state.json (and whether its process lives) into a RunSummary."""
     state = run.read_state()
-    status = run.status()
+    if state.get("slurm_job_id"):  # the scheduler, not a local pid, knows whether it runs (or killed it)
+        from ftmodel.launcher import run_status
+
+        status = run_status(run)
+    else:
+        status = run.status()
     progress = state.get("progress") or {}
     return RunSummary(id=run.id, path=run.path, stage=state.get("stage", "?"), status=status,
                       step=int(progress.get("step") or 0), total=progress.get("total"),
@@ -255,44 +260,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def read_results(run_path: Path) -> list[tuple[str, list[str], list[list[str]]]]:
-    """Return result tables (title, columns, rows) from a run's eval_*.json and ablation_summary_*.json."""
-    tables = []
-    run_path = Path(run_path)
-    for path in sorted(run_path.glob("eval_*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(data, dict) or "total" not in data:
-            continue
-        cols = ["qtype", "n", "format", "answer", "majority"]
-        rows = [["all", _fmt(data.get("total")), _fmt(data.get("format_accuracy")),
-                 _fmt(data.get("answer_accuracy")), _fmt(data.get("majority_baseline"))]]
-        for qtype, d in sorted((data.get("per_qtype") or {}).items()):
-            rows.append([qtype, _fmt(d.get("total")), _fmt(d.get("format_accuracy")),
-                         _fmt(d.get("answer_accuracy")), _fmt(d.get("majority_baseline"))])
-        tables.append((path.name, cols, rows))
-    for path in sorted(run_path.glob("ablation_summary_*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            table = data["table"]
-            cols = [str(c) for c in table["columns"]]
-            rows = [[_fmt(v) for v in row] for row in table["rows"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        tables.append((path.name, cols, rows))
-    return tables
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
 
 
 def config_beta(run_path: Path) -> float | None:
@@ -413,3 +380,11 @@ def stage_rows(stages: tuple[str, ...], runs: list[RunSummary]) -> list[StageRow
 def env_no_color() -> bool:
     """Tell whether the user asked for no colour (https://no-color.org)."""
     return bool(os.environ.get("NO_COLOR"))
+
+
+def stage_argv(stage: str, config_path, workspace, overrides=(), extra=()) -> list[str]:
+    """The command line a run records for a console launch (the one place it is built)."""
+    argv = ["ftmodel", stage, "--config", str(config_path), "--workspace", str(workspace)]
+    for spec in overrides:
+        argv += ["--set", spec]
+    return [*argv, *extra]

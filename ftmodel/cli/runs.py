@@ -1,0 +1,200 @@
+"""Stages and run management: `ftmodel <stage>|pipeline`, `config check`, `runs`, `stop`, `logs`,
+`follow`, `lineage`.
+
+Each stage runs as a subprocess in its own run directory (the same mechanism the console uses).
+By default the command follows the run's log in the foreground; Ctrl-C stops the run gracefully,
+a second Ctrl-C detaches and leaves it running. `--detach` starts it and returns at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ftmodel import config as config_mod
+from ftmodel.cli.common import add_common, add_workspace, load_config, workspace_of
+from ftmodel.i18n import t
+from ftmodel.launcher import run_status, start_stage, stop
+from ftmodel.rundir import ACTIVE_STATES, BROKEN, STAGES, Run, find_run, list_runs
+from ftmodel.stages import PIPELINE
+from ftmodel.textio import pad
+
+RUN_COMMANDS = ("stop", "logs", "follow", "lineage")
+
+
+def add_parsers(sub) -> None:
+    """Register the stages, the pipeline, `config check` and the run-management commands."""
+    for stage in STAGES:
+        p = sub.add_parser(stage, help=f"run the {stage} stage")
+        add_common(p)
+        if stage in ("sft", "grpo"):
+            p.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
+                           help="resume from the last checkpoint of RUN (default: the latest run of this stage)")
+        if stage in ("grpo", "evaluate", "ablation"):
+            p.add_argument("--no-judge", "--no_judge", dest="no_judge", action="store_true",
+                           help="do not use the LLM judge")
+        if stage == "grpo":
+            p.add_argument("--sft-run", metavar="RUN", help="SFT run whose adapter GRPO starts from (default: latest)")
+        if stage == "evaluate":
+            p.add_argument("--eval-sft", "--eval_sft", dest="eval_sft", action="store_true",
+                           help="evaluate the SFT adapter instead of the GRPO one")
+            p.add_argument("--model", choices=("base", "sft", "grpo"), help="which model to evaluate")
+            p.add_argument("--adapter", metavar="RUN|DIR", help="evaluate this run's adapter or adapter directory")
+        if stage == "export":
+            p.add_argument("--adapter", metavar="RUN|DIR", help="adapter to merge (default: latest GRPO, else SFT)")
+    p = sub.add_parser(PIPELINE, help="run stages in order, as one detached job")
+    add_common(p)
+    p.add_argument("--stages", help=f"comma-separated subset, in pipeline order (default: all of {','.join(STAGES)})")
+    p.add_argument("--no-judge", "--no_judge", dest="no_judge", action="store_true", help="do not use the LLM judge")
+
+    p = sub.add_parser("config", help="config tools")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    c = csub.add_parser("check", help="validate a config without running anything")
+    c.add_argument("file")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+
+    p = sub.add_parser("runs", help="list the workspace's runs")
+    add_workspace(p)
+    p.add_argument("--stage", choices=(*STAGES, PIPELINE))
+    for name, text in (("stop", "stop a run gracefully (SIGINT, then SIGTERM, then SIGKILL)"),
+                       ("logs", "print a run's log"), ("follow", "follow a run's log until it ends")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run", help="run id (or a unique prefix)")
+        add_workspace(p)
+        if name == "stop":
+            p.add_argument("--now", action="store_true",
+                           help="stop at once (SIGTERM) without saving a checkpoint")
+    p = sub.add_parser("lineage", help="show what a run consumed: evaluate ← grpo ← sft ← filter ← data hashes")
+    p.add_argument("run", help="run id (or a unique prefix)")
+    add_workspace(p)
+
+
+def _stage_args(ns: argparse.Namespace) -> dict:
+    """Collect the stage flags recorded in state.json (what the worker reads)."""
+    keep = ("resume", "no_judge", "sft_run", "eval_sft", "model", "adapter", "stages")
+    if ns.command == PIPELINE and getattr(ns, "force", False):
+        keep += ("force",)  # the driver decides per stage; a single stage's --force acts here
+    return {k: getattr(ns, k) for k in keep if getattr(ns, k, None) not in (None, False)}
+
+
+def follow(run: Run, out=None, poll: float = 0.2) -> int:
+    """Print the run's log (and its child runs' logs) until it ends; return its exit code."""
+    out = out or sys.stdout
+    offsets: dict[Path, int] = {}
+
+    def pump() -> bool:
+        paths = [run.log_path]
+        for child in run.read_state().get("children", []):
+            paths.append(run.path.parent / child / "stage.log")
+        moved = False
+        for path in paths:
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offsets.get(path, 0))
+                    data = fh.read()
+            except OSError:
+                continue
+            if data:
+                offsets[path] = offsets.get(path, 0) + len(data)
+                out.write(data.decode("utf-8", "replace"))
+                out.flush()
+                moved = True
+        return moved
+
+    interrupted = False
+    while True:
+        try:
+            moved = pump()
+            if run_status(run) not in ACTIVE_STATES and not moved:
+                break
+            time.sleep(poll)
+        except KeyboardInterrupt:
+            if interrupted:
+                print("\n" + t("detached: run {run} keeps going (`ftmodel stop {run}` stops it)", run=run.id), file=out)
+                return 0
+            interrupted = True
+            print("\n" + t("stopping {run} gracefully (Ctrl-C again to detach)...", run=run.id), file=out, flush=True)
+            try:
+                stop(run)
+            except KeyboardInterrupt:
+                print("\n" + t("detached: run {run} keeps going (`ftmodel stop {run}` stops it)", run=run.id), file=out)
+                return 0
+    status = run_status(run)
+    code = run.read_state().get("exit_code")
+    print(f"{run.id}: {t(status)}" + (f" (exit {code})" if code not in (None, 0) else "")
+          + (f": {run.problem()}" if status == BROKEN else ""), file=out, flush=True)
+    if status in ("lost", BROKEN):
+        return 1
+    return int(code or 0)
+
+
+def cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
+    """`ftmodel <stage>` and `ftmodel pipeline`: start a run, then follow it unless --detach."""
+    cfg = load_config(ns)
+    workspace = Path(ns.workspace or cfg.launch.workspace)
+    stage = ns.command
+    run, proc = start_stage(stage, cfg, workspace, _stage_args(ns), argv=["ftmodel", *argv],
+                            reuse=not ns.force and stage != PIPELINE, report=lambda msg: print(msg, flush=True))
+    if proc is None:  # a finished run had the same inputs: nothing to run (`--force` reruns)
+        print(f"{stage}: {run.path} (" + t("`ftmodel lineage {run}` shows what it consumed; --force reruns",
+                                           run=run.id) + ")")
+        return 0
+    print(t("{stage}: run {run} ({path})", stage=stage, run=run.id, path=run.path), flush=True)
+    if ns.detach:
+        print(t("detached; follow with `ftmodel follow {run} --workspace {workspace}`", run=run.id,
+                workspace=workspace))
+        return 0
+    return follow(run)
+
+
+def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:
+    """`ftmodel runs`: every run of the workspace, broken ones included."""
+    workspace = workspace_of(ns)
+    # Broken run dirs (no or corrupt state.json) are listed too: a run must never silently disappear.
+    runs = list_runs(workspace, ns.stage, include_broken=not ns.stage)
+    if not runs:
+        print(t("no runs in {path}", path=workspace / "runs"))
+        return 0
+    print(" ".join([pad(t("run"), 34), pad(t("stage"), 9), pad(t("state"), 10), pad(t("progress"), 12, right=True),
+                    pad(t("duration"), 9, right=True)]))
+    for run in runs:
+        st = run.read_state()  # coerced to the expected shape: a foreign state.json cannot crash this
+        prog = st.get("progress") or {}
+        progress = f"{prog.get('step', 0)}/{prog.get('total') or '?'}"
+        start, end = st.get("started"), st.get("ended") or time.time()
+        duration = f"{end - start:8.0f}s" if start else ""
+        status = run_status(run)  # a Slurm run asks the scheduler (and records a job it killed)
+        shown = f"{t(BROKEN)}: {run.problem()}" if status == BROKEN else t(status)
+        print(f"{run.id:34} {st.get('stage', '?'):9} {pad(shown, 10)} {progress:>12} {duration:>9}")
+    return 0
+
+
+def cmd_config(ns: argparse.Namespace, argv: list[str]) -> int:
+    """`ftmodel config check FILE`."""
+    cfg = config_mod.load(ns.file, ns.overrides)
+    print(t("{file}: ok ({sections} sections; model {model}, wandb {mode})", file=ns.file,
+            sections=len(config_mod.SECTIONS), model=cfg.model.name_or_path, mode=cfg.wandb.mode))
+    return 0
+
+
+def cmd_run(ns: argparse.Namespace, argv: list[str]) -> int:
+    """`stop`, `logs`, `follow`, `lineage` on one run (only a directory inside <workspace>/runs)."""
+    run = find_run(workspace_of(ns), ns.run)
+    if ns.command == "lineage":
+        from ftmodel.fingerprint import lineage_lines
+
+        print("\n".join(lineage_lines(workspace_of(ns), run)))
+        return 0
+    if ns.command == "stop":
+        print(f"{run.id}: {stop(run, now=ns.now, report=lambda msg: print(msg, flush=True))}")
+        return 0
+    if ns.command == "logs":
+        if run.problem():  # the log is still worth reading; say the run itself is broken
+            print(t("warning: run {run} is broken: {problem}", run=run.id, problem=run.problem()), file=sys.stderr)
+        sys.stdout.write(run.log_path.read_text(encoding="utf-8", errors="replace") if run.log_path.exists()
+                         else "")
+        return 0
+    run.check_state()  # a missing or corrupt state.json is an error, not "unknown"
+    return follow(run)

@@ -1,0 +1,17 @@
+"""The engine's vocabulary in one place: stage names, run states and ablation variant names.
+
+Plain tuples with no imports, so the CLI, the run directory code and the console (which must stay
+light) all spell these words the same way.
+"""
+
+STAGES = ("prepare", "distill", "filter", "sft", "grpo", "evaluate", "export", "ablation")
+PIPELINE = "pipeline"  # the driver that runs stages in order; a run of its own, never a stage
+JOBS = (*STAGES, PIPELINE)  # everything `ftmodel <job>` can start as a run
+
+ACTIVE_STATES = ("queued", "running")
+FINAL_STATES = ("finished", "failed", "cancelled")
+LOST = "lost"  # an active state whose process is gone (computed, never written)
+STATES = (*ACTIVE_STATES, *FINAL_STATES, LOST)
+
+VARIANTS = ("base", "sft_only", "sft_grpo")  # the ablation's model variants, in report order
+VARIANT_PREFIX = {"base": "base_model", "sft_only": "sft_only", "sft_grpo": "sft_grpo"}  # eval_<prefix>.json

@@ -1,0 +1,166 @@
+"""The workspace queue: a detached runner drains it past failures, survives the CLI, resumes after a
+"reboot" without running a job twice, refuses a corrupt file without touching it, marks invalid
+jobs, lets only one runner start a job, and places jobs on the GPU with the most free memory."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ftmodel import queue
+from tests.conftest import DEFAULT_CONFIG, ROOT, cli, read_state, wait_for
+from tests.engine.test_cli_and_launcher import prepared_workspace
+
+ENV = {"WANDB_MODE": "disabled"}
+
+
+@pytest.fixture
+def distilled_ws(tmp_path):
+    ws = prepared_workspace(tmp_path, n_train=40)
+    assert cli("distill", "--workspace", str(ws), env=ENV).returncode == 0
+    return ws
+
+
+def add(ws: Path, *sets: str, start: bool = False, stage: str = "filter", extra=()) -> str:
+    args = ["queue", "add", stage, "--workspace", str(ws), "--config", str(DEFAULT_CONFIG), *extra]
+    for s in sets:
+        args += ["--set", s]
+    res = cli(*args, *([] if start else ["--no-start"]), env=ENV)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split("queued ", 1)[1].split(":")[0]
+
+
+def jobs(ws: Path) -> dict:
+    return {j["id"]: j for j in json.loads((ws / "queue" / "queue.json").read_text())["jobs"]}
+
+
+def settled(ws: Path) -> bool:
+    return all(j["state"] not in queue.OPEN_STATES for j in jobs(ws).values()) and not queue.runner_running(ws)
+
+
+def test_detached_runner_drains_past_a_failure_and_outlives_the_cli(distilled_ws):
+    ws = distilled_ws
+    bad = add(ws, "filter.min_chars=0", "filter.max_chars=1")  # keeps no sample: the stage fails
+    good = add(ws, "filter.min_chars=5", start=True)  # the CLI starts a runner and exits
+    wait_for(lambda: settled(ws), timeout=120, what="the queue to drain")
+    js = jobs(ws)
+    assert js[bad]["state"] == "failed" and "kept 0" in js[bad]["error"]
+    assert js[good]["state"] == "done" and read_state(ws / "runs" / js[good]["run_id"])["state"] == "finished"
+    assert "runner exits" in (ws / "queue" / "runner.log").read_text()
+    listing = cli("queue", "ls", "--workspace", str(ws), env=ENV).stdout
+    assert "failed" in listing and "done" in listing and "no runner" in listing
+    # retry queues the failed job again; rm removes one that is not running
+    res = cli("queue", "retry", "--workspace", str(ws), env=ENV)
+    assert bad in res.stdout
+    wait_for(lambda: settled(ws), timeout=120, what="the retry")
+    assert cli("queue", "rm", bad, "--workspace", str(ws), env=ENV).returncode == 0
+    assert list(jobs(ws)) == [good]
+
+
+def test_pause_keeps_jobs_queued_and_resume_runs_them(distilled_ws):
+    ws = distilled_ws
+    assert cli("queue", "pause", "--workspace", str(ws), env=ENV).returncode == 0
+    job = add(ws, "filter.min_chars=7", start=True)
+    wait_for(lambda: not queue.runner_running(ws), timeout=60, what="the paused runner to exit")
+    assert jobs(ws)[job]["state"] == "queued"
+    assert cli("queue", "resume", "--workspace", str(ws), env=ENV).returncode == 0
+    wait_for(lambda: settled(ws), timeout=120, what="the queue to drain")
+    assert jobs(ws)[job]["state"] == "done"
+
+
+def test_resume_after_a_reboot_neither_loses_nor_repeats_a_job(distilled_ws):
+    ws = distilled_ws
+    finished, lost, starting = add(ws, "filter.min_chars=3"), add(ws, "filter.min_chars=4"), add(ws, "filter.min_chars=6")
+    assert cli("queue", "run", "--workspace", str(ws), env=ENV).returncode == 0
+    js = jobs(ws)
+    done_run = js[finished]["run_id"]
+    # What a reboot leaves: the queue says running; one run finished, one run's process is gone, one job
+    # was claimed but never became a run.
+    lost_run = ws / "runs" / js[lost]["run_id"]
+    state = read_state(lost_run)
+    state.update(state="running", pid=os.getpid(), proc_start=1)  # a pid that is not the recorded process
+    (lost_run / "state.json").write_text(json.dumps(state))
+    import shutil
+
+    shutil.rmtree(ws / "runs" / js[starting]["run_id"])  # claimed, but the runner died before its run existed
+    data = json.loads((ws / "queue" / "queue.json").read_text())
+    for j in data["jobs"]:
+        j["state"] = {finished: "running", lost: "running", starting: "starting"}[j["id"]]
+        if j["id"] == starting:
+            j["run_id"] = None
+    (ws / "queue" / "queue.json").write_text(json.dumps(data))
+    before = sorted(p.name for p in (ws / "runs").iterdir())
+    res = cli("queue", "resume", "--workspace", str(ws), env=ENV)
+    assert "queued again" in res.stdout, res.stdout
+    wait_for(lambda: settled(ws), timeout=120, what="the resumed queue")
+    js = jobs(ws)
+    assert js[finished]["state"] == "done" and js[finished]["run_id"] == done_run  # not run twice
+    assert js[lost]["state"] == "done" and js[lost]["run_id"] != lost_run.name  # run again
+    assert js[starting]["state"] == "done"
+    new = sorted(set(p.name for p in (ws / "runs").iterdir()) - set(before))
+    assert len(new) == 2 and all(n.startswith("filter-") for n in new)
+
+
+def test_corrupt_queue_is_refused_and_never_overwritten(distilled_ws):
+    ws = distilled_ws
+    add(ws, "filter.min_chars=3")
+    add(ws, "filter.min_chars=4")
+    path = ws / "queue" / "queue.json"
+    path.write_text('{"jobs": [ {"id": "job-1", "sta')
+    res = cli("queue", "add", "filter", "--workspace", str(ws), "--config", str(DEFAULT_CONFIG), "--no-start", env=ENV)
+    assert res.returncode == 2 and f"the queue file {path} is corrupt" in res.stderr and "queue.json.bak" in res.stderr
+    assert cli("queue", "ls", "--workspace", str(ws), env=ENV).returncode == 2
+    assert path.read_text() == '{"jobs": [ {"id": "job-1", "sta'
+    assert len(json.loads((ws / "queue" / "queue.json.bak").read_text())["jobs"]) == 1  # the last good version
+
+
+def test_a_job_whose_config_no_longer_validates_is_marked_invalid(distilled_ws):
+    ws = distilled_ws
+    broken, fine = add(ws, "filter.min_chars=3"), add(ws, "filter.min_chars=4")
+    snap = ws / "queue" / jobs(ws)[broken]["config"]
+    snap.write_text(snap.read_text().replace("[filter]", "[filter]\nmin_charz = 1", 1))
+    assert cli("queue", "run", "--workspace", str(ws), env=ENV).returncode == 0
+    js = jobs(ws)
+    assert js[broken]["state"] == "invalid" and "unknown key filter.min_charz" in js[broken]["error"]
+    assert js[fine]["state"] == "done"
+
+
+def test_two_runners_never_start_the_same_job(distilled_ws):
+    ws = distilled_ws
+    ids = [add(ws, f"filter.min_chars={n}") for n in (3, 4, 5)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **ENV}
+    runners = [subprocess.Popen([sys.executable, "-m", "ftmodel.queue", str(ws)], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [r.communicate(timeout=180)[0] for r in runners]
+    assert sum("another runner drains this queue" in o for o in outs) == 1, outs
+    js = jobs(ws)
+    assert all(js[i]["state"] == "done" for i in ids)
+    runs = [p for p in (ws / "runs").iterdir() if p.name.startswith("filter-")]
+    assert len(runs) == 3 and {read_state(r)["args"]["queue_job"] for r in runs} == set(ids)
+
+
+def test_jobs_go_to_the_gpu_with_the_most_free_memory(distilled_ws, tmp_path):
+    ws = distilled_ws
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\nprintf '0, 2000, 16000\\n1, 15000, 16000\\n2, 9000, 16000\\n'\n")
+    smi.chmod(0o755)
+    job = add(ws, "filter.min_chars=3")
+    res = cli("queue", "run", "--workspace", str(ws), env={**ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert res.returncode == 0 and "on GPU 1" in res.stdout, res.stdout
+    j = jobs(ws)[job]
+    assert j["gpu"] == "1" and read_state(ws / "runs" / j["run_id"])["cuda_visible_devices"] == "1"
+    gpus = [queue.Gpu("0", 2000, 16000), queue.Gpu("1", 15000, 16000), queue.Gpu("2", 9000, 16000)]
+    assert queue.pick_gpu(gpus, {"1"}).index == "2" and queue.pick_gpu(gpus, {"1", "2"}) is None
+
+
+def test_jobs_that_rewrite_shared_data_run_alone():
+    assert queue.writes_shared({"stage": "pipeline", "args": {"stages": "prepare,distill,filter"}})
+    assert queue.writes_shared({"stage": "pipeline", "args": {}})  # every stage
+    assert queue.writes_shared({"stage": "filter", "args": {}})
+    assert not queue.writes_shared({"stage": "pipeline", "args": {"stages": "sft,grpo,evaluate"}})
+    assert not queue.writes_shared({"stage": "grpo", "args": {}})

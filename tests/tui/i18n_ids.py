@@ -1,0 +1,44 @@
+"""Every message id the console and the CLI translate: the literal `t("…")` calls in tui/ and in the
+CLI's modules, plus words used as ids."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from ftmodel.words import JOBS, STATES
+from tui.actions import ACTIONS, PANELS, SCREEN_HELP
+from tui.widgets.charts import CHARTS
+
+ROOT = Path(__file__).resolve().parents[2]
+TUI = ROOT / "tui"
+CLI_FILES = (*sorted((ROOT / "ftmodel" / "cli").glob("*.py")), ROOT / "ftmodel" / "profiles" / "__init__.py")
+HINTS = ("little signal left: most groups are all right (these prompts are learned)",
+         "no learning signal: most groups are all wrong (SFT more, or easier prompts)",
+         "no learning signal: most groups have identical rewards",
+         "many completions clipped: raise grpo.max_completion_length", "no KL: grpo.beta is 0")
+WORDS = (*STATES, *PANELS, "bool", "int", "number", "text", "list", "*", "run", "state", "size", "detail", "stage",
+         "start", "time", "loss", "reward", "wandb", "sync", "ans acc", "qtype", "format", "accuracy", "judge",
+         "total", "completion", "never", "synced")
+
+
+def literal_ids() -> set[str]:
+    """The first argument of every `t("literal", …)` call in tui/ and the CLI."""
+    ids = set()
+    for path in (*TUI.rglob("*.py"), *CLI_FILES):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "t"
+                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                ids.add(node.args[0].value)
+    return ids
+
+
+def all_ids() -> set[str]:
+    """Every id the console may pass to t()."""
+    ids = literal_ids() | set(HINTS) | set(WORDS) | {c.title for c in CHARTS} | {s[0] for s in SCREEN_HELP}
+    for a in ACTIONS:
+        if not a.id.startswith("panel."):
+            ids.add(a.label)
+        if a.help:
+            ids.add(a.help)
+    return ids - set(JOBS) - {"*"}

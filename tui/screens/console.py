@@ -1,0 +1,432 @@
+"""The main console: stages on the left, the selected run's live panels on the right.
+
+Thread workers of this screen scan the workspace, tail the selected run's metrics and log and
+poll nvidia-smi; they only post messages (tui.messages) and the handlers here own all state and
+widgets. Starting and stopping runs is app-wide work: this screen asks for it with messages.
+A little over 400 lines: layout, handlers and actions of one screen that share its state (the
+thread workers and the status text already live in console_workers.py and tui/status.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+
+from ftmodel.i18n import t
+from ftmodel.words import JOBS, PIPELINE, STAGES
+from tui import actions
+from tui.actions import PANELS
+from tui.dialogs import ConfirmScreen
+from tui.messages import (
+    ChartsReady,
+    GpuPolled,
+    LaunchRequested,
+    LogLines,
+    MetricsChunk,
+    MetricsHistory,
+    ResultsLoaded,
+    RunsScanned,
+    StopRequested,
+)
+from tui.screens.console_workers import ConsoleWorkers
+from tui.status import status_label, status_view
+from tui.view import (
+    RunFollower,
+    RunSummary,
+    SeriesStore,
+    stage_argv,
+    stage_rows,
+)
+from tui.widgets.charts import CHARTS, ChartPanel
+from tui.widgets.log import LogPanel, set_text
+
+STAGE_ITEMS = JOBS
+
+@actions.bind("console")
+class ConsoleScreen(ConsoleWorkers, Screen):
+    """Stages and their runs on the left; status, progress, charts, results and log on the right."""
+
+    selected_stage: reactive[str] = reactive(STAGES[0])
+    """The stage highlighted in the stage list."""
+
+    selected_run: reactive[str | None] = reactive(None)
+    """Id of the run whose panels are shown (None: the stage has no runs)."""
+
+    hidden_panels: reactive[frozenset] = reactive(frozenset())
+    """Panels the user switched off (keys of PANELS)."""
+
+    def __init__(self, workspace: Path, *, gpu: bool | None = None):
+        super().__init__(id="console")
+        self.workspace = Path(workspace)
+        self.runs: list[RunSummary] = []
+        self.runs_by_id: dict[str, RunSummary] = {}
+        self.store = SeriesStore()
+        self.history_complete = True  # False while a long history is shown from a sample
+        self.beta: float | None = None
+        self.results_for: str | None = None
+        self.follower: RunFollower | None = None
+        self.charts_ready = False
+        self._backfilling = False  # the selected run's history is still being read in chunks
+        self.gpu_enabled = shutil.which("nvidia-smi") is not None if gpu is None else gpu
+        self.gpus = []
+        self._pending_run: str | None = None
+        self._wake = threading.Event()
+        self._stage_prompts: list[str] = []
+        self._run_ids: list[str] = []
+
+    # ---------------------------------------------------------------- layout
+
+    def _top_line(self) -> str:
+        from ftmodel.tracking import wandb_mode
+
+        app = self.app
+        return t("ftmodel · config {config} · workspace {workspace} · wandb {mode}", config=app.config_path,
+                 workspace=self.workspace, mode=wandb_mode(app.cfg))
+
+    def relabel(self) -> None:
+        """Say everything again in the current language (after a language switch)."""
+        self.query_one("#top", Static).update(self._top_line())
+        self.query_one("#stages").border_title = t("stages")
+        for panel in self.query(ChartPanel):
+            panel.border_title = f"{PANELS[panel.spec.key]} {t(panel.spec.title)}"
+        for key in ("gpu", "results", "log"):
+            for panel in self.query(f"#panel-{key}"):
+                panel.border_title = f"{PANELS[key]} {t(key if key != 'gpu' else 'GPU')}"
+        self._stage_prompts = []
+        self._refresh_stage_list()
+        self._run_ids = []
+        self._refresh_run_list()
+        self._refresh_status()
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._top_line(), id="top", markup=False)
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                stages = OptionList(*[Option(s, id=s) for s in STAGE_ITEMS], id="stages")
+                stages.border_title = t("stages")
+                yield stages
+                runs = OptionList(id="runs")
+                runs.border_title = t("runs")
+                yield runs
+            with VerticalScroll(id="right"):
+                yield Static("", id="status")
+                with Horizontal(id="progress-row"):
+                    yield Static("", id="progress-text", markup=False)
+                    yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="progress")
+                yield Static("", id="hints", markup=False)
+                if self.gpu_enabled:
+                    gpu = Vertical(Static(t("waiting for nvidia-smi…"), id="gpu-text", markup=False),
+                                   id="panel-gpu", classes="panel")
+                    gpu.border_title = f"{PANELS['gpu']} {t('GPU')}"
+                    yield gpu
+                for spec in CHARTS:
+                    yield ChartPanel(spec)
+                results = Vertical(id="panel-results", classes="panel")
+                results.border_title = f"{PANELS['results']} {t('results')}"
+                yield results
+                log = Vertical(LogPanel(id="log"), id="panel-log", classes="panel")
+                log.border_title = f"{PANELS['log']} {t('log')}"
+                yield log
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#stages", OptionList).highlighted = 0
+        self.query_one("#stages").focus()
+        self._import_charts()
+        self._poll_runs()
+        if self.gpu_enabled:
+            self._poll_gpu()
+        self.set_interval(1.0, self._redraw)
+        self._apply_visibility()
+
+    def wake(self) -> None:
+        """Scan again now (after a launch or a stop) instead of at the next poll."""
+        self._wake.set()
+
+    def follow(self, run_id: str) -> None:
+        """Show this run as soon as a scan finds it (a run just started)."""
+        self._pending_run = run_id
+        self._wake.set()
+
+    # ---------------------------------------------------------------- message handlers
+
+    def on_runs_scanned(self, message: RunsScanned) -> None:
+        self.runs = message.runs
+        self.runs_by_id = {r.id: r for r in message.runs}
+        self._refresh_stage_list()
+        self._refresh_run_list()
+        if self._pending_run and self._pending_run in self.runs_by_id:
+            run_id, self._pending_run = self._pending_run, None
+            self._select_run(run_id)
+        elif self.selected_run is not None and self.selected_run not in self.runs_by_id:
+            # Its directory is gone (deleted, moved): show the stage's newest run, or nothing.
+            self._select_run(self._run_ids[0] if self._run_ids else None)
+        elif self.selected_run is None and self._run_ids:
+            self._select_run(self._run_ids[0])  # the stage's first run appeared (or the first scan landed)
+        self._refresh_status()
+
+    def on_metrics_chunk(self, message: MetricsChunk) -> None:
+        if message.run_id != self.selected_run:
+            return
+        self.store.add_columns(message.columns, message.rows)
+        self._refresh_status()
+        if not message.caught_up:
+            self._backfilling = True
+        elif self._backfilling or any(p.drawn_version == -1 for p in self.query(ChartPanel)):
+            self._backfilling = False
+            self._redraw()  # a run's history just finished loading: draw it now, not at the next 1 Hz tick
+
+    def on_metrics_history(self, message: MetricsHistory) -> None:
+        if message.run_id != self.selected_run:
+            return
+        message.store.version = self.store.version + 1
+        self.store = message.store
+        self.history_complete = message.exact
+        self._refresh_status()
+        self._redraw()
+
+    def on_log_lines(self, message: LogLines) -> None:
+        if message.run_id == self.selected_run:
+            self.query_one("#log", LogPanel).write_lines(message.lines)
+
+    def on_results_loaded(self, message: ResultsLoaded) -> None:
+        if message.run_id != self.selected_run:
+            return
+        self.beta = message.beta
+        summary = self.runs_by_id.get(message.run_id)
+        if summary is None or summary.active:
+            return
+        self.results_for = message.run_id
+        panel = self.query_one("#panel-results")
+        panel.remove_children()
+        tables = []
+        for title, cols, rows in message.tables:
+            table = DataTable(show_cursor=False, zebra_stripes=True)
+            table.add_columns(*cols)
+            table.add_rows(rows)
+            tables.append(Static(title, classes="placeholder", markup=False))
+            tables.append(table)
+        if tables:
+            panel.mount_all(tables)
+        self._apply_visibility(has_results=bool(tables))
+        self._refresh_status()
+
+    def on_gpu_polled(self, message: GpuPolled) -> None:
+        self.gpus = message.gpus
+        text = "\n".join(t("GPU{index} util {util:3.0f}%  mem {used:,.0f}/{total:,.0f} MiB", index=g.index,
+                           util=g.util, used=g.mem_used, total=g.mem_total)
+                         for g in message.gpus) or t("nvidia-smi returned no GPUs")
+        self.query_one("#gpu-text", Static).update(text)
+
+    def on_charts_ready(self, message: ChartsReady) -> None:
+        from textual_plotext import PlotextPlot
+
+        for panel in self.query(ChartPanel):
+            panel.remove_children()
+            panel.plot = PlotextPlot()
+            panel.mount(panel.plot)
+        self.charts_ready = True
+        self.call_after_refresh(self._redraw, True)
+
+    @on(OptionList.OptionHighlighted, "#stages")
+    def _stage_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.selected_stage = event.option.id
+
+    @on(OptionList.OptionHighlighted, "#runs")
+    def _run_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id != self.selected_run:
+            self._select_run(event.option.id)
+
+    @on(OptionList.OptionSelected, "#stages")
+    def _stage_selected(self, event: OptionList.OptionSelected) -> None:
+        self.query_one("#runs").focus()
+
+    # ---------------------------------------------------------------- state changes
+
+    def watch_selected_stage(self, stage: str) -> None:
+        self._run_ids = []  # force the run list to rebuild
+        self._refresh_run_list()
+        runs = self._stage_runs(stage)
+        self._select_run(runs[0].id if runs else None)
+
+    def watch_hidden_panels(self, hidden: frozenset) -> None:
+        self._apply_visibility()
+
+    def _select_run(self, run_id: str | None) -> None:
+        """Show a run: fresh metric store, log and results, and a follower for the poller."""
+        if run_id == self.selected_run and self.follower is not None:
+            return
+        self.selected_run = run_id
+        self.store = SeriesStore()
+        self.history_complete = True
+        self.beta = None
+        self.results_for = None
+        for panel in self.query(ChartPanel):
+            panel.clear()
+        self.query_one("#log", LogPanel).clear()
+        self.query_one("#panel-results").remove_children()
+        summary = self.runs_by_id.get(run_id) if run_id else None
+        self.follower = RunFollower(summary.path if summary else self.workspace / "runs" / run_id) if run_id else None
+        runs_list = self.query_one("#runs", OptionList)
+        if run_id in self._run_ids:
+            index = self._run_ids.index(run_id)
+            if runs_list.highlighted != index:
+                runs_list.highlighted = index
+        self._apply_visibility()
+        self._refresh_status()
+        self._wake.set()
+
+    def _stage_runs(self, stage: str) -> list[RunSummary]:
+        return [r for r in reversed(self.runs) if r.stage == stage]
+
+    def _refresh_stage_list(self) -> None:
+        from tui.cells import pad
+
+        stages = self.query_one("#stages", OptionList)
+        prompts = []
+        for row in stage_rows(STAGE_ITEMS, self.runs):
+            status = row.latest.status if row.latest else None
+            prompts.append(pad(row.stage, 9) + (status_label(status) if status else "  —"))
+        if prompts != self._stage_prompts:
+            for i, prompt in enumerate(prompts):
+                stages.replace_option_prompt_at_index(i, prompt)
+            self._stage_prompts = prompts
+
+    def _refresh_run_list(self) -> None:
+        runs = self._stage_runs(self.selected_stage)
+        ids = [r.id for r in runs]
+        runs_list = self.query_one("#runs", OptionList)
+        prompts = [self._run_prompt(r) for r in runs]
+        if ids != self._run_ids:
+            runs_list.clear_options()
+            runs_list.add_options([Option(p, id=i) for p, i in zip(prompts, ids, strict=True)])
+            self._run_ids = ids
+            if self.selected_run in ids:
+                runs_list.highlighted = ids.index(self.selected_run)
+        else:
+            for i, prompt in enumerate(prompts):
+                runs_list.replace_option_prompt_at_index(i, prompt)
+        runs_list.border_title = t("runs of {stage}", stage=self.selected_stage)
+
+    @staticmethod
+    def _run_prompt(run: RunSummary) -> str:
+        when = time.strftime("%m-%d %H:%M", time.localtime(run.created or run.started or 0))
+        return f"{when} {status_label(run.status)}"
+
+    def _refresh_status(self) -> None:
+        summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
+        shown = status_view(summary, self.store, self.beta, self.selected_stage, self.selected_run)
+        set_text(self.query_one("#status", Static), shown.status)
+        bar = self.query_one("#progress", ProgressBar)
+        if shown.bar is not None:
+            bar.display = shown.bar
+        bar.update(total=shown.total, progress=shown.step)
+        set_text(self.query_one("#progress-text", Static), shown.progress)
+        hints = self.query_one("#hints", Static)
+        set_text(hints, shown.hints)
+        hints.display = bool(shown.hints)
+
+    def _apply_visibility(self, has_results: bool | None = None) -> None:
+        hidden = self.hidden_panels
+        for panel in self.query(ChartPanel):
+            panel.display = panel.spec.key not in hidden and panel.has_data(self.store)
+        results = self.query_one("#panel-results")
+        if has_results is None:
+            has_results = bool(results.children)
+        results.display = "results" not in hidden and has_results
+        self.query_one("#panel-log").display = "log" not in hidden and self.selected_run is not None
+        if self.gpu_enabled:
+            self.query_one("#panel-gpu").display = "gpu" not in hidden
+
+    def _redraw(self, force: bool = False) -> None:
+        """Redraw charts whose data changed (about once a second), and only visible ones."""
+        if not self.is_mounted:
+            return
+        before = {p.id: p.display for p in self.query(ChartPanel)}
+        self._apply_visibility()
+        if not self.charts_ready:
+            return
+        for panel in self.query(ChartPanel):
+            if not panel.display:
+                continue
+            if force or panel.drawn_version != self.store.version or not before.get(panel.id):
+                panel.draw(self.store)
+
+    # ---------------------------------------------------------------- actions
+
+    def _start(self, stage: str) -> None:
+        app = self.app
+        # No config: the app reloads the file, so edits made since the console opened apply to this run.
+        self.post_message(LaunchRequested(stage, None, {}, stage_argv(stage, app.config_path, self.workspace)))
+
+    def action_start_stage(self) -> None:
+        """Start the selected stage (the pipeline item starts the pipeline)."""
+        self.notify(t("starting {stage}…", stage=self.selected_stage), timeout=3)
+        self._start(self.selected_stage)
+
+    def action_start_pipeline(self) -> None:
+        """Start the whole pipeline as one detached job."""
+        self.notify(t("starting the pipeline…"), timeout=3)
+        self._start(PIPELINE)
+
+    def action_stop_run(self) -> None:
+        """Ask to stop the selected run, then stop it gracefully in the background."""
+        summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
+        if summary is None or not summary.active:
+            state = t(summary.status) if summary else t("no run selected")
+            self.notify(t("nothing to stop ({state})", state=state), severity="warning")
+            return
+        run_id = summary.id
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(t("stopping {run}: it saves and exits (up to a minute)…", run=run_id))
+                self.post_message(StopRequested(run_id))
+
+        self.app.push_screen(ConfirmScreen(t("Stop run {run}?\nIt saves a checkpoint and exits.", run=run_id)),
+                             answered)
+
+    def action_focus_stages(self) -> None:
+        """Focus the stage list."""
+        self.query_one("#stages").focus()
+
+    def action_focus_runs(self) -> None:
+        """Focus the run list."""
+        self.query_one("#runs").focus()
+
+    def action_cycle_run(self, delta: int) -> None:
+        """Show the next newer (-1) or older (+1) run of the selected stage."""
+        if not self._run_ids:
+            return
+        index = self._run_ids.index(self.selected_run) if self.selected_run in self._run_ids else 0
+        self._select_run(self._run_ids[max(0, min(len(self._run_ids) - 1, index + delta))])
+
+    def action_toggle_panel(self, panel: str) -> None:
+        """Show or hide one panel."""
+        self.hidden_panels = self.hidden_panels ^ {panel}
+        shown = t("hidden") if panel in self.hidden_panels else t("shown")
+        self.notify(t("{panel} panel {shown}", panel=t(panel), shown=shown), timeout=2)
+
+    def action_open_screen(self, name: str) -> None:
+        """Open a workbench screen: config, runs, sync, ablation or completions."""
+        from tui import screens
+
+        if self.app.screen is not self:
+            return  # one workbench at a time, over the console
+        if name == "completions":
+            summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
+            screen = screens.CompletionsScreen(summary.id if summary and summary.stage == "grpo" else None)
+        else:
+            screen = {"config": screens.ConfigScreen, "runs": screens.RunsScreen, "sync": screens.SyncScreen,
+                      "ablation": screens.AblationScreen}[name]()
+        self.app.push_screen(screen)

@@ -1,0 +1,83 @@
+"""The main console's thread workers: scan the workspace, tail the selected run, poll nvidia-smi.
+
+They run off the UI thread and only post messages (tui.messages); the console screen's handlers
+own every widget and all state. A mixin so the screen module stays about layout and handlers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from textual import work
+
+from tui.messages import ChartsReady, GpuPolled, LogLines, MetricsChunk, MetricsHistory, ResultsLoaded, RunsScanned
+from tui.view import RunFollower, columns_from_rows, config_beta, parse_nvidia_smi, read_results, scan_workspace
+
+POLL_SECONDS = 0.5
+GPU_POLL_SECONDS = 2.0
+NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=index,utilization.gpu,memory.used,memory.total",
+                    "--format=csv,noheader,nounits"]
+
+
+class ConsoleWorkers:
+    """Workers of ConsoleScreen; they read its `workspace`, `follower`, `runs_by_id`, `results_for`,
+    `beta` and `_wake` and write nothing but messages."""
+
+    @work(thread=True, exclusive=True, group="charts", name="import-plotext")
+    def _import_charts(self) -> None:
+        """Import textual_plotext off the main thread (it costs ~0.35 s) so the first frame is fast."""
+        import textual_plotext  # noqa: F401
+
+        self.post_message(ChartsReady())
+
+    @work(thread=True, exclusive=True, group="poll", name="poll-runs")
+    def _poll_runs(self) -> None:
+        """Scan the workspace's runs and tail the selected run's metrics and log, forever."""
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            self._wake.clear()
+            self.post_message(RunsScanned(scan_workspace(self.workspace)))
+            follower = self.follower
+            if follower is not None:
+                self._follow_once(follower, worker)
+            self._wake.wait(POLL_SECONDS)
+
+    def _follow_once(self, follower: RunFollower, worker) -> None:
+        run_id = follower.run.id
+        if follower.history_pending():
+            follower.read_history(lambda store, exact: self.post_message(MetricsHistory(run_id, store, exact)),
+                                  lambda: worker.is_cancelled or self.follower is not follower)
+        while not worker.is_cancelled and self.follower is follower:
+            rows = follower.read_metrics()
+            if not rows:
+                break
+            caught_up = follower.caught_up()
+            self.post_message(MetricsChunk(run_id, columns_from_rows(rows), len(rows), caught_up))
+        lines = follower.read_log()
+        if lines:
+            self.post_message(LogLines(run_id, lines))
+        if self.results_for != run_id:
+            summary = self.runs_by_id.get(run_id)
+            if summary is not None and not summary.active:
+                self.post_message(ResultsLoaded(run_id, read_results(follower.run.path),
+                                                config_beta(follower.run.path)))
+            elif self.beta is None:
+                self.post_message(ResultsLoaded(run_id, [], config_beta(follower.run.path)))
+
+    @work(thread=True, exclusive=True, group="gpu", name="poll-gpu")
+    def _poll_gpu(self) -> None:
+        """Sample nvidia-smi every couple of seconds."""
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            try:
+                out = subprocess.run(NVIDIA_SMI_QUERY, capture_output=True, text=True, timeout=10).stdout
+                self.post_message(GpuPolled(parse_nvidia_smi(out)))
+            except (OSError, subprocess.SubprocessError):
+                self.post_message(GpuPolled([]))
+            time.sleep(GPU_POLL_SECONDS)
+

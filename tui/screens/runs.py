@@ -1,0 +1,340 @@
+"""The runs browser: every run of the workspace as a table (filter, mark, overlay, clone, delete),
+a run's detail and an overlay of several runs' curves. Files are read and removed in workers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Input, Log, Static
+
+from ftmodel import config as config_mod
+from ftmodel.i18n import t
+from ftmodel.words import JOBS, STATES
+from tui import actions
+from tui.dialogs import AskScreen, TextScreen
+from tui.messages import DetailLoaded, LaunchRequested, OverlayLoaded, RowsLoaded, RunDeleted
+from tui.screens.base import FilteredTable, Workbench
+from tui.view import read_results, scan_workspace, stage_argv
+from tui.workbench import KEY_METRICS, RunRow, artifacts, metric_series, remove_run_dir, run_rows, snapshot_diff
+
+
+@actions.bind("runs")
+class RunsScreen(FilteredTable):
+    """Every run of the workspace as a table: filter, details, overlay curves, clone, delete."""
+
+    CSS_PATH = "../styles/runs.tcss"
+
+    FILTER_INPUT, TABLE = "runs-text", "runs-table"
+
+    # The run id comes first so it stays visible at 80 columns (the rest scrolls sideways).
+    COLUMNS = ("*", "run", "stage", "state", "start", "time", *KEY_METRICS, "wandb", "sync")
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[RunRow] = []
+        self.shown: list[RunRow] = []
+        self.marked: set[str] = set()
+        self.stage_filter: str | None = None
+        self.state_filter: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="runs-filters", markup=False)
+        yield Input(placeholder=t("filter text (/ to focus, escape to leave)"), id="runs-text")
+        table = DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        for col in self.COLUMNS:
+            table.add_column(t("ans acc" if col == "answer_accuracy" else col), key=col)
+        table.focus()
+        self._refresh_filters()
+        self.load_rows()
+        self.set_interval(2.0, self.load_rows, name="runs-refresh")
+
+    @work(thread=True, exclusive=True, group="runs-rows", name="runs-rows")
+    def load_rows(self) -> None:
+        """Read every run's summary, final metrics and sync state."""
+        ws = self.app.workspace
+        self.post_message(RowsLoaded(run_rows(scan_workspace(ws), ws)))
+
+    def on_rows_loaded(self, message: RowsLoaded) -> None:
+        self.rows = message.rows
+        self.fill()
+
+    def fill(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        text = self.query_one("#runs-text", Input).value
+        current = self.cursor_run()
+        self.shown = [r for r in self.rows if r.matches(self.stage_filter, self.state_filter, text)]
+        cells = [(r.id, ("*" if r.id in self.marked else " ", *_shown_cells(r))) for r in self.shown]
+        table.clear()
+        for key, row in cells:
+            table.add_row(*row, key=key)
+        if current and current.id in {r.id for r in self.shown}:
+            table.move_cursor(row=table.get_row_index(current.id), animate=False)
+        self._refresh_filters()
+
+    def _refresh_filters(self) -> None:
+        self.query_one("#runs-filters", Static).update(
+            t("stage: {stage} (f) · state: {state} (t) · {shown}/{total} runs · {marked} marked",
+              stage=self.stage_filter or t("all"), state=t(self.state_filter) if self.state_filter else t("all"),
+              shown=len(self.shown), total=len(self.rows), marked=len(self.marked)))
+
+    def cursor_run(self) -> RunRow | None:
+        table = self.query_one("#runs-table", DataTable)
+        if not self.shown or table.cursor_row is None or table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        except Exception:  # noqa: BLE001 - the table was just refilled
+            return None
+        return next((r for r in self.shown if r.id == key), None)
+
+    def action_cycle_stage(self) -> None:
+        """Cycle the stage filter: all, then each stage."""
+        order = [None, *JOBS]
+        self.stage_filter = order[(order.index(self.stage_filter) + 1) % len(order)]
+        self.fill()
+
+    def action_cycle_state(self) -> None:
+        """Cycle the state filter: all, then each state."""
+        order = [None, *STATES]
+        self.state_filter = order[(order.index(self.state_filter) + 1) % len(order)]
+        self.fill()
+
+    def action_mark(self) -> None:
+        """Mark or unmark the run under the cursor."""
+        row = self.cursor_run()
+        if row is None:
+            return
+        self.marked ^= {row.id}
+        table = self.query_one("#runs-table", DataTable)
+        table.update_cell(row.id, "*", "*" if row.id in self.marked else " ")
+        if table.cursor_row is not None and table.cursor_row + 1 < table.row_count:
+            table.move_cursor(row=table.cursor_row + 1)
+        self._refresh_filters()
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        row = next((r for r in self.shown if r.id == event.row_key.value), None)
+        if row is not None:
+            self.app.push_screen(RunDetailScreen(row))
+
+    def action_overlay(self) -> None:
+        """Overlay the marked runs' curves (the run under the cursor when none is marked)."""
+        ids = [r.id for r in self.rows if r.id in self.marked]
+        if not ids and self.cursor_run():
+            ids = [self.cursor_run().id]
+        if not ids:
+            self.notify(t("mark runs with space first"), severity="warning")
+            return
+        by_id = {r.id: r for r in self.rows}
+        self.app.push_screen(OverlayScreen([by_id[i].summary.path for i in ids]))
+
+    def action_clone(self) -> None:
+        """Re-launch the run's stage from its config snapshot with one changed key."""
+        row = self.cursor_run()
+        if row is None:
+            return
+        if row.summary.stage not in JOBS:
+            self.notify(t("cannot clone a {stage} run", stage=row.summary.stage), severity="warning")
+            return
+        snapshot = row.summary.path / "config.toml"
+
+        def check(spec: str) -> str | None:
+            try:
+                section, key, value = config_mod.parse_override(spec)
+                config_mod.validate_value(section, key, value)
+                config_mod.load(snapshot, [spec])
+            except config_mod.ConfigError as e:
+                return str(e)
+            return None
+
+        def answered(spec: str | None) -> None:
+            if not spec:
+                return
+            cfg = config_mod.load(snapshot, [spec])
+            state = row.summary.path / "state.json"
+            try:
+                args = json.loads(state.read_text(encoding="utf-8")).get("args") or {}
+            except (OSError, ValueError):
+                args = {}
+            args = {k: v for k, v in args.items() if k != "workspace"}
+            argv = stage_argv(row.summary.stage, snapshot, self.app.workspace, [spec])
+            self.post_message(LaunchRequested(row.summary.stage, cfg, args, argv))
+
+        self.app.push_screen(AskScreen(t("clone {run}", run=row.id),
+                                       t("One change, as section.key=value (e.g. sft.learning_rate=1e-3):"), check),
+                             answered)
+
+    def action_delete(self) -> None:
+        """Delete the run under the cursor after confirmation (never an active one)."""
+        row = self.cursor_run()
+        if row is None:
+            return
+        if row.summary.active:
+            self.notify(t("{run} is {state}: stop it before deleting it", run=row.id, state=t(row.summary.status)),
+                        severity="error")
+            return
+        path = row.summary.path
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            self.delete_run(row.id, path)
+
+        what = t("{path}\n({stage}, {state})", path=path, stage=row.summary.stage, state=t(row.summary.status))
+        if path.is_symlink():
+            what += "\n" + t("it is a link to {target}: only the link is removed", target=os.path.realpath(path))
+        self.app.push_screen(TextScreen(t("delete"), what, t("Delete run {run} and all its files?", run=row.id)),
+                             answered)
+
+    @work(thread=True, group="runs-delete", name="runs-delete")
+    def delete_run(self, run_id: str, path: Path) -> None:
+        """Remove a run directory off the UI thread (a big run takes a while); a link loses only itself."""
+        self.post_message(RunDeleted(run_id, *remove_run_dir(path)))
+
+    def on_run_deleted(self, message: RunDeleted) -> None:
+        if message.removed:
+            self.marked.discard(message.run_id)
+            self.rows = [r for r in self.rows if r.id != message.run_id]
+            self.fill()
+        self.notify(message.note, severity="information" if message.removed else "error")
+        self.load_rows()
+
+
+def _shown_cells(row: RunRow) -> tuple[str, ...]:
+    """A row's cells as the table shows them: states in the UI language."""
+    run_id, stage, status, *rest, wandb, sync = row.cells()
+    return (run_id, stage, t(status), *rest, wandb, t(sync) if sync in ("never", "synced", "failed") else sync)
+
+
+class RunDetailScreen(Workbench):
+    """One run: its config against the current config, artifacts, results per qtype, log tail."""
+
+    CSS_PATH = "../styles/runs.tcss"
+
+    def __init__(self, row: RunRow):
+        super().__init__()
+        self.row = row
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        s = self.row.summary
+        with VerticalScroll(id="detail"):
+            yield Static(f"{s.id} · {s.stage} · {t(s.status)}"
+                         + (" · " + t("exit {code}", code=s.exit_code) if s.exit_code else "")
+                         + ("\n" + t("error:") + f" {s.error}" if s.error else ""), markup=False, id="detail-head")
+            yield Static(t("config: snapshot vs current"), classes="detail-title")
+            yield Static(t("reading…"), markup=False, id="detail-config")
+            yield Static(t("artifacts"), classes="detail-title")
+            yield Static(t("reading…"), markup=False, id="detail-artifacts")
+            yield VerticalScroll(id="detail-results")
+            yield Static(t("log tail"), classes="detail-title")
+            yield Log(id="detail-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="run-detail", name="run-detail")
+    def load(self) -> None:
+        """Walk the run directory (sizes of big checkpoints), diff its config, read results and log."""
+        from ftmodel.rundir import Run
+
+        path = self.row.summary.path
+        try:
+            files = artifacts(path)
+        except OSError:
+            files = []
+        self.post_message(DetailLoaded(snapshot_diff(path / "config.toml", self.app.cfg), files,
+                                       read_results(path), Run(path).log_tail(60)))
+
+    async def on_detail_loaded(self, message: DetailLoaded) -> None:
+        from tui.cells import pad
+
+        self.query_one("#detail-config", Static).update(message.diff)
+        self.query_one("#detail-artifacts", Static).update(
+            "\n".join(f"{pad(name, 40)} {size:>12,} B" for name, size in message.artifacts) or t("(none)"))
+        widgets = []
+        for title, cols, rows in message.tables:
+            widgets.append(Static(title, classes="detail-title", markup=False))
+            table = DataTable(show_cursor=False, zebra_stripes=True)
+            table.add_columns(*cols)
+            table.add_rows(rows)
+            widgets.append(table)
+        await self.query_one("#detail-results").mount_all(widgets)
+        self.query_one("#detail-log", Log).write_lines(message.log)
+        self.loaded = True
+
+
+@actions.bind("overlay")
+class OverlayScreen(Workbench):
+    """Several runs' curves of one metric in one chart (`m` picks the metric)."""
+
+    CSS_PATH = "../styles/runs.tcss"
+
+    def __init__(self, run_paths: list[Path], metric: str = "loss"):
+        super().__init__()
+        self.run_paths = run_paths
+        self.metric = metric
+        self.metrics: list[str] = []
+        self.drawn = 0
+
+    def compose(self) -> ComposeResult:
+        from textual_plotext import PlotextPlot
+
+        yield Static(t("reading…"), id="overlay-title", markup=False)
+        yield PlotextPlot(id="overlay-plot")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load(self.metric)
+
+    @work(thread=True, exclusive=True, group="overlay", name="overlay-read")
+    def load(self, metric: str) -> None:
+        """Read the metric names and every run's points of `metric` (whole metrics files: a worker)."""
+        from ftmodel.rundir import MetricsReader
+
+        names = list(self.metrics)
+        if not names:
+            for path in self.run_paths:
+                for row in MetricsReader(path / "metrics.jsonl").read_new()[:50]:
+                    names += [k for k, v in row.items() if k not in ("step", "time") and k not in names
+                              and isinstance(v, (int, float)) and not isinstance(v, bool)]
+            names = names or [metric]
+        if metric not in names:
+            metric = names[0]
+        series = [(path.name, *metric_series(path, metric)) for path in self.run_paths]
+        self.post_message(OverlayLoaded(metric, names, series))
+
+    def on_overlay_loaded(self, message: OverlayLoaded) -> None:
+        self.metric, self.metrics = message.metric, message.metrics
+        plot = self.query_one("#overlay-plot")
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        drawn = 0
+        for name, xs, ys in message.series:
+            if xs:
+                step = max(1, len(xs) // 400)
+                plt.plot(xs[::step], ys[::step], label=name, marker="braille")
+                drawn += 1
+        plt.xlabel(t("step"))
+        plot.refresh()
+        self.drawn = drawn
+        self.query_one("#overlay-title", Static).update(
+            t("{metric} · {drawn}/{total} runs have it · m: next metric", metric=self.metric, drawn=drawn,
+              total=len(self.run_paths)))
+
+    def action_cycle_metric(self) -> None:
+        """Show the next metric."""
+        if self.metrics:
+            self.load(self.metrics[(self.metrics.index(self.metric) + 1) % len(self.metrics)])
