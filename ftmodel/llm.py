@@ -1,6 +1,6 @@
 """Chat clients for teacher and judge models: an OpenAI-compatible server or a local model.
 
-The OpenAI client speaks through ftmodel.http (stdlib): a redirect to another host is refused
+The OpenAI client speaks through ftmodel.http_client (stdlib): a redirect to another host is refused
 (the key never leaves for a host the user did not name), and a cut-off or trickling reply is a
 named error. It STREAMS replies (`"stream": true`, server-sent events) so `timeout_s` bounds
 silence, not the length of a whole reply; a server that does not stream is asked for whole
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
-from ftmodel import http
+from ftmodel import http_client as http
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 PACE_REPORT_S = 120.0  # map_chat logs the server's pace after a few replies, then at most this often

@@ -46,14 +46,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from ftmodel import http, receipts
+from ftmodel import http_client as http
+from ftmodel import receipts
 from ftmodel.rundir import atomic_write_text, file_lock
 from ftmodel.sync_guard import RunBusy, incomplete_reason, run_lock, still_running_here
 from ftmodel.tracking import wandb_environment
@@ -294,7 +293,7 @@ def app_url(base_url: str) -> str:
 
 
 class Server:
-    """Our own small GraphQL client for the checks (ftmodel.http, basic auth `api:<key>`).
+    """Our own small GraphQL client for the checks (ftmodel.http_client, basic auth `api:<key>`).
 
     `timeout` is an overall deadline for each query (a server trickling bytes cannot hold a check
     longer); every failure is a ServerError with one line saying what happened. A redirect to

@@ -93,7 +93,8 @@ class ModelServiceSection:
     model: str = F("", "openai: the served model's name; hf: a local model directory.")
     api_key_env: str = F("OPENAI_API_KEY", "NAME of the environment variable holding the API key (never the key "
                          "itself); an unset variable means no key (fine for local servers).")
-    timeout_s: float = F(60.0, "Seconds to wait for one reply before retrying.", lo=0.1)
+    timeout_s: float = F(60.0, "Seconds of silence (no byte of a streamed reply) before the request is given up "
+                         "and retried; a long reply that keeps streaming is never cut.", lo=0.1)
     max_retries: int = F(3, "Retries after a timeout, a refused connection, HTTP 429/5xx or a malformed reply.",
                          lo=0)
     concurrency: int = F(8, "Requests in flight at once.", lo=1, hi=256)

@@ -1,4 +1,4 @@
-"""ftmodel.http under transport faults: redirects to another host never carry the key (HTTP and
+"""ftmodel.http_client under transport faults: redirects to another host never carry the key (HTTP and
 HTTPS), a body cut short and bytes trickling past the deadline are named errors, cancel aborts."""
 
 import json
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ftmodel import http
+from ftmodel import http_client as http
 from tests.faults.loopback import RawServer, Recorder, self_signed_cert, server_tls
 
 AUTH = {"Authorization": "Bearer sk-secret", "Content-Type": "application/json"}
