@@ -30,13 +30,24 @@ def main() -> None:
 
         from ftmodel.stages import sft
 
-        base = str(next(p for p in ws.models.iterdir() if p.is_dir() and p.name.startswith("tiny-")
-                        and not ".building" in p.name)) if cfg.model.name_or_path == "builtin:tiny" \
+        base = (
+            str(
+                next(
+                    p
+                    for p in ws.models.iterdir()
+                    if p.is_dir() and p.name.startswith("tiny-") and ".building" not in p.name
+                )
+            )
+            if cfg.model.name_or_path == "builtin:tiny"
             else cfg.model.name_or_path
-        trainer = SFTTrainer(model=load_base_model(base, cfg), args=sft.trainer_args(cfg, out_dir),
-                             train_dataset=Dataset.from_list(sft.dataset_rows(read_jsonl(ws.sft_data),
-                                                                              cfg.data.system_prompt)),
-                             processing_class=load_tokenizer(base, cfg), peft_config=lora_config(cfg))
+        )
+        trainer = SFTTrainer(
+            model=load_base_model(base, cfg),
+            args=sft.trainer_args(cfg, out_dir),
+            train_dataset=Dataset.from_list(sft.dataset_rows(read_jsonl(ws.sft_data), cfg.data.system_prompt)),
+            processing_class=load_tokenizer(base, cfg),
+            peft_config=lora_config(cfg),
+        )
     else:
         from trl import GRPOTrainer
 
@@ -45,15 +56,24 @@ def main() -> None:
 
         model, tokenizer, _ = load_adapter_model(Path(positional[0]), cfg, trainable=True)
         g = cfg.grpo
-        trainer = GRPOTrainer(model=model, reward_funcs=[format_reward, accuracy_reward],
-                              args=grpo.trainer_args(cfg, out_dir, [g.format_reward_weight, g.accuracy_reward_weight]),
-                              train_dataset=Dataset.from_list(grpo.dataset_rows(read_jsonl(ws.raw_train),
-                                                                                cfg.data.system_prompt)),
-                              processing_class=tokenizer)
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=[format_reward, accuracy_reward],
+            args=grpo.trainer_args(cfg, out_dir, [g.format_reward_weight, g.accuracy_reward_weight]),
+            train_dataset=Dataset.from_list(grpo.dataset_rows(read_jsonl(ws.raw_train), cfg.data.system_prompt)),
+            processing_class=tokenizer,
+        )
     result = trainer.train()
-    print(json.dumps({"train_steps_per_second": result.metrics["train_steps_per_second"],
-                      "train_runtime": result.metrics["train_runtime"], "steps": result.global_step,
-                      "num_tokens": trainer.state.num_input_tokens_seen or None}))
+    print(
+        json.dumps(
+            {
+                "train_steps_per_second": result.metrics["train_steps_per_second"],
+                "train_runtime": result.metrics["train_runtime"],
+                "steps": result.global_step,
+                "num_tokens": trainer.state.num_input_tokens_seen or None,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,16 +16,39 @@ class Tmux:
         env = {**os.environ, "TERM": "xterm-256color"}
         env.pop("TMUX", None)
         self.started = time.perf_counter()
-        subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", "b",
-                        "-x", str(width), "-y", str(height), command], check=True, env=env, cwd=cwd)
+        subprocess.run(
+            [
+                "tmux",
+                "-L",
+                self.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "b",
+                "-x",
+                str(width),
+                "-y",
+                str(height),
+                command,
+            ],
+            check=True,
+            env=env,
+            cwd=cwd,
+        )
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, "capture-pane", "-p", "-t", "b"],
-                              capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["tmux", "-L", self.socket, "capture-pane", "-p", "-t", "b"], capture_output=True, text=True
+        ).stdout
 
     def pane_pid(self) -> int:
-        out = subprocess.run(["tmux", "-L", self.socket, "display-message", "-p", "-t", "b", "#{pane_pid}"],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["tmux", "-L", self.socket, "display-message", "-p", "-t", "b", "#{pane_pid}"],
+            capture_output=True,
+            text=True,
+        ).stdout
         return int(out.strip())
 
     def wait(self, predicate, timeout: float = 60.0) -> float:

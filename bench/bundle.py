@@ -26,8 +26,13 @@ def build_workspace(tmp: Path) -> Path:
     config = write_config(tmp / "small.toml", SMALL_OVERRIDES)
     ws = tmp / "ws"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ftmodel", "pipeline", "--config", str(config), "--workspace", str(ws),
-                    "--no-judge"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL, timeout=1800)
+    subprocess.run(
+        [sys.executable, "-m", "ftmodel", "pipeline", "--config", str(config), "--workspace", str(ws), "--no-judge"],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=1800,
+    )
     print(f"built the embedded pipeline's workspace in {time.perf_counter() - start:.0f} s: {ws}")
     return ws
 
@@ -49,9 +54,13 @@ def main() -> None:
             start = time.perf_counter()
             plan = bundle.plan_bundle(ws)
             t_plan = time.perf_counter() - start
-            print(f"{len(plan.runs)} runs, {len(plan.entries)} files, {bundle.human_size(plan.bytes)} to carry; "
-                  f"model files left out: {bundle.human_size(plan.model_bytes)} (planned in {t_plan * 1000:.0f} ms)")
-            print(f"{'bundle':26} {'carried':>10} {'file':>10} {'ratio':>6} {'pack s':>7} {'verify s':>9} {'import s':>9}")
+            print(
+                f"{len(plan.runs)} runs, {len(plan.entries)} files, {bundle.human_size(plan.bytes)} to carry; "
+                f"model files left out: {bundle.human_size(plan.model_bytes)} (planned in {t_plan * 1000:.0f} ms)"
+            )
+            print(
+                f"{'bundle':26} {'carried':>10} {'file':>10} {'ratio':>6} {'pack s':>7} {'verify s':>9} {'import s':>9}"
+            )
             rows = [("tar", "b.tar", False), ("tar.gz", "b.tar.gz", False), ("tar.gz --with-models", "m.tar.gz", True)]
             for label, name, models in rows:
                 info = bundle.make_bundle(ws, tmp / name, with_models=models)
@@ -59,16 +68,23 @@ def main() -> None:
                 bundle.verify_bundle(info.path, tmp / f"verify-{name}")
                 t_verify = time.perf_counter() - start
                 res = bundle.import_bundle(info.path, tmp / f"import-{name}")
-                print(f"{label:26} {bundle.human_size(info.bytes_in):>10} {bundle.human_size(info.bytes_out):>10} "
-                      f"{info.bytes_out / max(info.bytes_in, 1):6.2f} {info.seconds:7.3f} {t_verify:9.3f} {res.seconds:9.3f}")
+                print(
+                    f"{label:26} {bundle.human_size(info.bytes_in):>10} {bundle.human_size(info.bytes_out):>10} "
+                    f"{info.bytes_out / max(info.bytes_in, 1):6.2f} {info.seconds:7.3f} {t_verify:9.3f} "
+                    f"{res.seconds:9.3f}"
+                )
             start = time.perf_counter()
             again = bundle.import_bundle(tmp / "b.tar.gz", tmp / "import-b.tar.gz")
-            print(f"importing the same bundle again: {again.written} written, {again.unchanged} unchanged "
-                  f"in {time.perf_counter() - start:.3f} s")
+            print(
+                f"importing the same bundle again: {again.written} written, {again.unchanged} unchanged "
+                f"in {time.perf_counter() - start:.3f} s"
+            )
             start = time.perf_counter()
             new_plan = bundle.plan_bundle(ws, new_only=True)
-            print(f"--new right after: {len(new_plan.entries)} files, {bundle.human_size(new_plan.bytes)} "
-                  f"(planned in {(time.perf_counter() - start) * 1000:.0f} ms)")
+            print(
+                f"--new right after: {len(new_plan.entries)} files, {bundle.human_size(new_plan.bytes)} "
+                f"(planned in {(time.perf_counter() - start) * 1000:.0f} ms)"
+            )
         finally:
             if saved is None:
                 ledger.unlink(missing_ok=True)

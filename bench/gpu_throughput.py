@@ -29,10 +29,19 @@ def build_model(out: Path, hidden: int, layers: int, heads: int) -> Path:
     from ftmodel.tinymodel import build_tokenizer
 
     tok = build_tokenizer(bank.tokenizer_corpus(0), 1024)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 11 // 4,
-                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=max(1, heads // 4),
-                      max_position_embeddings=2048, tie_word_embeddings=True,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=hidden * 11 // 4,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 4),
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+    )
     model = LlamaForCausalLM(cfg)
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters -> {out}", flush=True)
     model.save_pretrained(out)
@@ -52,12 +61,29 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     a = p.parse_args()
     model_dir = build_model(Path(tempfile.mkdtemp(prefix="ftmodel-gpu-model-")), a.hidden, a.layers, a.heads)
-    settings = [f"model.name_or_path={model_dir}", f"model.device={a.device}", f"model.dtype={a.dtype}",
-                "lora.modules_to_save=[]", "sft.batch_size=16", "grpo.batch_size=16", "grpo.num_generations=8",
-                "grpo.max_completion_length=128", "model.max_seq_length=512"]
-    argv = [sys.executable, str(ROOT / "bench" / "train_overhead.py"), "--rounds", str(a.rounds),
-            "--sft-steps", str(a.sft_steps), "--grpo-steps", str(a.grpo_steps), "--report-tokens",
-            *[x for s in settings for x in ("--set", s)]]
+    settings = [
+        f"model.name_or_path={model_dir}",
+        f"model.device={a.device}",
+        f"model.dtype={a.dtype}",
+        "lora.modules_to_save=[]",
+        "sft.batch_size=16",
+        "grpo.batch_size=16",
+        "grpo.num_generations=8",
+        "grpo.max_completion_length=128",
+        "model.max_seq_length=512",
+    ]
+    argv = [
+        sys.executable,
+        str(ROOT / "bench" / "train_overhead.py"),
+        "--rounds",
+        str(a.rounds),
+        "--sft-steps",
+        str(a.sft_steps),
+        "--grpo-steps",
+        str(a.grpo_steps),
+        "--report-tokens",
+        *[x for s in settings for x in ("--set", s)],
+    ]
     sys.exit(subprocess.call(argv, cwd=ROOT))
 
 

@@ -44,8 +44,19 @@ def count_runs(ws: Path) -> dict[str, int]:
 def timed_sweep(ws: Path, config: Path, betas: list[str], force: bool) -> tuple[float, dict]:
     before = count_runs(ws)
     started = time.perf_counter()
-    ftmodel("sweep", "--config", str(config), "--workspace", str(ws), "--grid", f"grpo.beta={','.join(betas)}",
-            "--stages", "sft,grpo", "--no-start", *(["--force"] if force else []))
+    ftmodel(
+        "sweep",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--grid",
+        f"grpo.beta={','.join(betas)}",
+        "--stages",
+        "sft,grpo",
+        "--no-start",
+        *(["--force"] if force else []),
+    )
     ftmodel("queue", "run", "--workspace", str(ws))
     wall = time.perf_counter() - started
     queue = json.loads((ws / "queue" / "queue.json").read_text())
@@ -66,13 +77,24 @@ def main() -> None:
     from tests.conftest import SMALL_OVERRIDES, write_config
 
     tmp = Path(tempfile.mkdtemp(prefix="sweep-reuse-"))
-    overrides = {**SMALL_OVERRIDES, "wandb": {"enabled": False, "log_interval": 5},
-                 "sft": {**SMALL_OVERRIDES["sft"], "max_steps": ns.sft_steps, "save_steps": 1000},
-                 "grpo": {**SMALL_OVERRIDES["grpo"], "max_steps": ns.grpo_steps, "save_steps": 1000}}
+    overrides = {
+        **SMALL_OVERRIDES,
+        "wandb": {"enabled": False, "log_interval": 5},
+        "sft": {**SMALL_OVERRIDES["sft"], "max_steps": ns.sft_steps, "save_steps": 1000},
+        "grpo": {**SMALL_OVERRIDES["grpo"], "max_steps": ns.grpo_steps, "save_steps": 1000},
+    }
     config = write_config(tmp / "bench.toml", overrides)
     base = tmp / "prepared"
-    ftmodel("pipeline", "--config", str(config), "--workspace", str(base), "--stages", "prepare,distill,filter",
-            *(a for o in ns.overrides for a in ("--set", o)))
+    ftmodel(
+        "pipeline",
+        "--config",
+        str(config),
+        "--workspace",
+        str(base),
+        "--stages",
+        "prepare,distill,filter",
+        *(a for o in ns.overrides for a in ("--set", o)),
+    )
     betas = [f"{0.01 * i:.2f}" for i in range(ns.points)]
     results = {}
     for label, force in (("reuse", False), ("force", True)):
@@ -80,8 +102,10 @@ def main() -> None:
         shutil.copytree(base, ws, symlinks=True)
         results[label] = timed_sweep(ws, config, betas, force)
     (t_reuse, runs_reuse), (t_force, runs_force) = results["reuse"], results["force"]
-    print(f"{ns.points}-point GRPO-only sweep (grpo.beta over {','.join(betas)}; stages sft,grpo; "
-          f"sft {ns.sft_steps} steps, grpo {ns.grpo_steps} steps, {os.cpu_count()} CPUs)")
+    print(
+        f"{ns.points}-point GRPO-only sweep (grpo.beta over {','.join(betas)}; stages sft,grpo; "
+        f"sft {ns.sft_steps} steps, grpo {ns.grpo_steps} steps, {os.cpu_count()} CPUs)"
+    )
     print(f"{'':8} {'wall s':>8} {'sft runs':>9} {'grpo runs':>10}")
     print(f"{'reuse':8} {t_reuse:8.1f} {runs_reuse['sft']:9} {runs_reuse['grpo']:10}")
     print(f"{'--force':8} {t_force:8.1f} {runs_force['sft']:9} {runs_force['grpo']:10}")

@@ -24,17 +24,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def run(label: str, url: str, model: str, a, stream: bool, adaptive: bool) -> dict:
     from ftmodel.llm import OpenAIChatClient, map_chat
 
-    client = OpenAIChatClient(url, model, timeout_s=a.timeout, max_retries=a.retries, max_tokens=a.max_tokens,
-                              concurrency=a.concurrency, stream=stream, backoff_s=0.5)
+    client = OpenAIChatClient(
+        url,
+        model,
+        timeout_s=a.timeout,
+        max_retries=a.retries,
+        max_tokens=a.max_tokens,
+        concurrency=a.concurrency,
+        stream=stream,
+        backoff_s=0.5,
+    )
     if not adaptive:
         client.pace.limit = a.concurrency  # the old client: all in flight at once, never changed
         client.pace._cut = lambda sent, why: None
     questions = [f"What is {i} + {i}? Answer briefly." for i in range(a.items)]
     started = time.monotonic()
-    results = list(map_chat(client, questions, lambda q: [{"role": "user", "content": q}],
-                            concurrency=a.concurrency, log=lambda line: print(f"  [{label}] {line}", flush=True)))
-    return {"label": label, "ok": sum(e is None for _, _, e in results), "seconds": time.monotonic() - started,
-            "limit": client.pace.limit}
+    results = list(
+        map_chat(
+            client,
+            questions,
+            lambda q: [{"role": "user", "content": q}],
+            concurrency=a.concurrency,
+            log=lambda line: print(f"  [{label}] {line}", flush=True),
+        )
+    )
+    return {
+        "label": label,
+        "ok": sum(e is None for _, _, e in results),
+        "seconds": time.monotonic() - started,
+        "limit": client.pace.limit,
+    }
 
 
 def main() -> None:
@@ -51,14 +70,18 @@ def main() -> None:
     a = p.parse_args()
 
     rows = []
-    for label, stream, adaptive in (("old: whole replies, fixed", False, False), ("new: streamed, adaptive", True, True)):
+    for label, stream, adaptive in (
+        ("old: whole replies, fixed", False, False),
+        ("new: streamed, adaptive", True, True),
+    ):
         if a.base_url:
             server, url = nullcontext(), a.base_url
         else:
             from tests.fake_openai import FakeOpenAI, Faults
 
-            server = FakeOpenAI(faults=Faults(serial=True, piece_chars=1, token_delay_s=a.piece_delay,
-                                              content="x" * a.pieces))
+            server = FakeOpenAI(
+                faults=Faults(serial=True, piece_chars=1, token_delay_s=a.piece_delay, content="x" * a.pieces)
+            )
             url = server.base_url
         with server:
             row = run(label, url, a.model, a, stream, adaptive)
@@ -67,7 +90,10 @@ def main() -> None:
         rows.append(row)
     print(f"\n{'client':<28} {'items back':>10} {'requests':>9} {'seconds':>8}  in flight at the end")
     for r in rows:
-        print(f"{r['label']:<28} {r['ok']:>5} / {a.items:<3} {r.get('requests', '-'):>9} {r['seconds']:>8.1f}  {r['limit']}")
+        print(
+            f"{r['label']:<28} {r['ok']:>5} / {a.items:<3} {r.get('requests', '-'):>9} {r['seconds']:>8.1f}  "
+            f"{r['limit']}"
+        )
     old, new = rows
     if old["ok"] and new["ok"]:
         print(f"items per second, new / old: {new['ok'] / new['seconds'] / (old['ok'] / old['seconds']):.1f}x")

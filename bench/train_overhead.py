@@ -42,7 +42,7 @@ def ours(stage: str, ws: Path, common: list[str], extra: list[str]) -> float:
     """Steps/s of our stage (the trainer's own train_steps_per_second, as recorded in state.json)."""
     res = ftmodel(stage, *common, *extra)
     run = ws / "runs" / run_id(res)
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     tokens = [r for r in rows if "num_tokens" in r]
     if tokens:
         TOKENS_PER_STEP[stage] = tokens[-1]["num_tokens"] / tokens[-1]["step"]
@@ -52,8 +52,16 @@ def ours(stage: str, ws: Path, common: list[str], extra: list[str]) -> float:
 def plain(stage: str, ws: Path, config: str, overrides: list[str], adapter: str | None) -> float:
     """Steps/s of plain TRL with the same settings."""
     with tempfile.TemporaryDirectory() as out:
-        argv = [sys.executable, str(ROOT / "bench" / "_plain_trl.py"), stage, str(ws), config, out,
-                *([adapter] if adapter else []), *[x for o in overrides for x in ("--set", o)]]
+        argv = [
+            sys.executable,
+            str(ROOT / "bench" / "_plain_trl.py"),
+            stage,
+            str(ws),
+            config,
+            out,
+            *([adapter] if adapter else []),
+            *[x for o in overrides for x in ("--set", o)],
+        ]
         res = subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True)
     if res.returncode:
         sys.exit(f"plain TRL {stage} failed:\n{res.stderr[-3000:]}")
@@ -68,8 +76,11 @@ def main() -> None:
     p.add_argument("--sft-steps", type=int, default=120)
     p.add_argument("--grpo-steps", type=int, default=30)
     p.add_argument("--set", dest="overrides", action="append", default=[])
-    p.add_argument("--report-tokens", action="store_true", help="also print SFT tokens/s (tokens per step from "
-                   "our run's metrics; both runs see the same batches)")
+    p.add_argument(
+        "--report-tokens",
+        action="store_true",
+        help="also print SFT tokens/s (tokens per step from our run's metrics; both runs see the same batches)",
+    )
     a = p.parse_args()
     ws = Path(a.workspace or tempfile.mkdtemp(prefix="ftmodel-bench-"))
     common = ["--config", a.config, "--workspace", str(ws), *[x for o in a.overrides for x in ("--set", o)]]
@@ -79,7 +90,7 @@ def main() -> None:
     adapter = str(ws / "runs" / sft_run / "adapter")
     results: dict[str, dict[str, list[float]]] = {}
     for stage, steps in (("sft", a.sft_steps), ("grpo", a.grpo_steps)):
-        settings = [f"{stage}.max_steps={steps}", f"{stage}.save_steps={10 ** 6}"]
+        settings = [f"{stage}.max_steps={steps}", f"{stage}.save_steps={10**6}"]
         extra = [x for s in settings for x in ("--set", s)] + (["--sft-run", sft_run] if stage == "grpo" else [])
         r = results[stage] = {"ours": [], "plain": []}
         for i in range(a.rounds):
@@ -88,8 +99,9 @@ def main() -> None:
                 if who == "ours":
                     r["ours"].append(ours(stage, ws, common, extra))
                 else:
-                    r["plain"].append(plain(stage, ws, a.config, a.overrides + settings,
-                                            adapter if stage == "grpo" else None))
+                    r["plain"].append(
+                        plain(stage, ws, a.config, a.overrides + settings, adapter if stage == "grpo" else None)
+                    )
                 print(f"  {stage:4} round {i + 1} {who:5} {r[who][-1]:7.3f} steps/s", flush=True)
     print(f"\n{'stage':6} {'ours steps/s':>13} {'plain steps/s':>14} {'ours/plain':>11}")
     for stage, r in results.items():

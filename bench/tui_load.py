@@ -29,8 +29,15 @@ from ftmodel.rundir import process_start_time  # noqa: E402
 def write_run(ws: Path, run_id: str, stage: str, state: str, rows: int, **extra) -> Path:
     path = ws / "runs" / run_id
     path.mkdir(parents=True)
-    st = {"run_id": run_id, "stage": stage, "state": state, "created": time.time(), "started": time.time(),
-          "progress": {"step": rows, "total": rows or 100_000}, **extra}
+    st = {
+        "run_id": run_id,
+        "stage": stage,
+        "state": state,
+        "created": time.time(),
+        "started": time.time(),
+        "progress": {"step": rows, "total": rows or 100_000},
+        **extra,
+    }
     (path / "state.json").write_text(json.dumps(st))
     (path / "config.toml").write_text("[grpo]\nbeta = 0.04\n")
     (path / "stage.log").write_text("bench\n")
@@ -42,9 +49,19 @@ def write_run(ws: Path, run_id: str, stage: str, state: str, rows: int, **extra)
 
 
 def row(i: int, t0: float) -> dict:
-    return {"step": i, "time": t0 + i * 0.01, "loss": 5.0 / (1 + i / 1000), "reward": 0.5 + i * 1e-6,
-            "format_reward": 1.0, "accuracy_reward": 0.2, "kl_divergence": 0.01, "learning_rate": 5e-4,
-            "grad_norm": 0.3, "frac_reward_zero_std": 0.1, "completions/clipped_ratio": 0.0}
+    return {
+        "step": i,
+        "time": t0 + i * 0.01,
+        "loss": 5.0 / (1 + i / 1000),
+        "reward": 0.5 + i * 1e-6,
+        "format_reward": 1.0,
+        "accuracy_reward": 0.2,
+        "kl_divergence": 0.01,
+        "learning_rate": 5e-4,
+        "grad_norm": 0.3,
+        "frac_reward_zero_std": 0.1,
+        "completions/clipped_ratio": 0.0,
+    }
 
 
 async def time_to_chart(ws: Path, rows: int) -> tuple[float, float, float]:
@@ -66,8 +83,12 @@ async def time_to_chart(ws: Path, rows: int) -> tuple[float, float, float]:
                 drawn.setdefault(id(store), time.perf_counter() - t0)
                 # The reader is done when nothing is left to parse: no exact pass pending.
                 follower = app.main.follower
-                if follower is not None and not follower.history_pending() and follower.caught_up() \
-                        and app.main.history_complete:
+                if (
+                    follower is not None
+                    and not follower.history_pending()
+                    and follower.caught_up()
+                    and app.main.history_complete
+                ):
                     times = sorted(drawn.values())
                     return first, times[0], times[-1]
             await pilot.pause(0.01)
@@ -99,15 +120,26 @@ print(i)
 def live_cpu(ws: Path, rate: int, seconds: float) -> tuple[float, int]:
     writer_path = ws / "runs" / "prepare-20990101-000000-beef"
     writer_path.mkdir(parents=True)
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(writer_path / "metrics.jsonl"), str(rate),
-                               str(seconds + 15)])
-    st = {"run_id": writer_path.name, "stage": "prepare", "state": "running", "created": time.time(),
-          "started": time.time(), "progress": {"step": 0, "total": None}, "pid": writer.pid, "pgid": writer.pid,
-          "proc_start": process_start_time(writer.pid)}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(writer_path / "metrics.jsonl"), str(rate), str(seconds + 15)]
+    )
+    st = {
+        "run_id": writer_path.name,
+        "stage": "prepare",
+        "state": "running",
+        "created": time.time(),
+        "started": time.time(),
+        "progress": {"step": 0, "total": None},
+        "pid": writer.pid,
+        "pgid": writer.pid,
+        "proc_start": process_start_time(writer.pid),
+    }
     (writer_path / "state.json").write_text(json.dumps(st))
     (writer_path / "stage.log").write_text("")
-    cmd = (f"cd {shlex.quote(str(ROOT))} && exec {shlex.quote(sys.executable)} -m tui.app "
-           f"--workspace {shlex.quote(str(ws))}")
+    cmd = (
+        f"cd {shlex.quote(str(ROOT))} && exec {shlex.quote(sys.executable)} -m tui.app "
+        f"--workspace {shlex.quote(str(ws))}"
+    )
     t = Tmux(cmd)
     try:
         # "prepare" is the first stage, selected at start: its running run is the one shown.
@@ -133,17 +165,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ftmodel-bench-") as tmp:
         ws = Path(tmp) / "ws"
         t = time.perf_counter()
-        path = write_run(ws, "prepare-20990101-000000-0001", "prepare", "finished", ns.rows, ended=time.time(),
-                         exit_code=0)
+        path = write_run(
+            ws, "prepare-20990101-000000-0001", "prepare", "finished", ns.rows, ended=time.time(), exit_code=0
+        )
         size = (path / "metrics.jsonl").stat().st_size
         print(f"wrote {ns.rows:,} rows ({size / 1e6:.1f} MB) in {time.perf_counter() - t:.1f}s")
         first, charts, exact = asyncio.run(time_to_chart(ws, ns.rows))
-        print(f"{ns.rows:,}-step finished run: first frame {first:.3f}s, loss chart drawn with all rows "
-              f"{charts:.3f}s (every row parsed and redrawn at {exact:.3f}s)")
+        print(
+            f"{ns.rows:,}-step finished run: first frame {first:.3f}s, loss chart drawn with all rows "
+            f"{charts:.3f}s (every row parsed and redrawn at {exact:.3f}s)"
+        )
     with tempfile.TemporaryDirectory(prefix="ftmodel-bench-") as tmp:
         cpu, rss = live_cpu(Path(tmp) / "ws", ns.rate, ns.seconds)
-        print(f"live run at {ns.rate} rows/s: console CPU {cpu:.1f}% of one core over {ns.seconds:.0f}s, "
-              f"RSS {rss / 1024:.0f} MiB")
+        print(
+            f"live run at {ns.rate} rows/s: console CPU {cpu:.1f}% of one core over {ns.seconds:.0f}s, "
+            f"RSS {rss / 1024:.0f} MiB"
+        )
     return 0
 
 

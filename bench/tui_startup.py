@@ -22,7 +22,8 @@ from bench._tmux import Tmux  # noqa: E402
 
 
 def console_time(workspace: Path) -> float:
-    cmd = f"cd {shlex.quote(str(ROOT))} && exec {shlex.quote(sys.executable)} -m tui.app --workspace {shlex.quote(str(workspace))}"
+    python, root, ws = (shlex.quote(str(p)) for p in (sys.executable, ROOT, workspace))
+    cmd = f"cd {root} && exec {python} -m tui.app --workspace {ws}"
     t = Tmux(cmd)
     try:
         return t.wait(lambda s: "stages" in s and ("finished" in s or "running" in s or "failed" in s))
@@ -58,8 +59,10 @@ def main() -> int:
         print("tmux is required")
         return 2
     console = [console_time(ns.workspace) for _ in range(ns.repeat)]
-    print(f"ftmodel-tui first frame with runs: median {statistics.median(console):.3f}s "
-          f"(runs: {', '.join(f'{x:.3f}' for x in console)})")
+    print(
+        f"ftmodel-tui first frame with runs: median {statistics.median(console):.3f}s "
+        f"(runs: {', '.join(f'{x:.3f}' for x in console)})"
+    )
     wandb = shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
     run_dir = find_wandb_run(ns.workspace)
     help_ok = Path(wandb).exists() and subprocess.run([wandb, "leet", "--help"], capture_output=True).returncode == 0
@@ -67,8 +70,10 @@ def main() -> int:
         print("wandb leet: not available (no wandb binary with `leet`, or no offline run in the workspace)")
         return 0
     leet = [leet_time(run_dir, wandb) for _ in range(ns.repeat)]
-    print(f"wandb leet first frame ({run_dir.name}): median {statistics.median(leet):.3f}s "
-          f"(runs: {', '.join(f'{x:.3f}' for x in leet)})")
+    print(
+        f"wandb leet first frame ({run_dir.name}): median {statistics.median(leet):.3f}s "
+        f"(runs: {', '.join(f'{x:.3f}' for x in leet)})"
+    )
     print(f"ratio console/leet: {statistics.median(console) / statistics.median(leet):.2f}")
     return 0
 

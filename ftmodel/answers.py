@@ -29,7 +29,9 @@ _QUOTES = "\"'`“”‘’「」『』《》〈〉«»‹›【】"
 # Sentence punctuation a reply may end with: ASCII and CJK (full-width forms are ASCII after NFKC).
 _TRAILING_PUNCT = ".,;:!?。，、；：！？…·～~"
 # "Answer:" / "答案：" / "答：" before the answer itself.
-_ANSWER_PREFIX = re.compile(r"^(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:)|(?:最终)?答案\s*(?:(?:是|为)\s*:?|:)|答\s*:)\s*")
+_ANSWER_PREFIX = re.compile(
+    r"^(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:)|(?:最终)?答案\s*(?:(?:是|为)\s*:?|:)|答\s*:)\s*"
+)
 # Dashes that mean minus: U+2212 minus sign, U+2012-U+2015 dashes, U+FE63 small hyphen-minus.
 _MINUS = dict.fromkeys(map(ord, "\u2212\u2012\u2013\u2014\u2015\ufe63"), "-")
 
@@ -44,8 +46,10 @@ _CURRENCY = {
 _UNIT_CODE = {alias: code for code, aliases in _CURRENCY.items() for alias in aliases}
 _UNIT_CODE["%"] = "%"
 _MULTIPLIER = {"千": 1e3, "万": 1e4, "十万": 1e5, "百万": 1e6, "千万": 1e7, "亿": 1e8}
-_BOOLEAN = {**dict.fromkeys(("true", "正确", "对", "是", "yes", "√", "✓", "✔"), "true"),
-            **dict.fromkeys(("false", "错误", "错", "否", "不是", "no", "×", "✗", "✘"), "false")}
+_BOOLEAN = {
+    **dict.fromkeys(("true", "正确", "对", "是", "yes", "√", "✓", "✔"), "true"),
+    **dict.fromkeys(("false", "错误", "错", "否", "不是", "no", "×", "✗", "✘"), "false"),
+}
 
 
 def _alternation(words) -> str:
@@ -56,7 +60,8 @@ _UNIT_RE = _alternation(_UNIT_CODE)
 _QUANTITY = re.compile(
     rf"(?P<sign1>[-+]|负)?\s*(?P<pre>{_UNIT_RE})?\s*(?P<sign2>[-+])?\s*"
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?: \d{3})+(?:\.\d+)?|\d+(?:\.\d*)?(?:e[-+]?\d+)?|\.\d+)"
-    rf"\s*(?P<mult>{_alternation(_MULTIPLIER)})?\s*(?P<post>{_UNIT_RE})?")
+    rf"\s*(?P<mult>{_alternation(_MULTIPLIER)})?\s*(?P<post>{_UNIT_RE})?"
+)
 _PERCENT_WORDS = re.compile(r"^百分之\s*(.+)$")
 
 
@@ -70,9 +75,9 @@ def parse_strict(text: str) -> tuple[bool, str | None]:
         return False, None
     think_end = s.index(THINK_CLOSE)
     answer_start = s.index(ANSWER_OPEN)
-    if answer_start < think_end or s[think_end + len(THINK_CLOSE):answer_start].strip():
+    if answer_start < think_end or s[think_end + len(THINK_CLOSE) : answer_start].strip():
         return False, None
-    answer = s[answer_start + len(ANSWER_OPEN):-len(ANSWER_CLOSE)].strip()
+    answer = s[answer_start + len(ANSWER_OPEN) : -len(ANSWER_CLOSE)].strip()
     if not answer:
         return False, None
     return True, answer
@@ -93,8 +98,11 @@ def _clean(s: str) -> str:
     s = unicodedata.normalize("NFKC", s).translate(_MINUS).casefold()
     s = " ".join(s.split())
     # A space next to a CJK character carries no meaning ("盈 利" is "盈利").
-    s = "".join(ch for i, ch in enumerate(s)
-                if not (ch == " " and ((i and _is_cjk(s[i - 1])) or (i + 1 < len(s) and _is_cjk(s[i + 1])))))
+    s = "".join(
+        ch
+        for i, ch in enumerate(s)
+        if not (ch == " " and ((i and _is_cjk(s[i - 1])) or (i + 1 < len(s) and _is_cjk(s[i + 1]))))
+    )
     previous = None
     while previous != s:
         previous = s
@@ -161,11 +169,11 @@ class AnswerRules:
     rel_tol: float = 1e-3
     exact_qtypes: frozenset = frozenset()
     regex_qtypes: frozenset = frozenset()
-    tolerances: dict = field(default_factory=dict)     # qtype -> absolute tolerance
-    aliases: dict = field(default_factory=dict)        # normalised answer -> canonical one
+    tolerances: dict = field(default_factory=dict)  # qtype -> absolute tolerance
+    aliases: dict = field(default_factory=dict)  # normalised answer -> canonical one
 
     @classmethod
-    def from_config(cls, section) -> "AnswerRules":
+    def from_config(cls, section) -> AnswerRules:
         """Build rules from the config's `[answers]` section (already validated)."""
         tolerances = dict(parse_tolerance(item) for item in section.tolerances)
         aliases: dict[str, str] = {}
@@ -173,9 +181,14 @@ class AnswerRules:
             names = parse_alias_group(group)
             for name in names:
                 aliases[name] = names[0]
-        return cls(abs_tol=section.numeric_abs_tol, rel_tol=section.numeric_rel_tol,
-                   exact_qtypes=frozenset(section.exact_qtypes), regex_qtypes=frozenset(section.regex_qtypes),
-                   tolerances=tolerances, aliases=aliases)
+        return cls(
+            abs_tol=section.numeric_abs_tol,
+            rel_tol=section.numeric_rel_tol,
+            exact_qtypes=frozenset(section.exact_qtypes),
+            regex_qtypes=frozenset(section.regex_qtypes),
+            tolerances=tolerances,
+            aliases=aliases,
+        )
 
     def canonical(self, s: str) -> str:
         """The normalised answer, mapped through the alias groups."""

@@ -44,11 +44,18 @@ def _slurm(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
 
 def sbatch_argv(run: Run, launch_cfg, script: Path) -> list[str]:
     """The sbatch command line for a run (an argv list: partition, GPUs, time limit, extra args)."""
-    argv = ["sbatch", "--parsable", f"--job-name=ftmodel-{run.id}", f"--output={run.log_path}", "--open-mode=append",
-            f"--chdir={Path.cwd()}", "--export=ALL",
-            # A job the node lost must end (and show as killed), not restart from scratch behind our back:
-            # the queue decides whether to run it again.
-            "--no-requeue"]
+    argv = [
+        "sbatch",
+        "--parsable",
+        f"--job-name=ftmodel-{run.id}",
+        f"--output={run.log_path}",
+        "--open-mode=append",
+        f"--chdir={Path.cwd()}",
+        "--export=ALL",
+        # A job the node lost must end (and show as killed), not restart from scratch behind our back:
+        # the queue decides whether to run it again.
+        "--no-requeue",
+    ]
     if launch_cfg.slurm_partition:
         argv.append(f"--partition={launch_cfg.slurm_partition}")
     if launch_cfg.slurm_gpus_per_job:
@@ -62,13 +69,17 @@ def sbatch_argv(run: Run, launch_cfg, script: Path) -> list[str]:
 def submit(run: Run, worker: list[str], launch_cfg, env: dict | None = None) -> str:
     """Submit the run's worker with sbatch; record the job id in state.json and return it."""
     script = run.path / SCRIPT_FILE
-    atomic_write_text(script, f"#!{sys.executable}\n# ftmodel: runs this run's worker under Slurm\n"
-                              "import sys\nfrom ftmodel.backends import job_main\n"
-                              f"sys.exit(job_main({str(run.path)!r}, {worker!r}))\n")
+    atomic_write_text(
+        script,
+        f"#!{sys.executable}\n# ftmodel: runs this run's worker under Slurm\n"
+        "import sys\nfrom ftmodel.backends import job_main\n"
+        f"sys.exit(job_main({str(run.path)!r}, {worker!r}))\n",
+    )
     script.chmod(0o755)
     argv = sbatch_argv(run, launch_cfg, script)
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
+    res = subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    )
     if res.returncode != 0:
         raise BackendError(f"sbatch refused run {run.id}: {(res.stderr or res.stdout).strip()}")
     job_id = res.stdout.strip().split(";")[0]
@@ -146,9 +157,14 @@ def refresh(run: Run) -> str:
         except ValueError:
             pass
     tail = " | ".join(run.log_tail(3))
-    what = {"TIMEOUT": "killed by Slurm: time limit reached", "NODE_FAIL": "killed by Slurm: node failure",
-            "CANCELLED": "cancelled in Slurm", "PREEMPTED": "preempted by Slurm", "OUT_OF_MEMORY": "killed by Slurm: out of memory",
-            "FAILED": "failed in Slurm"}.get(state or "", f"Slurm job {job_id} ended ({state or 'forgotten'})")
+    what = {
+        "TIMEOUT": "killed by Slurm: time limit reached",
+        "NODE_FAIL": "killed by Slurm: node failure",
+        "CANCELLED": "cancelled in Slurm",
+        "PREEMPTED": "preempted by Slurm",
+        "OUT_OF_MEMORY": "killed by Slurm: out of memory",
+        "FAILED": "failed in Slurm",
+    }.get(state or "", f"Slurm job {job_id} ended ({state or 'forgotten'})")
     status = "cancelled" if state == "CANCELLED" else "failed"
     error = f"{what} ({reason}); job {job_id}; log: {tail}" if tail else f"{what} ({reason})"
     run.update_state(state=status, ended=time.time(), exit_code=code, error=error, slurm_state=state, slurm_error=error)
@@ -160,8 +176,9 @@ def stop(run: Run, *, int_wait: float = 60.0, term_wait: float = 15.0, now: bool
     job_id = str(run.read_state().get("slurm_job_id"))
     if refresh(run) not in ("queued", "running"):
         return run.read_state().get("state", "unknown")
-    run.update_state(stop_request={"by": f"ftmodel (pid {os.getpid()})", "at": time.time(), "now": now,
-                                   "slurm_job_id": job_id})
+    run.update_state(
+        stop_request={"by": f"ftmodel (pid {os.getpid()})", "at": time.time(), "now": now, "slurm_job_id": job_id}
+    )
     if not now:
         _slurm(["scancel", "--signal=INT", "--batch", job_id])
         deadline = time.monotonic() + int_wait

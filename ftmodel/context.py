@@ -70,8 +70,17 @@ class StageContext:
         if not self.is_main:
             return NullTracker()
 
-        tracker = Tracker(self.run, self.cfg, self.ws, stage=self.stage, run_name=run_name, tags=tags,
-                          wandb_config=wandb_config, group=self.run.read_state().get("group"), log=self.log)
+        tracker = Tracker(
+            self.run,
+            self.cfg,
+            self.ws,
+            stage=self.stage,
+            run_name=run_name,
+            tags=tags,
+            wandb_config=wandb_config,
+            group=self.run.read_state().get("group"),
+            log=self.log,
+        )
         self._trackers.append(tracker)
         return tracker
 

@@ -21,8 +21,16 @@ def eval_questions(ctx: StageContext) -> list[dict]:
     return questions[:n] if n else questions
 
 
-def generate(ctx: StageContext, model, tokenizer, questions: list[dict], *, label: str = "",
-             progress_offset: int = 0, progress_total: int | None = None) -> list[str]:
+def generate(
+    ctx: StageContext,
+    model,
+    tokenizer,
+    questions: list[dict],
+    *,
+    label: str = "",
+    progress_offset: int = 0,
+    progress_total: int | None = None,
+) -> list[str]:
     """Generate greedy completions for every question, a batch at a time (stoppable between batches);
     progress is reported as `progress_offset + done` of `progress_total` (default: this call's total)."""
     import torch
@@ -36,31 +44,50 @@ def generate(ctx: StageContext, model, tokenizer, questions: list[dict], *, labe
     outputs: list[str] = []
     for start in range(0, len(questions), bs):
         ctx.check_stop()
-        batch = questions[start:start + bs]
-        texts = [tokenizer.apply_chat_template(prompt_messages(q["question"], ctx.cfg.data.system_prompt),
-                                               tokenize=False, add_generation_prompt=True) for q in batch]
+        batch = questions[start : start + bs]
+        texts = [
+            tokenizer.apply_chat_template(
+                prompt_messages(q["question"], ctx.cfg.data.system_prompt), tokenize=False, add_generation_prompt=True
+            )
+            for q in batch
+        ]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=ctx.cfg.eval.max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
-        new = out[:, enc["input_ids"].shape[1]:]
+            out = model.generate(
+                **enc, max_new_tokens=ctx.cfg.eval.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
         outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
         ctx.log(f"{label} generated {len(outputs)}/{len(questions)}")
         ctx.progress(progress_offset + len(outputs), progress_total or len(questions))
     return outputs
 
 
-def score(questions: list[dict], completions: list[str], baseline: dict[str, float],
-          judge_scores: list[float | None] | None = None, rules: AnswerRules | None = None) -> tuple[dict, list[dict]]:
+def score(
+    questions: list[dict],
+    completions: list[str],
+    baseline: dict[str, float],
+    judge_scores: list[float | None] | None = None,
+    rules: AnswerRules | None = None,
+) -> tuple[dict, list[dict]]:
     """Return (summary, details): overall and per-qtype accuracies (and mean judge score when judged),
     and one scored row per question."""
     details = []
-    per: dict[str, dict] = defaultdict(lambda: {"total": 0, "format_correct": 0, "answer_correct": 0,
-                                                "judged": [], "judge_errors": 0})
+    per: dict[str, dict] = defaultdict(
+        lambda: {"total": 0, "format_correct": 0, "answer_correct": 0, "judged": [], "judge_errors": 0}
+    )
     for i, (q, text) in enumerate(zip(questions, completions)):
         s = score_completion(text, q["answer"], q["qtype"], rules)
-        row = {"id": q["id"], "qtype": q["qtype"], "question": q["question"], "gold": q["answer"],
-               "completion": text, "predicted": s["answer"], "format_ok": s["format_ok"], "correct": s["correct"]}
+        row = {
+            "id": q["id"],
+            "qtype": q["qtype"],
+            "question": q["question"],
+            "gold": q["answer"],
+            "completion": text,
+            "predicted": s["answer"],
+            "format_ok": s["format_ok"],
+            "correct": s["correct"],
+        }
         judged = judge_scores[i] if judge_scores is not None else None
         if judge_scores is not None:
             row["judge_score"] = judged
@@ -124,8 +151,15 @@ def baseline_for(ctx: StageContext, questions: list[dict]) -> dict[str, float]:
 
 def flat_metrics(summary: dict, prefix: str = "") -> dict[str, float]:
     """Flatten a summary into the original metric names (`format_accuracy`, `{qtype}/answer_accuracy`…)."""
-    keys = ("format_accuracy", "answer_accuracy", "format_correct", "answer_correct", "total", "avg_judge_score",
-            "judge_errors")
+    keys = (
+        "format_accuracy",
+        "answer_accuracy",
+        "format_correct",
+        "answer_correct",
+        "total",
+        "avg_judge_score",
+        "judge_errors",
+    )
     out = {f"{prefix}{k}": summary[k] for k in keys if summary.get(k) is not None}
     for qtype, c in summary["per_qtype"].items():
         for k in ("format_accuracy", "answer_accuracy", "total", "avg_judge_score"):
@@ -141,6 +175,8 @@ def qtype_table(summary: dict) -> tuple[list[str], list[list]]:
     columns += ["avg_judge_score"] if judged else []
     rows = []
     for name, c in [*summary["per_qtype"].items(), ("overall", summary)]:
-        rows.append([name, c["total"], c["format_accuracy"], c["answer_accuracy"], c.get("majority_baseline")]
-                    + ([c.get("avg_judge_score")] if judged else []))
+        rows.append(
+            [name, c["total"], c["format_accuracy"], c["answer_accuracy"], c.get("majority_baseline")]
+            + ([c.get("avg_judge_score")] if judged else [])
+        )
     return columns, rows

@@ -28,22 +28,49 @@ CONTENT_HASH_LIMIT = 256 * 2**20
 # stage reads only when a feature is on are added by `_reads` (the judge). None: never reused.
 STAGE_READS: dict[str, tuple[str, ...] | None] = {
     "prepare": ("data", "model", "answers"),
-    "distill": ("distill.backend", "distill.base_url", "distill.model", "distill.temperature",
-                "distill.max_tokens", "distill.builtin_error_rate", "distill.max_samples", "data.system_prompt"),
+    "distill": (
+        "distill.backend",
+        "distill.base_url",
+        "distill.model",
+        "distill.temperature",
+        "distill.max_tokens",
+        "distill.builtin_error_rate",
+        "distill.max_samples",
+        "data.system_prompt",
+    ),
     "filter": ("filter", "answers"),
-    "sft": ("model", "lora", "sft", "data.system_prompt", "launch.launcher", "launch.num_processes",
-            "launch.num_machines"),  # ranks change the effective batch
-    "grpo": ("model", "lora", "grpo", "answers", "data.system_prompt", "launch.launcher", "launch.num_processes",
-             "launch.num_machines"),
+    "sft": (
+        "model",
+        "lora",
+        "sft",
+        "data.system_prompt",
+        "launch.launcher",
+        "launch.num_processes",
+        "launch.num_machines",
+    ),  # ranks change the effective batch
+    "grpo": (
+        "model",
+        "lora",
+        "grpo",
+        "answers",
+        "data.system_prompt",
+        "launch.launcher",
+        "launch.num_processes",
+        "launch.num_machines",
+    ),
     "evaluate": ("model", "eval", "answers", "data.system_prompt"),
-    "export": None,    # writes a merged model wherever asked: cheap to redo relative to its risk
+    "export": None,  # writes a merged model wherever asked: cheap to redo relative to its risk
     "ablation": None,  # compares whatever is latest: its inputs are not pinned
     "pipeline": None,  # the driver; its stages are fingerprinted one by one
 }
 # Workspace files (relative to the workspace) each stage reads, and the shared ones it writes.
 STAGE_INPUT_FILES = {
-    "prepare": (), "distill": ("data/raw/train.jsonl",), "filter": ("data/distilled.jsonl",),
-    "sft": ("data/sft.jsonl",), "grpo": ("data/raw/train.jsonl",), "evaluate": ("data/raw/eval.jsonl",),
+    "prepare": (),
+    "distill": ("data/raw/train.jsonl",),
+    "filter": ("data/distilled.jsonl",),
+    "sft": ("data/sft.jsonl",),
+    "grpo": ("data/raw/train.jsonl",),
+    "evaluate": ("data/raw/eval.jsonl",),
 }
 STAGE_SHARED_OUTPUTS = {"prepare": ("data/raw",), "distill": ("data/distilled.jsonl",), "filter": ("data/sft.jsonl",)}
 # Stage flags that change the output (workspace, resume and queue bookkeeping do not).
@@ -172,9 +199,13 @@ def compute(stage: str, cfg, ws_root: Path, args: dict) -> Fingerprint:
         return Fingerprint(stage, None, missing=f"{stage} runs are never reused")
     if args.get("resume"):
         return Fingerprint(stage, None, missing="a resumed run continues its own checkpoint")
-    parts: dict = {"stage": stage, "version": project_version(), "fingerprint_version": FINGERPRINT_VERSION,
-                   "config": config_values(cfg, _reads(stage, cfg, args)),
-                   "args": {k: args[k] for k in OUTPUT_ARGS if args.get(k) not in (None, False)}}
+    parts: dict = {
+        "stage": stage,
+        "version": project_version(),
+        "fingerprint_version": FINGERPRINT_VERSION,
+        "config": config_values(cfg, _reads(stage, cfg, args)),
+        "args": {k: args[k] for k in OUTPUT_ARGS if args.get(k) not in (None, False)},
+    }
     lineage: dict = {}
     try:
         parts["model"] = model_identity(cfg)
@@ -195,8 +226,13 @@ def compute(stage: str, cfg, ws_root: Path, args: dict) -> Fingerprint:
         parts["inputs"] = inputs
     except (OSError, LookupError, ValueError) as e:
         why = e.args[0] if isinstance(e, LookupError) and e.args else (getattr(e, "strerror", None) or str(e))
-        return Fingerprint(stage, None, parts, lineage, missing=f"input unavailable: {why}"
-                           + (f" ({e.filename})" if getattr(e, "filename", None) else ""))
+        return Fingerprint(
+            stage,
+            None,
+            parts,
+            lineage,
+            missing=f"input unavailable: {why}" + (f" ({e.filename})" if getattr(e, "filename", None) else ""),
+        )
     for rel in STAGE_INPUT_FILES.get(stage, ()):
         producer = producer_of(ws_root, rel, parts["inputs"][rel])
         if producer:
@@ -244,8 +280,11 @@ def find_reusable(stage: str, fp: Fingerprint, ws_root: Path) -> tuple[Run | Non
         if st.get("state") != "finished" or rec.get("digest") != fp.digest:
             continue
         outs = rec.get("outputs") or {}
-        stale = [rel for rel in STAGE_SHARED_OUTPUTS.get(stage, ())
-                 if outs.get(rel) is None or output_hashes(stage, ws_root).get(rel) != outs.get(rel)]
+        stale = [
+            rel
+            for rel in STAGE_SHARED_OUTPUTS.get(stage, ())
+            if outs.get(rel) is None or output_hashes(stage, ws_root).get(rel) != outs.get(rel)
+        ]
         if stale:  # the workspace no longer holds what that run wrote: run again to make it so
             why = f"{run.id} had the same inputs but {', '.join(stale)} changed since"
             continue
@@ -288,8 +327,11 @@ def lineage_lines(ws_root: Path, run: Run) -> list[str]:
             return
         seen.add(current.id)
         reused = st.get("reused_by") or []
-        lines.append(head + (f" fingerprint {rec['digest'][:12]}" if rec.get("digest") else "")
-                     + (f", reused {len(reused)}x" if reused else ""))
+        lines.append(
+            head
+            + (f" fingerprint {rec['digest'][:12]}" if rec.get("digest") else "")
+            + (f", reused {len(reused)}x" if reused else "")
+        )
         lineage = st.get("lineage") if isinstance(st.get("lineage"), dict) else {}
         inputs = (rec.get("parts") or {}).get("inputs") or {}
         for key in sorted(set(lineage) | set(inputs), key=lambda k: (k != "adapter", k)):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 MIN_FREE_FRACTION = 0.5  # a GPU takes a job only with at least this share of its memory free
 NVIDIA_SMI = ["nvidia-smi", "--query-gpu=index,memory.free,memory.total", "--format=csv,noheader,nounits"]
@@ -39,5 +39,7 @@ def query_gpus(run: Callable = subprocess.run) -> list[Gpu]:
 
 def pick_gpu(gpus: list[Gpu], busy: set[str]) -> Gpu | None:
     """The GPU with the most free memory that none of our jobs uses and that is at least half free."""
-    free = [g for g in gpus if g.index not in busy and g.total_mib > 0 and g.free_mib / g.total_mib >= MIN_FREE_FRACTION]
+    free = [
+        g for g in gpus if g.index not in busy and g.total_mib > 0 and g.free_mib / g.total_mib >= MIN_FREE_FRACTION
+    ]
     return max(free, key=lambda g: g.free_mib) if free else None

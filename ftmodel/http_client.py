@@ -32,7 +32,7 @@ import http.client
 import socket
 import threading
 import time
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from urllib.parse import unquote, urljoin, urlsplit
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key"})
@@ -149,14 +149,14 @@ class Cancel:
         """Sleep up to `seconds`, waking early on cancel; True when cancelled."""
         return self._event.wait(seconds)
 
-    def _add(self, guard: "_Guard") -> None:
+    def _add(self, guard: _Guard) -> None:
         with self._lock:
             self._guards.add(guard)
             cancelled = self._event.is_set()
         if cancelled:
             guard.abort("cancelled")
 
-    def _discard(self, guard: "_Guard") -> None:
+    def _discard(self, guard: _Guard) -> None:
         with self._lock:
             self._guards.discard(guard)
 
@@ -218,8 +218,15 @@ class Reply:
     Use as a context manager (or call close()): closing before the body is read drops the
     connection, so the server sees the client go."""
 
-    def __init__(self, url: str, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, guard: _Guard,
-                 timeout: float, max_bytes: int):
+    def __init__(
+        self,
+        url: str,
+        conn: http.client.HTTPConnection,
+        resp: http.client.HTTPResponse,
+        guard: _Guard,
+        timeout: float,
+        max_bytes: int,
+    ):
         self.url = url
         self.status = resp.status
         self.reason = resp.reason
@@ -244,16 +251,19 @@ class Reply:
             data = self._resp.read1(_CHUNK)
         except http.client.IncompleteRead:
             data = None
-            problem: HTTPError = ShortBody(f"{where}: the connection closed in the middle of the reply "
-                                           f"(after {self._got} bytes)", self.url)
-        except (TimeoutError, socket.timeout):
+            problem: HTTPError = ShortBody(
+                f"{where}: the connection closed in the middle of the reply (after {self._got} bytes)", self.url
+            )
+        except TimeoutError:
             data = None
-            problem = Timeout(f"{where}: timed out: no byte of the reply for {self._timeout:g} s "
-                              f"(after {self._got} bytes)", self.url)
+            problem = Timeout(
+                f"{where}: timed out: no byte of the reply for {self._timeout:g} s (after {self._got} bytes)", self.url
+            )
         except (OSError, http.client.HTTPException, ValueError) as e:
             data = None
-            problem = ShortBody(f"{where}: the reply was cut off after {self._got} bytes "
-                                f"({type(e).__name__}: {e})", self.url)
+            problem = ShortBody(
+                f"{where}: the reply was cut off after {self._got} bytes ({type(e).__name__}: {e})", self.url
+            )
         if self._guard.reason:
             raise self._aborted()
         if data is None:
@@ -261,8 +271,11 @@ class Reply:
         if not data:
             self._eof = True
             if self._expected is not None and self._got < self._expected:
-                raise ShortBody(f"{where}: the connection closed in the middle of the reply: got {self._got} "
-                                f"of {self._expected} bytes (Content-Length)", self.url)
+                raise ShortBody(
+                    f"{where}: the connection closed in the middle of the reply: got {self._got} "
+                    f"of {self._expected} bytes (Content-Length)",
+                    self.url,
+                )
             return b""
         self._got += len(data)
         if self._got > self._max_bytes:
@@ -273,8 +286,11 @@ class Reply:
         where = display(self.url)
         if self._guard.reason == "cancelled":
             return Cancelled(f"{where}: cancelled", self.url)
-        return DeadlineExceeded(f"{where}: timed out: deadline of {self._guard.deadline:g} s passed before the reply was "
-                                f"complete ({self._got} bytes in)", self.url)
+        return DeadlineExceeded(
+            f"{where}: timed out: deadline of {self._guard.deadline:g} s passed before the reply was "
+            f"complete ({self._got} bytes in)",
+            self.url,
+        )
 
     def read(self) -> bytes:
         """The whole body (also kept in `.body`); the connection is closed afterwards."""
@@ -311,16 +327,26 @@ class Reply:
             except Exception:  # noqa: BLE001 - closing a broken connection must not raise
                 pass
 
-    def __enter__(self) -> "Reply":
+    def __enter__(self) -> Reply:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def stream(method: str, url: str, *, headers: Mapping[str, str] | None = None, body: bytes | None = None,
-           timeout: float = 30.0, deadline: float | None = None, max_redirects: int = MAX_REDIRECTS,
-           context=None, cancel: Cancel | None = None, max_bytes: int = MAX_BYTES) -> Reply:
+def stream(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 30.0,
+    deadline: float | None = None,
+    max_redirects: int = MAX_REDIRECTS,
+    context=None,
+    cancel: Cancel | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> Reply:
     """Send a request and return the Reply once its status and headers are in (any status).
 
     `timeout`: seconds of silence allowed; `deadline`: seconds for the whole request, body included
@@ -341,7 +367,9 @@ def stream(method: str, url: str, *, headers: Mapping[str, str] | None = None, b
                     raise RedirectRefused(
                         f"{display(url)}: the server redirected to {origin(target)} (from {origin(url)}); refused: "
                         f"the request carries {'/'.join(secrets)}, which is never sent to a host you did not name. "
-                        f"If {origin(target)} is the right server, configure its URL directly.", url)
+                        f"If {origin(target)} is the right server, configure its URL directly.",
+                        url,
+                    )
             if reply.status == 303 or (reply.status in (301, 302) and method not in ("GET", "HEAD")):
                 method, body = "GET", None  # what browsers, urllib and requests do
                 headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
@@ -396,8 +424,9 @@ def _connection(scheme: str, host: str, port: int, timeout: float, context) -> t
     return http.client.HTTPConnection(host, port, timeout=timeout), False
 
 
-def _exchange(method: str, url: str, headers: dict, body: bytes | None, timeout: float, guard: _Guard, context,
-              max_bytes: int) -> Reply:
+def _exchange(
+    method: str, url: str, headers: dict, body: bytes | None, timeout: float, guard: _Guard, context, max_bytes: int
+) -> Reply:
     """One request/response exchange (no redirects): connect, send, read the status and headers."""
     parts = urlsplit(url)
     where = display(url)
@@ -444,7 +473,9 @@ def _exchange(method: str, url: str, headers: dict, body: bytes | None, timeout:
 def _aborted(guard: _Guard, url: str) -> HTTPError:
     if guard.reason == "cancelled":
         return Cancelled(f"{display(url)}: cancelled", url)
-    return DeadlineExceeded(f"{display(url)}: timed out: deadline of {guard.deadline:g} s passed before a reply came", url)
+    return DeadlineExceeded(
+        f"{display(url)}: timed out: deadline of {guard.deadline:g} s passed before a reply came", url
+    )
 
 
 def _network_error(e: Exception, phase: str, url: str, host: str, timeout: float, connect_timeout: float) -> HTTPError:
@@ -468,6 +499,9 @@ def _network_error(e: Exception, phase: str, url: str, host: str, timeout: float
         return Unreachable(f"{where}: unknown host {host} ({e.strerror or e})", url)
     if isinstance(e, OSError):
         reason = e.strerror or str(e) or type(e).__name__
-        return Unreachable(f"{where}: cannot {'connect' if phase == 'connect' else 'talk to the server'}: "
-                           f"{type(e).__name__}: {reason}", url)
+        return Unreachable(
+            f"{where}: cannot {'connect' if phase == 'connect' else 'talk to the server'}: "
+            f"{type(e).__name__}: {reason}",
+            url,
+        )
     return HTTPError(f"{where}: {type(e).__name__}: {e}", url)

@@ -43,8 +43,10 @@ def parse_score(text: str) -> float | None:
 
 def judge_messages(question: str, gold: str, answer: str) -> list[dict]:
     """The rubric prompt for one answer."""
-    return [{"role": "system", "content": RUBRIC},
-            {"role": "user", "content": f"Question: {question}\nReference answer: {gold}\nCandidate answer: {answer}"}]
+    return [
+        {"role": "system", "content": RUBRIC},
+        {"role": "user", "content": f"Question: {question}\nReference answer: {gold}\nCandidate answer: {answer}"},
+    ]
 
 
 class Judge:
@@ -86,8 +88,9 @@ class Judge:
         for i, s in enumerate(scores):
             if s is None:
                 first.setdefault(keys[i], i)
-        for i, reply, error in map_chat(self.client, list(first.values()), lambda i: judge_messages(*triples[i]),
-                                        concurrency=self.concurrency):
+        for i, reply, error in map_chat(
+            self.client, list(first.values()), lambda i: judge_messages(*triples[i]), concurrency=self.concurrency
+        ):
             with self._lock:
                 self.calls += 1
             if error is not None and error.fatal:
@@ -128,5 +131,6 @@ def build_judge(cfg, ws, log) -> Judge:
     except (OSError, LLMError) as e:
         raise StageError(f"judge: cannot load {j.model}: {e}") from None
     log(f"judge: {j.backend} {j.model} ({j.base_url if j.backend == 'openai' else 'local'})")
-    return Judge(client, model_id=f"{j.backend}:{j.model}", cache_path=ws.root / "judge_cache.jsonl",
-                 concurrency=j.concurrency)
+    return Judge(
+        client, model_id=f"{j.backend}:{j.model}", cache_path=ws.root / "judge_cache.jsonl", concurrency=j.concurrency
+    )

@@ -18,8 +18,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ftmodel.fingerprint import plan_stage, record_reuse
 from ftmodel.rundir import Run, create_run, file_lock, process_alive, process_start_time
@@ -41,13 +41,34 @@ def worker_argv(run: Run, launch_cfg=None) -> list[str]:
         return [sys.executable, *worker]
     ln = launch_cfg
     if ln.launcher == "torchrun":
-        return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={ln.num_processes}",
-                f"--nnodes={ln.num_machines}", f"--node_rank={ln.machine_rank}", f"--master_addr={ln.main_process_ip}",
-                f"--master_port={ln.main_process_port}", *worker]
-    argv = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes",
-            str(ln.num_processes * ln.num_machines), "--num_machines", str(ln.num_machines), "--machine_rank",
-            str(ln.machine_rank), "--main_process_ip", ln.main_process_ip, "--main_process_port",
-            str(ln.main_process_port), "--mixed_precision", ln.mixed_precision]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={ln.num_processes}",
+            f"--nnodes={ln.num_machines}",
+            f"--node_rank={ln.machine_rank}",
+            f"--master_addr={ln.main_process_ip}",
+            f"--master_port={ln.main_process_port}",
+            *worker,
+        ]
+    argv = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(ln.num_processes * ln.num_machines),
+        "--num_machines",
+        str(ln.num_machines),
+        "--machine_rank",
+        str(ln.machine_rank),
+        "--main_process_ip",
+        ln.main_process_ip,
+        "--main_process_port",
+        str(ln.main_process_port),
+        "--mixed_precision",
+        ln.mixed_precision,
+    ]
     if ln.accelerate_config:
         argv += ["--config_file", ln.accelerate_config]  # DeepSpeed / FSDP: the file says how to distribute
     elif ln.num_processes * ln.num_machines > 1:
@@ -71,23 +92,36 @@ def launch(run: Run, *, new_session: bool = True, launch_cfg=None, env: dict | N
         raise LaunchError(f"could not start run {run.id}: cannot write {run.log_path}: {_reason(e)}") from None
     with log:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=new_session, close_fds=True, env=full_env)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=new_session,
+                close_fds=True,
+                env=full_env,
+            )
         except OSError as e:
             _record_failure(run, f"could not start: {e}")
             raise LaunchError(f"could not start {argv[0]}: {e}") from e
     pgid = proc.pid if new_session else os.getpgrp()
     try:
-        run.update_state(pid=proc.pid, pgid=pgid, proc_start=process_start_time(proc.pid), launched=time.time(),
-                         worker_argv=argv, **({"cuda_visible_devices": env["CUDA_VISIBLE_DEVICES"]}
-                                              if env and "CUDA_VISIBLE_DEVICES" in env else {}))
+        run.update_state(
+            pid=proc.pid,
+            pgid=pgid,
+            proc_start=process_start_time(proc.pid),
+            launched=time.time(),
+            worker_argv=argv,
+            **({"cuda_visible_devices": env["CUDA_VISIBLE_DEVICES"]} if env and "CUDA_VISIBLE_DEVICES" in env else {}),
+        )
     except OSError as e:
         # A run nobody can find or stop must not go on: end it while we still know its pid.
         if new_session:
             _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
-        raise LaunchError(f"run {run.id}: cannot record its process in {run.state_path}: {_reason(e)}; "
-                          "the stage was stopped") from None
+        raise LaunchError(
+            f"run {run.id}: cannot record its process in {run.state_path}: {_reason(e)}; the stage was stopped"
+        ) from None
     return proc
 
 
@@ -118,9 +152,19 @@ def _record_failure(run: Run, error: str) -> None:
         pass  # the disk that refused the start refuses this too; the raised error says why
 
 
-def start_stage(stage: str, cfg, workspace: str | Path, args: dict, *, argv: list[str],
-              group: str | None = None, new_session: bool = True, reuse: bool = False,
-              env: dict | None = None, report: Callable[[str], None] | None = None):
+def start_stage(
+    stage: str,
+    cfg,
+    workspace: str | Path,
+    args: dict,
+    *,
+    argv: list[str],
+    group: str | None = None,
+    new_session: bool = True,
+    reuse: bool = False,
+    env: dict | None = None,
+    report: Callable[[str], None] | None = None,
+):
     """Check a stage's preconditions, create its run directory and launch it; return (run, process).
 
     With `reuse`, a finished run with the same fingerprint (same config keys read, same input
@@ -233,8 +277,10 @@ def signal_target(run: Run) -> tuple[int, int, int] | None:
     if start is None and Path("/proc").is_dir():
         if process_start_time(pid) is None:
             return None  # nothing runs under that pid: nothing to signal
-        raise LaunchError(f"run {run.id}: state.json records pid {pid} without its process start time, so it "
-                          "cannot tell whether that pid is still the run's (it may be reused); not signalling it")
+        raise LaunchError(
+            f"run {run.id}: state.json records pid {pid} without its process start time, so it "
+            "cannot tell whether that pid is still the run's (it may be reused); not signalling it"
+        )
     if not process_alive(pid, start):
         return None
     pgid = state.get("pgid") or pid
@@ -243,8 +289,9 @@ def signal_target(run: Run) -> tuple[int, int, int] | None:
     except ProcessLookupError:
         return None
     if pgid != actual or pgid <= 1:
-        raise LaunchError(f"run {run.id}: recorded process group {pgid} is not that of pid {pid} ({actual}); "
-                          "not signalling it")
+        raise LaunchError(
+            f"run {run.id}: recorded process group {pgid} is not that of pid {pid} ({actual}); not signalling it"
+        )
     return pid, start, pgid
 
 
@@ -261,19 +308,32 @@ def _stopper() -> dict:
     """Who is stopping: this process (pid, start time, host) and what it is."""
     me = os.getpid()
     what = "the console" if "tui.app" in sys.modules else "ftmodel"
-    return {"pid": me, "proc_start": process_start_time(me), "host": socket.gethostname(),
-            "by": f"{what} (pid {me} on {socket.gethostname()})"}
+    return {
+        "pid": me,
+        "proc_start": process_start_time(me),
+        "host": socket.gethostname(),
+        "by": f"{what} (pid {me} on {socket.gethostname()})",
+    }
 
 
 def _request_active(request, pid: int) -> bool:
     """Whether a recorded stop request is still being carried out by a live stopper for this process."""
-    return (isinstance(request, dict) and request.get("target_pid") == pid
-            and request.get("host") == socket.gethostname()
-            and process_alive(request.get("pid"), request.get("proc_start")))
+    return (
+        isinstance(request, dict)
+        and request.get("target_pid") == pid
+        and request.get("host") == socket.gethostname()
+        and process_alive(request.get("pid"), request.get("proc_start"))
+    )
 
 
-def stop(run: Run, *, int_wait: float = 60.0, term_wait: float = 15.0, now: bool = False,
-         report: Callable[[str], None] | None = None) -> str:
+def stop(
+    run: Run,
+    *,
+    int_wait: float = 60.0,
+    term_wait: float = 15.0,
+    now: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> str:
     """Stop a run: SIGINT, then SIGTERM, then SIGKILL, each after a bounded wait; return its status.
 
     `now` skips the graceful SIGINT (no checkpoint). If another stopper is already stopping the run,
@@ -302,16 +362,25 @@ def stop(run: Run, *, int_wait: float = 60.0, term_wait: float = 15.0, now: bool
                 raise LaunchError(f"cannot signal run {run.id} (pid {pid}): {e}") from e
     if leader is not None:
         if report:
-            report(f"{run.id}: a stop is already in progress (asked by {leader.get('by', 'another stopper')}); "
-                   "waiting for it to save and exit (`ftmodel stop --now` stops it at once)")
+            report(
+                f"{run.id}: a stop is already in progress (asked by {leader.get('by', 'another stopper')}); "
+                "waiting for it to save and exit (`ftmodel stop --now` stops it at once)"
+            )
         # Wait while the first stopper drives the sequence; if it goes away, finish its sequence.
-        _wait_gone(pid, start, int_wait + term_wait + 10.0,
-                   unless=lambda: not _request_active(run.read_state().get("stop_request"), pid))
+        _wait_gone(
+            pid,
+            start,
+            int_wait + term_wait + 10.0,
+            unless=lambda: not _request_active(run.read_state().get("stop_request"), pid),
+        )
         elapsed = time.time() - float(leader.get("at") or time.time())
         steps = [(None, max(0.0, int_wait - elapsed)), (signal.SIGTERM, term_wait), (signal.SIGKILL, 5.0)]
     else:
-        steps = ([(None, term_wait), (signal.SIGKILL, 5.0)] if now
-                 else [(None, int_wait), (signal.SIGTERM, term_wait), (signal.SIGKILL, 5.0)])
+        steps = (
+            [(None, term_wait), (signal.SIGKILL, 5.0)]
+            if now
+            else [(None, int_wait), (signal.SIGTERM, term_wait), (signal.SIGKILL, 5.0)]
+        )
     for sig, wait in steps:
         if not process_alive(pid, start):
             break

@@ -11,8 +11,9 @@ stored.
 
 `map_chat` runs many requests with bounded concurrency, and the client's Pace adapts it to the
 server: it starts with one request in flight and doubles while replies come back in time; a
-timeout (or replies queued longer than half the timeout) halves it, and it grows back by one. map_chat logs what the server's pace allows and
-cancels (closes) requests it abandons, so retries do not pile onto a server still busy with them.
+timeout (or replies queued longer than half the timeout) halves it, and it grows back by one.
+map_chat logs what the server's pace allows and cancels (closes) requests it abandons, so retries
+do not pile onto a server still busy with them.
 (Over 400 lines: the client, its Pace and map_chat are one mechanism and change together.)
 """
 
@@ -23,10 +24,11 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Protocol
 
 from ftmodel import http_client as http
 
@@ -145,8 +147,9 @@ class Pace:
             self._notes.append(f"{self.name} is slow ({why}): {self.limit} -> {new} requests in flight")
             self.limit = new
         else:
-            self._notes.append(f"{self.name} is slow ({why}) with one request in flight: "
-                               "it may be busy with other work")
+            self._notes.append(
+                f"{self.name} is slow ({why}) with one request in flight: it may be busy with other work"
+            )
 
     def note(self, text: str) -> None:
         """Something map_chat should log."""
@@ -171,8 +174,7 @@ class Pace:
         parts = [f"{self.name} answers"]
         if at_once is not None:
             parts.append(f"~{max(at_once, 0.1):.1f} request(s) at a time, ~{each:.1f} s of generation each,")
-        parts.append(f"~{per_min:.1f} replies/min ({latency:.1f} s per reply as we see it, "
-                     f"{self.limit} in flight)")
+        parts.append(f"~{per_min:.1f} replies/min ({latency:.1f} s per reply as we see it, {self.limit} in flight)")
         text = " ".join(parts)
         if left:
             minutes = left / per_min
@@ -185,10 +187,22 @@ class OpenAIChatClient:
 
     cancellable = True  # chat() takes cancel=; map_chat aborts abandoned requests with it
 
-    def __init__(self, base_url: str, model: str, *, api_key_env: str = "", timeout_s: float = 60.0,
-                 max_retries: int = 3, max_tokens: int = 1024, temperature: float = 0.0,
-                 backoff_s: float = 0.5, sleep: Callable[[float], None] = time.sleep, stream: bool = True,
-                 concurrency: int = 8, deadline_s: float | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str = "",
+        timeout_s: float = 60.0,
+        max_retries: int = 3,
+        max_tokens: int = 1024,
+        temperature: float = 0.0,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        stream: bool = True,
+        concurrency: int = 8,
+        deadline_s: float | None = None,
+    ):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.api_key_env = api_key_env
@@ -206,8 +220,12 @@ class OpenAIChatClient:
         self.pace = Pace(concurrency, slow_s=timeout_s / 2, name=f"server at {http.display(base_url)}")
 
     def _body(self, messages: list[dict]) -> bytes:
-        body = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
-                "temperature": self.temperature}
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+        }
         if self.stream:
             body["stream"] = True
             if self._stream_usage:
@@ -231,8 +249,15 @@ class OpenAIChatClient:
         except http.Cancelled:
             raise LLMError(f"{self.url}: cancelled") from None
         try:
-            with http.stream("POST", self.url, headers=self._headers(), body=self._body(messages),
-                             timeout=self.timeout_s, deadline=self.deadline_s, cancel=cancel) as reply:
+            with http.stream(
+                "POST",
+                self.url,
+                headers=self._headers(),
+                body=self._body(messages),
+                timeout=self.timeout_s,
+                deadline=self.deadline_s,
+                cancel=cancel,
+            ) as reply:
                 if reply.status >= 400:
                     if reply.status in (429, 503):
                         outcome = "busy"  # the server says it is overloaded: back off as from a timeout
@@ -243,8 +268,10 @@ class OpenAIChatClient:
                     result = self._parse(reply.read())
                     if self.stream:  # the server answered a whole reply: ask for whole replies from now on
                         self.stream = False
-                        self.pace.note(f"{self.pace.name} does not stream: asking for whole replies, each "
-                                       f"within timeout_s ({self.timeout_s:g} s)")
+                        self.pace.note(
+                            f"{self.pace.name} does not stream: asking for whole replies, each "
+                            f"within timeout_s ({self.timeout_s:g} s)"
+                        )
             outcome = "ok"
             return result
         except http.Cancelled:
@@ -268,8 +295,9 @@ class OpenAIChatClient:
         if code in (401, 403):
             raise LLMError(f"{self.url}: HTTP {code} (unauthorized): check the key in ${self.api_key_env}", fatal=True)
         if code == 404:
-            raise LLMError(f"{self.url}: HTTP 404: no such endpoint or model {self.model!r}: {detail[:200]}",
-                           fatal=True)
+            raise LLMError(
+                f"{self.url}: HTTP 404: no such endpoint or model {self.model!r}: {detail[:200]}", fatal=True
+            )
         if code in (400, 422) and "stream" in detail.lower() and self.stream:
             if self._stream_usage and "stream_options" in detail:
                 self._stream_usage = False  # a server that streams but knows no stream_options
@@ -347,7 +375,7 @@ class OpenAIChatClient:
                 last = str(e)
             if attempt >= self.max_retries:
                 break
-            delay = self.backoff_s * (2 ** attempt) * (0.5 + random.random())
+            delay = self.backoff_s * (2**attempt) * (0.5 + random.random())
             attempt += 1
             if cancel is not None:
                 if cancel.wait(delay):
@@ -368,8 +396,15 @@ class _Fallback(Exception):
 class HFChatClient:
     """A local model directory answering chat messages with transformers (one request at a time)."""
 
-    def __init__(self, model_dir: str, *, max_tokens: int = 256, temperature: float = 0.0, device: str = "cpu",
-                 trust_remote_code: bool = False):
+    def __init__(
+        self,
+        model_dir: str,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        device: str = "cpu",
+        trust_remote_code: bool = False,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -387,10 +422,14 @@ class HFChatClient:
         enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(self.model.device)
         sample = self.temperature > 0
         with self._lock, self._torch.no_grad():
-            out = self.model.generate(**enc, max_new_tokens=self.max_tokens, do_sample=sample,
-                                      temperature=self.temperature if sample else None,
-                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
-        new = out[0, enc["input_ids"].shape[1]:]
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=self.max_tokens,
+                do_sample=sample,
+                temperature=self.temperature if sample else None,
+                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            )
+        new = out[0, enc["input_ids"].shape[1] :]
         return Reply(self.tokenizer.decode(new, skip_special_tokens=True), enc["input_ids"].shape[1], len(new))
 
 
@@ -407,19 +446,35 @@ def check_service(service, section: str) -> None:
 def make_client(service, *, device: str = "cpu", trust_remote_code: bool = False) -> ChatClient:
     """Build the client a [distill] or [judge] section describes."""
     if service.backend == "openai":
-        return OpenAIChatClient(service.base_url, service.model, api_key_env=service.api_key_env,
-                                timeout_s=service.timeout_s, max_retries=service.max_retries,
-                                max_tokens=service.max_tokens, temperature=service.temperature,
-                                concurrency=service.concurrency)
+        return OpenAIChatClient(
+            service.base_url,
+            service.model,
+            api_key_env=service.api_key_env,
+            timeout_s=service.timeout_s,
+            max_retries=service.max_retries,
+            max_tokens=service.max_tokens,
+            temperature=service.temperature,
+            concurrency=service.concurrency,
+        )
     if service.backend == "hf":
-        return HFChatClient(service.model, max_tokens=service.max_tokens, temperature=service.temperature,
-                            device=device, trust_remote_code=trust_remote_code)
+        return HFChatClient(
+            service.model,
+            max_tokens=service.max_tokens,
+            temperature=service.temperature,
+            device=device,
+            trust_remote_code=trust_remote_code,
+        )
     raise ValueError(f"no chat client for backend {service.backend!r}")
 
 
-def map_chat(client: ChatClient, items: Iterable, to_messages: Callable[[object], list[dict]], *,
-             concurrency: int, log: Callable[[str], None] | None = None
-             ) -> Iterator[tuple[object, Reply | None, LLMError | None]]:
+def map_chat(
+    client: ChatClient,
+    items: Iterable,
+    to_messages: Callable[[object], list[dict]],
+    *,
+    concurrency: int,
+    log: Callable[[str], None] | None = None,
+) -> Iterator[tuple[object, Reply | None, LLMError | None]]:
     """Ask about every item with at most `concurrency` requests in flight; yield (item, reply, error)
     as each finishes. Items are submitted lazily, so a stop between results leaves little in flight;
     requests still under way when the caller stops are cancelled (their connections closed).
@@ -448,8 +503,11 @@ def map_chat(client: ChatClient, items: Iterable, to_messages: Callable[[object]
         for note in pace.take_notes():
             log(note)
         now = time.monotonic()
-        due = (pace.replies >= min(4, total or 4) and reported[0] is None) or \
-            (reported[0] is not None and now - reported[0] >= PACE_REPORT_S) or (final and reported[0] is None)
+        due = (
+            (pace.replies >= min(4, total or 4) and reported[0] is None)
+            or (reported[0] is not None and now - reported[0] >= PACE_REPORT_S)
+            or (final and reported[0] is None)
+        )
         summary = pace.summary(total - handled if total is not None else None) if due else None
         if summary:
             reported[0] = now

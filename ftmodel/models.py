@@ -40,8 +40,13 @@ def tiny_spec(cfg: Config):
     from ftmodel.tinymodel import TinySpec
 
     m = cfg.model
-    return TinySpec(hidden_size=m.tiny_hidden_size, num_layers=m.tiny_layers, intermediate_size=2 * m.tiny_hidden_size,
-                    pretrain_steps=m.tiny_pretrain_steps, seed=m.tiny_seed)
+    return TinySpec(
+        hidden_size=m.tiny_hidden_size,
+        num_layers=m.tiny_layers,
+        intermediate_size=2 * m.tiny_hidden_size,
+        pretrain_steps=m.tiny_pretrain_steps,
+        seed=m.tiny_seed,
+    )
 
 
 def resolve_base(ctx: StageContext) -> str:
@@ -54,8 +59,15 @@ def resolve_base(ctx: StageContext) -> str:
     from ftmodel.tinymodel import ensure_tiny_base
 
     seed = ctx.cfg.model.tiny_seed
-    path = ensure_tiny_base(ctx.ws.models, lambda: bank.pretrain_corpus(seed), lambda: bank.tokenizer_corpus(seed),
-                            tiny_spec(ctx.cfg), log=ctx.log, check_stop=ctx.check_stop, progress=ctx.progress)
+    path = ensure_tiny_base(
+        ctx.ws.models,
+        lambda: bank.pretrain_corpus(seed),
+        lambda: bank.tokenizer_corpus(seed),
+        tiny_spec(ctx.cfg),
+        log=ctx.log,
+        check_stop=ctx.check_stop,
+        progress=ctx.progress,
+    )
     return str(path)
 
 
@@ -66,7 +78,7 @@ def device_for(cfg: Config) -> str:
     if cfg.model.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if cfg.model.device == "cuda" and not torch.cuda.is_available():
-        raise StageError("model.device = \"cuda\" but no CUDA device is available")
+        raise StageError('model.device = "cuda" but no CUDA device is available')
     return cfg.model.device
 
 
@@ -74,14 +86,18 @@ def dtype_for(cfg: Config):
     """The torch dtype for model weights."""
     import torch
 
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-            "auto": "auto"}[cfg.model.dtype]
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}[
+        cfg.model.dtype
+    ]
 
 
 def trainer_precision(cfg: Config) -> dict:
     """bf16/fp16 flags for TRL configs (TRL defaults to bf16, which the CPU refuses)."""
-    return {"bf16": cfg.model.dtype == "bfloat16", "fp16": cfg.model.dtype == "float16",
-            "use_cpu": device_for(cfg) == "cpu"}
+    return {
+        "bf16": cfg.model.dtype == "bfloat16",
+        "fp16": cfg.model.dtype == "float16",
+        "use_cpu": device_for(cfg) == "cpu",
+    }
 
 
 def load_tokenizer(path: str, cfg: Config, padding_side: str = "right"):
@@ -99,8 +115,9 @@ def load_base_model(path: str, cfg: Config):
     """Load the base causal LM on the configured device and dtype."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype_for(cfg),
-                                                 trust_remote_code=cfg.model.trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype_for(cfg), trust_remote_code=cfg.model.trust_remote_code
+    )
     return model.to(device_for(cfg))
 
 
@@ -109,11 +126,20 @@ def lora_config(cfg: Config):
     from peft import LoraConfig
 
     lc = cfg.lora
-    targets = lc.target_modules if lc.target_modules == "all-linear" else \
-        [t.strip() for t in lc.target_modules.split(",") if t.strip()]
-    return LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=targets,
-                      modules_to_save=list(lc.modules_to_save) or None,
-                      ensure_weight_tying=bool(lc.modules_to_save), task_type="CAUSAL_LM")
+    targets = (
+        lc.target_modules
+        if lc.target_modules == "all-linear"
+        else [t.strip() for t in lc.target_modules.split(",") if t.strip()]
+    )
+    return LoraConfig(
+        r=lc.r,
+        lora_alpha=lc.alpha,
+        lora_dropout=lc.dropout,
+        target_modules=targets,
+        modules_to_save=list(lc.modules_to_save) or None,
+        ensure_weight_tying=bool(lc.modules_to_save),
+        task_type="CAUSAL_LM",
+    )
 
 
 def save_adapter(model, tokenizer, out_dir: Path, *, base: str, stage: str, run_id: str, parent: str | None) -> Path:

@@ -56,8 +56,9 @@ def run(ctx: StageContext) -> dict:
     ctx.progress(0, len(stages), force=True)
     for i, stage in enumerate(stages):
         ctx.check_stop()
-        found, fp, args = plan_stage(stage, ctx.cfg, ctx.ws.root, child_args(stage, ctx.args, produced),
-                                     reuse=not ctx.args.get("force"))
+        found, fp, args = plan_stage(
+            stage, ctx.cfg, ctx.ws.root, child_args(stage, ctx.args, produced), reuse=not ctx.args.get("force")
+        )
         if found is not None:
             record_reuse(found, by=ctx.run.id)
             children.append(found.id)
@@ -67,14 +68,21 @@ def run(ctx: StageContext) -> dict:
             ctx.log(f"==> {stage} ({i + 1}/{len(stages)}): reusing {found.id} (same inputs)")
             ctx.progress(i + 1, len(stages), force=True)
             continue
-        child = create_run(ctx.ws.root, stage, config_toml=snapshot, argv=ctx.run.read_state().get("argv", []),
-                           args=args, group=ctx.run.id)
+        child = create_run(
+            ctx.ws.root,
+            stage,
+            config_toml=snapshot,
+            argv=ctx.run.read_state().get("argv", []),
+            args=args,
+            group=ctx.run.id,
+        )
         child.update_state(fingerprint=fp.as_state(), lineage=fp.lineage)
         children.append(child.id)
         produced[stage] = child.id
         ctx.run.update_state(children=children, current=stage)
-        ctx.log(f"==> {stage} ({i + 1}/{len(stages)}): run {child.id}"
-                + (f" ({fp.missing})" if fp.digest is None else ""))
+        ctx.log(
+            f"==> {stage} ({i + 1}/{len(stages)}): run {child.id}" + (f" ({fp.missing})" if fp.digest is None else "")
+        )
         # Same process group as the driver: stopping the pipeline stops the stage in flight.
         proc = ctx.launch(child, new_session=False, launch_cfg=ctx.cfg.launch)
         proc.wait()  # a SIGINT reaches the stage too; the wait resumes after our handler runs

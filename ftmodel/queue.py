@@ -23,9 +23,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ftmodel.errors import FtmodelError
 from ftmodel.gpus import Gpu, pick_gpu, query_gpus  # noqa: F401 (Gpu, pick_gpu: part of the queue's API)
@@ -61,14 +61,19 @@ def _read(ws: Path) -> dict:
         raise QueueError(f"cannot read the queue {path}: {getattr(e, 'strerror', None) or e}") from None
     try:
         data = json.loads(text)
-        if not isinstance(data, dict) or not isinstance(data.get("jobs"), list) or \
-                not all(isinstance(j, dict) and isinstance(j.get("id"), str) for j in data["jobs"]):
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("jobs"), list)
+            or not all(isinstance(j, dict) and isinstance(j.get("id"), str) for j in data["jobs"])
+        ):
             raise ValueError("not a queue object with a list of jobs")
     except ValueError as e:
         backup = path.with_name(QUEUE_FILE + ".bak")
-        raise QueueError(f"the queue file {path} is corrupt ({e}); it is left as it is. The previous version is "
-                         + (f"{backup}: copy it over {path} to restore" if backup.exists() else "not available")
-                         + ", or move the file away to start an empty queue") from None
+        raise QueueError(
+            f"the queue file {path} is corrupt ({e}); it is left as it is. The previous version is "
+            + (f"{backup}: copy it over {path} to restore" if backup.exists() else "not available")
+            + ", or move the file away to start an empty queue"
+        ) from None
     return data
 
 
@@ -127,10 +132,24 @@ def add_jobs(ws: str | Path, specs: list[JobSpec]) -> list[dict]:
         while (jobs_dir / f"{job_id}.toml").exists():
             job_id = new_job_id()
         atomic_write_text(jobs_dir / f"{job_id}.toml", spec.config_text)
-        added.append({"id": job_id, "stage": spec.stage, "config": f"jobs/{job_id}.toml",
-                      "overrides": list(spec.overrides), "args": dict(spec.args), "sweep": spec.sweep,
-                      "point": spec.point or {}, "force": spec.force, "label": spec.label, "state": "queued",
-                      "run_id": None, "error": None, "created": time.time(), "attempts": 0})
+        added.append(
+            {
+                "id": job_id,
+                "stage": spec.stage,
+                "config": f"jobs/{job_id}.toml",
+                "overrides": list(spec.overrides),
+                "args": dict(spec.args),
+                "sweep": spec.sweep,
+                "point": spec.point or {},
+                "force": spec.force,
+                "label": spec.label,
+                "state": "queued",
+                "run_id": None,
+                "error": None,
+                "created": time.time(),
+                "attempts": 0,
+            }
+        )
     with editing(ws) as data:
         data["jobs"].extend(added)
     return added
@@ -141,8 +160,10 @@ def remove_job(ws: str | Path, job_id: str) -> dict:
     with editing(ws) as data:
         job = _job(data, job_id)
         if job["state"] in ("starting", "running"):
-            raise QueueError(f"job {job['id']} is running (run {job.get('run_id')}): stop it first with "
-                             f"`ftmodel stop {job.get('run_id')}`")
+            raise QueueError(
+                f"job {job['id']} is running (run {job.get('run_id')}): stop it first with "
+                f"`ftmodel stop {job.get('run_id')}`"
+            )
         data["jobs"].remove(job)
     return job
 
@@ -150,11 +171,16 @@ def remove_job(ws: str | Path, job_id: str) -> dict:
 def retry_jobs(ws: str | Path, job_ids: list[str]) -> list[dict]:
     """Queue failed, cancelled or invalid jobs again (all such jobs when `job_ids` is empty)."""
     with editing(ws) as data:
-        jobs = [_job(data, j) for j in job_ids] if job_ids else \
-            [j for j in data["jobs"] if j["state"] in ("failed", "cancelled", "invalid")]
+        jobs = (
+            [_job(data, j) for j in job_ids]
+            if job_ids
+            else [j for j in data["jobs"] if j["state"] in ("failed", "cancelled", "invalid")]
+        )
         for job in jobs:
             if job["state"] not in ("failed", "cancelled", "invalid"):
-                raise QueueError(f"job {job['id']} is {job['state']}: only failed, cancelled or invalid jobs are retried")
+                raise QueueError(
+                    f"job {job['id']} is {job['state']}: only failed, cancelled or invalid jobs are retried"
+                )
             job.update(state="queued", error=None, run_id=None, attempts=0)
     return jobs
 
@@ -185,6 +211,7 @@ def job_config(ws: str | Path, job: dict):
 
 
 # --- job lifecycle ------------------------------------------------------------------------------
+
 
 def _run_of_job(ws: Path, job: dict) -> Run | None:
     """The run a job started: its recorded run id, else a run whose args name the job (the runner died
@@ -235,15 +262,24 @@ def reconcile(ws: str | Path) -> list[str]:
                 job.update(state="done", ended=job.get("ended") or time.time())
             elif status in ("failed", "cancelled", "broken"):
                 st = run.read_state()
-                job.update(state="cancelled" if status == "cancelled" else "failed",
-                           error=st.get("error") or status, ended=time.time())
+                job.update(
+                    state="cancelled" if status == "cancelled" else "failed",
+                    error=st.get("error") or status,
+                    ended=time.time(),
+                )
             else:  # lost
                 job["attempts"] = int(job.get("attempts") or 0) + 1
                 if job["attempts"] > MAX_LOST:
-                    job.update(state="failed", error=f"run {run.id} was lost {job['attempts']} times", ended=time.time())
+                    job.update(
+                        state="failed", error=f"run {run.id} was lost {job['attempts']} times", ended=time.time()
+                    )
                 else:
-                    job.update(state="queued", run_id=None, runner=None,
-                               error=f"run {run.id} was lost (its process is gone); queued again")
+                    job.update(
+                        state="queued",
+                        run_id=None,
+                        runner=None,
+                        error=f"run {run.id} was lost (its process is gone); queued again",
+                    )
             notes.append(f"{job['id']}: {job['state']}" + (f" ({job['error']})" if job.get("error") else ""))
     return notes
 
@@ -288,8 +324,17 @@ def start_job(ws: str | Path, job: dict, env: dict | None = None, report: Callab
         args["force"] = True
     argv = ["ftmodel", "queue", "job", job["id"]]
     try:
-        run, proc = start_stage(job["stage"], cfg, ws, args, argv=argv, group=job.get("sweep"),
-                                reuse=not job.get("force") and job["stage"] != "pipeline", env=env, report=report)
+        run, proc = start_stage(
+            job["stage"],
+            cfg,
+            ws,
+            args,
+            argv=argv,
+            group=job.get("sweep"),
+            reuse=not job.get("force") and job["stage"] != "pipeline",
+            env=env,
+            report=report,
+        )
     except (StageError, LaunchError, OutputBusy, OSError, LookupError) as e:
         _update_job(ws, job["id"], state="failed", error=str(e), ended=time.time())
         report(f"{job['id']}: failed to start: {e}")
@@ -302,6 +347,7 @@ def start_job(ws: str | Path, job: dict, env: dict | None = None, report: Callab
 
 
 # --- the runner ---------------------------------------------------------------------------------
+
 
 def _runner_lock_path(ws: Path) -> Path:
     return queue_dir(ws) / "runner.lock"
@@ -336,9 +382,15 @@ def start_runner(ws: str | Path) -> int | None:
         return None
     queue_dir(ws).mkdir(parents=True, exist_ok=True)
     with open(queue_dir(ws) / "runner.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "ftmodel.queue", str(ws)], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ftmodel.queue", str(ws)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
     return proc.pid
 
 
@@ -365,8 +417,13 @@ def _on_slurm(ws: Path, job: dict) -> bool:
         return False
 
 
-def run_queue(ws: str | Path, *, poll: float = 1.0, report: Callable[[str], None] = print,
-              gpus: Callable[[], list[Gpu]] = query_gpus) -> int:
+def run_queue(
+    ws: str | Path,
+    *,
+    poll: float = 1.0,
+    report: Callable[[str], None] = print,
+    gpus: Callable[[], list[Gpu]] = query_gpus,
+) -> int:
     """Drain the queue until nothing is queued or running (or it is paused and idle); return 0.
 
     Holds the runner lock for its whole life: a second runner returns at once.
@@ -380,8 +437,12 @@ def run_queue(ws: str | Path, *, poll: float = 1.0, report: Callable[[str], None
             report("another runner drains this queue")
             return 0
         me = os.getpid()
-        atomic_write_text(queue_dir(ws) / "runner.json", json.dumps(
-            {"pid": me, "proc_start": process_start_time(me), "host": socket.gethostname(), "started": time.time()}))
+        atomic_write_text(
+            queue_dir(ws) / "runner.json",
+            json.dumps(
+                {"pid": me, "proc_start": process_start_time(me), "host": socket.gethostname(), "started": time.time()}
+            ),
+        )
         report(f"runner {me} started")
         while True:
             for note in reconcile(ws):

@@ -16,9 +16,9 @@ import json
 import secrets
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from ftmodel.rundir import atomic_write_text
 from ftmodel.workspace import Workspace
@@ -49,8 +49,9 @@ def receipts_dir(ws: Workspace | str | Path) -> Path:
     return ws.wandb_home / RECEIPT_DIR
 
 
-def write_receipt(ws: Workspace | str | Path, keys: Iterable[str], ledger: dict[str, dict],
-                  bundles: Iterable[str] = ()) -> Path | None:
+def write_receipt(
+    ws: Workspace | str | Path, keys: Iterable[str], ledger: dict[str, dict], bundles: Iterable[str] = ()
+) -> Path | None:
     """Write a receipt for the runs `keys` from their ledger entries (synced or partial ones only);
     return its path, or None when none of them reached the server."""
     runs = {}
@@ -58,15 +59,35 @@ def write_receipt(ws: Workspace | str | Path, keys: Iterable[str], ledger: dict[
         entry = ledger.get(key) or {}
         if entry.get("state") not in ("synced", "partial"):
             continue
-        runs[key] = {k: entry.get(k) for k in ("state", "reason", "url", "server", "counts", "wandb_id",
-                                                  "wandb_size", "time", "entity", "project")}
+        runs[key] = {
+            k: entry.get(k)
+            for k in (
+                "state",
+                "reason",
+                "url",
+                "server",
+                "counts",
+                "wandb_id",
+                "wandb_size",
+                "time",
+                "entity",
+                "project",
+            )
+        }
     if not runs:
         return None
     created = time.time()
     receipt_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(created))}-{socket.gethostname()}-{secrets.token_hex(2)}"
-    data = {"format": FORMAT, "version": VERSION, "receipt_id": receipt_id, "created": created,
-            "host": socket.gethostname(), "bundles": sorted(set(bundles)),
-            "servers": sorted({r["server"] for r in runs.values() if r.get("server")}), "runs": runs}
+    data = {
+        "format": FORMAT,
+        "version": VERSION,
+        "receipt_id": receipt_id,
+        "created": created,
+        "host": socket.gethostname(),
+        "bundles": sorted(set(bundles)),
+        "servers": sorted({r["server"] for r in runs.values() if r.get("server")}),
+        "runs": runs,
+    }
     folder = receipts_dir(ws)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"receipt-{receipt_id}.json"
@@ -85,12 +106,20 @@ def read_receipt(path: str | Path) -> Receipt:
         raise ReceiptError(f"{path}: not an ftmodel sync receipt")
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version > VERSION or version < 1:
-        raise ReceiptError(f"{path}: receipt format version {version!r} is not one this ftmodel reads (up to {VERSION})")
+        raise ReceiptError(
+            f"{path}: receipt format version {version!r} is not one this ftmodel reads (up to {VERSION})"
+        )
     runs = data.get("runs")
     if not isinstance(runs, dict) or not all(isinstance(v, dict) for v in runs.values()):
         raise ReceiptError(f"{path}: `runs` is not a table of runs")
-    return Receipt(path, str(data.get("receipt_id") or path.stem), float(data.get("created") or 0),
-                   str(data.get("host") or ""), [str(s) for s in data.get("servers") or []], runs)
+    return Receipt(
+        path,
+        str(data.get("receipt_id") or path.stem),
+        float(data.get("created") or 0),
+        str(data.get("host") or ""),
+        [str(s) for s in data.get("servers") or []],
+        runs,
+    )
 
 
 def import_receipt(ws: Workspace | str | Path, path: str | Path) -> Receipt:
@@ -121,6 +150,10 @@ def reached(ws: Workspace | str | Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for receipt in list_receipts(ws):
         for key, entry in receipt.runs.items():
-            out[key] = {**entry, "receipt_host": receipt.host, "receipt_created": receipt.created,
-                        "receipt_id": receipt.receipt_id}
+            out[key] = {
+                **entry,
+                "receipt_host": receipt.host,
+                "receipt_created": receipt.created,
+                "receipt_id": receipt.receipt_id,
+            }
     return out

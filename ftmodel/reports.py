@@ -27,11 +27,25 @@ def result_tables(run_path: Path) -> list[ResultTable]:
         if not isinstance(data, dict) or "total" not in data:
             continue
         cols = ["qtype", "n", "format", "answer", "majority"]
-        rows = [["all", _fmt(data.get("total")), _fmt(data.get("format_accuracy")),
-                 _fmt(data.get("answer_accuracy")), _fmt(data.get("majority_baseline"))]]
+        rows = [
+            [
+                "all",
+                _fmt(data.get("total")),
+                _fmt(data.get("format_accuracy")),
+                _fmt(data.get("answer_accuracy")),
+                _fmt(data.get("majority_baseline")),
+            ]
+        ]
         for qtype, d in sorted((data.get("per_qtype") or {}).items()):
-            rows.append([qtype, _fmt(d.get("total")), _fmt(d.get("format_accuracy")),
-                         _fmt(d.get("answer_accuracy")), _fmt(d.get("majority_baseline"))])
+            rows.append(
+                [
+                    qtype,
+                    _fmt(d.get("total")),
+                    _fmt(d.get("format_accuracy")),
+                    _fmt(d.get("answer_accuracy")),
+                    _fmt(d.get("majority_baseline")),
+                ]
+            )
         tables.append((path.name, cols, rows))
     for path in sorted(run_path.glob("ablation_summary_*.json")):
         try:
@@ -51,7 +65,6 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
-
 
 
 @dataclass
@@ -77,14 +90,20 @@ class AblationMatrix:
         return text
 
     def table(self) -> list[list[str]]:
-        return [[q, str(n), *[self.cell(v, vals, i) for v in self.variants for i in (0, 1)]]
-                for q, n, vals in self.rows]
+        return [
+            [q, str(n), *[self.cell(v, vals, i) for v in self.variants for i in (0, 1)]] for q, n, vals in self.rows
+        ]
 
     def markdown(self) -> str:
         cols = self.columns()
-        lines = [f"# Ablation: {self.source.parent.name}", "",
-                 "Format / answer accuracy per question type; deltas in brackets are against `base`.", "",
-                 "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+        lines = [
+            f"# Ablation: {self.source.parent.name}",
+            "",
+            "Format / answer accuracy per question type; deltas in brackets are against `base`.",
+            "",
+            "| " + " | ".join(cols) + " |",
+            "|" + "|".join("---" for _ in cols) + "|",
+        ]
         lines += ["| " + " | ".join(row) + " |" for row in self.table()]
         return "\n".join(lines) + "\n"
 

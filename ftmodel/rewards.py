@@ -31,8 +31,13 @@ def format_reward(completions: list, **kwargs: Any) -> list[float]:
     return [1.0 if parse_strict(completion_text(c))[0] else 0.0 for c in completions]
 
 
-def accuracy_reward(completions: list, answer: list[str], qtype: list[str] | None = None,
-                    rules: AnswerRules | None = None, **kwargs: Any) -> list[float]:
+def accuracy_reward(
+    completions: list,
+    answer: list[str],
+    qtype: list[str] | None = None,
+    rules: AnswerRules | None = None,
+    **kwargs: Any,
+) -> list[float]:
     """Reward 1.0 when the (leniently extracted) answer matches the gold answer, else 0.0."""
     qtypes = qtype if qtype is not None else [None] * len(answer)
     return [

@@ -18,11 +18,13 @@ import secrets
 import shutil
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ftmodel.words import ACTIVE_STATES, FINAL_STATES, STAGES  # noqa: F401 - re-exported, the old home
+
 BROKEN = "broken"  # the status of a run whose state.json is missing, unreadable or not a JSON object
 
 STATE_FILE = "state.json"
@@ -79,7 +81,7 @@ def process_start_time(pid: int) -> int | None:
     except OSError:
         return None
     # The command name may contain spaces and parentheses: fields start after the last ')'.
-    fields = raw[raw.rfind(")") + 2:].split()
+    fields = raw[raw.rfind(")") + 2 :].split()
     if fields and fields[0] in ("Z", "X"):  # a zombie has exited already
         return None
     return int(fields[19])
@@ -134,8 +136,11 @@ def coerce_state(raw: Any) -> dict:
     for key in _FLOAT_KEYS:
         if key in state and (isinstance(state[key], bool) or not isinstance(state[key], (int, float))):
             del state[key]
-    for key, kind in [*((k, str) for k in _STR_KEYS), *((k, dict) for k in _DICT_KEYS),
-                      *((k, list) for k in _LIST_KEYS)]:
+    for key, kind in [
+        *((k, str) for k in _STR_KEYS),
+        *((k, dict) for k in _DICT_KEYS),
+        *((k, list) for k in _LIST_KEYS),
+    ]:
         if key in state and not isinstance(state[key], kind) and (state[key] is not None or key in _REQUIRED):
             del state[key]
     if "children" in state:
@@ -249,8 +254,15 @@ class Run:
         return data.splitlines()[-lines:]
 
 
-def create_run(workspace: str | Path, stage: str, *, config_toml: str, argv: list[str],
-               args: dict | None = None, group: str | None = None) -> Run:
+def create_run(
+    workspace: str | Path,
+    stage: str,
+    *,
+    config_toml: str,
+    argv: list[str],
+    args: dict | None = None,
+    group: str | None = None,
+) -> Run:
     """Create a new run directory in state `queued`, with its config snapshot.
 
     The directory is assembled under a hidden temporary name and renamed into place once its
@@ -269,9 +281,17 @@ def create_run(workspace: str | Path, stage: str, *, config_toml: str, argv: lis
             tmp.mkdir()
             building = Run(tmp)
             atomic_write_text(building.config_path, config_toml)
-            building.update_state(run_id=run_id, stage=stage, state="queued", argv=argv, args=args or {},
-                                  host=socket.gethostname(), created=time.time(), group=group,
-                                  progress={"step": 0, "total": None})
+            building.update_state(
+                run_id=run_id,
+                stage=stage,
+                state="queued",
+                argv=argv,
+                args=args or {},
+                host=socket.gethostname(),
+                created=time.time(),
+                group=group,
+                progress={"step": 0, "total": None},
+            )
             os.rename(tmp, final)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -328,10 +348,18 @@ def find_run(workspace: str | Path, run_id: str) -> Run:
     so no command acts on a state.json outside the workspace.
     """
     root = runs_root(workspace)
-    if (not run_id or run_id in (".", "..") or run_id.startswith(".") or "/" in run_id or os.sep in run_id
-            or "\0" in run_id):
-        raise LookupError(f"{run_id!r} is not a run id: give a run's name as `ftmodel runs` lists it "
-                          f"(a directory in {root}), not a path")
+    if (
+        not run_id
+        or run_id in (".", "..")
+        or run_id.startswith(".")
+        or "/" in run_id
+        or os.sep in run_id
+        or "\0" in run_id
+    ):
+        raise LookupError(
+            f"{run_id!r} is not a run id: give a run's name as `ftmodel runs` lists it "
+            f"(a directory in {root}), not a path"
+        )
     exact = root / run_id
     if _is_run_dir(exact, root):
         return Run(exact)

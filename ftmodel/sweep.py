@@ -46,8 +46,9 @@ def _toml_value(value) -> str:
     return repr(value)
 
 
-def plan(config_path: str | Path, grid: dict[str, list], stages: list[str], *,
-         base_overrides: list[str] = ()) -> list[Point]:
+def plan(
+    config_path: str | Path, grid: dict[str, list], stages: list[str], *, base_overrides: list[str] = ()
+) -> list[Point]:
     """Expand the grid into points and validate each one as the config it will run (all before any queues)."""
     from ftmodel import config as config_mod
 
@@ -63,8 +64,15 @@ def plan(config_path: str | Path, grid: dict[str, list], stages: list[str], *,
         except config_mod.ConfigError as e:
             shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
             raise SweepError(f"grid point {shown}: {e}") from None
-        command = ["ftmodel", "pipeline", "--stages", ",".join(stages), "--config", str(config_path),
-                   *itertools.chain.from_iterable(("--set", o) for o in overrides)]
+        command = [
+            "ftmodel",
+            "pipeline",
+            "--stages",
+            ",".join(stages),
+            "--config",
+            str(config_path),
+            *itertools.chain.from_iterable(("--set", o) for o in overrides),
+        ]
         points.append(Point(values, overrides, command))
     return points
 
@@ -77,24 +85,55 @@ def sweep_dir(ws: str | Path, sweep_id: str) -> Path:
     return Path(ws) / SWEEPS_DIR / sweep_id
 
 
-def queue_sweep(ws: str | Path, config_path: str | Path, points: list[Point], stages: list[str], *,
-                force: bool = False, no_judge: bool = False) -> tuple[str, list[dict]]:
+def queue_sweep(
+    ws: str | Path,
+    config_path: str | Path,
+    points: list[Point],
+    stages: list[str],
+    *,
+    force: bool = False,
+    no_judge: bool = False,
+) -> tuple[str, list[dict]]:
     """Record the sweep and queue one pipeline job per point; return (sweep id, jobs)."""
     from ftmodel.queue import JobSpec, add_jobs
 
     sweep_id = new_sweep_id()
     text = Path(config_path).read_text(encoding="utf-8")
     args = {"stages": ",".join(stages), **({"no_judge": True} if no_judge else {})}
-    specs = [JobSpec("pipeline", text, p.overrides, args, sweep=sweep_id, point=p.values, force=force,
-                     label=", ".join(f"{k}={v}" for k, v in p.values.items())) for p in points]
+    specs = [
+        JobSpec(
+            "pipeline",
+            text,
+            p.overrides,
+            args,
+            sweep=sweep_id,
+            point=p.values,
+            force=force,
+            label=", ".join(f"{k}={v}" for k, v in p.values.items()),
+        )
+        for p in points
+    ]
     d = sweep_dir(ws, sweep_id)
     d.mkdir(parents=True, exist_ok=True)
     jobs = add_jobs(ws, specs)
-    atomic_write_text(d / "sweep.json", json.dumps({
-        "id": sweep_id, "created": time.time(), "config": str(config_path), "stages": stages,
-        "keys": list(points[0].values) if points else [],
-        "points": [{"values": p.values, "overrides": p.overrides, "job": j["id"]} for p, j in zip(points, jobs)],
-    }, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(
+        d / "sweep.json",
+        json.dumps(
+            {
+                "id": sweep_id,
+                "created": time.time(),
+                "config": str(config_path),
+                "stages": stages,
+                "keys": list(points[0].values) if points else [],
+                "points": [
+                    {"values": p.values, "overrides": p.overrides, "job": j["id"]} for p, j in zip(points, jobs)
+                ],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n",
+    )
     return sweep_id, jobs
 
 
@@ -106,8 +145,11 @@ def list_sweeps(ws: str | Path) -> list[str]:
 def load_sweep_record(ws: str | Path, sweep_id: str) -> dict:
     matches = [s for s in list_sweeps(ws) if s == sweep_id or s.startswith(sweep_id)]
     if len(matches) != 1:
-        raise SweepError(f"no sweep {sweep_id!r} in {Path(ws) / SWEEPS_DIR}" if not matches
-                         else f"sweep id {sweep_id!r} is ambiguous: {', '.join(matches)}")
+        raise SweepError(
+            f"no sweep {sweep_id!r} in {Path(ws) / SWEEPS_DIR}"
+            if not matches
+            else f"sweep id {sweep_id!r} is ambiguous: {', '.join(matches)}"
+        )
     try:
         return json.loads((sweep_dir(ws, matches[0]) / "sweep.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -155,15 +197,30 @@ def comparison(ws: str | Path, sweep_id: str) -> tuple[list[str], list[list], in
             if q not in qtypes:
                 qtypes.append(q)
     keys = rec.get("keys") or []
-    columns = ["best", *keys, "state", "answer_accuracy", "format_accuracy",
-               *(f"{q}/answer_accuracy" for q in qtypes), "run"]
+    columns = [
+        "best",
+        *keys,
+        "state",
+        "answer_accuracy",
+        "format_accuracy",
+        *(f"{q}/answer_accuracy" for q in qtypes),
+        "run",
+    ]
     rows, scores = [], []
     for point, job, report in reports:
         rep = report or {}
         per = rep.get("per_qtype") or {}
-        rows.append(["", *(point["values"].get(k) for k in keys), job.get("state", "removed"),
-                     rep.get("answer_accuracy"), rep.get("format_accuracy"),
-                     *((per.get(q) or {}).get("answer_accuracy") for q in qtypes), job.get("run_id") or ""])
+        rows.append(
+            [
+                "",
+                *(point["values"].get(k) for k in keys),
+                job.get("state", "removed"),
+                rep.get("answer_accuracy"),
+                rep.get("format_accuracy"),
+                *((per.get(q) or {}).get("answer_accuracy") for q in qtypes),
+                job.get("run_id") or "",
+            ]
+        )
         scores.append(rep.get("answer_accuracy"))
     best = None
     valid = [(s, i) for i, s in enumerate(scores) if isinstance(s, (int, float))]

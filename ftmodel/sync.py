@@ -46,9 +46,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from ftmodel import http_client as http
@@ -56,8 +56,15 @@ from ftmodel import receipts
 from ftmodel.rundir import atomic_write_text, file_lock
 from ftmodel.sync_guard import RunBusy, incomplete_reason, run_lock, still_running_here
 from ftmodel.tracking import wandb_environment
-from ftmodel.wandb_log import (HISTORY, LogFormatError, map_artifact_paths, read_log_records,
-                               resolve_staged, top_level_fields, write_log_records)
+from ftmodel.wandb_log import (
+    HISTORY,
+    LogFormatError,
+    map_artifact_paths,
+    read_log_records,
+    resolve_staged,
+    top_level_fields,
+    write_log_records,
+)
 from ftmodel.workspace import Workspace
 
 LEDGER_FILE = "sync_ledger.json"
@@ -119,6 +126,7 @@ class ServerError(Exception):
 # ---------------------------------------------------------------------------------------------
 # Offline runs and the ledger
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class OfflineRun:
@@ -210,10 +218,20 @@ def list_offline_runs(ws: Workspace | str | Path) -> list[OfflineRun]:
             continue
         key = path.relative_to(ws.root).as_posix()
         entry = ledger.get(key, {})
-        out.append(OfflineRun(key=key, path=path, run_id=path.parent.parent.name,
-                              wandb_id=files[0].name[len("run-"):-len(".wandb")], size=_dir_size(path),
-                              state=entry.get("state", NEVER), reason=entry.get("reason", ""),
-                              url=entry.get("url"), entry=entry, remote=remote.get(key, {})))
+        out.append(
+            OfflineRun(
+                key=key,
+                path=path,
+                run_id=path.parent.parent.name,
+                wandb_id=files[0].name[len("run-") : -len(".wandb")],
+                size=_dir_size(path),
+                state=entry.get("state", NEVER),
+                reason=entry.get("reason", ""),
+                url=entry.get("url"),
+                entry=entry,
+                remote=remote.get(key, {}),
+            )
+        )
     return out
 
 
@@ -244,6 +262,7 @@ def status(ws: Workspace | str | Path) -> list[OfflineRun]:
 # ---------------------------------------------------------------------------------------------
 # Where the server is and who we are
 # ---------------------------------------------------------------------------------------------
+
 
 def _settings_file(env: dict[str, str]) -> Path:
     config_dir = env.get("WANDB_CONFIG_DIR") or os.path.expanduser("~/.config/wandb")
@@ -324,8 +343,14 @@ query FtmodelRunArtifacts($entity: String, $project: String!, $run: String!, $cu
         body = json.dumps({"query": query, "variables": variables or {}, "operationName": operation}).encode()
         url = f"{self.base_url}/graphql"
         try:
-            reply = http.request("POST", url, body=body, timeout=self.timeout, deadline=self.timeout, headers={
-                "Content-Type": "application/json", "Authorization": self._auth, "User-Agent": USER_AGENT})
+            reply = http.request(
+                "POST",
+                url,
+                body=body,
+                timeout=self.timeout,
+                deadline=self.timeout,
+                headers={"Content-Type": "application/json", "Authorization": self._auth, "User-Agent": USER_AGENT},
+            )
         except http.Unreachable as e:
             raise ServerError(f"server unreachable: {e}") from None
         except http.HTTPError as e:
@@ -397,6 +422,7 @@ query FtmodelRunArtifacts($entity: String, $project: String!, $run: String!, $cu
 # The local record (wandb's own reader) and the comparison
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class LocalRecord:
     """What the offline run holds, read with `wandb leet inspect --json`."""
@@ -429,8 +455,14 @@ def read_local(run: OfflineRun, env: dict[str, str], timeout: float = 120) -> Lo
     exe = wandb_command()
 
     def leet(*args: str) -> str:
-        proc = subprocess.run([*exe, "leet", "inspect", *args, str(run.path)], capture_output=True, text=True,
-                              timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [*exe, "leet", "inspect", *args, str(run.path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         if proc.returncode != 0:
             raise SyncError(f"cannot read {run.key}: {(proc.stderr or proc.stdout).strip()[-300:]}")
         return proc.stdout
@@ -451,16 +483,27 @@ def read_local(run: OfflineRun, env: dict[str, str], timeout: float = 120) -> Lo
         elif kind == "artifact":
             art = rec.get("artifact") or {}
             contents = (art.get("manifest") or {}).get("contents") or []
-            missing = [c["local_path"] for c in contents if c.get("local_path")
-                       and not resolve_staged(c["local_path"], ws_root, run.path.parent.parent)]
-            artifacts.append({"name": art.get("name"), "type": art.get("type"), "digest": art.get("digest"),
-                              "missing": missing})
+            missing = [
+                c["local_path"]
+                for c in contents
+                if c.get("local_path") and not resolve_staged(c["local_path"], ws_root, run.path.parent.parent)
+            ]
+            artifacts.append(
+                {"name": art.get("name"), "type": art.get("type"), "digest": art.get("digest"), "missing": missing}
+            )
         elif kind == "exit":
             exited = True
-    return LocalRecord(entity=summary.get("entity") or "", project=summary.get("project") or "",
-                       name=summary.get("name") or "", history_rows=len(steps), history_steps=steps,
-                       summary=summary.get("summary") or {}, config=summary.get("config") or {},
-                       artifacts=artifacts, exited=exited)
+    return LocalRecord(
+        entity=summary.get("entity") or "",
+        project=summary.get("project") or "",
+        name=summary.get("name") or "",
+        history_rows=len(steps),
+        history_steps=steps,
+        summary=summary.get("summary") or {},
+        config=summary.get("config") or {},
+        artifacts=artifacts,
+        exited=exited,
+    )
 
 
 def _same(a, b) -> bool:
@@ -509,19 +552,23 @@ def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
         return ["run not found on the server"], {}
     problems = []
     lines = int(remote.get("historyLineCount") or 0)
-    counts = {"history_local": local.history_rows, "history_server": lines,
-              "artifacts_local": len(local.artifacts)}
+    counts = {"history_local": local.history_rows, "history_server": lines, "artifacts_local": len(local.artifacts)}
     if lines != local.history_rows:
         problems.append(f"history: server has {lines} rows, local run has {local.history_rows}")
     last_step = _json_field(remote.get("historyKeys")).get("lastStep")
-    if local.history_steps and last_step is not None and lines == local.history_rows \
-            and int(last_step) != local.history_steps[-1]:
+    if (
+        local.history_steps
+        and last_step is not None
+        and lines == local.history_rows
+        and int(last_step) != local.history_steps[-1]
+    ):
         problems.append(f"history: server's last step is {last_step}, local last step is {local.history_steps[-1]}")
     summary = _json_field(remote.get("summaryMetrics"))
     # Keys wandb sets itself (`_step`, `_runtime`, …) are left out: the client drops `_step` from the
     # summary when a retry sends no history rows; the last step is checked through historyKeys.
-    bad = [k for k, v in local.summary.items() if not k.startswith("_")
-           and (k not in summary or not _same(v, summary[k]))]
+    bad = [
+        k for k, v in local.summary.items() if not k.startswith("_") and (k not in summary or not _same(v, summary[k]))
+    ]
     if bad:
         problems.append(f"summary differs: {', '.join(sorted(bad)[:8])}")
     config = _unwrap_config(_json_field(remote.get("config")))
@@ -531,8 +578,11 @@ def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
     server_arts = [e["node"] for e in ((remote.get("outputArtifacts") or {}).get("edges") or []) if e.get("node")]
     committed = 0
     for art in local.artifacts:
-        found = [a for a in server_arts if a.get("digest") == art["digest"]
-                 and (a.get("artifactSequence") or {}).get("name") == art["name"]]
+        found = [
+            a
+            for a in server_arts
+            if a.get("digest") == art["digest"] and (a.get("artifactSequence") or {}).get("name") == art["name"]
+        ]
         if not found:
             problems.append(f"artifact {art['name']} ({art['type']}) is not on the server")
         elif not any(a.get("state") == "COMMITTED" for a in found):
@@ -546,6 +596,7 @@ def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
 # ---------------------------------------------------------------------------------------------
 # Staging: a copy of the offline run, without the history the server already has
 # ---------------------------------------------------------------------------------------------
+
 
 def stage_copy(ws: Workspace, run: OfflineRun, skip_history: int) -> Path:
     """Copy the offline run to `<ws>/.wandb/sync-stage/` leaving out its first `skip_history` history
@@ -579,14 +630,23 @@ def stage_copy(ws: Workspace, run: OfflineRun, skip_history: int) -> Path:
 # Syncing
 # ---------------------------------------------------------------------------------------------
 
-def sync_environment(ws: Workspace, base_env: dict[str, str], base_url: str, api_key: str,
-                     limits: dict[str, str] | None = None) -> dict[str, str]:
+
+def sync_environment(
+    ws: Workspace, base_env: dict[str, str], base_url: str, api_key: str, limits: dict[str, str] | None = None
+) -> dict[str, str]:
     """The wandb client's environment: `base_env`, the workspace's wandb dirs, bounded retries
     (defaults < `base_env` < `limits`), the server and the key."""
     env = {**CLIENT_LIMITS, **base_env, **{k: str(v) for k, v in (limits or {}).items()}}
     env.update(wandb_environment(ws))
-    env.update({"WANDB_BASE_URL": base_url, "WANDB_API_KEY": api_key, "WANDB_MODE": "online",
-                "WANDB_SILENT": "false", "NO_COLOR": "1"})
+    env.update(
+        {
+            "WANDB_BASE_URL": base_url,
+            "WANDB_API_KEY": api_key,
+            "WANDB_MODE": "online",
+            "WANDB_SILENT": "false",
+            "NO_COLOR": "1",
+        }
+    )
     env.pop("WANDB_DIR", None)
     for key in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
         Path(env[key]).mkdir(parents=True, exist_ok=True)
@@ -624,8 +684,16 @@ def run_client(staged: Path, env: dict[str, str], timeout: float, cancel=None) -
     the client runs in its own session, so the terminal's Ctrl-C never reaches it by itself."""
     cmd = [*wandb_command(), "sync", "--yes", str(staged)]
     # The client writes wandb/debug-*.log under its working directory: keep them in the workspace.
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=staged.parent,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        cwd=staged.parent,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     with contextlib.suppress(OSError):
         (staged.parent / "client.pid").write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + timeout
@@ -654,10 +722,19 @@ def _remove_stale_marker(run: OfflineRun) -> None:
             marker.unlink()
 
 
-def sync_runs(ws: Workspace | str | Path, runs: Iterable[OfflineRun] | None = None, *, dry_run: bool = False,
-              timeout: float = DEFAULT_TIMEOUT, limits: dict[str, str] | None = None, force: bool = False,
-              progress_cb: Callable[[str, str], None] | None = None, env: dict[str, str] | None = None,
-              cancel=None, result_cb: Callable[[Result], None] | None = None) -> list[Result]:
+def sync_runs(
+    ws: Workspace | str | Path,
+    runs: Iterable[OfflineRun] | None = None,
+    *,
+    dry_run: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    limits: dict[str, str] | None = None,
+    force: bool = False,
+    progress_cb: Callable[[str, str], None] | None = None,
+    env: dict[str, str] | None = None,
+    cancel=None,
+    result_cb: Callable[[Result], None] | None = None,
+) -> list[Result]:
     """Sync offline runs (default: all) to the server in WANDB_BASE_URL and verify each one.
 
     Verified runs are skipped without any network traffic (unless `force`). `timeout` bounds each
@@ -677,7 +754,9 @@ def sync_runs(ws: Workspace | str | Path, runs: Iterable[OfflineRun] | None = No
     for run in runs:
         entry = read_ledger(ws).get(run.key, {})
         if entry.get("state") in DONE_STATES and not force and not _grew_since(run, entry):
-            why = "already synced and verified" if entry["state"] == SYNCED else f"already synced ({entry.get('reason')})"
+            why = (
+                "already synced and verified" if entry["state"] == SYNCED else f"already synced ({entry.get('reason')})"
+            )
             results.append(Result(run.key, "skipped", why, entry.get("url"), entry.get("counts", {})))
             say(run.key, f"skipped: {why}")
         elif still_running_here(run.path.parent.parent):
@@ -745,16 +824,43 @@ def _grew_since(run: OfflineRun, entry: dict) -> bool:
         return False
 
 
-def _fail(ws: Workspace, run: OfflineRun, reason: str, server_url: str | None, dry_run: bool,
-          counts: dict | None = None, url: str | None = None) -> Result:
+def _fail(
+    ws: Workspace,
+    run: OfflineRun,
+    reason: str,
+    server_url: str | None,
+    dry_run: bool,
+    counts: dict | None = None,
+    url: str | None = None,
+) -> Result:
     if not dry_run:
-        _record(ws, run.key, {"state": FAILED, "reason": reason, "time": time.time(), "server": server_url,
-                              "counts": counts or {}, "wandb_id": run.wandb_id, "url": url})
+        _record(
+            ws,
+            run.key,
+            {
+                "state": FAILED,
+                "reason": reason,
+                "time": time.time(),
+                "server": server_url,
+                "counts": counts or {},
+                "wandb_id": run.wandb_id,
+                "url": url,
+            },
+        )
     return Result(run.key, "failed", reason, url, counts or {})
 
 
-def _sync_one(ws: Workspace, run: OfflineRun, server: Server, env: dict[str, str], api_key: str,
-              dry_run: bool, timeout: float, say, cancel=None) -> Result:
+def _sync_one(
+    ws: Workspace,
+    run: OfflineRun,
+    server: Server,
+    env: dict[str, str],
+    api_key: str,
+    dry_run: bool,
+    timeout: float,
+    say,
+    cancel=None,
+) -> Result:
     size_before = run.wandb_file.stat().st_size
     local = read_local(run, env)
     entry = read_ledger(ws).get(run.key, {})
@@ -772,14 +878,25 @@ def _sync_one(ws: Workspace, run: OfflineRun, server: Server, env: dict[str, str
         return _fail(ws, run, str(e), server.base_url, dry_run)
     on_server = int((remote or {}).get("historyLineCount") or 0)
     if on_server > local.history_rows:
-        return _fail(ws, run, f"the server already has {on_server} history rows of this run, more than the "
-                     f"{local.history_rows} logged locally; not sending more", server.base_url, dry_run)
+        return _fail(
+            ws,
+            run,
+            f"the server already has {on_server} history rows of this run, more than the "
+            f"{local.history_rows} logged locally; not sending more",
+            server.base_url,
+            dry_run,
+        )
     if on_server:
         last = _json_field(remote.get("historyKeys")).get("lastStep")
         if last is not None and int(last) != local.history_steps[on_server - 1]:
-            return _fail(ws, run, f"the server's history of this run ends at step {last}, the local row "
-                         f"{on_server} is step {local.history_steps[on_server - 1]}: histories diverge",
-                         server.base_url, dry_run)
+            return _fail(
+                ws,
+                run,
+                f"the server's history of this run ends at step {last}, the local row "
+                f"{on_server} is step {local.history_steps[on_server - 1]}: histories diverge",
+                server.base_url,
+                dry_run,
+            )
     if dry_run:
         return Result(run.key, "dry-run", would_send=_describe(local, on_server, missing))
 
@@ -817,17 +934,33 @@ def _sync_one(ws: Workspace, run: OfflineRun, server: Server, env: dict[str, str
     # The server holds all of the record; is the record all of the run?
     incomplete = incomplete_reason(run.path.parent.parent, local.history_steps, local.exited)
     state, reason = (PARTIAL, incomplete) if incomplete else (SYNCED, "verified")
-    _record(ws, run.key, {"state": state, "reason": reason, "time": time.time(), "server": server.base_url,
-                          "counts": counts, "wandb_id": run.wandb_id, "entity": entity, "project": project,
-                          "url": url, "wandb_size": size_before})
+    _record(
+        ws,
+        run.key,
+        {
+            "state": state,
+            "reason": reason,
+            "time": time.time(),
+            "server": server.base_url,
+            "counts": counts,
+            "wandb_id": run.wandb_id,
+            "entity": entity,
+            "project": project,
+            "url": url,
+            "wandb_size": size_before,
+        },
+    )
     return Result(run.key, "synced" if state == SYNCED else PARTIAL, reason, url, counts)
 
 
 def _describe(local: LocalRecord, on_server: int, missing: list[dict]) -> str:
-    parts = [f"{local.history_rows - on_server} history rows"
-             + (f" (server has {on_server} of {local.history_rows})" if on_server else ""),
-             f"summary ({len(local.summary)} keys)", f"config ({len(local.config)} keys)",
-             f"{len(local.artifacts)} artifact(s)"]
+    parts = [
+        f"{local.history_rows - on_server} history rows"
+        + (f" (server has {on_server} of {local.history_rows})" if on_server else ""),
+        f"summary ({len(local.summary)} keys)",
+        f"config ({len(local.config)} keys)",
+        f"{len(local.artifacts)} artifact(s)",
+    ]
     if missing:
         parts.append(f"{len(missing)} with staged files missing")
     return ", ".join(parts)

@@ -17,8 +17,8 @@ import contextlib
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ftmodel.rundir import ACTIVE_STATES, METRICS_FILE, Run, parse_metric_lines
 
@@ -115,6 +115,9 @@ def incomplete_reason(run_dir: Path, history_steps: list[int], exited: bool) -> 
     have = set(history_steps)
     lacking = [s for s in logged if s not in have]
     if lacking:
-        parts.append(f"metrics.jsonl has {len(lacking)} row(s) the wandb record lacks (steps {lacking[0]}"
-                     + (f"..{lacking[-1]}" if len(lacking) > 1 else "") + ")")
+        parts.append(
+            f"metrics.jsonl has {len(lacking)} row(s) the wandb record lacks (steps {lacking[0]}"
+            + (f"..{lacking[-1]}" if len(lacking) > 1 else "")
+            + ")"
+        )
     return "; ".join(parts)

@@ -8,8 +8,9 @@ import json
 import os
 import tempfile
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
 def dumps(obj: Any, *, indent: int | None = 2) -> str:
@@ -63,11 +64,13 @@ def pad(text: str, width: int, *, right: bool = False) -> str:
 def format_table(columns: list[str], rows: list[list], *, float_format: str = "{:.3f}") -> str:
     """Render rows as an aligned plain-text table: numbers (and None, shown as `-`) right-aligned, text
     left; floats to 3 decimals; widths in terminal cells, so CJK text keeps the columns straight."""
-    cells = [[float_format.format(v) if isinstance(v, float) else ("-" if v is None else str(v)) for v in r]
-             for r in rows]
+    cells = [
+        [float_format.format(v) if isinstance(v, float) else ("-" if v is None else str(v)) for v in r] for r in rows
+    ]
     widths = [max([cell_width(c), *(cell_width(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    numeric = [i > 0 and all(isinstance(r[i], (int, float)) or r[i] in (None, "") for r in rows)
-               for i in range(len(columns))]
+    numeric = [
+        i > 0 and all(isinstance(r[i], (int, float)) or r[i] in (None, "") for r in rows) for i in range(len(columns))
+    ]
 
     def line(values: list[str]) -> str:
         return "  ".join(pad(v, w, right=numeric[i]) for i, (v, w) in enumerate(zip(values, widths))).rstrip()

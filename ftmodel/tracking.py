@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ftmodel.config import Config
 from ftmodel.rundir import MetricsWriter, Run
@@ -26,8 +27,12 @@ def wandb_mode(cfg: Config) -> str:
 def wandb_environment(ws: Workspace) -> dict[str, str]:
     """Environment that keeps wandb's staging, cache and settings inside the workspace."""
     home = ws.wandb_home.resolve()
-    return {"WANDB_DATA_DIR": str(home / "data"), "WANDB_CACHE_DIR": str(home / "cache"),
-            "WANDB_CONFIG_DIR": str(home / "config"), "WANDB_ARTIFACT_DIR": str(home / "artifacts")}
+    return {
+        "WANDB_DATA_DIR": str(home / "data"),
+        "WANDB_CACHE_DIR": str(home / "cache"),
+        "WANDB_CONFIG_DIR": str(home / "config"),
+        "WANDB_ARTIFACT_DIR": str(home / "artifacts"),
+    }
 
 
 def clean_metrics(metrics: dict) -> dict[str, float]:
@@ -49,8 +54,19 @@ def clean_metrics(metrics: dict) -> dict[str, float]:
 class Tracker:
     """One stage's metrics sink: metrics.jsonl first, the same rows to wandb when it is on."""
 
-    def __init__(self, run: Run, cfg: Config, ws: Workspace, *, stage: str, run_name: str,
-                 tags: list[str], wandb_config: dict, group: str | None, log: Callable[[str], None]):
+    def __init__(
+        self,
+        run: Run,
+        cfg: Config,
+        ws: Workspace,
+        *,
+        stage: str,
+        run_name: str,
+        tags: list[str],
+        wandb_config: dict,
+        group: str | None,
+        log: Callable[[str], None],
+    ):
         self.run = run
         self._writer = MetricsWriter(run.metrics_path)
         self._wandb = None
@@ -63,14 +79,21 @@ class Tracker:
         group = args.get("sweep") or group  # the runs of one sweep share a wandb group
         fp = state.get("fingerprint") if isinstance(state.get("fingerprint"), dict) else {}
         if fp.get("digest") or state.get("lineage"):  # lineage as config: searchable and shown in the web UI
-            wandb_config = {**wandb_config, "ftmodel_fingerprint": fp.get("digest"),
-                            "ftmodel_lineage": state.get("lineage") or {}}
+            wandb_config = {
+                **wandb_config,
+                "ftmodel_fingerprint": fp.get("digest"),
+                "ftmodel_lineage": state.get("lineage") or {},
+            }
         if self.mode != "disabled":
             self._start_wandb(cfg, ws, stage, run_name, tags, wandb_config, group)
-        self.run.update_state(wandb={"mode": self.mode, "name": run_name,
-                                     "id": getattr(self._wb_run, "id", None),
-                                     "dir": getattr(self._wb_run, "dir", None) and
-                                     str(Path(self._wb_run.dir).parent)})
+        self.run.update_state(
+            wandb={
+                "mode": self.mode,
+                "name": run_name,
+                "id": getattr(self._wb_run, "id", None),
+                "dir": getattr(self._wb_run, "dir", None) and str(Path(self._wb_run.dir).parent),
+            }
+        )
 
     def _start_wandb(self, cfg, ws, stage, run_name, tags, wandb_config, group) -> None:
         os.environ.update(wandb_environment(ws))
@@ -83,11 +106,20 @@ class Tracker:
             self.mode = "disabled"
             return
         try:
-            self._wb_run = wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity or None, name=run_name,
-                                      tags=tags, group=group, job_type=stage, config=wandb_config,
-                                      dir=str(self.run.path), mode=self.mode, reinit="create_new",
-                                      # quiet: no history sparklines at exit; stage.log stays readable
-                                      settings=wandb.Settings(quiet=True))
+            self._wb_run = wandb.init(
+                project=cfg.wandb.project,
+                entity=cfg.wandb.entity or None,
+                name=run_name,
+                tags=tags,
+                group=group,
+                job_type=stage,
+                config=wandb_config,
+                dir=str(self.run.path),
+                mode=self.mode,
+                reinit="create_new",
+                # quiet: no history sparklines at exit; stage.log stays readable
+                settings=wandb.Settings(quiet=True),
+            )
             self._wandb = wandb
         except Exception as e:  # wandb must never take a training run down with it
             self._log(f"warning: wandb could not start ({e}); metrics go to metrics.jsonl only")

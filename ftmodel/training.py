@@ -137,8 +137,12 @@ def save_checkpoints_atomically(trainer) -> None:
             staging.rmdir()  # nothing left mid-save: no hidden folder to wonder about
         if trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).parent == staging:
             trainer.state.best_model_checkpoint = str(final_root / Path(trainer.state.best_model_checkpoint).name)
-        rotate_checkpoints(output_dir=str(final_root), save_total_limit=trainer.args.save_total_limit,
-                           best_model_checkpoint=trainer.state.best_model_checkpoint, use_mtime=True)
+        rotate_checkpoints(
+            output_dir=str(final_root),
+            save_total_limit=trainer.args.save_total_limit,
+            best_model_checkpoint=trainer.state.best_model_checkpoint,
+            use_mtime=True,
+        )
 
     trainer._save_checkpoint = _save_checkpoint
 
@@ -184,9 +188,9 @@ def resume_checkpoint(ctx: StageContext) -> Path | None:
     return ckpt
 
 
-
-def train_and_save(ctx: StageContext, trainer, tokenizer, tracker, *, resume: Path | None, base: str,
-                   parent: str | None) -> dict:
+def train_and_save(
+    ctx: StageContext, trainer, tokenizer, tracker, *, resume: Path | None, base: str, parent: str | None
+) -> dict:
     """Train (from `resume` if given); on a stop request raise Cancelled after the checkpoint is saved,
     else save the adapter on rank 0 (uploaded when wandb.log_model) and return the stage's outputs."""
     from ftmodel.context import Cancelled
@@ -200,8 +204,9 @@ def train_and_save(ctx: StageContext, trainer, tokenizer, tracker, *, resume: Pa
         raise Cancelled()
     if not ctx.is_main:  # rank 0 saves the adapter; the weights are the same on every rank
         return {}
-    adapter = save_adapter(trainer.model, tokenizer, ctx.run.path / "adapter", base=base, stage=ctx.stage,
-                           run_id=ctx.run.id, parent=parent)
+    adapter = save_adapter(
+        trainer.model, tokenizer, ctx.run.path / "adapter", base=base, stage=ctx.stage, run_id=ctx.run.id, parent=parent
+    )
     if ctx.cfg.wandb.log_model:
         tracker.artifact(adapter, name=f"{ctx.stage}-adapter-{ctx.run.id}", kind="model")
     ctx.log(f"adapter saved to {adapter}")

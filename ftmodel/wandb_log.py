@@ -17,8 +17,8 @@ import os
 import posixpath
 import struct
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 
 class LogFormatError(Exception):
@@ -42,6 +42,7 @@ MANIFEST_FILES = (ARTIFACT, _ART_MANIFEST, _MANIFEST_FILE)
 # Framing
 # ---------------------------------------------------------------------------------------------
 
+
 def read_log_records(path: Path) -> tuple[bytes, list[bytes]]:
     """Read a .wandb file (leveldb-log framing): return (file header, record payloads).
     A torn tail (a run killed mid-write) ends the records: what came before is intact."""
@@ -54,11 +55,11 @@ def read_log_records(path: Path) -> tuple[bytes, list[bytes]]:
         if left < _HEADER_LEN:
             pos += left
             continue
-        crc, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER_LEN])
+        crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER_LEN])
         if kind == 0 and length == 0:
             pos += left  # zero padding to the end of the block
             continue
-        chunk = data[pos + _HEADER_LEN:pos + _HEADER_LEN + length]
+        chunk = data[pos + _HEADER_LEN : pos + _HEADER_LEN + length]
         if len(chunk) < length or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
             break
         pos += _HEADER_LEN + length
@@ -101,6 +102,7 @@ def write_log_records(path: Path, header: bytes, records: Iterable[bytes]) -> No
 # Protobuf wire format (no schema)
 # ---------------------------------------------------------------------------------------------
 
+
 def _varint(msg: bytes, pos: int) -> tuple[int, int]:
     shift = value = 0
     while True:
@@ -132,12 +134,12 @@ def fields(msg: bytes) -> Iterator[tuple[int, int, int, object]]:
         if wire == 0:
             value, pos = _varint(msg, pos)
         elif wire == 1:
-            value, pos = int.from_bytes(msg[pos:pos + 8], "little"), pos + 8
+            value, pos = int.from_bytes(msg[pos : pos + 8], "little"), pos + 8
         elif wire == 2:
             length, pos = _varint(msg, pos)
-            value, pos = msg[pos:pos + length], pos + length
+            value, pos = msg[pos : pos + length], pos + length
         elif wire == 5:
-            value, pos = int.from_bytes(msg[pos:pos + 4], "little"), pos + 4
+            value, pos = int.from_bytes(msg[pos : pos + 4], "little"), pos + 4
         else:
             raise ValueError(f"unsupported wire type {wire}")
         yield number, wire, start, value
@@ -194,6 +196,7 @@ def _field_end(msg: bytes, start: int) -> int:
 # What a run's records say
 # ---------------------------------------------------------------------------------------------
 
+
 def history_step(record: bytes) -> int | None:
     """The step of a history record (None for other records)."""
     hist = values_at(record, (HISTORY,))
@@ -209,7 +212,10 @@ def staged_paths(records: Iterable[bytes]) -> list[str]:
     out = []
     for rec in records:
         if ARTIFACT in top_level_fields(rec):
-            out += [v.decode("utf-8", "surrogateescape") for v in values_at(rec, LOCAL_PATHS) + values_at(rec, MANIFEST_FILES)]
+            out += [
+                v.decode("utf-8", "surrogateescape")
+                for v in values_at(rec, LOCAL_PATHS) + values_at(rec, MANIFEST_FILES)
+            ]
     return out
 
 
@@ -218,11 +224,13 @@ def resolve_staged(recorded: str, ws_root: Path, run_dir: Path | None = None) ->
     else in the run dir (its path after `/runs/<run-id>/`), else where it was recorded; None if gone."""
     text = recorded.replace("\\", "/")
     candidates = []
-    for marker, base in (("/.wandb/", Path(ws_root) / ".wandb"),
-                         (f"/runs/{run_dir.name}/" if run_dir else None, run_dir)):
+    for marker, base in (
+        ("/.wandb/", Path(ws_root) / ".wandb"),
+        (f"/runs/{run_dir.name}/" if run_dir else None, run_dir),
+    ):
         if not marker or marker not in text:
             continue
-        rel = posixpath.normpath(text[text.rfind(marker) + len(marker):])
+        rel = posixpath.normpath(text[text.rfind(marker) + len(marker) :])
         if rel.startswith("../") or rel == ".." or rel.startswith("/"):
             continue  # never map outside the workspace
         candidates.append(base / rel)
@@ -238,7 +246,7 @@ def relative_staged(recorded: str) -> str | None:
     text = recorded.replace("\\", "/")
     if "/.wandb/" not in text:
         return None
-    rel = posixpath.normpath(text[text.rfind("/.wandb/") + len("/.wandb/"):])
+    rel = posixpath.normpath(text[text.rfind("/.wandb/") + len("/.wandb/") :])
     if rel.startswith("..") or rel.startswith("/"):
         return None
     return ".wandb/" + rel

@@ -40,8 +40,10 @@ def _install_signal_handlers(ctx: StageContext) -> None:
             request = ctx.run.read_state().get("stop_request")
             if not request:
                 raise Cancelled()
-            ctx.log(f"another stop request while saving ({request.get('by', 'a stopper')} asked first): "
-                    "still saving (SIGTERM stops at once)")
+            ctx.log(
+                f"another stop request while saving ({request.get('by', 'a stopper')} asked first): "
+                "still saving (SIGTERM stops at once)"
+            )
             return
         ctx.stop_requested = True
         ctx.log("stop requested: saving and exiting (Ctrl-C again, or SIGTERM, stops at once)")
@@ -86,7 +88,9 @@ def run_stage(run: Run) -> int:
         return _run(run, rank)
     state = run.read_state()
     mine = {"worker_pid": os.getpid()}
-    if not state.get("pid") and not state.get("slurm_job_id"):  # under Slurm the job, not a pid, is watched  # started without the launcher (e.g. directly): we are the process to watch
+    # Started without the launcher (e.g. directly): we are the process to watch. Under Slurm the job,
+    # not a pid, is watched.
+    if not state.get("pid") and not state.get("slurm_job_id"):
         mine.update(pid=os.getpid(), pgid=os.getpgrp(), proc_start=process_start_time(os.getpid()))
     run.update_state(state="running", started=time.time(), **mine)
     return _run(run, rank)
@@ -100,8 +104,15 @@ def _run(run: Run, rank: int) -> int:
     code, status, error = EXIT_FAILED, "failed", None
     try:
         cfg = config_mod.load(run.config_path)
-        ctx = StageContext(run=run, cfg=cfg, ws=Workspace(Path(args.get("workspace", "workspace"))), stage=stage,
-                           args=args, rank=rank, launch=launch)
+        ctx = StageContext(
+            run=run,
+            cfg=cfg,
+            ws=Workspace(Path(args.get("workspace", "workspace"))),
+            stage=stage,
+            args=args,
+            rank=rank,
+            launch=launch,
+        )
         _install_signal_handlers(ctx)
         module = job_module(stage)
         module.preflight(ctx)
@@ -143,8 +154,11 @@ def _run(run: Run, rank: int) -> int:
             try:
                 run.update_state(state=status, exit_code=code, ended=time.time(), error=error)
             except OSError as e:  # a full disk: the run will show as lost; say why where we still can
-                print(f"error: could not record how the run ended in {run.state_path}: {e.strerror or e}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"error: could not record how the run ended in {run.state_path}: {e.strerror or e}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 code = code or EXIT_FAILED
     return code
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,9 @@ def check_outputs_free(root: Path, stage: str) -> None:
     for output in STAGE_OUTPUTS.get(stage, ()):
         holder = output_holder(root, output)
         if holder:
-            raise OutputBusy(f"run {holder} is already writing {output}: wait for it or stop it "
-                             f"(`ftmodel stop {holder}`)")
+            raise OutputBusy(
+                f"run {holder} is already writing {output}: wait for it or stop it (`ftmodel stop {holder}`)"
+            )
 
 
 @contextlib.contextmanager
@@ -117,8 +118,9 @@ def writing_outputs(root: Path, stage: str, run_id: str) -> Iterator[None]:
                 fh.seek(0)
                 holder = fh.read().strip() or "another run"
                 fh.close()
-                raise OutputBusy(f"run {holder} is already writing {output}: wait for it or stop it "
-                                 f"(`ftmodel stop {holder}`)") from None
+                raise OutputBusy(
+                    f"run {holder} is already writing {output}: wait for it or stop it (`ftmodel stop {holder}`)"
+                ) from None
             held.append(fh)
             fh.seek(0)
             fh.truncate()

@@ -39,12 +39,20 @@ def write_config(path: Path, overrides: dict | None = None) -> Path:
     return path
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run `python -m ftmodel ARGS` and return the completed process (text output)."""
     # English unless a test asks otherwise: the developer's own LANG must not change what tests read.
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "FTMODEL_LANG": "en", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "ftmodel", *args], cwd=cwd or ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ftmodel", *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
@@ -64,7 +72,7 @@ def read_state(run_dir: Path) -> dict:
 
 def read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 @pytest.fixture

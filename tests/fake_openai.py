@@ -11,31 +11,31 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 
 @dataclass
 class Faults:
     """What the server does wrong: to the first N requests, or to all of them."""
 
-    delay_s: float = 0.0              # every request waits this long before answering
-    status_first: int = 0             # the first N requests get `status`
+    delay_s: float = 0.0  # every request waits this long before answering
+    status_first: int = 0  # the first N requests get `status`
     status: int = 500
     status_always: int | None = None  # every request gets this status (e.g. 401)
-    malformed_first: int = 0          # the first N requests get a body that is not JSON
-    content: str | None = None        # answer this text instead of asking the responder
-    no_stream: bool = False           # answer whole replies even when asked to stream
-    piece_chars: int = 8              # streamed: characters per event
-    token_delay_s: float = 0.0        # streamed: pause before each piece (a slow generator)
-    serial: bool = False              # one request at a time; the others wait, silent, in a queue
-    redirect_to: str | None = None    # answer 307 with this Location
-    short_body: bool = False          # whole reply: announce more bytes than are sent, then close
-    trickle_s: float = 0.0            # whole reply: send it one byte at a time, this far apart
-    reject_fields: tuple = ()         # answer 422 to a request holding any of these fields (a strict server)
+    malformed_first: int = 0  # the first N requests get a body that is not JSON
+    content: str | None = None  # answer this text instead of asking the responder
+    no_stream: bool = False  # answer whole replies even when asked to stream
+    piece_chars: int = 8  # streamed: characters per event
+    token_delay_s: float = 0.0  # streamed: pause before each piece (a slow generator)
+    serial: bool = False  # one request at a time; the others wait, silent, in a queue
+    redirect_to: str | None = None  # answer 307 with this Location
+    short_body: bool = False  # whole reply: announce more bytes than are sent, then close
+    trickle_s: float = 0.0  # whole reply: send it one byte at a time, this far apart
+    reject_fields: tuple = ()  # answer 422 to a request holding any of these fields (a strict server)
     stream_cut_after: int | None = None  # streamed: close the connection after this many events
-    no_done: bool = False             # streamed: end without `data: [DONE]` (as `transformers serve` does)
+    no_done: bool = False  # streamed: end without `data: [DONE]` (as `transformers serve` does)
 
 
 @dataclass
@@ -47,8 +47,8 @@ class FakeOpenAI:
     requests: list[dict] = field(default_factory=list)
     auth_headers: list[str | None] = field(default_factory=list)
     max_in_flight: int = 0
-    streamed: int = 0                 # replies sent as a stream to the end
-    abandoned: int = 0                # replies the client hung up on before the end
+    streamed: int = 0  # replies sent as a stream to the end
+    abandoned: int = 0  # replies the client hung up on before the end
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -116,17 +116,23 @@ class FakeOpenAI:
                     return self._send(200, b"<html>not json")
                 unexpected = sorted(set(f.reject_fields) & set(body))
                 if unexpected:
-                    return self._send(422, json.dumps({"detail": f"Unexpected fields in the request: {unexpected}"})
-                                      .encode())
+                    return self._send(
+                        422, json.dumps({"detail": f"Unexpected fields in the request: {unexpected}"}).encode()
+                    )
                 text = f.content if f.content is not None else fake.responder(body["messages"])
                 if body.get("stream") and not f.no_stream:
                     return self._stream(n, body, text)
                 if f.token_delay_s:  # a whole reply costs the generation of every piece, then comes at once
                     time.sleep(f.token_delay_s * -(-len(text) // max(1, f.piece_chars)))
-                reply = {"id": f"chatcmpl-{n}", "object": "chat.completion", "model": body.get("model"),
-                         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                      "finish_reason": "stop"}],
-                         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+                reply = {
+                    "id": f"chatcmpl-{n}",
+                    "object": "chat.completion",
+                    "model": body.get("model"),
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    ],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                }
                 payload = json.dumps(reply).encode()
                 if f.short_body or f.trickle_s:
                     return self._send_badly(payload)
@@ -136,13 +142,19 @@ class FakeOpenAI:
                 f = fake.faults
                 step = max(1, f.piece_chars)
                 pieces = [{"role": "assistant", "content": ""}] + [
-                    {"content": text[i:i + step]} for i in range(0, len(text), step)]
+                    {"content": text[i : i + step]} for i in range(0, len(text), step)
+                ]
                 chunk = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "model": body.get("model")}
                 events = [{**chunk, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in pieces]
                 events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 if (body.get("stream_options") or {}).get("include_usage"):
-                    events.append({**chunk, "choices": [],
-                                   "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+                    events.append(
+                        {
+                            **chunk,
+                            "choices": [],
+                            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                        }
+                    )
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
@@ -176,7 +188,7 @@ class FakeOpenAI:
                         self.wfile.write(payload[: len(payload) // 2])
                         return
                     for i in range(len(payload)):
-                        self.wfile.write(payload[i:i + 1])
+                        self.wfile.write(payload[i : i + 1])
                         self.wfile.flush()
                         time.sleep(f.trickle_s)
                 except (BrokenPipeError, ConnectionResetError):
@@ -191,7 +203,7 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         self._thread.start()
         return self
 

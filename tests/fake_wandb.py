@@ -127,7 +127,7 @@ class FakeWandb:
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "FakeWandb":
+    def start(self) -> FakeWandb:
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer((HOST, 0), handler)
         self._server.daemon_threads = True
@@ -142,7 +142,7 @@ class FakeWandb:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeWandb":
+    def __enter__(self) -> FakeWandb:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -181,8 +181,12 @@ class FakeWandb:
         with self.lock:
             rec = self.runs.get(name)
             if rec is None:
-                rec = RunRecord(name=name, entity=entity or self.entity, project=project or "uncategorized",
-                                storage_id=self._new_id("Run"))
+                rec = RunRecord(
+                    name=name,
+                    entity=entity or self.entity,
+                    project=project or "uncategorized",
+                    storage_id=self._new_id("Run"),
+                )
                 self.runs[name] = rec
             return rec
 
@@ -227,9 +231,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self, op: str, run: str | None, status: int) -> None:
         fake = self.fake
         with fake.lock:
-            fake.requests.append({"method": self.command, "path": self.path, "op": op, "run": run,
-                                  "status": status, "agent": self.headers.get("User-Agent", ""),
-                                  "time": time.time()})
+            fake.requests.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "op": op,
+                    "run": run,
+                    "status": status,
+                    "agent": self.headers.get("User-Agent", ""),
+                    "time": time.time(),
+                }
+            )
             if run and run in fake.runs and not self.headers.get("User-Agent", "").startswith("ftmodel"):
                 fake.runs[run].requests += 1
 
@@ -291,7 +303,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _unknown(self, body: bytes) -> None:
         with self.fake.lock:
-            self.fake.unknown.append({"method": self.command, "path": self.path, "body": body[:2000].decode("utf-8", "replace")})
+            self.fake.unknown.append(
+                {"method": self.command, "path": self.path, "body": body[:2000].decode("utf-8", "replace")}
+            )
         self._record("unknown", None, 404)
         self._send(404, {"error": "not found"})
 
@@ -315,9 +329,16 @@ class _Handler(BaseHTTPRequestHandler):
         with fake.lock:
             rec = fake._get_run(run_name, entity, project)
             rec.file_stream_posts += 1
-            fake.file_stream_log.append({"run": run_name, "complete": bool(payload.get("complete")),
-                                         "files": {k: [v.get("offset", 0), len(v.get("content") or [])]
-                                                   for k, v in (payload.get("files") or {}).items()}})
+            fake.file_stream_log.append(
+                {
+                    "run": run_name,
+                    "complete": bool(payload.get("complete")),
+                    "files": {
+                        k: [v.get("offset", 0), len(v.get("content") or [])]
+                        for k, v in (payload.get("files") or {}).items()
+                    },
+                }
+            )
             limit = fake.faults.history_accept_limit
             truncated = False
             for name, chunk in (payload.get("files") or {}).items():
@@ -387,8 +408,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _gql_Viewer(self, var):
         f = self.fake
-        return 200, {"viewer": {"id": "VXNlcjox", "entity": f.entity, "username": f.entity, "flags": None,
-                                "teams": {"edges": []}}}, None
+        return (
+            200,
+            {
+                "viewer": {
+                    "id": "VXNlcjox",
+                    "entity": f.entity,
+                    "username": f.entity,
+                    "flags": None,
+                    "teams": {"edges": []},
+                }
+            },
+            None,
+        )
 
     def _gql_ServerFeaturesQuery(self, var):
         return 200, {"serverInfo": {"features": []}}, None
@@ -415,11 +447,20 @@ class _Handler(BaseHTTPRequestHandler):
                 rec.tags = list(var["tags"])
             if var.get("summaryMetrics"):
                 rec.summary.update(json.loads(var["summaryMetrics"]))
-            bucket = {"id": rec.storage_id, "name": rec.name, "displayName": rec.display_name, "description": None,
-                      "config": json.dumps(rec.config), "sweepName": None,
-                      "project": {"id": "UHJvamVjdDox", "name": rec.project,
-                                  "entity": {"id": "RW50aXR5OjE=", "name": rec.entity}},
-                      "historyLineCount": rec.history_line_count}
+            bucket = {
+                "id": rec.storage_id,
+                "name": rec.name,
+                "displayName": rec.display_name,
+                "description": None,
+                "config": json.dumps(rec.config),
+                "sweepName": None,
+                "project": {
+                    "id": "UHJvamVjdDox",
+                    "name": rec.project,
+                    "entity": {"id": "RW50aXR5OjE=", "name": rec.entity},
+                },
+                "historyLineCount": rec.history_line_count,
+            }
         return 200, {"upsertBucket": {"bucket": bucket, "inserted": rec.upserts == 1}}, name
 
     def _gql_RunResumeStatus(self, var):
@@ -427,21 +468,42 @@ class _Handler(BaseHTTPRequestHandler):
         rec = f.runs.get(var.get("name"))
         bucket = None
         if rec is not None:
-            bucket = {"id": rec.storage_id, "name": rec.name, "summaryMetrics": json.dumps(rec.summary),
-                      "displayName": rec.display_name, "logLineCount": len(rec.output),
-                      "historyLineCount": rec.history_line_count, "eventsLineCount": len(rec.events),
-                      "historyTail": json.dumps([rec.history[k] for k in sorted(rec.history)[-5:]]),
-                      "eventsTail": "[]", "config": json.dumps(rec.config), "notes": None,
-                      "wandbConfig": json.dumps({}), "tags": rec.tags}
-        return 200, {"model": {"id": "UHJvamVjdDox", "name": var.get("project"),
-                               "entity": {"id": "RW50aXR5OjE=", "name": f.entity},
-                               "bucket": bucket}}, var.get("name")
+            bucket = {
+                "id": rec.storage_id,
+                "name": rec.name,
+                "summaryMetrics": json.dumps(rec.summary),
+                "displayName": rec.display_name,
+                "logLineCount": len(rec.output),
+                "historyLineCount": rec.history_line_count,
+                "eventsLineCount": len(rec.events),
+                "historyTail": json.dumps([rec.history[k] for k in sorted(rec.history)[-5:]]),
+                "eventsTail": "[]",
+                "config": json.dumps(rec.config),
+                "notes": None,
+                "wandbConfig": json.dumps({}),
+                "tags": rec.tags,
+            }
+        return (
+            200,
+            {
+                "model": {
+                    "id": "UHJvamVjdDox",
+                    "name": var.get("project"),
+                    "entity": {"id": "RW50aXR5OjE=", "name": f.entity},
+                    "bucket": bucket,
+                }
+            },
+            var.get("name"),
+        )
 
     def _gql_CreateRunFiles(self, var):
         run = var["run"]
         files = [{"name": n, "uploadUrl": f"{self.fake.url}/upload/runfile/{run}/{n}"} for n in var["files"]]
-        return 200, {"createRunFiles": {"runID": self.fake._get_run(run).storage_id, "uploadHeaders": [],
-                                        "files": files}}, run
+        return (
+            200,
+            {"createRunFiles": {"runID": self.fake._get_run(run).storage_id, "uploadHeaders": [], "files": files}},
+            run,
+        )
 
     def _gql_CreateArtifact(self, var):
         f = self.fake
@@ -451,20 +513,42 @@ class _Handler(BaseHTTPRequestHandler):
         with f.lock:
             # The server deduplicates by digest within a collection: a resent artifact is the same one.
             for art in f.artifacts.values():
-                if art["collection"] == collection and art["digest"] == inp.get("digest") \
-                        and art["project"] == inp.get("projectName"):
+                if (
+                    art["collection"] == collection
+                    and art["digest"] == inp.get("digest")
+                    and art["project"] == inp.get("projectName")
+                ):
                     break
             else:
                 versions = [a for a in f.artifacts.values() if a["collection"] == collection]
-                art = {"id": f._new_id("Artifact"), "collection": collection, "type": inp.get("artifactTypeName"),
-                       "digest": inp.get("digest"), "state": "PENDING", "run": run,
-                       "entity": inp.get("entityName") or f.entity, "project": inp.get("projectName"),
-                       "version_index": len(versions), "aliases": [a.get("alias") for a in inp.get("aliases") or []],
-                       "files": {}, "uploads": {}, "manifest": None, "creates": 0, "commits": 0}
+                art = {
+                    "id": f._new_id("Artifact"),
+                    "collection": collection,
+                    "type": inp.get("artifactTypeName"),
+                    "digest": inp.get("digest"),
+                    "state": "PENDING",
+                    "run": run,
+                    "entity": inp.get("entityName") or f.entity,
+                    "project": inp.get("projectName"),
+                    "version_index": len(versions),
+                    "aliases": [a.get("alias") for a in inp.get("aliases") or []],
+                    "files": {},
+                    "uploads": {},
+                    "manifest": None,
+                    "creates": 0,
+                    "commits": 0,
+                }
                 f.artifacts[art["id"]] = art
             art["creates"] += 1
-            data = {"createArtifact": {"artifact": {"id": art["id"], "state": art["state"],
-                                                    "artifactSequence": {"latestArtifact": {"id": art["id"]}}}}}
+            data = {
+                "createArtifact": {
+                    "artifact": {
+                        "id": art["id"],
+                        "state": art["state"],
+                        "artifactSequence": {"latestArtifact": {"id": art["id"]}},
+                    }
+                }
+            }
         return 200, data, run
 
     def _gql_CreateArtifactManifest(self, var):
@@ -477,8 +561,11 @@ class _Handler(BaseHTTPRequestHandler):
         if var.get("includeUpload", True):
             file["uploadUrl"] = f"{f.url}/upload/artifact/{art['id']}/wandb_manifest.json"
             file["uploadHeaders"] = []
-        return 200, {"createArtifactManifest": {"artifactManifest": {"id": f._new_id("Manifest"), "file": file}}}, \
-            var.get("runName") or art["run"]
+        return (
+            200,
+            {"createArtifactManifest": {"artifactManifest": {"id": f._new_id("Manifest"), "file": file}}},
+            var.get("runName") or art["run"],
+        )
 
     def _gql_UpdateArtifactManifest(self, var):
         f = self.fake
@@ -486,7 +573,11 @@ class _Handler(BaseHTTPRequestHandler):
         if var.get("includeUpload", True):
             file["uploadUrl"] = f"{f.url}/upload/artifact/manifest-{var['artifactManifestID']}/wandb_manifest.json"
             file["uploadHeaders"] = []
-        return 200, {"updateArtifactManifest": {"artifactManifest": {"id": var["artifactManifestID"], "file": file}}}, None
+        return (
+            200,
+            {"updateArtifactManifest": {"artifactManifest": {"id": var["artifactManifestID"], "file": file}}},
+            None,
+        )
 
     def _gql_CreateArtifactFiles(self, var):
         f = self.fake
@@ -496,10 +587,17 @@ class _Handler(BaseHTTPRequestHandler):
             art = f.artifacts[spec["artifactID"]]
             run = art["run"]
             art["files"][spec["name"]] = spec.get("md5")
-            edges.append({"node": {"storagePath": f"{art['id']}/{spec['name']}",
-                                   "uploadUrl": f"{f.url}/upload/artifact/{art['id']}/{spec['name']}",
-                                   "uploadHeaders": [], "uploadMultipartUrls": None,
-                                   "artifact": {"id": art["id"]}}})
+            edges.append(
+                {
+                    "node": {
+                        "storagePath": f"{art['id']}/{spec['name']}",
+                        "uploadUrl": f"{f.url}/upload/artifact/{art['id']}/{spec['name']}",
+                        "uploadHeaders": [],
+                        "uploadMultipartUrls": None,
+                        "artifact": {"id": art["id"]},
+                    }
+                }
+            )
         return 200, {"createArtifactFiles": {"files": {"edges": edges}}}, run
 
     def _gql_CommitArtifact(self, var):
@@ -524,18 +622,33 @@ class _Handler(BaseHTTPRequestHandler):
             rec = f.runs.get(var["run"])
             if rec is None or (var.get("entity") and rec.entity != var["entity"]) or rec.project != var["project"]:
                 return 200, {"project": {"run": None}}, var["run"]
-            arts = [{"node": {"id": a["id"], "digest": a["digest"], "state": a["state"],
-                              "versionIndex": a["version_index"], "artifactType": {"name": a["type"]},
-                              "artifactSequence": {"name": a["collection"]}}}
-                    for a in f.artifacts.values() if a["run"] == rec.name]
-            run = {"id": rec.storage_id, "name": rec.name, "displayName": rec.display_name,
-                   "state": "finished" if rec.complete else "running",
-                   "historyLineCount": rec.history_line_count,
-                   "historyKeys": rec.history_keys(),
-                   "summaryMetrics": json.dumps(rec.summary), "config": json.dumps(rec.config),
-                   "project": {"name": rec.project, "entity": {"name": rec.entity}},
-                   # `outputArtifacts(first: 100)`: one page, as a real server answers it
-                   "outputArtifacts": {"totalCount": len(arts), "edges": arts[:ARTIFACT_PAGE]}}
+            arts = [
+                {
+                    "node": {
+                        "id": a["id"],
+                        "digest": a["digest"],
+                        "state": a["state"],
+                        "versionIndex": a["version_index"],
+                        "artifactType": {"name": a["type"]},
+                        "artifactSequence": {"name": a["collection"]},
+                    }
+                }
+                for a in f.artifacts.values()
+                if a["run"] == rec.name
+            ]
+            run = {
+                "id": rec.storage_id,
+                "name": rec.name,
+                "displayName": rec.display_name,
+                "state": "finished" if rec.complete else "running",
+                "historyLineCount": rec.history_line_count,
+                "historyKeys": rec.history_keys(),
+                "summaryMetrics": json.dumps(rec.summary),
+                "config": json.dumps(rec.config),
+                "project": {"name": rec.project, "entity": {"name": rec.entity}},
+                # `outputArtifacts(first: 100)`: one page, as a real server answers it
+                "outputArtifacts": {"totalCount": len(arts), "edges": arts[:ARTIFACT_PAGE]},
+            }
         return 200, {"project": {"run": run}}, var["run"]
 
     def _gql_FtmodelRunArtifacts(self, var):
@@ -547,14 +660,27 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, {"project": {"run": None}}, var["run"]
             arts = [a for a in f.artifacts.values() if a["run"] == rec.name]
         start = int(var.get("cursor") or 0)
-        page = arts[start:start + ARTIFACT_PAGE]
-        edges = [{"cursor": str(start + i + 1),
-                  "node": {"id": a["id"], "digest": a["digest"], "state": a["state"],
-                           "versionIndex": a["version_index"], "artifactType": {"name": a["type"]},
-                           "artifactSequence": {"name": a["collection"]}}} for i, a in enumerate(page)]
+        page = arts[start : start + ARTIFACT_PAGE]
+        edges = [
+            {
+                "cursor": str(start + i + 1),
+                "node": {
+                    "id": a["id"],
+                    "digest": a["digest"],
+                    "state": a["state"],
+                    "versionIndex": a["version_index"],
+                    "artifactType": {"name": a["type"]},
+                    "artifactSequence": {"name": a["collection"]},
+                },
+            }
+            for i, a in enumerate(page)
+        ]
         info = {"endCursor": edges[-1]["cursor"] if edges else None, "hasNextPage": start + len(page) < len(arts)}
-        return 200, {"project": {"run": {"outputArtifacts": {"totalCount": len(arts), "pageInfo": info,
-                                                             "edges": edges}}}}, var["run"]
+        return (
+            200,
+            {"project": {"run": {"outputArtifacts": {"totalCount": len(arts), "pageInfo": info, "edges": edges}}}},
+            var["run"],
+        )
 
 
 def _op_from_query(query: str) -> str:

@@ -79,31 +79,71 @@ def start_cluster(root: Path) -> SlurmCluster:
     sock = root / "munge" / "munge.socket"
     pids: dict[str, int] = {}
     # munged as root needs --force; its socket lives here, so nothing touches /run/munge
-    subprocess.run([_bin("munged"), "--force", f"--socket={sock}", f"--pid-file={root}/munge/munged.pid",
-                    f"--log-file={root}/log/munged.log", f"--seed-file={root}/munge/seed"], check=True, timeout=30)
-    pids["munged"] = int(_wait(lambda: (root / "munge/munged.pid").exists() and
-                                (root / "munge/munged.pid").read_text().strip(), 10, "munged"))
+    subprocess.run(
+        [
+            _bin("munged"),
+            "--force",
+            f"--socket={sock}",
+            f"--pid-file={root}/munge/munged.pid",
+            f"--log-file={root}/log/munged.log",
+            f"--seed-file={root}/munge/seed",
+        ],
+        check=True,
+        timeout=30,
+    )
+    pids["munged"] = int(
+        _wait(
+            lambda: (root / "munge/munged.pid").exists() and (root / "munge/munged.pid").read_text().strip(),
+            10,
+            "munged",
+        )
+    )
     cpus = max(os.cpu_count() or 1, 4)
     conf = root / "slurm.conf"
-    conf.write_text("\n".join([
-        "ClusterName=ftmodeltest", "SlurmctldHost=localhost(127.0.0.1)",
-        f"SlurmctldPort={_free_port()}", f"SlurmdPort={_free_port()}",
-        "SlurmUser=root", "SlurmdUser=root", "AuthType=auth/munge", f"AuthInfo=socket={sock}",
-        "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "SelectType=select/cons_tres",
-        "SelectTypeParameters=CR_Core", "JobAcctGatherType=jobacct_gather/none", "ReturnToService=2",
-        "MailProg=/bin/true", "SlurmdParameters=config_overrides", "MinJobAge=600", "KillWait=5",
-        f"StateSaveLocation={root}/state", f"SlurmdSpoolDir={root}/spool",
-        f"SlurmctldPidFile={root}/slurmctld.pid", f"SlurmdPidFile={root}/slurmd.pid",
-        f"SlurmctldLogFile={root}/log/slurmctld.log", f"SlurmdLogFile={root}/log/slurmd.log",
-        f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN",
-        "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP", ""]))
+    conf.write_text(
+        "\n".join(
+            [
+                "ClusterName=ftmodeltest",
+                "SlurmctldHost=localhost(127.0.0.1)",
+                f"SlurmctldPort={_free_port()}",
+                f"SlurmdPort={_free_port()}",
+                "SlurmUser=root",
+                "SlurmdUser=root",
+                "AuthType=auth/munge",
+                f"AuthInfo=socket={sock}",
+                "ProctrackType=proctrack/linuxproc",
+                "TaskPlugin=task/none",
+                "SelectType=select/cons_tres",
+                "SelectTypeParameters=CR_Core",
+                "JobAcctGatherType=jobacct_gather/none",
+                "ReturnToService=2",
+                "MailProg=/bin/true",
+                "SlurmdParameters=config_overrides",
+                "MinJobAge=600",
+                "KillWait=5",
+                f"StateSaveLocation={root}/state",
+                f"SlurmdSpoolDir={root}/spool",
+                f"SlurmctldPidFile={root}/slurmctld.pid",
+                f"SlurmdPidFile={root}/slurmd.pid",
+                f"SlurmctldLogFile={root}/log/slurmctld.log",
+                f"SlurmdLogFile={root}/log/slurmd.log",
+                f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN",
+                "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+                "",
+            ]
+        )
+    )
     env = {**os.environ, "SLURM_CONF": str(conf)}
     subprocess.run([_bin("slurmctld"), "-c", "-f", str(conf)], env=env, check=True, timeout=30)
-    pids["slurmctld"] = int(_wait(lambda: (root / "slurmctld.pid").exists() and
-                                   (root / "slurmctld.pid").read_text().strip(), 20, "slurmctld"))
+    pids["slurmctld"] = int(
+        _wait(
+            lambda: (root / "slurmctld.pid").exists() and (root / "slurmctld.pid").read_text().strip(), 20, "slurmctld"
+        )
+    )
     subprocess.run([_bin("slurmd"), "-N", "localhost", "-f", str(conf)], env=env, check=True, timeout=30)
-    pids["slurmd"] = int(_wait(lambda: (root / "slurmd.pid").exists() and
-                                (root / "slurmd.pid").read_text().strip(), 20, "slurmd"))
+    pids["slurmd"] = int(
+        _wait(lambda: (root / "slurmd.pid").exists() and (root / "slurmd.pid").read_text().strip(), 20, "slurmd")
+    )
     cluster = SlurmCluster(root, conf, env, pids)
     _wait(lambda: cluster.run("sinfo", "-h", "-o", "%t", check=False).stdout.strip() == "idle", 60, "an idle node")
     return cluster

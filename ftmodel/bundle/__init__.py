@@ -22,12 +22,47 @@ absolute paths, no links or devices); only when the manifest matches are files r
 place. Stdlib only (the console imports this).
 """
 
-from ftmodel.bundle.pack import (FORMAT, HEADER_NAME, MANIFEST_NAME, MODEL_DIRS, VERSION, BundleError, BundleInfo,
-                                 BundlePlan, FileEntry, ImportResult, RunCandidate, human_size, ledger_path,
-                                 list_candidates, make_bundle, plan_bundle, read_ledger)
+from ftmodel.bundle.pack import (
+    FORMAT,
+    HEADER_NAME,
+    MANIFEST_NAME,
+    MODEL_DIRS,
+    VERSION,
+    BundleError,
+    BundleInfo,
+    BundlePlan,
+    FileEntry,
+    ImportResult,
+    RunCandidate,
+    human_size,
+    ledger_path,
+    list_candidates,
+    make_bundle,
+    plan_bundle,
+    read_ledger,
+)
 from ftmodel.bundle.unpack import import_bundle, import_marks, is_bundle, verify_bundle
 
-__all__ = ["FORMAT", "HEADER_NAME", "MANIFEST_NAME", "MODEL_DIRS", "VERSION", "BundleError", "BundleInfo",
-           "BundlePlan", "FileEntry", "ImportResult", "RunCandidate", "human_size", "import_bundle", "import_marks",
-           "is_bundle", "ledger_path", "list_candidates", "make_bundle", "plan_bundle", "read_ledger",
-           "verify_bundle"]
+__all__ = [
+    "FORMAT",
+    "HEADER_NAME",
+    "MANIFEST_NAME",
+    "MODEL_DIRS",
+    "VERSION",
+    "BundleError",
+    "BundleInfo",
+    "BundlePlan",
+    "FileEntry",
+    "ImportResult",
+    "RunCandidate",
+    "human_size",
+    "import_bundle",
+    "import_marks",
+    "is_bundle",
+    "ledger_path",
+    "list_candidates",
+    "make_bundle",
+    "plan_bundle",
+    "read_ledger",
+    "verify_bundle",
+]

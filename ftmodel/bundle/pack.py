@@ -18,9 +18,9 @@ import secrets
 import socket
 import tarfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ftmodel.rundir import atomic_write_text, file_lock, list_runs
 from ftmodel.sync import human_size  # noqa: F401 (re-exported: the CLI and console print sizes)
@@ -114,6 +114,7 @@ def _ws(ws: Workspace | str | Path) -> Workspace:
 # The bundle ledger (on the box): what earlier bundles carried
 # ---------------------------------------------------------------------------------------------
 
+
 def ledger_path(ws: Workspace | str | Path) -> Path:
     return _ws(ws).wandb_home / LEDGER_FILE
 
@@ -147,6 +148,7 @@ def _sha_prefix(path: Path, size: int) -> str:
 # Choosing what to carry
 # ---------------------------------------------------------------------------------------------
 
+
 def _is_model_path(rel_in_run: str) -> bool:
     top = rel_in_run.split("/", 1)[0]
     return top in MODEL_DIRS or top.startswith("checkpoint-")
@@ -174,8 +176,9 @@ def _run_files(ws: Workspace, run_dir: Path) -> Iterable[tuple[str, Path, bool]]
                 yield rel, ws.root / rel, False
 
 
-def plan_bundle(ws: Workspace | str | Path, runs: Iterable[str] = (), *, new_only: bool = False,
-                with_models: bool = False) -> BundlePlan:
+def plan_bundle(
+    ws: Workspace | str | Path, runs: Iterable[str] = (), *, new_only: bool = False, with_models: bool = False
+) -> BundlePlan:
     """Decide what a bundle of `runs` (run ids or unique prefixes; all when empty) would carry."""
     ws = _ws(ws)
     all_runs = list_runs(ws.root)
@@ -217,8 +220,17 @@ def plan_bundle(ws: Workspace | str | Path, runs: Iterable[str] = (), *, new_onl
             entries.append(entry)
             count += 1
             size += entry.size
-        candidates.append(RunCandidate(run.id, str(state.get("stage", "?")), run.status(), count, size, model_size,
-                                       len(list(run.path.glob("wandb/offline-run-*")))))
+        candidates.append(
+            RunCandidate(
+                run.id,
+                str(state.get("stage", "?")),
+                run.status(),
+                count,
+                size,
+                model_size,
+                len(list(run.path.glob("wandb/offline-run-*"))),
+            )
+        )
         total += size
         model_total += model_size
     return BundlePlan(candidates, entries, total, model_total, with_models, new_only)
@@ -236,7 +248,9 @@ def _entry_for(rel: str, path: Path, length: int, before: dict | None, is_model:
     return FileEntry(rel, path, length, model=is_model)  # rewritten (state.json): carried whole
 
 
-def list_candidates(ws: Workspace | str | Path, *, new_only: bool = False, with_models: bool = False) -> list[RunCandidate]:
+def list_candidates(
+    ws: Workspace | str | Path, *, new_only: bool = False, with_models: bool = False
+) -> list[RunCandidate]:
     """Every run of the workspace with what a bundle would carry of it (the console's pack list)."""
     return plan_bundle(ws, (), new_only=new_only, with_models=with_models).runs
 
@@ -244,6 +258,7 @@ def list_candidates(ws: Workspace | str | Path, *, new_only: bool = False, with_
 # ---------------------------------------------------------------------------------------------
 # Packing
 # ---------------------------------------------------------------------------------------------
+
 
 class _HashingReader:
     """Read at most `limit` bytes of a file object, hashing them (what tarfile copies into the bundle)."""
@@ -269,9 +284,16 @@ def _json_member(tar: tarfile.TarFile, name: str, data: dict) -> bytes:
     return raw
 
 
-def make_bundle(ws: Workspace | str | Path, out: str | Path, runs: Iterable[str] = (), *, new_only: bool = False,
-                with_models: bool = False, plan: BundlePlan | None = None,
-                progress: Callable[[str], None] | None = None) -> BundleInfo:
+def make_bundle(
+    ws: Workspace | str | Path,
+    out: str | Path,
+    runs: Iterable[str] = (),
+    *,
+    new_only: bool = False,
+    with_models: bool = False,
+    plan: BundlePlan | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BundleInfo:
     """Pack runs into `out` (written to `out.part`, renamed when complete) and record in the bundle
     ledger what it carried. Raises BundleError when nothing is left to carry or a file cannot be read."""
     ws = _ws(ws)
@@ -279,20 +301,33 @@ def make_bundle(ws: Workspace | str | Path, out: str | Path, runs: Iterable[str]
     started = time.monotonic()
     plan = plan or plan_bundle(ws, runs, new_only=new_only, with_models=with_models)
     if not plan.entries:
-        raise BundleError("nothing new to carry: every file was in an earlier bundle" if new_only
-                          else f"no run files to carry in {ws.runs}")
+        raise BundleError(
+            "nothing new to carry: every file was in an earlier bundle"
+            if new_only
+            else f"no run files to carry in {ws.runs}"
+        )
     say = progress or (lambda msg: None)
     bundle_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
     gz = out.name.endswith((".gz", ".tgz"))
     part = out.with_name(out.name + ".part")
-    header = {"format": FORMAT, "version": VERSION, "bundle_id": bundle_id, "created": time.time(),
-              "host": socket.gethostname(), "workspace": str(ws.root.resolve()), "new_only": new_only,
-              "with_models": with_models,
-              "runs": {c.run_id: {"stage": c.stage, "state": c.state} for c in plan.runs if c.files}}
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "bundle_id": bundle_id,
+        "created": time.time(),
+        "host": socket.gethostname(),
+        "workspace": str(ws.root.resolve()),
+        "new_only": new_only,
+        "with_models": with_models,
+        "runs": {c.run_id: {"stage": c.stage, "state": c.state} for c in plan.runs if c.files},
+    }
     files, carried, total = [], {}, 0
     try:
-        opened = (tarfile.open(part, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) if gz
-                  else tarfile.open(part, "w", format=tarfile.PAX_FORMAT))
+        opened = (
+            tarfile.open(part, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT)
+            if gz
+            else tarfile.open(part, "w", format=tarfile.PAX_FORMAT)
+        )
         with opened as tar:
             header_raw = _json_member(tar, HEADER_NAME, header)
             for entry in plan.entries:
@@ -318,9 +353,17 @@ def make_bundle(ws: Workspace | str | Path, out: str | Path, runs: Iterable[str]
                 carried[entry.path] = {"size": entry.offset + entry.size, "sha256": full}
                 total += entry.size
             say(f"packed {len(files)} files ({human_size(total)})")
-            _json_member(tar, MANIFEST_NAME, {"format": FORMAT, "version": VERSION, "bundle_id": bundle_id,
-                                              "header_sha256": hashlib.sha256(header_raw).hexdigest(),
-                                              "files": files})
+            _json_member(
+                tar,
+                MANIFEST_NAME,
+                {
+                    "format": FORMAT,
+                    "version": VERSION,
+                    "bundle_id": bundle_id,
+                    "header_sha256": hashlib.sha256(header_raw).hexdigest(),
+                    "files": files,
+                },
+            )
         with open(part, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(part, out)
@@ -332,9 +375,24 @@ def make_bundle(ws: Workspace | str | Path, out: str | Path, runs: Iterable[str]
     with file_lock(ws.wandb_home / ".bundle_ledger.lock"):
         ledger = read_ledger(ws)
         ledger["files"].update(carried)
-        ledger["bundles"].append({"bundle_id": bundle_id, "file": str(out.resolve()), "created": header["created"],
-                                  "runs": sorted(header["runs"]), "files": len(files), "bytes": total,
-                                  "new_only": new_only})
+        ledger["bundles"].append(
+            {
+                "bundle_id": bundle_id,
+                "file": str(out.resolve()),
+                "created": header["created"],
+                "runs": sorted(header["runs"]),
+                "files": len(files),
+                "bytes": total,
+                "new_only": new_only,
+            }
+        )
         atomic_write_text(ledger_path(ws), json.dumps(ledger, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
-    return BundleInfo(out, bundle_id, sorted(header["runs"]), len(files), total, out.stat().st_size,
-                      round(time.monotonic() - started, 3))
+    return BundleInfo(
+        out,
+        bundle_id,
+        sorted(header["runs"]),
+        len(files),
+        total,
+        out.stat().st_size,
+        round(time.monotonic() - started, 3),
+    )

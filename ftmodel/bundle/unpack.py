@@ -19,16 +19,26 @@ import time
 import zlib
 from pathlib import Path
 
-from ftmodel.bundle.pack import (_CHUNK, ALLOWED_ROOTS, FORMAT, HEADER_NAME, MANIFEST_NAME, VERSION, BundleError,
-                                 ImportResult, _sha_prefix, _ws)
+from ftmodel.bundle.pack import (
+    _CHUNK,
+    ALLOWED_ROOTS,
+    FORMAT,
+    HEADER_NAME,
+    MANIFEST_NAME,
+    VERSION,
+    BundleError,
+    ImportResult,
+    _sha_prefix,
+    _ws,
+)
 from ftmodel.rundir import atomic_write_text, file_lock
 from ftmodel.sync_guard import IMPORT_MARK, import_marks
 from ftmodel.workspace import Workspace
 
-
 # ---------------------------------------------------------------------------------------------
 # Verifying and importing
 # ---------------------------------------------------------------------------------------------
+
 
 def _check_name(name: str) -> str:
     """A member name that stays inside the workspace's runs/ or .wandb/data/, or BundleError."""
@@ -62,8 +72,10 @@ def _check_version(data: dict, where: str) -> None:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise BundleError(f"{where}: unknown bundle format version {version!r}")
     if version > VERSION:
-        raise BundleError(f"bundle format version {version} is newer than this ftmodel reads (version {VERSION}); "
-                          f"upgrade ftmodel on this machine")
+        raise BundleError(
+            f"bundle format version {version} is newer than this ftmodel reads (version {VERSION}); "
+            f"upgrade ftmodel on this machine"
+        )
 
 
 def _extract_verified(bundle: Path, into: Path) -> tuple[dict, dict, dict[str, Path]]:
@@ -124,7 +136,9 @@ def _extract_verified(bundle: Path, into: Path) -> tuple[dict, dict, dict[str, P
             raise BundleError(f"{path}: listed in the manifest but missing from the bundle; nothing imported")
         _, size, sha = got[path]
         if size != item.get("size"):
-            raise BundleError(f"{path}: {size} bytes in the bundle, the manifest says {item.get('size')}; nothing imported")
+            raise BundleError(
+                f"{path}: {size} bytes in the bundle, the manifest says {item.get('size')}; nothing imported"
+            )
         if sha != item.get("sha256"):
             raise BundleError(f"{path}: content does not match the manifest (SHA-256 differs); nothing imported")
     extra = sorted(set(got) - set(listed))
@@ -169,8 +183,9 @@ def import_bundle(bundle: str | Path, ws: Workspace | str | Path) -> ImportResul
         return _apply(ws, tmp, header, manifest, extracted, started)
 
 
-def _apply(ws: Workspace, tmp: Path, header: dict, manifest: dict, extracted: dict[str, Path],
-           started: float) -> ImportResult:
+def _apply(
+    ws: Workspace, tmp: Path, header: dict, manifest: dict, extracted: dict[str, Path], started: float
+) -> ImportResult:
     """Plan every change first (so a piece that cannot apply refuses the whole import), then make them."""
     moves: list[tuple[Path, Path]] = []  # (ready file, target)
     unchanged, skipped, nbytes = 0, [], 0
@@ -193,9 +208,11 @@ def _apply(ws: Workspace, tmp: Path, header: dict, manifest: dict, extracted: di
                 unchanged += 1
                 continue
             if have is None or have < offset or _sha_prefix(target, offset) != item.get("base_sha256"):
-                raise BundleError(f"{path}: this bundle continues the file from byte {offset}, which this workspace "
-                                  f"does not have ({'missing' if have is None else f'{have} bytes differ'}); "
-                                  f"import the earlier bundle(s) first; nothing imported")
+                raise BundleError(
+                    f"{path}: this bundle continues the file from byte {offset}, which this workspace "
+                    f"does not have ({'missing' if have is None else f'{have} bytes differ'}); "
+                    f"import the earlier bundle(s) first; nothing imported"
+                )
             if have > total:  # already holds more than this piece brings (a later bundle came first)
                 skipped.append(path)
                 continue
@@ -221,7 +238,7 @@ def _apply(ws: Workspace, tmp: Path, header: dict, manifest: dict, extracted: di
     # Staged artifact files first, so an offline run never appears without them; then whole new run
     # dirs by one rename each (nothing half-visible), then single files into existing run dirs.
     new_runs: dict[str, Path] = {}
-    for src, target in moves:
+    for _src, target in moves:
         rel = target.relative_to(ws.root).as_posix()
         if rel.startswith("runs/"):
             run_id = rel.split("/")[1]
@@ -234,8 +251,12 @@ def _apply(ws: Workspace, tmp: Path, header: dict, manifest: dict, extracted: di
         dest = new_runs[run_id] / Path(*rel.split("/")[2:]) if run_id in new_runs else target
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dest)
-    mark = {"bundle_id": header.get("bundle_id"), "host": header.get("host"), "created": header.get("created"),
-            "imported": time.time()}
+    mark = {
+        "bundle_id": header.get("bundle_id"),
+        "host": header.get("host"),
+        "created": header.get("created"),
+        "imported": time.time(),
+    }
     for run_id, info in (header.get("runs") or {}).items():
         target_dir = new_runs.get(run_id) or ws.runs / run_id
         if not target_dir.is_dir():
@@ -246,8 +267,16 @@ def _apply(ws: Workspace, tmp: Path, header: dict, manifest: dict, extracted: di
             atomic_write_text(target_dir / IMPORT_MARK, json.dumps(marks, ensure_ascii=False, indent=1) + "\n")
     for run_id, ready in new_runs.items():
         os.rename(ready, ws.runs / run_id)
-    return ImportResult(str(header.get("bundle_id")), sorted(header.get("runs") or {}), len(moves), unchanged, nbytes,
-                        round(time.monotonic() - started, 3), str(header.get("host") or ""), skipped)
+    return ImportResult(
+        str(header.get("bundle_id")),
+        sorted(header.get("runs") or {}),
+        len(moves),
+        unchanged,
+        nbytes,
+        round(time.monotonic() - started, 3),
+        str(header.get("host") or ""),
+        skipped,
+    )
 
 
 class _Limited:

@@ -34,11 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {**dict.fromkeys((*STAGES, PIPELINE), runs.cmd_stage), "config": runs.cmd_config,
-            "runs": runs.cmd_runs, **dict.fromkeys(runs.RUN_COMMANDS, runs.cmd_run),
-            "init": start.cmd_init, "data": start.cmd_data, "model": start.cmd_model,
-            "sync": sync_cmds.cmd_sync, "bundle": sync_cmds.cmd_bundle,
-            "queue": queue_cmds.cmd_queue, "sweep": queue_cmds.cmd_queue}
+COMMANDS = {
+    **dict.fromkeys((*STAGES, PIPELINE), runs.cmd_stage),
+    "config": runs.cmd_config,
+    "runs": runs.cmd_runs,
+    **dict.fromkeys(runs.RUN_COMMANDS, runs.cmd_run),
+    "init": start.cmd_init,
+    "data": start.cmd_data,
+    "model": start.cmd_model,
+    "sync": sync_cmds.cmd_sync,
+    "bundle": sync_cmds.cmd_bundle,
+    "queue": queue_cmds.cmd_queue,
+    "sweep": queue_cmds.cmd_queue,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

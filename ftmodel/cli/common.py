@@ -16,8 +16,14 @@ CONFIG_HELP = "TOML config (default: ./ftmodel.toml, else ./configs/default.toml
 def add_config(p: argparse.ArgumentParser, *, overrides: bool = True) -> None:
     p.add_argument("--config", default=None, help=CONFIG_HELP)
     if overrides:
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override one config value for this run (repeatable)")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="SECTION.KEY=VALUE",
+            help="override one config value for this run (repeatable)",
+        )
 
 
 def add_workspace(p: argparse.ArgumentParser) -> None:
@@ -29,8 +35,11 @@ def add_common(p: argparse.ArgumentParser) -> None:
     add_config(p)
     p.add_argument("--workspace", help="workspace directory (default: launch.workspace from the config)")
     p.add_argument("--detach", action="store_true", help="start the run and return; it keeps running")
-    p.add_argument("--force", action="store_true",
-                   help="run even when a finished run had the same inputs (default: reuse that run)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when a finished run had the same inputs (default: reuse that run)",
+    )
 
 
 def load_config(ns: argparse.Namespace):

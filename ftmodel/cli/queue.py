@@ -1,6 +1,4 @@
-"""`ftmodel queue …` and `ftmodel sweep …`: the overnight queue and grid sweeps, headless.
-
-"""
+"""`ftmodel queue …` and `ftmodel sweep …`: the overnight queue and grid sweeps, headless."""
 
 from __future__ import annotations
 
@@ -28,8 +26,10 @@ def add_parsers(sub) -> None:
     q.add_argument("--no-start", action="store_true", help="queue only; do not start a runner")
     add_config(q)
     q.add_argument("--workspace", help="workspace directory (default: launch.workspace from the config)")
-    for name, text in (("rm", "remove jobs that are not running"), ("retry", "queue failed/cancelled/invalid jobs "
-                                                                              "again (all of them without ids)")):
+    for name, text in (
+        ("rm", "remove jobs that are not running"),
+        ("retry", "queue failed/cancelled/invalid jobs again (all of them without ids)"),
+    ):
         q = qsub.add_parser(name, help=text)
         q.add_argument("jobs", nargs="*" if name == "retry" else "+", metavar="JOB")
         add_workspace(q)
@@ -42,8 +42,13 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("sweep", help="queue a grid of runs (`--grid grpo.beta=0.0,0.04`), or `sweep show ID`")
     p.add_argument("show", nargs="*", metavar="show ID", help="`show SWEEP`: print the comparison table")
-    p.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2",
-                   help="values of one key (repeatable); added to the config's [sweep] table")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=V1,V2",
+        help="values of one key (repeatable); added to the config's [sweep] table",
+    )
     p.add_argument("--stages", help="stages each point runs (default: [sweep] stages, else sft,grpo,evaluate)")
     p.add_argument("--dry-run", action="store_true", help="print the planned runs and their commands; queue nothing")
     p.add_argument("--force", action="store_true", help="rerun stages even when their inputs did not change")
@@ -72,21 +77,35 @@ def _print_jobs(ws: Path) -> None:
     from ftmodel.textio import format_table
 
     data = read_queue(ws)
-    rows = [[j["id"], j["stage"] + (f" {j['args'].get('stages')}" if j["args"].get("stages") else ""),
-             j["state"] + (" (reused)" if j.get("reused") else ""), j.get("label") or "", j.get("sweep") or "",
-             j.get("run_id") or "", j.get("error") or ""] for j in data["jobs"]]
+    rows = [
+        [
+            j["id"],
+            j["stage"] + (f" {j['args'].get('stages')}" if j["args"].get("stages") else ""),
+            j["state"] + (" (reused)" if j.get("reused") else ""),
+            j.get("label") or "",
+            j.get("sweep") or "",
+            j.get("run_id") or "",
+            j.get("error") or "",
+        ]
+        for j in data["jobs"]
+    ]
     columns = [t("job"), t("what"), t("state"), t("point"), t("sweep"), t("run"), t("note")]
     print(format_table(columns, rows) if rows else t("queue is empty"))
-    print((t("paused; ") if data.get("paused") else "") + (t("a runner is draining it") if runner_running(ws)
-                                                           else t("no runner (`ftmodel queue resume` starts one)")))
+    print(
+        (t("paused; ") if data.get("paused") else "")
+        + (t("a runner is draining it") if runner_running(ws) else t("no runner (`ftmodel queue resume` starts one)"))
+    )
 
 
 def _start_runner(ws: Path) -> None:
     from ftmodel.queue import start_runner
 
     pid = start_runner(ws)
-    print(t("runner started (pid {pid}); log: {log}", pid=pid, log=ws / "queue" / "runner.log") if pid
-          else t("a runner is already draining it"))
+    print(
+        t("runner started (pid {pid}); log: {log}", pid=pid, log=ws / "queue" / "runner.log")
+        if pid
+        else t("a runner is already draining it")
+    )
 
 
 def _queue(ns) -> int:
@@ -100,8 +119,19 @@ def _queue(ns) -> int:
         ws = Path(ns.workspace or cfg.launch.workspace)
         path = resolve_config(ns.config).path
         args = {"stages": ns.stages} if ns.stages else {}
-        [job] = queue.add_jobs(ws, [queue.JobSpec(ns.stage, Path(path).read_text(encoding="utf-8"), ns.overrides,
-                                                  args, force=ns.force, label=" ".join(ns.overrides))])
+        [job] = queue.add_jobs(
+            ws,
+            [
+                queue.JobSpec(
+                    ns.stage,
+                    Path(path).read_text(encoding="utf-8"),
+                    ns.overrides,
+                    args,
+                    force=ns.force,
+                    label=" ".join(ns.overrides),
+                )
+            ],
+        )
         print(f"queued {job['id']}: {ns.stage}")
         if not ns.no_start:
             _start_runner(ws)
@@ -159,8 +189,13 @@ def _sweep(ns) -> int:
         print(t("dry run: nothing queued"))
         return 0
     sweep_id, jobs = sweep.queue_sweep(ws, path, points, spec.stages, force=ns.force, no_judge=ns.no_judge)
-    print(t("sweep {sweep}: queued {n} job(s); `ftmodel sweep show {sweep}` prints the table", sweep=sweep_id,
-            n=len(jobs)))
+    print(
+        t(
+            "sweep {sweep}: queued {n} job(s); `ftmodel sweep show {sweep}` prints the table",
+            sweep=sweep_id,
+            n=len(jobs),
+        )
+    )
     if not ns.no_start:
         _start_runner(ws)
     return 0

@@ -30,16 +30,27 @@ def add_parsers(sub) -> None:
         p = sub.add_parser(stage, help=f"run the {stage} stage")
         add_common(p)
         if stage in ("sft", "grpo"):
-            p.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
-                           help="resume from the last checkpoint of RUN (default: the latest run of this stage)")
+            p.add_argument(
+                "--resume",
+                nargs="?",
+                const="latest",
+                metavar="RUN",
+                help="resume from the last checkpoint of RUN (default: the latest run of this stage)",
+            )
         if stage in ("grpo", "evaluate", "ablation"):
-            p.add_argument("--no-judge", "--no_judge", dest="no_judge", action="store_true",
-                           help="do not use the LLM judge")
+            p.add_argument(
+                "--no-judge", "--no_judge", dest="no_judge", action="store_true", help="do not use the LLM judge"
+            )
         if stage == "grpo":
             p.add_argument("--sft-run", metavar="RUN", help="SFT run whose adapter GRPO starts from (default: latest)")
         if stage == "evaluate":
-            p.add_argument("--eval-sft", "--eval_sft", dest="eval_sft", action="store_true",
-                           help="evaluate the SFT adapter instead of the GRPO one")
+            p.add_argument(
+                "--eval-sft",
+                "--eval_sft",
+                dest="eval_sft",
+                action="store_true",
+                help="evaluate the SFT adapter instead of the GRPO one",
+            )
             p.add_argument("--model", choices=("base", "sft", "grpo"), help="which model to evaluate")
             p.add_argument("--adapter", metavar="RUN|DIR", help="evaluate this run's adapter or adapter directory")
         if stage == "export":
@@ -58,14 +69,16 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("runs", help="list the workspace's runs")
     add_workspace(p)
     p.add_argument("--stage", choices=(*STAGES, PIPELINE))
-    for name, text in (("stop", "stop a run gracefully (SIGINT, then SIGTERM, then SIGKILL)"),
-                       ("logs", "print a run's log"), ("follow", "follow a run's log until it ends")):
+    for name, text in (
+        ("stop", "stop a run gracefully (SIGINT, then SIGTERM, then SIGKILL)"),
+        ("logs", "print a run's log"),
+        ("follow", "follow a run's log until it ends"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("run", help="run id (or a unique prefix)")
         add_workspace(p)
         if name == "stop":
-            p.add_argument("--now", action="store_true",
-                           help="stop at once (SIGTERM) without saving a checkpoint")
+            p.add_argument("--now", action="store_true", help="stop at once (SIGTERM) without saving a checkpoint")
     p = sub.add_parser("lineage", help="show what a run consumed: evaluate ← grpo ← sft ← filter ← data hashes")
     p.add_argument("run", help="run id (or a unique prefix)")
     add_workspace(p)
@@ -123,8 +136,13 @@ def follow(run: Run, out=None, poll: float = 0.2) -> int:
                 return 0
     status = run_status(run)
     code = run.read_state().get("exit_code")
-    print(f"{run.id}: {t(status)}" + (f" (exit {code})" if code not in (None, 0) else "")
-          + (f": {run.problem()}" if status == BROKEN else ""), file=out, flush=True)
+    print(
+        f"{run.id}: {t(status)}"
+        + (f" (exit {code})" if code not in (None, 0) else "")
+        + (f": {run.problem()}" if status == BROKEN else ""),
+        file=out,
+        flush=True,
+    )
     if status in ("lost", BROKEN):
         return 1
     return int(code or 0)
@@ -135,16 +153,27 @@ def cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
     cfg = load_config(ns)
     workspace = Path(ns.workspace or cfg.launch.workspace)
     stage = ns.command
-    run, proc = start_stage(stage, cfg, workspace, _stage_args(ns), argv=["ftmodel", *argv],
-                            reuse=not ns.force and stage != PIPELINE, report=lambda msg: print(msg, flush=True))
+    run, proc = start_stage(
+        stage,
+        cfg,
+        workspace,
+        _stage_args(ns),
+        argv=["ftmodel", *argv],
+        reuse=not ns.force and stage != PIPELINE,
+        report=lambda msg: print(msg, flush=True),
+    )
     if proc is None:  # a finished run had the same inputs: nothing to run (`--force` reruns)
-        print(f"{stage}: {run.path} (" + t("`ftmodel lineage {run}` shows what it consumed; --force reruns",
-                                           run=run.id) + ")")
+        print(
+            f"{stage}: {run.path} ("
+            + t("`ftmodel lineage {run}` shows what it consumed; --force reruns", run=run.id)
+            + ")"
+        )
         return 0
     print(t("{stage}: run {run} ({path})", stage=stage, run=run.id, path=run.path), flush=True)
     if ns.detach:
-        print(t("detached; follow with `ftmodel follow {run} --workspace {workspace}`", run=run.id,
-                workspace=workspace))
+        print(
+            t("detached; follow with `ftmodel follow {run} --workspace {workspace}`", run=run.id, workspace=workspace)
+        )
         return 0
     return follow(run)
 
@@ -157,8 +186,17 @@ def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:
     if not runs:
         print(t("no runs in {path}", path=workspace / "runs"))
         return 0
-    print(" ".join([pad(t("run"), 34), pad(t("stage"), 9), pad(t("state"), 10), pad(t("progress"), 12, right=True),
-                    pad(t("duration"), 9, right=True)]))
+    print(
+        " ".join(
+            [
+                pad(t("run"), 34),
+                pad(t("stage"), 9),
+                pad(t("state"), 10),
+                pad(t("progress"), 12, right=True),
+                pad(t("duration"), 9, right=True),
+            ]
+        )
+    )
     for run in runs:
         st = run.read_state()  # coerced to the expected shape: a foreign state.json cannot crash this
         prog = st.get("progress") or {}
@@ -174,8 +212,15 @@ def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:
 def cmd_config(ns: argparse.Namespace, argv: list[str]) -> int:
     """`ftmodel config check FILE`."""
     cfg = config_mod.load(ns.file, ns.overrides)
-    print(t("{file}: ok ({sections} sections; model {model}, wandb {mode})", file=ns.file,
-            sections=len(config_mod.SECTIONS), model=cfg.model.name_or_path, mode=cfg.wandb.mode))
+    print(
+        t(
+            "{file}: ok ({sections} sections; model {model}, wandb {mode})",
+            file=ns.file,
+            sections=len(config_mod.SECTIONS),
+            model=cfg.model.name_or_path,
+            mode=cfg.wandb.mode,
+        )
+    )
     return 0
 
 
@@ -193,8 +238,7 @@ def cmd_run(ns: argparse.Namespace, argv: list[str]) -> int:
     if ns.command == "logs":
         if run.problem():  # the log is still worth reading; say the run itself is broken
             print(t("warning: run {run} is broken: {problem}", run=run.id, problem=run.problem()), file=sys.stderr)
-        sys.stdout.write(run.log_path.read_text(encoding="utf-8", errors="replace") if run.log_path.exists()
-                         else "")
+        sys.stdout.write(run.log_path.read_text(encoding="utf-8", errors="replace") if run.log_path.exists() else "")
         return 0
     run.check_state()  # a missing or corrupt state.json is an error, not "unknown"
     return follow(run)

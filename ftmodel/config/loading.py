@@ -14,7 +14,6 @@ from ftmodel.answers import parse_alias_group, parse_tolerance
 from ftmodel.config.schema import SECTIONS, Config, field_specs
 from ftmodel.errors import ConfigError
 
-
 # No setting needs a number beyond this; larger ones are typos (1e30) that would only fail mid-run.
 _MAX_MAGNITUDE = 1e9
 
@@ -59,8 +58,13 @@ def _check_value(path: str, typ: type, value: Any, meta: dict) -> Any:
     else:  # pragma: no cover - schema only uses the types above
         ok = isinstance(value, typ)
     if not ok:
-        want = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-                list: "a list of strings"}.get(typ, typ.__name__)
+        want = {
+            bool: "true or false",
+            int: "an integer",
+            float: "a number",
+            str: "a string",
+            list: "a list of strings",
+        }.get(typ, typ.__name__)
         raise ConfigError(f"{path}: expected {want}, got {value!r}")
     if typ in (int, float) and not (math.isfinite(value) and abs(value) <= _MAX_MAGNITUDE):
         # nan/inf and absurd magnitudes (TOML and --set both accept them) would reach the trainer.
@@ -99,20 +103,28 @@ def from_dict(data: dict, *, source: str = "<config>", text: str | None = None) 
             continue
         if section not in SECTIONS:
             hint = difflib.get_close_matches(section, SECTIONS, n=1)
-            raise fail(section, None, f"unknown section [{section}]"
-                       + (f" (did you mean [{hint[0]}]?)" if hint else ""))
+            raise fail(
+                section, None, f"unknown section [{section}]" + (f" (did you mean [{hint[0]}]?)" if hint else "")
+            )
         if not isinstance(values, dict):
             raise fail(section, None, f"{section}: expected a table [{section}], got {values!r}")
         specs = {name: (typ, meta) for name, typ, _, meta in field_specs(section)}
         target = getattr(cfg, section)
         for key, value in values.items():
             if key not in specs and _SECRET_KEY.search(key):
-                raise fail(section, key, f"{section}.{key}: secrets never go in the config; put the key in an "
-                           "environment variable and name that variable instead (e.g. judge.api_key_env)")
+                raise fail(
+                    section,
+                    key,
+                    f"{section}.{key}: secrets never go in the config; put the key in an "
+                    "environment variable and name that variable instead (e.g. judge.api_key_env)",
+                )
             if key not in specs:
                 hint = difflib.get_close_matches(key, specs, n=1)
-                raise fail(section, key, f"unknown key {section}.{key}"
-                           + (f" (did you mean {section}.{hint[0]}?)" if hint else ""))
+                raise fail(
+                    section,
+                    key,
+                    f"unknown key {section}.{key}" + (f" (did you mean {section}.{hint[0]}?)" if hint else ""),
+                )
             typ, meta = specs[key]
             try:
                 setattr(target, key, _check_value(f"{section}.{key}", typ, _unwrap(value), meta))
@@ -127,12 +139,18 @@ def _check_consistency(cfg: Config, fail) -> None:
     g, ln = cfg.grpo, cfg.launch
     ranks = ln.num_processes * ln.num_machines if ln.launcher != "python" else 1
     if (g.batch_size * g.grad_accum * ranks) % g.num_generations:
-        raise fail("grpo", "num_generations",
-                   f"grpo.num_generations ({g.num_generations}) must divide grpo.batch_size × grpo.grad_accum × "
-                   f"ranks ({g.batch_size} × {g.grad_accum} × {ranks}): each batch holds whole groups of completions")
+        raise fail(
+            "grpo",
+            "num_generations",
+            f"grpo.num_generations ({g.num_generations}) must divide grpo.batch_size × grpo.grad_accum × "
+            f"ranks ({g.batch_size} × {g.grad_accum} × {ranks}): each batch holds whole groups of completions",
+        )
     if ln.machine_rank >= ln.num_machines:
-        raise fail("launch", "machine_rank", f"launch.machine_rank ({ln.machine_rank}) must be below "
-                   f"launch.num_machines ({ln.num_machines})")
+        raise fail(
+            "launch",
+            "machine_rank",
+            f"launch.machine_rank ({ln.machine_rank}) must be below launch.num_machines ({ln.num_machines})",
+        )
     if cfg.filter.min_chars > cfg.filter.max_chars:
         raise fail("filter", "min_chars", "filter.min_chars is larger than filter.max_chars")
     for key, parse in (("tolerances", parse_tolerance), ("aliases", parse_alias_group)):
@@ -146,8 +164,9 @@ def _check_consistency(cfg: Config, fail) -> None:
             raise fail("answers", "regex_qtypes", f"answers: {item!r} is in both exact_qtypes and regex_qtypes")
     for name in cfg.ablation.variants:
         if name not in ("base", "sft_only", "sft_grpo"):
-            raise fail("ablation", "variants", f"ablation.variants: unknown variant {name!r} "
-                       "(use base, sft_only, sft_grpo)")
+            raise fail(
+                "ablation", "variants", f"ablation.variants: unknown variant {name!r} (use base, sft_only, sft_grpo)"
+            )
 
 
 def parse_override(spec: str) -> tuple[str, str, Any]:
@@ -262,10 +281,10 @@ def sweep_from_dict(values: Any, grid_specs: list[str] | tuple = (), stages: lis
             sweep.stages = _check_value("sweep.stages", list, raw, {})
         elif "." in key:
             if not isinstance(raw, list) or not raw:
-                raise ConfigError(f"sweep.\"{key}\": expected a non-empty list of values, got {raw!r}")
+                raise ConfigError(f'sweep."{key}": expected a non-empty list of values, got {raw!r}')
             grid[key] = raw
         else:
-            raise ConfigError(f"unknown key sweep.{key} (grid keys are \"section.key\" = [values], plus stages)")
+            raise ConfigError(f'unknown key sweep.{key} (grid keys are "section.key" = [values], plus stages)')
     for spec in grid_specs:
         if "=" not in spec:
             raise ConfigError(f"--grid {spec}: expected section.key=value1,value2")
@@ -288,8 +307,9 @@ def sweep_from_dict(values: Any, grid_specs: list[str] | tuple = (), stages: lis
         grid[key] = typed
     unknown = [s for s in sweep.stages if s not in STAGES]
     if unknown or not sweep.stages:
-        raise ConfigError(f"sweep.stages: unknown stage {', '.join(unknown) or '(none given)'} "
-                          f"(stages: {', '.join(STAGES)})")
+        raise ConfigError(
+            f"sweep.stages: unknown stage {', '.join(unknown) or '(none given)'} (stages: {', '.join(STAGES)})"
+        )
     sweep.grid = grid
     return sweep
 

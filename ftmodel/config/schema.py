@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 
-def F(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None = None,
-      hi: float | None = None) -> Any:
+def F(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None = None, hi: float | None = None) -> Any:
     """Declare a schema field with its documentation, allowed values and bounds."""
     meta = {"doc": doc, "choices": choices, "lo": lo, "hi": hi}
     if isinstance(default, list):
@@ -26,18 +25,24 @@ def F(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None 
 class ModelSection:
     """The base model and how to load it."""
 
-    name_or_path: str = F("builtin:tiny", "Base model: a local model directory, a hub id (downloaded on your own "
-                          "server), or `builtin:tiny` for the embedded tiny model built locally.")
-    dtype: str = F("float32", "Weights dtype for training and inference.",
-                   choices=("float32", "bfloat16", "float16", "auto"))
-    device: str = F("auto", "Where to run: `auto` picks CUDA when present, else the CPU.",
-                    choices=("auto", "cpu", "cuda"))
+    name_or_path: str = F(
+        "builtin:tiny",
+        "Base model: a local model directory, a hub id (downloaded on your own "
+        "server), or `builtin:tiny` for the embedded tiny model built locally.",
+    )
+    dtype: str = F(
+        "float32", "Weights dtype for training and inference.", choices=("float32", "bfloat16", "float16", "auto")
+    )
+    device: str = F(
+        "auto", "Where to run: `auto` picks CUDA when present, else the CPU.", choices=("auto", "cpu", "cuda")
+    )
     trust_remote_code: bool = F(False, "Allow model code shipped with the checkpoint to run.")
     max_seq_length: int = F(256, "Longest prompt + completion, in tokens, used for SFT.", lo=16)
     tiny_hidden_size: int = F(128, "builtin:tiny only: hidden size.", lo=16)
     tiny_layers: int = F(2, "builtin:tiny only: transformer layers.", lo=1)
-    tiny_pretrain_steps: int = F(150, "builtin:tiny only: steps of brief LM pre-training on question text "
-                                 "(never the answer format).", lo=0)
+    tiny_pretrain_steps: int = F(
+        150, "builtin:tiny only: steps of brief LM pre-training on question text (never the answer format).", lo=0
+    )
     tiny_seed: int = F(0, "builtin:tiny only: seed for the tokenizer corpus and pre-training.")
 
 
@@ -45,8 +50,11 @@ class ModelSection:
 class DataSection:
     """Where questions come from and how they are split and prompted."""
 
-    source: str = F("builtin", "`builtin` (the generated finance question bank) or a path to a JSONL / CSV file "
-                    "or a `datasets` directory saved with save_to_disk.")
+    source: str = F(
+        "builtin",
+        "`builtin` (the generated finance question bank) or a path to a JSONL / CSV file "
+        "or a `datasets` directory saved with save_to_disk.",
+    )
     seed: int = F(0, "Seed of the built-in generator and of the train/eval split.")
     n_train: int = F(2000, "builtin: number of training questions.", lo=1)
     n_eval: int = F(200, "builtin: number of held-out evaluation questions.", lo=1)
@@ -56,15 +64,24 @@ class DataSection:
     answer_field: str = F("answer", "User data: column holding the gold answer.")
     qtype_field: str = F("qtype", "User data: column holding the question type (optional).")
     id_field: str = F("id", "User data: column holding a unique id (optional; missing ids are numbered).")
-    solution_field: str = F("solution", "User data: column holding a worked solution, used by distill's "
-                            "`builtin` backend (optional).")
-    choices_field: str = F("choices", "User data: column holding answer options (a list, or text), appended "
-                           "to the question as lettered lines (optional).")
-    metadata_fields: list = F([], "User data: extra columns kept with each record under `metadata`; any other "
-                              "unknown column is reported by `ftmodel data check`.")
+    solution_field: str = F(
+        "solution", "User data: column holding a worked solution, used by distill's `builtin` backend (optional)."
+    )
+    choices_field: str = F(
+        "choices",
+        "User data: column holding answer options (a list, or text), appended "
+        "to the question as lettered lines (optional).",
+    )
+    metadata_fields: list = F(
+        [],
+        "User data: extra columns kept with each record under `metadata`; any other "
+        "unknown column is reported by `ftmodel data check`.",
+    )
     default_qtype: str = F("general", "User data: question type of rows with no qtype value.")
-    system_prompt: str = F("Reply as <think>reasoning</think><answer>answer</answer>.",
-                           "System message put before every question (empty: none).")
+    system_prompt: str = F(
+        "Reply as <think>reasoning</think><answer>answer</answer>.",
+        "System message put before every question (empty: none).",
+    )
 
 
 @dataclass
@@ -76,8 +93,11 @@ class AnswersSection:
     numeric_abs_tol: float = F(0.01, "Two numeric answers match within this absolute difference …", lo=0.0)
     numeric_rel_tol: float = F(1e-3, "… or within this fraction of the gold value (large amounts).", lo=0.0, hi=1.0)
     exact_qtypes: list = F([], "Question types compared as exact text (only surrounding spaces ignored).")
-    regex_qtypes: list = F([], "Question types whose gold answer is a regular expression that the answer must "
-                           "match in full (case-insensitive), e.g. `盈利|获利`.")
+    regex_qtypes: list = F(
+        [],
+        "Question types whose gold answer is a regular expression that the answer must "
+        "match in full (case-insensitive), e.g. `盈利|获利`.",
+    )
     tolerances: list = F([], "Per-type absolute numeric tolerance, as `qtype=tolerance` (e.g. `percent_change=0.1`).")
     aliases: list = F([], "Groups of answers that mean the same, as `a=b=c` (e.g. `盈利=获利=赚钱`).")
 
@@ -86,17 +106,26 @@ class AnswersSection:
 class ModelServiceSection:
     """How to reach a teacher or judge model: an OpenAI-compatible server or a local model directory."""
 
-    backend: str = F("openai", "`openai`: an OpenAI-compatible chat-completions server (vLLM, SGLang, Ollama, a "
-                     "hosted API); `hf`: a local model directory loaded with transformers.",
-                     choices=("openai", "hf"))
+    backend: str = F(
+        "openai",
+        "`openai`: an OpenAI-compatible chat-completions server (vLLM, SGLang, Ollama, a "
+        "hosted API); `hf`: a local model directory loaded with transformers.",
+        choices=("openai", "hf"),
+    )
     base_url: str = F("http://127.0.0.1:8000/v1", "openai: base URL of the server (…/v1).")
     model: str = F("", "openai: the served model's name; hf: a local model directory.")
-    api_key_env: str = F("OPENAI_API_KEY", "NAME of the environment variable holding the API key (never the key "
-                         "itself); an unset variable means no key (fine for local servers).")
-    timeout_s: float = F(60.0, "Seconds of silence (no byte of a streamed reply) before the request is given up "
-                         "and retried; a long reply that keeps streaming is never cut.", lo=0.1)
-    max_retries: int = F(3, "Retries after a timeout, a refused connection, HTTP 429/5xx or a malformed reply.",
-                         lo=0)
+    api_key_env: str = F(
+        "OPENAI_API_KEY",
+        "NAME of the environment variable holding the API key (never the key "
+        "itself); an unset variable means no key (fine for local servers).",
+    )
+    timeout_s: float = F(
+        60.0,
+        "Seconds of silence (no byte of a streamed reply) before the request is given up "
+        "and retried; a long reply that keeps streaming is never cut.",
+        lo=0.1,
+    )
+    max_retries: int = F(3, "Retries after a timeout, a refused connection, HTTP 429/5xx or a malformed reply.", lo=0)
     concurrency: int = F(8, "Requests in flight at once.", lo=1, hi=256)
     max_tokens: int = F(1024, "Longest reply, in tokens.", lo=1)
     temperature: float = F(0.0, "Sampling temperature of the replies.", lo=0.0, hi=10.0)
@@ -106,12 +135,20 @@ class ModelServiceSection:
 class DistillSection(ModelServiceSection):
     """The teacher that writes worked solutions."""
 
-    backend: str = F("builtin", "`builtin`: the bank's worked solutions (embedded default); `openai`: an "
-                     "OpenAI-compatible server; `hf`: a local model directory.", choices=("builtin", "openai", "hf"))
+    backend: str = F(
+        "builtin",
+        "`builtin`: the bank's worked solutions (embedded default); `openai`: an "
+        "OpenAI-compatible server; `hf`: a local model directory.",
+        choices=("builtin", "openai", "hf"),
+    )
     api_key_env: str = F("TEACHER_API_KEY", "NAME of the environment variable holding the teacher's API key.")
     temperature: float = F(0.7, "Sampling temperature of the teacher.", lo=0.0, hi=10.0)
-    builtin_error_rate: float = F(0.05, "builtin: fraction of solutions the teacher gets wrong or malformed, "
-                                  "so the filter has something to remove.", lo=0.0, hi=1.0)
+    builtin_error_rate: float = F(
+        0.05,
+        "builtin: fraction of solutions the teacher gets wrong or malformed, so the filter has something to remove.",
+        lo=0.0,
+        hi=1.0,
+    )
     max_samples: int = F(0, "Distil at most this many questions (0: all).", lo=0)
 
 
@@ -134,8 +171,11 @@ class LoraSection:
     alpha: int = F(32, "LoRA alpha (scale = alpha / r).", lo=1)
     dropout: float = F(0.0, "LoRA dropout.", lo=0.0, hi=0.9)
     target_modules: str = F("all-linear", "Modules to adapt: `all-linear` or a comma-separated list of names.")
-    modules_to_save: list = F([], "Modules trained in full beside the adapter (e.g. `embed_tokens`); their "
-                              "weight tying with the output layer is kept.")
+    modules_to_save: list = F(
+        [],
+        "Modules trained in full beside the adapter (e.g. `embed_tokens`); their "
+        "weight tying with the output layer is kept.",
+    )
 
 
 @dataclass
@@ -143,8 +183,9 @@ class SftSection:
     """Supervised fine-tuning with TRL's SFTTrainer."""
 
     learning_rate: float = F(2e-4, "Peak learning rate.", lo=0.0, hi=1.0)
-    lr_scheduler: str = F("cosine", "Learning-rate schedule.",
-                          choices=("cosine", "linear", "constant", "constant_with_warmup"))
+    lr_scheduler: str = F(
+        "cosine", "Learning-rate schedule.", choices=("cosine", "linear", "constant", "constant_with_warmup")
+    )
     warmup_ratio: float = F(0.03, "Fraction of steps spent warming up.", lo=0.0, hi=0.5)
     epochs: float = F(1.0, "Epochs over the SFT data (ignored when max_steps > 0).", lo=0.0)
     max_steps: int = F(0, "Stop after this many optimizer steps (0: use epochs).", lo=0)
@@ -153,9 +194,13 @@ class SftSection:
     save_steps: int = F(50, "Save a checkpoint every N steps (resume point).", lo=1)
     save_total_limit: int = F(2, "Checkpoints kept on disk.", lo=1)
     seed: int = F(0, "Training seed.")
-    on_long_samples: str = F("warn", "Samples longer than model.max_seq_length lose their end (the answer) in "
-                             "training: `warn` says how many and what to set, `drop` leaves them out, `error` "
-                             "refuses to start.", choices=("warn", "drop", "error"))
+    on_long_samples: str = F(
+        "warn",
+        "Samples longer than model.max_seq_length lose their end (the answer) in "
+        "training: `warn` says how many and what to set, `drop` leaves them out, `error` "
+        "refuses to start.",
+        choices=("warn", "drop", "error"),
+    )
 
 
 @dataclass
@@ -170,14 +215,16 @@ class GrpoSection:
     num_generations: int = F(4, "Completions sampled per prompt (the group).", lo=2)
     max_completion_length: int = F(128, "Longest completion, in tokens.", lo=1)
     temperature: float = F(1.0, "Sampling temperature.", lo=0.0, hi=10.0)
-    beta: float = F(0.04, "KL coefficient against the SFT policy (0 disables the reference and the KL metric).",
-                    lo=0.0)
+    beta: float = F(0.04, "KL coefficient against the SFT policy (0 disables the reference and the KL metric).", lo=0.0)
     format_reward_weight: float = F(1.0, "Weight of the format reward.", lo=0.0)
     accuracy_reward_weight: float = F(1.0, "Weight of the accuracy reward.", lo=0.0)
     judge_reward_weight: float = F(0.5, "Weight of the LLM-judge reward (when the judge is on).", lo=0.0)
     use_judge: bool = F(False, "Add the LLM judge as a reward (`--no-judge` turns it off).")
-    qtypes: list = F([], "Train only on prompts of these question types (empty: all). Useful to keep GRPO "
-                     "off types whose answers the model can only guess: there it learns a bias, not a skill.")
+    qtypes: list = F(
+        [],
+        "Train only on prompts of these question types (empty: all). Useful to keep GRPO "
+        "off types whose answers the model can only guess: there it learns a bias, not a skill.",
+    )
     save_steps: int = F(20, "Save a checkpoint every N steps (resume point).", lo=1)
     save_total_limit: int = F(2, "Checkpoints kept on disk.", lo=1)
     seed: int = F(0, "Training seed.")
@@ -205,8 +252,10 @@ class EvalSection:
 class AblationSection:
     """Side-by-side evaluation of the pipeline's models."""
 
-    variants: list = F(["base", "sft_only", "sft_grpo"], "Models compared: `base`, `sft_only` (latest SFT "
-                       "adapter), `sft_grpo` (latest GRPO adapter).")
+    variants: list = F(
+        ["base", "sft_only", "sft_grpo"],
+        "Models compared: `base`, `sft_only` (latest SFT adapter), `sft_grpo` (latest GRPO adapter).",
+    )
 
 
 @dataclass
@@ -216,8 +265,12 @@ class WandbSection:
     project: str = F("FTModel-Training", "wandb project.")
     entity: str = F("", "wandb team (empty: your default).")
     enabled: bool = F(True, "Mirror runs to wandb (metrics.jsonl is always written).")
-    mode: str = F("offline", "`offline` keeps runs in the workspace for `ftmodel sync`; `WANDB_MODE=disabled` "
-                  "in the environment always wins.", choices=("online", "offline", "disabled"))
+    mode: str = F(
+        "offline",
+        "`offline` keeps runs in the workspace for `ftmodel sync`; `WANDB_MODE=disabled` "
+        "in the environment always wins.",
+        choices=("online", "offline", "disabled"),
+    )
     run_name_sft: str = F("sft-train", "Run-name prefix for SFT.")
     run_name_grpo: str = F("grpo-train", "Run-name prefix for GRPO.")
     run_name_eval: str = F("evaluation", "Run-name prefix for evaluation.")
@@ -230,22 +283,33 @@ class WandbSection:
 class LaunchSection:
     """How stages are started: one process, or several through accelerate or torchrun."""
 
-    launcher: str = F("python", "`python`: one process. `accelerate` / `torchrun`: SFT and GRPO run as "
-                      "num_processes ranks per machine (the other stages always run as one process).",
-                      choices=("python", "accelerate", "torchrun"))
+    launcher: str = F(
+        "python",
+        "`python`: one process. `accelerate` / `torchrun`: SFT and GRPO run as "
+        "num_processes ranks per machine (the other stages always run as one process).",
+        choices=("python", "accelerate", "torchrun"),
+    )
     num_processes: int = F(1, "Processes (ranks) per machine, usually one per GPU.", lo=1)
     num_machines: int = F(1, "Machines taking part (start the same stage on each, with its machine_rank).", lo=1)
     machine_rank: int = F(0, "This machine's rank among num_machines (0 is the main one).", lo=0)
     main_process_ip: str = F("127.0.0.1", "Address of machine 0, reachable from every machine.")
     main_process_port: int = F(29500, "Port on machine 0 for the rendezvous.", lo=1, hi=65535)
-    mixed_precision: str = F("no", "accelerate: mixed precision (the model's dtype still comes from [model]).",
-                             choices=("no", "fp16", "bf16"))
+    mixed_precision: str = F(
+        "no",
+        "accelerate: mixed precision (the model's dtype still comes from [model]).",
+        choices=("no", "fp16", "bf16"),
+    )
     accelerate_config: str = F("", "accelerate: a config file passed through (e.g. DeepSpeed or FSDP); empty: none.")
-    workspace: str = F("workspace", "Workspace directory (runs/, data/, models/), relative to the current "
-                       "directory; `--workspace` overrides it.")
-    backend: str = F("local", "`local`: stages run as detached processes on this machine. `slurm`: stages and "
-                     "queued jobs are submitted with sbatch (same worker, same run directories).",
-                     choices=("local", "slurm"))
+    workspace: str = F(
+        "workspace",
+        "Workspace directory (runs/, data/, models/), relative to the current directory; `--workspace` overrides it.",
+    )
+    backend: str = F(
+        "local",
+        "`local`: stages run as detached processes on this machine. `slurm`: stages and "
+        "queued jobs are submitted with sbatch (same worker, same run directories).",
+        choices=("local", "slurm"),
+    )
     # Slurm settings are launch settings: flat keys keep one table, one form and `--set launch.slurm_…`.
     slurm_partition: str = F("", "slurm: partition (`--partition`; empty: the cluster's default).")
     slurm_gpus_per_job: int = F(0, "slurm: GPUs per job (`--gpus`; 0: none requested).", lo=0)
@@ -257,8 +321,12 @@ class LaunchSection:
 class UiSection:
     """The console's own settings."""
 
-    language: str = F("auto", "Language of the console and the CLI's messages: `zh` (中文), `en`, or `auto` "
-                      "(from FTMODEL_LANG, else LC_ALL / LANG).", choices=("auto", "en", "zh"))
+    language: str = F(
+        "auto",
+        "Language of the console and the CLI's messages: `zh` (中文), `en`, or `auto` "
+        "(from FTMODEL_LANG, else LC_ALL / LANG).",
+        choices=("auto", "en", "zh"),
+    )
 
 
 @dataclass
@@ -292,11 +360,13 @@ class SweepSection:
     Not a part of Config: a run never reads it; `ftmodel sweep` does (see `loading.load_sweep`)."""
 
     stages: list = F(["sft", "grpo", "evaluate"], "Stages each grid point runs, in pipeline order.")
-    grid: dict = field(default_factory=dict, metadata={"doc": "`\"grpo.beta\" = [0.0, 0.04]`: values per key."})
+    grid: dict = field(default_factory=dict, metadata={"doc": '`"grpo.beta" = [0.0, 0.04]`: values per key.'})
 
 
-SECTIONS: dict[str, type] = {f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name]
-                             for f in dataclasses.fields(Config)}
+SECTIONS: dict[str, type] = {
+    f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)
+}
+
 
 def field_specs(section: str) -> list[tuple[str, type, Any, dict]]:
     """List (name, type, default, metadata) for every field of a section, in declaration order."""

@@ -11,11 +11,18 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
+from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Callable, Sequence
 
-from ftmodel.answers import (ANSWER_CLOSE, ANSWER_OPEN, DEFAULT_RULES, THINK_CLOSE, THINK_OPEN, AnswerRules,
-                             answers_match)
+from ftmodel.answers import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    DEFAULT_RULES,
+    THINK_CLOSE,
+    THINK_OPEN,
+    AnswerRules,
+    answers_match,
+)
 
 QTYPES: tuple[str, ...] = (
     "percent_change",
@@ -37,15 +44,42 @@ _MAX_TRIES_PER_RECORD = 200
 _COMPANIES = tuple(
     f"{stem} {suffix}"
     for stem in (
-        "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Vandelay", "Hooli",
-        "Soylent", "Tyrell", "Cyberdyne", "Wonka", "Gringotts", "Oscorp", "Massive", "Nakatomi",
-        "Aperture", "Monarch", "Sterling", "Dunder",
+        "Acme",
+        "Globex",
+        "Initech",
+        "Umbrella",
+        "Stark",
+        "Wayne",
+        "Vandelay",
+        "Hooli",
+        "Soylent",
+        "Tyrell",
+        "Cyberdyne",
+        "Wonka",
+        "Gringotts",
+        "Oscorp",
+        "Massive",
+        "Nakatomi",
+        "Aperture",
+        "Monarch",
+        "Sterling",
+        "Dunder",
     )
     for suffix in ("Corp", "Inc", "Holdings", "Group", "Ltd", "Industries")
 )
 _FUNDS = (
-    "Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta",
-    "Theta", "Iota", "Kappa", "Lambda", "Sigma", "Omega",
+    "Alpha",
+    "Beta",
+    "Gamma",
+    "Delta",
+    "Epsilon",
+    "Zeta",
+    "Theta",
+    "Iota",
+    "Kappa",
+    "Lambda",
+    "Sigma",
+    "Omega",
 )
 
 # (term, definition) pairs shared by multiple_choice, true_false and the pretraining sentences.
@@ -67,21 +101,16 @@ _CONCEPTS = (
 # (cause with {v} for the verb, effect, short cause name, short effect, effect moves the same way);
 # {e} is the company and {p} its possessive.
 _RULES = (
-    ("interest rates {v}", "the price of a fixed-coupon bond issued by {e}",
-     "rates", "bond price", False),
+    ("interest rates {v}", "the price of a fixed-coupon bond issued by {e}", "rates", "bond price", False),
     ("demand for {p} products {v}s", "{p} revenue", "demand", "revenue", True),
     ("{p} costs {v} while its revenue stays the same", "{p} profit", "costs", "profit", False),
     ("{p} credit rating {v}s", "{p} borrowing cost", "rating", "borrowing cost", False),
-    ("inflation expectations {v}", "the yield investors demand on {p} long-term bonds",
-     "inflation", "yield", True),
-    ("{p} earnings {v} and its P/E ratio stays the same", "{p} share price",
-     "earnings", "share price", True),
+    ("inflation expectations {v}", "the yield investors demand on {p} long-term bonds", "inflation", "yield", True),
+    ("{p} earnings {v} and its P/E ratio stays the same", "{p} share price", "earnings", "share price", True),
 )
 # One phrasing, which names only the cause's direction ("Does X rise or fall?" would put both
 # directions in every question and make the decisive word hard to find for a tiny model).
-_RULE_PHRASINGS = (
-    "If {cause}, what happens to {effect}?",
-)
+_RULE_PHRASINGS = ("If {cause}, what happens to {effect}?",)
 _READ_FIELDS = ("revenue", "net income", "total assets")
 _INVESTORS = ("An investor", "A trader", "A pension fund", "A hedge fund")
 
@@ -154,8 +183,10 @@ def _compound_interest(rng: random.Random, target: int) -> _Item:
     years = target + 1
     answer = _round(Decimal(principal) * (1 + Decimal(rate) / 100) ** years, 2)
     unit = "year" if years == 1 else "years"
-    question = (f"{principal} is invested at {rate}% per year, compounded annually, for {years} {unit}. "
-                f"What is the final amount?")
+    question = (
+        f"{principal} is invested at {rate}% per year, compounded annually, for {years} {unit}. "
+        f"What is the final amount?"
+    )
     reasoning = f"{principal}*(1+{rate / 100:g})^{years}={answer}"
     return f"compound_interest|{principal}|{rate}|{years}", question, answer, reasoning
 
@@ -225,7 +256,8 @@ def _rule_direction(rng: random.Random, target: int) -> _Item:
     phrasing = rng.randrange(len(_RULE_PHRASINGS))
     question = _RULE_PHRASINGS[phrasing].format(
         cause=cause_t.format(v=cause_dir, e=entity, p=_possessive(entity)),
-        effect=effect_t.format(e=entity, p=_possessive(entity)))
+        effect=effect_t.format(e=entity, p=_possessive(entity)),
+    )
     question = question[0].upper() + question[1:]
     key = f"rule_direction|{rule_i}|{cause_dir}|{entity}|{phrasing}"
     relation = "same" if same else "opposite"
@@ -254,8 +286,12 @@ def _compare_returns(rng: random.Random, target: int) -> _Item:
     winner = first if target == 0 else second
     move = "down" if target == 0 else "up"
     question = f"Last year's returns: Fund {first} {r1}%, Fund {second} {r2}%. Which fund returned more?"
-    return (f"compare_returns|{first}|{r1}|{second}|{r2}", question, winner,
-            f"{first} {r1}, {second} {r2}, {move}, so {winner}")
+    return (
+        f"compare_returns|{first}|{r1}|{second}|{r2}",
+        question,
+        winner,
+        f"{first} {r1}, {second} {r2}, {move}, so {winner}",
+    )
 
 
 def _read_number(rng: random.Random, target: int) -> _Item:
@@ -268,8 +304,10 @@ def _read_number(rng: random.Random, target: int) -> _Item:
     fields = rng.sample(_READ_FIELDS, 2)
     values = [str(rng.randint(10, 999)) for _ in fields]
     asked = fields[target]
-    question = (f"{entity} reported {fields[0]} {values[0]} million and {fields[1]} {values[1]} million. "
-                f"What was its {asked} in millions?")
+    question = (
+        f"{entity} reported {fields[0]} {values[0]} million and {fields[1]} {values[1]} million. "
+        f"What was its {asked} in millions?"
+    )
     key = f"read_number|{entity}|{fields[0]}|{values[0]}|{fields[1]}|{values[1]}|{asked}"
     return key, question, values[target], f"{asked} {values[target]}"
 
@@ -288,8 +326,12 @@ def _gain_or_loss(rng: random.Random, target: int) -> _Item:
     answer = ("gain", "loss")[target]
     move = ("up", "down")[target]
     question = f"{who} bought {entity} shares at {bought} and sold them for {sold}. Was this a gain or a loss?"
-    return (f"gain_or_loss|{who}|{entity}|{bought}|{sold}", question, answer,
-            f"bought at {bought}, sold for {sold}, {move}, so {answer}")
+    return (
+        f"gain_or_loss|{who}|{entity}|{bought}|{sold}",
+        question,
+        answer,
+        f"bought at {bought}, sold for {sold}, {move}, so {answer}",
+    )
 
 
 # qtype -> (generator, number of answer classes to balance over).
@@ -390,8 +432,7 @@ def generate_bank(
         _generate_type(t, seed, {"train": nt, "eval": ne})
         for t, nt, ne in zip(types, _shares(n_train, len(types)), _shares(n_eval, len(types)))
     ]
-    return (_round_robin([p["train"] for p in per_type]),
-            _round_robin([p["eval"] for p in per_type]))
+    return (_round_robin([p["train"] for p in per_type]), _round_robin([p["eval"] for p in per_type]))
 
 
 def majority_baseline(train: list[dict], eval: list[dict], rules: AnswerRules | None = None) -> dict[str, float]:
@@ -463,19 +504,24 @@ def _train_key_only(make: Callable[[], tuple[str, str]]) -> str:
 
 def _report_line(rng: random.Random) -> str:
     """A company report that restates one of its figures: copying a figure, seen in pre-training."""
+
     def make() -> tuple[str, str]:
         entity = rng.choice(_COMPANIES)
         fields = rng.sample(_READ_FIELDS, 2)
         values = [str(rng.randint(10, 999)) for _ in fields]
         i = rng.randrange(2)
         key = f"read_number|{entity}|{fields[0]}|{values[0]}|{fields[1]}|{values[1]}|{fields[i]}"
-        return key, (f"{entity} reported {fields[0]} {values[0]} million and {fields[1]} {values[1]} million. "
-                     f"{fields[i]} {values[i]} million was a record.")
+        return key, (
+            f"{entity} reported {fields[0]} {values[0]} million and {fields[1]} {values[1]} million. "
+            f"{fields[i]} {values[i]} million was a record."
+        )
+
     return _train_key_only(make)
 
 
 def _fund_line(rng: random.Random) -> str:
     """Two funds' returns, then both restated with the move from the first to the second."""
+
     def make() -> tuple[str, str]:
         a, b = rng.sample(_FUNDS, 2)
         high, low = _leading_digits_differ(rng, 1, 9)
@@ -483,21 +529,28 @@ def _fund_line(rng: random.Random) -> str:
         if rng.random() < 0.5:
             r1, r2 = r2, r1
         move = "up" if float(r2) > float(r1) else "down"
-        return (f"compare_returns|{a}|{r1}|{b}|{r2}",
-                f"Last year's returns: Fund {a} {r1}%, Fund {b} {r2}%. {a} {r1}, {b} {r2}, {move}.")
+        return (
+            f"compare_returns|{a}|{r1}|{b}|{r2}",
+            f"Last year's returns: Fund {a} {r1}%, Fund {b} {r2}%. {a} {r1}, {b} {r2}, {move}.",
+        )
+
     return _train_key_only(make)
 
 
 def _trade_line(rng: random.Random) -> str:
     """A purchase and a sale, then both prices restated with the move between them."""
+
     def make() -> tuple[str, str]:
         who, entity = rng.choice(_INVESTORS), rng.choice(_COMPANIES)
         high, low = _leading_digits_differ(rng, 10, 99)
         bought, sold = (low, high) if rng.random() < 0.5 else (high, low)
         move = "up" if sold > bought else "down"
-        return (f"gain_or_loss|{who}|{entity}|{bought}|{sold}",
-                f"{who} bought {entity} shares at {bought} and sold them for {sold}. "
-                f"bought at {bought}, sold for {sold}, {move}.")
+        return (
+            f"gain_or_loss|{who}|{entity}|{bought}|{sold}",
+            f"{who} bought {entity} shares at {bought} and sold them for {sold}. "
+            f"bought at {bought}, sold for {sold}, {move}.",
+        )
+
     return _train_key_only(make)
 
 
@@ -529,6 +582,6 @@ def tokenizer_corpus(seed: int = 0) -> list[str]:
     train, _ = generate_bank(seed)
     inner = []
     for r in train:
-        reasoning, answer = r["solution"][len(THINK_OPEN):].split(THINK_CLOSE + ANSWER_OPEN)
-        inner += [reasoning, answer[:-len(ANSWER_CLOSE)]]
+        reasoning, answer = r["solution"][len(THINK_OPEN) :].split(THINK_CLOSE + ANSWER_OPEN)
+        inner += [reasoning, answer[: -len(ANSWER_CLOSE)]]
     return pretrain_corpus(seed) + inner

@@ -42,8 +42,15 @@ def percentile(sorted_values: list[int], q: float) -> int:
 def length_stats(lengths: list[int], limit: int) -> LengthStats:
     """Summarise token lengths against a limit."""
     s = sorted(lengths)
-    return LengthStats(count=len(s), p50=percentile(s, 50), p90=percentile(s, 90), p99=percentile(s, 99),
-                       max=s[-1] if s else 0, limit=limit, over=sum(v > limit for v in s))
+    return LengthStats(
+        count=len(s),
+        p50=percentile(s, 50),
+        p90=percentile(s, 90),
+        p99=percentile(s, 99),
+        max=s[-1] if s else 0,
+        limit=limit,
+        over=sum(v > limit for v in s),
+    )
 
 
 def suggested_limit(stats: LengthStats, multiple: int = 32) -> int:
@@ -62,8 +69,9 @@ def sample_lengths(tokenizer, samples: list[dict], system_prompt: str) -> tuple[
     for s in samples:
         messages = prompt_messages(s["question"], system_prompt)
         prompts.append(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-        fulls.append(tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": target_text(s)}],
-                                                   tokenize=False))
+        fulls.append(
+            tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": target_text(s)}], tokenize=False)
+        )
     if not samples:
         return [], []
     enc_p = tokenizer(prompts, add_special_tokens=False)["input_ids"]
@@ -75,7 +83,9 @@ def truncation_warning(stats: LengthStats, what: str, key: str = "model.max_seq_
     """A sentence saying how many samples a limit cuts and what to set instead, or None when none are cut."""
     if not stats.over:
         return None
-    return (f"{stats.over} of {stats.count} {what} ({stats.over / stats.count:.0%}) are longer than {key} = "
-            f"{stats.limit} tokens (p50 {stats.p50}, p90 {stats.p90}, max {stats.max}): training would cut their "
-            f"ends, answers included. Set {key} = {suggested_limit(stats)} to keep every sample "
-            f"(e.g. --set {key}={suggested_limit(stats)}).")
+    return (
+        f"{stats.over} of {stats.count} {what} ({stats.over / stats.count:.0%}) are longer than {key} = "
+        f"{stats.limit} tokens (p50 {stats.p50}, p90 {stats.p90}, max {stats.max}): training would cut their "
+        f"ends, answers included. Set {key} = {suggested_limit(stats)} to keep every sample "
+        f"(e.g. --set {key}={suggested_limit(stats)})."
+    )

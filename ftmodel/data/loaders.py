@@ -14,9 +14,10 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ftmodel.errors import DataError
 
@@ -45,10 +46,11 @@ def _decode(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
+        line = data[: e.start].count(b"\n") + 1
         column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {column}); "
-                        "save the file as UTF-8") from None
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {column}); save the file as UTF-8"
+        ) from None
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
@@ -92,10 +94,13 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict]]:
         if any(v.strip() for v in values):
             if len(values) != len(header):
                 spans = reader.line_num > start and any("\n" in v for v in values)
-                hint = (" (a quoted field opens on this line and is not closed before line "
-                        f"{reader.line_num}: an unterminated quote?)" if spans else "")
-                raise DataError(f"{path}:{start}: {len(values)} values but the header has {len(header)} columns"
-                                + hint)
+                hint = (
+                    " (a quoted field opens on this line and is not closed before line "
+                    f"{reader.line_num}: an unterminated quote?)"
+                    if spans
+                    else ""
+                )
+                raise DataError(f"{path}:{start}: {len(values)} values but the header has {len(header)} columns" + hint)
             yield start, dict(zip(header, values))
         start = reader.line_num + 1
 
@@ -144,8 +149,10 @@ def _rows(path: Path) -> Iterable[tuple[int | str, dict, str]]:
         return ((line, row, "") for line, row in _iter_csv(path))
     if suffix == ".parquet":
         return ((where, row, "") for where, row in _iter_parquet(path))
-    raise DataError(f"{path}: unsupported data format {suffix or '(no extension)'!r}; "
-                    "use .jsonl, .csv, .parquet or a dataset directory")
+    raise DataError(
+        f"{path}: unsupported data format {suffix or '(no extension)'!r}; "
+        "use .jsonl, .csv, .parquet or a dataset directory"
+    )
 
 
 @dataclass(frozen=True)
@@ -162,16 +169,29 @@ class ColumnMap:
     default_qtype: str = "general"
 
     @classmethod
-    def from_config(cls, data) -> "ColumnMap":
+    def from_config(cls, data) -> ColumnMap:
         """The mapping configured in a `[data]` section."""
-        return cls(question=data.question_field, answer=data.answer_field, qtype=data.qtype_field,
-                   id=data.id_field, solution=data.solution_field, choices=data.choices_field,
-                   metadata=tuple(data.metadata_fields), default_qtype=data.default_qtype)
+        return cls(
+            question=data.question_field,
+            answer=data.answer_field,
+            qtype=data.qtype_field,
+            id=data.id_field,
+            solution=data.solution_field,
+            choices=data.choices_field,
+            metadata=tuple(data.metadata_fields),
+            default_qtype=data.default_qtype,
+        )
 
     def mapped(self) -> dict[str, str]:
         """Schema field -> column, for the fields that read a column."""
-        return {"id": self.id, "qtype": self.qtype, "question": self.question, "answer": self.answer,
-                "solution": self.solution, "choices": self.choices}
+        return {
+            "id": self.id,
+            "qtype": self.qtype,
+            "question": self.question,
+            "answer": self.answer,
+            "solution": self.solution,
+            "choices": self.choices,
+        }
 
 
 @dataclass
@@ -179,9 +199,9 @@ class LoadedData:
     """Records read from a user's file, with what was seen of its columns."""
 
     records: list[dict]
-    columns: list[str]                 # every column seen, in first-seen order
-    found: dict[str, str]              # schema field -> the column that fed it
-    unmapped: list[str] = field(default_factory=list)   # columns no field or metadata reads
+    columns: list[str]  # every column seen, in first-seen order
+    found: dict[str, str]  # schema field -> the column that fed it
+    unmapped: list[str] = field(default_factory=list)  # columns no field or metadata reads
 
 
 def _choices_text(value: Any, where: str, column: str) -> str:
@@ -242,19 +262,37 @@ def load_data(path: str | Path, columns: ColumnMap | None = None) -> LoadedData:
         raise DataError(f"{path}: no records (empty file)")
     missing = [c for c in columns.metadata if c not in seen_columns]
     if missing:
-        raise DataError(f"{path}: data.metadata_fields names column {missing[0]!r}, which the file does not have "
-                        f"(columns: {', '.join(seen_columns)})")
+        raise DataError(
+            f"{path}: data.metadata_fields names column {missing[0]!r}, which the file does not have "
+            f"(columns: {', '.join(seen_columns)})"
+        )
     found = {name: col for name, col in columns.mapped().items() if col in seen_columns}
     read = set(found.values()) | set(columns.metadata)
     return LoadedData(records, list(seen_columns), found, [c for c in seen_columns if c not in read])
 
 
-def load_records(path: str | Path, *, question_field: str = "question", answer_field: str = "answer",
-                 qtype_field: str = "qtype", id_field: str = "id", solution_field: str = "solution",
-                 default_qtype: str = "general") -> list[dict]:
+def load_records(
+    path: str | Path,
+    *,
+    question_field: str = "question",
+    answer_field: str = "answer",
+    qtype_field: str = "qtype",
+    id_field: str = "id",
+    solution_field: str = "solution",
+    default_qtype: str = "general",
+) -> list[dict]:
     """Load user questions with the given column names (see load_data for the full report)."""
-    return load_data(path, ColumnMap(question=question_field, answer=answer_field, qtype=qtype_field, id=id_field,
-                                     solution=solution_field, default_qtype=default_qtype)).records
+    return load_data(
+        path,
+        ColumnMap(
+            question=question_field,
+            answer=answer_field,
+            qtype=qtype_field,
+            id=id_field,
+            solution=solution_field,
+            default_qtype=default_qtype,
+        ),
+    ).records
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict]) -> None:

@@ -14,8 +14,20 @@ import random
 from pathlib import Path
 
 COLUMNS = ("编号", "类型", "问题", "答案", "解析")
-COMPANIES = ("华夏科技", "东方电子", "长江能源", "南山医药", "北辰物流", "远航汽车", "青松食品", "金桥银行",
-             "星河传媒", "蓝海化工", "天马地产", "鸿运纺织")
+COMPANIES = (
+    "华夏科技",
+    "东方电子",
+    "长江能源",
+    "南山医药",
+    "北辰物流",
+    "远航汽车",
+    "青松食品",
+    "金桥银行",
+    "星河传媒",
+    "蓝海化工",
+    "天马地产",
+    "鸿运纺织",
+)
 TERMS = (
     ("市盈率", "股票价格与每股收益的比率"),
     ("市净率", "股票价格与每股净资产的比率"),
@@ -44,7 +56,9 @@ def _gain_or_loss(rng: random.Random, i: int) -> list[str]:
     relation = "高于" if sell > buy else "低于"
     question = f"某投资者以每股{buy}元买入{company}的股票，后以每股{sell}元卖出。这笔交易是盈利还是亏损？"
     shown = rng.choice([verdict, verdict + "。", f"“{verdict}”"])
-    solution = f"<think>买入价{buy}元，卖出价{sell}元，卖出价{relation}买入价，所以{verdict}。</think><answer>{shown}</answer>"
+    solution = (
+        f"<think>买入价{buy}元，卖出价{sell}元，卖出价{relation}买入价，所以{verdict}。</think><answer>{shown}</answer>"
+    )
     return [f"zh-{i:04d}", "盈亏判断", question, verdict, solution]
 
 
@@ -53,21 +67,27 @@ def _percent_change(rng: random.Random, i: int) -> list[str]:
     old = rng.randint(20, 200) * 10
     new = old + rng.choice([-1, 1]) * rng.randint(1, 40) * 10
     pct = (new - old) / old * 100
-    question = (f"{company}去年营业收入为{old:,}万元，今年为{new:,}万元。营业收入变化了百分之多少？"
-                "（保留一位小数，下降记为负数）")
+    question = (
+        f"{company}去年营业收入为{old:,}万元，今年为{new:,}万元。营业收入变化了百分之多少？"
+        "（保留一位小数，下降记为负数）"
+    )
     answer = f"{pct:.1f}%"
     shown = rng.choice([answer, answer.replace("%", "％"), answer.replace("-", "−")])
-    solution = (f"<think>变化率 = ({new} - {old}) ÷ {old} × 100% = {pct:.1f}%。</think><answer>{shown}</answer>")
+    solution = f"<think>变化率 = ({new} - {old}) ÷ {old} × 100% = {pct:.1f}%。</think><answer>{shown}</answer>"
     return [f"zh-{i:04d}", "百分比变化", question, answer, solution]
 
 
 def _term(rng: random.Random, i: int) -> list[str]:
     term, definition = rng.choice(TERMS)
     company = rng.choice(COMPANIES)
-    question = rng.choice([f"哪个金融术语的含义是：{definition}？",
-                           f"“{definition}”指的是哪个金融术语？",
-                           f"{company}的分析报告提到：{definition}。这个概念叫什么？",
-                           f"在{company}的财报里，{definition}，用哪个术语表示？"])
+    question = rng.choice(
+        [
+            f"哪个金融术语的含义是：{definition}？",
+            f"“{definition}”指的是哪个金融术语？",
+            f"{company}的分析报告提到：{definition}。这个概念叫什么？",
+            f"在{company}的财报里，{definition}，用哪个术语表示？",
+        ]
+    )
     shown = rng.choice([term, f"“{term}”", f"「{term}」", term + "。"])
     solution = f"<think>{definition}，这是“{term}”的定义。</think><answer>{shown}</answer>"
     return [f"zh-{i:04d}", "名词解释", question, term, solution]

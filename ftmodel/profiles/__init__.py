@@ -25,8 +25,10 @@ SAMPLE_PREFIX = "sample:"
 PROFILES = {
     "default": ("default.toml", "embedded default: tiny local model, built-in finance bank, CPU, wandb offline"),
     "smollm2-135m": ("smollm2-135m.toml", "SmolLM2-135M-Instruct (a real pretrained model) on CPU, built-in bank"),
-    "smollm2-135m-zh": ("smollm2-135m-zh.toml", "SmolLM2-135M-Instruct on CPU, the shipped Chinese finance sample "
-                        "(盈亏判断, 百分比变化, 名词解释)"),
+    "smollm2-135m-zh": (
+        "smollm2-135m-zh.toml",
+        "SmolLM2-135M-Instruct on CPU, the shipped Chinese finance sample (盈亏判断, 百分比变化, 名词解释)",
+    ),
 }
 
 
@@ -45,8 +47,12 @@ class ConfigChoice:
         """One line for the user: which file, and why."""
         from ftmodel.i18n import t
 
-        why = {"given": "", "local": f" (./{LOCAL_CONFIG})", "checkout": " (./configs/default.toml)",
-               "packaged": " (" + t("packaged embedded default; `ftmodel init` writes ./ftmodel.toml to edit") + ")"}
+        why = {
+            "given": "",
+            "local": f" (./{LOCAL_CONFIG})",
+            "checkout": " (./configs/default.toml)",
+            "packaged": " (" + t("packaged embedded default; `ftmodel init` writes ./ftmodel.toml to edit") + ")",
+        }
         return t("config: {path}", path=self.path) + why[self.reason]
 
 
@@ -66,7 +72,7 @@ def sample_path(source: str) -> Path | None:
     """The packaged file a `sample:NAME` data source names (None for any other source)."""
     if not source.startswith(SAMPLE_PREFIX):
         return None
-    name = source[len(SAMPLE_PREFIX):]
+    name = source[len(SAMPLE_PREFIX) :]
     path = PACKAGE_DIR / "samples" / name
     if "/" in name or not path.is_file():
         shipped = ", ".join(sorted(p.name for p in (PACKAGE_DIR / "samples").glob("*.*")))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 from ftmodel.answers import AnswerRules
 from ftmodel.context import StageContext, timestamp
-from ftmodel.textio import format_table, write_json, write_jsonl_lines, write_text_atomic
 from ftmodel.evaluation import check_judge
 from ftmodel.models import check_model_source, find_adapter
+from ftmodel.textio import format_table, write_json, write_text_atomic
 
 # Variant → (model loaded, metric prefix as in the original project).
 VARIANTS = {"base": ("base", "base_model"), "sft_only": ("sft", "sft_only"), "sft_grpo": ("grpo", "sft_grpo")}
@@ -30,8 +29,9 @@ def comparison(results: dict[str, dict]) -> tuple[list[str], list[list]]:
     columns = ["qtype", "total", "majority_baseline"]
     judged = "avg_judge_score" in first
     for v in variants:
-        columns += [f"{VARIANTS[v][1]}/format", f"{VARIANTS[v][1]}/answer"] + ([f"{VARIANTS[v][1]}/judge"] if judged
-                                                                             else [])
+        columns += [f"{VARIANTS[v][1]}/format", f"{VARIANTS[v][1]}/answer"] + (
+            [f"{VARIANTS[v][1]}/judge"] if judged else []
+        )
     rows = []
     for qtype in [*first["per_qtype"], "overall"]:
         base_row = first if qtype == "overall" else first["per_qtype"][qtype]
@@ -45,8 +45,15 @@ def comparison(results: dict[str, dict]) -> tuple[list[str], list[list]]:
 
 def run(ctx: StageContext) -> dict:
     """Evaluate each variant, log `<variant>/…` metrics, print and save the comparison."""
-    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, generate, \
-        judge_completions, maybe_judge, score
+    from ftmodel.evaluation import (
+        baseline_for,
+        eval_questions,
+        flat_metrics,
+        generate,
+        judge_completions,
+        maybe_judge,
+        score,
+    )
     from ftmodel.stages.evaluate import load_target
 
     questions = eval_questions(ctx)
@@ -58,8 +65,15 @@ def run(ctx: StageContext) -> dict:
         which, prefix = VARIANTS[variant]
         model, tokenizer, adapter = load_target(ctx, which)
         ctx.log(f"{prefix}: {adapter or 'base model'}")
-        completions = generate(ctx, model, tokenizer, questions, label=prefix, progress_offset=i * len(questions),
-                               progress_total=len(variants) * len(questions))
+        completions = generate(
+            ctx,
+            model,
+            tokenizer,
+            questions,
+            label=prefix,
+            progress_offset=i * len(questions),
+            progress_total=len(variants) * len(questions),
+        )
         judge_scores = judge_completions(ctx, judge, questions, completions) if judge else None
         summary, _ = score(questions, completions, baseline, judge_scores, AnswerRules.from_config(ctx.cfg.answers))
         results[variant] = {**summary, "adapter": str(adapter) if adapter else None}
@@ -71,9 +85,15 @@ def run(ctx: StageContext) -> dict:
     path = ctx.run.path / f"ablation_summary_{stamp}.json"
     write_json(path, {"variants": results, "majority_baseline": baseline, "table": {"columns": columns, "rows": rows}})
     write_text_atomic(ctx.run.path / "ablation_table.txt", table + "\n")
-    tracker = ctx.tracker(run_name=f"{ctx.cfg.wandb.run_name_ablation}-{stamp}", tags=["ablation"],
-                          wandb_config={"variants": ctx.cfg.ablation.variants, "num_samples": len(questions),
-                                        "use_judge": judge is not None})
+    tracker = ctx.tracker(
+        run_name=f"{ctx.cfg.wandb.run_name_ablation}-{stamp}",
+        tags=["ablation"],
+        wandb_config={
+            "variants": ctx.cfg.ablation.variants,
+            "num_samples": len(questions),
+            "use_judge": judge is not None,
+        },
+    )
     metrics = {}
     for variant, summary in results.items():
         metrics.update(flat_metrics(summary, prefix=f"{VARIANTS[variant][1]}/"))

@@ -66,16 +66,24 @@ def run(ctx: StageContext) -> dict:
     done = _done_ids(path)
     todo = [q for q in questions if q["id"] not in done]
     ctx.log(f"{len(questions)} questions, {len(questions) - len(todo)} already distilled, {len(todo)} to do")
-    tracker = ctx.tracker(run_name=ctx.run_name(), tags=["distill"],
-                          wandb_config={"backend": ctx.cfg.distill.backend, "model": ctx.cfg.distill.model,
-                                        "concurrency": ctx.cfg.distill.concurrency})
+    tracker = ctx.tracker(
+        run_name=ctx.run_name(),
+        tags=["distill"],
+        wandb_config={
+            "backend": ctx.cfg.distill.backend,
+            "model": ctx.cfg.distill.model,
+            "concurrency": ctx.cfg.distill.concurrency,
+        },
+    )
     d = ctx.cfg.distill
     stats = {"done": len(questions) - len(todo), "errors": 0, "missing": 0, "tokens": 0}
     done_before, first_error = stats["done"], ""
     started = time.monotonic()
 
     def record(out, q: dict, solution: str) -> None:
-        out.write(json.dumps({**q, "solution": solution, "teacher": f"{d.backend}:{d.model}"}, ensure_ascii=False) + "\n")
+        out.write(
+            json.dumps({**q, "solution": solution, "teacher": f"{d.backend}:{d.model}"}, ensure_ascii=False) + "\n"
+        )
         out.flush()  # appended and flushed one by one: a crash loses at most what is in flight
 
     last_step = [-1]
@@ -85,9 +93,16 @@ def run(ctx: StageContext) -> dict:
         if handled != last_step[0] and (force or handled % 50 == 0):
             last_step[0] = handled  # one row per step: wandb would merge a repeated step, metrics.jsonl not
             rate = (handled - (len(questions) - len(todo))) / max(time.monotonic() - started, 1e-9)
-            tracker.log({"distill/done": stats["done"], "distill/total": len(questions),
-                         "distill/errors": stats["errors"], "distill/tokens": stats["tokens"],
-                         "distill/rate": rate}, step=handled)
+            tracker.log(
+                {
+                    "distill/done": stats["done"],
+                    "distill/total": len(questions),
+                    "distill/errors": stats["errors"],
+                    "distill/tokens": stats["tokens"],
+                    "distill/rate": rate,
+                },
+                step=handled,
+            )
             ctx.progress(handled, len(questions), force=force)
 
     with open(path, "a", encoding="utf-8") as out:
@@ -102,18 +117,24 @@ def run(ctx: StageContext) -> dict:
                     stats["missing"] += 1
                 report()
         else:
+            from ftmodel.answers import parse_strict
             from ftmodel.llm import make_client
             from ftmodel.models import device_for
-            from ftmodel.answers import parse_strict
             from ftmodel.prompts import teacher_messages
 
-            client = make_client(d, device=device_for(ctx.cfg) if d.backend == "hf" else "cpu",
-                                 trust_remote_code=ctx.cfg.model.trust_remote_code)
+            client = make_client(
+                d,
+                device=device_for(ctx.cfg) if d.backend == "hf" else "cpu",
+                trust_remote_code=ctx.cfg.model.trust_remote_code,
+            )
             # One worked example in the answer format (a well-formed solution from the data, if any):
             # small instruct teachers ignore a format described only in words.
             example = next((q for q in questions if parse_strict(q.get("solution") or "")[0]), None)
-            messages = lambda q: teacher_messages(q["question"], ctx.cfg.data.system_prompt,
-                                                  example if example is None or example["id"] != q["id"] else None)
+            messages = lambda q: teacher_messages(
+                q["question"],
+                ctx.cfg.data.system_prompt,
+                example if example is None or example["id"] != q["id"] else None,
+            )
             for q, reply, error in map_chat(client, todo, messages, concurrency=d.concurrency, log=ctx.log):
                 if error:
                     if error.fatal:
@@ -130,15 +151,19 @@ def run(ctx: StageContext) -> dict:
                 report()
                 ctx.check_stop()
         report(force=True)
-    ctx.log(f"distilled {stats['done']} of {len(questions)}"
-            + (f"; {stats['errors']} teacher errors (a rerun retries them)" if stats["errors"] else ""))
+    ctx.log(
+        f"distilled {stats['done']} of {len(questions)}"
+        + (f"; {stats['errors']} teacher errors (a rerun retries them)" if stats["errors"] else "")
+    )
     if stats["errors"] and stats["done"] == done_before:  # every request failed: nothing was produced
         _give_up(stats["errors"], first_error, first_error)
     if stats["missing"]:
         ctx.log(f"{stats['missing']} questions had no worked solution for the builtin teacher")
         if stats["missing"] == len(todo):
-            raise StageError("the builtin teacher has no solutions for this data: give a `solution` column "
-                             "or use an openai/hf teacher")
+            raise StageError(
+                "the builtin teacher has no solutions for this data: give a `solution` column "
+                "or use an openai/hf teacher"
+            )
     ctx.progress(len(questions), len(questions), force=True)
     return {"distilled": path}
 

@@ -7,12 +7,11 @@ the base model, `--adapter RUN|DIR` any adapter.
 
 from __future__ import annotations
 
-
 from ftmodel.answers import AnswerRules
 from ftmodel.context import StageContext, timestamp
-from ftmodel.textio import format_table, write_json, write_jsonl_lines, write_text_atomic
 from ftmodel.evaluation import check_judge
 from ftmodel.models import check_model_source, find_adapter
+from ftmodel.textio import format_table, write_json, write_jsonl_lines
 
 # Model labels in run and file names, as the original project named them.
 LABELS = {"base": "base", "sft": "sft_lora", "grpo": "grpo_lora"}
@@ -52,8 +51,16 @@ def load_target(ctx: StageContext, which: str, adapter_ref: str | None = None):
 
 def run(ctx: StageContext) -> dict:
     """Evaluate one model and write its report, details and metrics."""
-    from ftmodel.evaluation import baseline_for, eval_questions, flat_metrics, generate, \
-        judge_completions, maybe_judge, qtype_table, score
+    from ftmodel.evaluation import (
+        baseline_for,
+        eval_questions,
+        flat_metrics,
+        generate,
+        judge_completions,
+        maybe_judge,
+        qtype_table,
+        score,
+    )
 
     which = target(ctx)
     label = LABELS[which] if not ctx.args.get("adapter") else "adapter"
@@ -63,8 +70,9 @@ def run(ctx: StageContext) -> dict:
     judge = maybe_judge(ctx)
     completions = generate(ctx, model, tokenizer, questions, label=label)
     judge_scores = judge_completions(ctx, judge, questions, completions) if judge else None
-    summary, details = score(questions, completions, baseline_for(ctx, questions), judge_scores,
-                             AnswerRules.from_config(ctx.cfg.answers))
+    summary, details = score(
+        questions, completions, baseline_for(ctx, questions), judge_scores, AnswerRules.from_config(ctx.cfg.answers)
+    )
     summary.update(model=label, adapter=str(adapter) if adapter else None)
     stamp = timestamp()
     report = ctx.run.path / f"eval_{label}_{stamp}.json"
@@ -73,10 +81,17 @@ def run(ctx: StageContext) -> dict:
     write_jsonl_lines(details_path, details)
     columns, rows = qtype_table(summary)
     print(format_table(columns, rows), flush=True)
-    tracker = ctx.tracker(run_name=f"{ctx.cfg.wandb.run_name_eval}-{label}-{stamp}", tags=["evaluation"],
-                          wandb_config={"model": label, "adapter": str(adapter), "num_samples": len(questions),
-                                        "use_judge": judge is not None,
-                                        "max_new_tokens": ctx.cfg.eval.max_new_tokens})
+    tracker = ctx.tracker(
+        run_name=f"{ctx.cfg.wandb.run_name_eval}-{label}-{stamp}",
+        tags=["evaluation"],
+        wandb_config={
+            "model": label,
+            "adapter": str(adapter),
+            "num_samples": len(questions),
+            "use_judge": judge is not None,
+            "max_new_tokens": ctx.cfg.eval.max_new_tokens,
+        },
+    )
     metrics = flat_metrics(summary)
     tracker.log(metrics, step=0)
     tracker.summary(metrics)

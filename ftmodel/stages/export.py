@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ftmodel.context import StageContext, StageError
 from ftmodel.models import find_adapter
 from ftmodel.rundir import latest_run
@@ -39,8 +38,9 @@ def run(ctx: StageContext) -> dict:
     write_json(out / "ftmodel_export.json", {"adapter": str(adapter), **adapter_meta(adapter)})
     ctx.log(f"standalone model saved to {out} (load it with AutoModelForCausalLM.from_pretrained)")
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    tracker = ctx.tracker(run_name=ctx.run_name(), tags=["export"],
-                          wandb_config={"adapter": str(adapter), "base": base})
+    tracker = ctx.tracker(
+        run_name=ctx.run_name(), tags=["export"], wandb_config={"adapter": str(adapter), "base": base}
+    )
     tracker.log({"export/parameters": sum(p.numel() for p in merged.parameters()), "export/bytes": size}, step=0)
     if ctx.cfg.wandb.log_model:
         tracker.artifact(out, name=f"merged-{ctx.run.id}", kind="model")

@@ -22,8 +22,9 @@ def rejection_reason(sample: dict, cfg, seen: set[str]) -> str | None:
     f = cfg.filter
     if f.require_format and not parse_strict(solution)[0]:
         return "format"
-    if f.require_correct and not answers_match(extract_answer(solution), sample["answer"], sample.get("qtype"),
-                                               AnswerRules.from_config(cfg.answers)):
+    if f.require_correct and not answers_match(
+        extract_answer(solution), sample["answer"], sample.get("qtype"), AnswerRules.from_config(cfg.answers)
+    ):
         return "incorrect"
     if len(solution) < f.min_chars:
         return "too_short"
@@ -51,25 +52,40 @@ def run(ctx: StageContext) -> dict:
         kept.append(s)
         per_qtype[s["qtype"]]["kept"] += 1
     formatted = sum(parse_strict(s.get("solution", ""))[0] for s in samples)
-    teacher_note = (f"the teacher used the <think>…</think><answer>…</answer> format in {formatted} of "
-                    f"{len(samples)} samples: read a few lines of {ctx.ws.distilled}; a larger or better-prompted "
-                    "teacher (data.system_prompt) is the fix")
+    teacher_note = (
+        f"the teacher used the <think>…</think><answer>…</answer> format in {formatted} of "
+        f"{len(samples)} samples: read a few lines of {ctx.ws.distilled}; a larger or better-prompted "
+        "teacher (data.system_prompt) is the fix"
+    )
     if not kept:
-        raise StageError(f"the filter kept 0 of {len(samples)} samples ({dict(reasons)}); "
-                         + (teacher_note if formatted < len(samples) / 2 else
-                            "check the teacher's output or loosen [filter]"))
+        raise StageError(
+            f"the filter kept 0 of {len(samples)} samples ({dict(reasons)}); "
+            + (teacher_note if formatted < len(samples) / 2 else "check the teacher's output or loosen [filter]")
+        )
     if formatted < len(samples) / 2:
         ctx.log(f"WARNING: {teacher_note}")
     write_jsonl(ctx.ws.sft_data, kept)
-    report = {"total": len(samples), "kept": len(kept), "dropped": dict(reasons), "teacher_formatted": formatted,
-              "per_qtype": {q: dict(c) for q, c in sorted(per_qtype.items())}}
+    report = {
+        "total": len(samples),
+        "kept": len(kept),
+        "dropped": dict(reasons),
+        "teacher_formatted": formatted,
+        "per_qtype": {q: dict(c) for q, c in sorted(per_qtype.items())},
+    }
     report_path = ctx.run.path / "filter_report.json"
     write_json(report_path, report)
     ctx.log(f"kept {len(kept)} of {len(samples)} samples; dropped {dict(reasons) or 'none'}")
     for q, c in sorted(per_qtype.items()):
         ctx.log(f"  {pad(q, 20)} kept {c['kept']:5} / {c['total']}")
-    tracker = ctx.tracker(run_name=ctx.run_name(), tags=["filter"],
-                          wandb_config={k: v for k, v in vars(ctx.cfg.filter).items()})
-    tracker.log({"filter/total": len(samples), "filter/kept": len(kept),
-                 **{f"filter/dropped_{k}": v for k, v in reasons.items()}}, step=0)
+    tracker = ctx.tracker(
+        run_name=ctx.run_name(), tags=["filter"], wandb_config={k: v for k, v in vars(ctx.cfg.filter).items()}
+    )
+    tracker.log(
+        {
+            "filter/total": len(samples),
+            "filter/kept": len(kept),
+            **{f"filter/dropped_{k}": v for k, v in reasons.items()},
+        },
+        step=0,
+    )
     return {"sft_data": ctx.ws.sft_data, "report": report_path}

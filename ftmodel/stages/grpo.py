@@ -28,8 +28,10 @@ def preflight(ctx: StageContext) -> None:
         present = {q["qtype"] for q in read_jsonl(ctx.ws.raw_train)}
         missing = [q for q in ctx.cfg.grpo.qtypes if q not in present]
         if missing:
-            raise StageError(f"grpo.qtypes: no training questions of type {', '.join(missing)} "
-                             f"(types present: {', '.join(sorted(present))})")
+            raise StageError(
+                f"grpo.qtypes: no training questions of type {', '.join(missing)} "
+                f"(types present: {', '.join(sorted(present))})"
+            )
     if judge_enabled(ctx):
         from ftmodel.llm import check_service
 
@@ -41,12 +43,23 @@ def preflight(ctx: StageContext) -> None:
 def wandb_config(ctx: StageContext, sft_adapter) -> dict:
     """The config fields the original project logged for GRPO."""
     c, g = ctx.cfg, ctx.cfg.grpo
-    return {"model_name": c.model.name_or_path, "sft_adapter": str(sft_adapter), "use_judge": judge_enabled(ctx),
-            "judge_reward_weight": g.judge_reward_weight,
-            "num_generations": g.num_generations, "temperature": g.temperature, "kl_coef": g.beta,
-            "format_reward_weight": g.format_reward_weight, "accuracy_reward_weight": g.accuracy_reward_weight,
-            "learning_rate": g.learning_rate, "batch_size": g.batch_size, "max_steps": g.max_steps,
-            "max_completion_length": g.max_completion_length, "lora_r": c.lora.r, "lora_alpha": c.lora.alpha}
+    return {
+        "model_name": c.model.name_or_path,
+        "sft_adapter": str(sft_adapter),
+        "use_judge": judge_enabled(ctx),
+        "judge_reward_weight": g.judge_reward_weight,
+        "num_generations": g.num_generations,
+        "temperature": g.temperature,
+        "kl_coef": g.beta,
+        "format_reward_weight": g.format_reward_weight,
+        "accuracy_reward_weight": g.accuracy_reward_weight,
+        "learning_rate": g.learning_rate,
+        "batch_size": g.batch_size,
+        "max_steps": g.max_steps,
+        "max_completion_length": g.max_completion_length,
+        "lora_r": c.lora.r,
+        "lora_alpha": c.lora.alpha,
+    }
 
 
 COMPLETIONS_FILE = "completions.jsonl"
@@ -56,8 +69,15 @@ def dataset_rows(questions: list[dict], system_prompt: str) -> list[dict]:
     """Prompt rows with the columns the rewards read (gold answer, qtype, question for the judge)."""
     from ftmodel.prompts import prompt_messages
 
-    return [{"prompt": prompt_messages(q["question"], system_prompt), "answer": q["answer"], "qtype": q["qtype"],
-             "question": q["question"]} for q in questions]
+    return [
+        {
+            "prompt": prompt_messages(q["question"], system_prompt),
+            "answer": q["answer"],
+            "qtype": q["qtype"],
+            "question": q["question"],
+        }
+        for q in questions
+    ]
 
 
 def trainer_args(c, output_dir: str, reward_weights: list[float]):
@@ -68,12 +88,26 @@ def trainer_args(c, output_dir: str, reward_weights: list[float]):
 
     g = c.grpo
     return GRPOConfig(
-        output_dir=output_dir, learning_rate=g.learning_rate, max_steps=g.max_steps or -1,
-        num_train_epochs=g.epochs, per_device_train_batch_size=g.batch_size, gradient_accumulation_steps=g.grad_accum,
-        num_generations=g.num_generations, max_completion_length=g.max_completion_length,
-        temperature=g.temperature, beta=g.beta, reward_weights=reward_weights,
-        logging_steps=c.wandb.log_interval, save_steps=g.save_steps, save_total_limit=g.save_total_limit,
-        seed=g.seed, report_to="none", disable_tqdm=True, dataloader_num_workers=0, **trainer_precision(c))
+        output_dir=output_dir,
+        learning_rate=g.learning_rate,
+        max_steps=g.max_steps or -1,
+        num_train_epochs=g.epochs,
+        per_device_train_batch_size=g.batch_size,
+        gradient_accumulation_steps=g.grad_accum,
+        num_generations=g.num_generations,
+        max_completion_length=g.max_completion_length,
+        temperature=g.temperature,
+        beta=g.beta,
+        reward_weights=reward_weights,
+        logging_steps=c.wandb.log_interval,
+        save_steps=g.save_steps,
+        save_total_limit=g.save_total_limit,
+        seed=g.seed,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **trainer_precision(c),
+    )
 
 
 def completion_recorder(trainer_cls, ctx: StageContext):
@@ -91,10 +125,21 @@ def completion_recorder(trainer_cls, ctx: StageContext):
                 step = self.state.global_step + 1
                 with open(ctx.run.path / COMPLETIONS_FILE, "a", encoding="utf-8") as fh:
                     for example, completion, values in zip(inputs, completions, local):
-                        fh.write(json.dumps({
-                            "step": step, "question": example.get("question"), "answer": example.get("answer"),
-                            "qtype": example.get("qtype"), "completion": completion_text(completion),
-                            "rewards": dict(zip(self.reward_func_names, values))}, allow_nan=True, ensure_ascii=False) + "\n")
+                        fh.write(
+                            json.dumps(
+                                {
+                                    "step": step,
+                                    "question": example.get("question"),
+                                    "answer": example.get("answer"),
+                                    "qtype": example.get("qtype"),
+                                    "completion": completion_text(completion),
+                                    "rewards": dict(zip(self.reward_func_names, values)),
+                                },
+                                allow_nan=True,
+                                ensure_ascii=False,
+                            )
+                            + "\n"
+                        )
             return rewards
 
     return RecordingTrainer
@@ -105,8 +150,8 @@ def run(ctx: StageContext) -> dict:
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from ftmodel.models import load_adapter_model
     from ftmodel.answers import AnswerRules
+    from ftmodel.models import load_adapter_model
     from ftmodel.rewards import accuracy_reward_with, format_reward
     from ftmodel.training import make_callback, train_and_save
 
@@ -129,9 +174,15 @@ def run(ctx: StageContext) -> dict:
     ctx.log(f"{len(rows)} prompts; starting from {sft_adapter}" + (f"; resuming from {resume}" if resume else ""))
     model, tokenizer, base = load_adapter_model(sft_adapter, c, trainable=True)
     args = trainer_args(c, str(ctx.run.path / "checkpoints"), weights)
-    tracker = ctx.tracker(run_name=ctx.run_name(c.wandb.run_name_grpo), tags=["grpo"],
-                          wandb_config=wandb_config(ctx, sft_adapter))
-    trainer = completion_recorder(GRPOTrainer, ctx)(model=model, reward_funcs=reward_funcs, args=args,
-                                                    train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                                                    callbacks=[make_callback(ctx, tracker, judge)])
+    tracker = ctx.tracker(
+        run_name=ctx.run_name(c.wandb.run_name_grpo), tags=["grpo"], wandb_config=wandb_config(ctx, sft_adapter)
+    )
+    trainer = completion_recorder(GRPOTrainer, ctx)(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[make_callback(ctx, tracker, judge)],
+    )
     return train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=str(sft_adapter))

@@ -25,8 +25,10 @@ def preflight(ctx: StageContext) -> None:
     if d.source == "builtin":
         unknown = [q for q in d.qtypes if q not in bank.QTYPES]
         if unknown:
-            raise StageError(f"data.qtypes: unknown question type {', '.join(map(repr, unknown))} "
-                             f"(built-in types: {', '.join(bank.QTYPES)})")
+            raise StageError(
+                f"data.qtypes: unknown question type {', '.join(map(repr, unknown))} "
+                f"(built-in types: {', '.join(bank.QTYPES)})"
+            )
     elif not source_path(d.source).exists():
         raise StageError(f"data.source: {d.source} not found")
     check_model_source(ctx.cfg)
@@ -69,18 +71,36 @@ def run(ctx: StageContext) -> dict:
     write_jsonl(ctx.ws.raw_eval, evals)
     ctx.log(f"{len(train)} train / {len(evals)} eval questions -> {ctx.ws.raw_train.parent}")
     counts = {"train": dict(Counter(r["qtype"] for r in train)), "eval": dict(Counter(r["qtype"] for r in evals))}
-    tracker = ctx.tracker(run_name=ctx.run_name(), tags=["prepare"],
-                          wandb_config={"source": ctx.cfg.data.source, "seed": ctx.cfg.data.seed})
-    tracker.log({"train_questions": len(train), "eval_questions": len(evals),
-                 **{f"{q}/train": n for q, n in counts["train"].items()}}, step=0)
+    tracker = ctx.tracker(
+        run_name=ctx.run_name(),
+        tags=["prepare"],
+        wandb_config={"source": ctx.cfg.data.source, "seed": ctx.cfg.data.seed},
+    )
+    tracker.log(
+        {
+            "train_questions": len(train),
+            "eval_questions": len(evals),
+            **{f"{q}/train": n for q, n in counts["train"].items()},
+        },
+        step=0,
+    )
     base = resolve_base(ctx)
-    data_report = build_report(ctx.cfg, train, evals, load_tokenizer(base, ctx.cfg), loaded=loaded,
-                               tokenizer_name=ctx.cfg.model.name_or_path)
+    data_report = build_report(
+        ctx.cfg, train, evals, load_tokenizer(base, ctx.cfg), loaded=loaded, tokenizer_name=ctx.cfg.model.name_or_path
+    )
     for line in render(data_report).splitlines():
         ctx.log(line)
     rules = AnswerRules.from_config(ctx.cfg.answers)
-    report = {**data_report.as_dict(), "train": len(train), "eval": len(evals),
-              "majority_baseline": bank.majority_baseline(train, evals, rules) if evals else {}}
+    report = {
+        **data_report.as_dict(),
+        "train": len(train),
+        "eval": len(evals),
+        "majority_baseline": bank.majority_baseline(train, evals, rules) if evals else {},
+    }
     write_json(ctx.run.path / "prepare_report.json", report)
-    return {"train": ctx.ws.raw_train, "eval": ctx.ws.raw_eval, "report": ctx.run.path / "prepare_report.json",
-            "base_model": base}
+    return {
+        "train": ctx.ws.raw_train,
+        "eval": ctx.ws.raw_eval,
+        "report": ctx.run.path / "prepare_report.json",
+        "base_model": base,
+    }

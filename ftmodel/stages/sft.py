@@ -26,17 +26,31 @@ def preflight(ctx: StageContext) -> None:
 def wandb_config(ctx: StageContext, base: str) -> dict:
     """The config fields the original project logged for SFT."""
     c = ctx.cfg
-    return {"model_name": c.model.name_or_path, "base_path": base, "lora_r": c.lora.r, "lora_alpha": c.lora.alpha,
-            "lora_dropout": c.lora.dropout, "batch_size": c.sft.batch_size, "grad_accum": c.sft.grad_accum,
-            "learning_rate": c.sft.learning_rate, "epochs": c.sft.epochs, "max_steps": c.sft.max_steps}
+    return {
+        "model_name": c.model.name_or_path,
+        "base_path": base,
+        "lora_r": c.lora.r,
+        "lora_alpha": c.lora.alpha,
+        "lora_dropout": c.lora.dropout,
+        "batch_size": c.sft.batch_size,
+        "grad_accum": c.sft.grad_accum,
+        "learning_rate": c.sft.learning_rate,
+        "epochs": c.sft.epochs,
+        "max_steps": c.sft.max_steps,
+    }
 
 
 def dataset_rows(samples: list[dict], system_prompt: str) -> list[dict]:
     """Prompt-completion rows: the loss is computed on the worked solution only."""
     from ftmodel.prompts import prompt_messages
 
-    return [{"prompt": prompt_messages(s["question"], system_prompt),
-             "completion": [{"role": "assistant", "content": s["solution"]}]} for s in samples]
+    return [
+        {
+            "prompt": prompt_messages(s["question"], system_prompt),
+            "completion": [{"role": "assistant", "content": s["solution"]}],
+        }
+        for s in samples
+    ]
 
 
 def check_lengths(ctx: StageContext, tokenizer, samples: list[dict]) -> list[dict]:
@@ -49,17 +63,19 @@ def check_lengths(ctx: StageContext, tokenizer, samples: list[dict]) -> list[dic
     stats = length_stats(lengths, limit)
     warning = truncation_warning(stats, "SFT samples")
     if not warning:
-        ctx.log(f"sample lengths: p50 {stats.p50}, p99 {stats.p99}, max {stats.max} tokens; "
-                f"all within model.max_seq_length = {limit}")
+        ctx.log(
+            f"sample lengths: p50 {stats.p50}, p99 {stats.p99}, max {stats.max} tokens; "
+            f"all within model.max_seq_length = {limit}"
+        )
         return samples
     mode = ctx.cfg.sft.on_long_samples
     if mode == "error":
-        raise StageError(f"{warning} (sft.on_long_samples = \"error\")")
+        raise StageError(f'{warning} (sft.on_long_samples = "error")')
     if mode == "drop":
         kept = [s for s, n in zip(samples, lengths) if n <= limit]
         if not kept:
-            raise StageError(f"{warning} Dropping them (sft.on_long_samples = \"drop\") leaves no sample.")
-        ctx.log(f"WARNING: {warning} Dropping them (sft.on_long_samples = \"drop\"): {len(kept)} samples left.")
+            raise StageError(f'{warning} Dropping them (sft.on_long_samples = "drop") leaves no sample.')
+        ctx.log(f'WARNING: {warning} Dropping them (sft.on_long_samples = "drop"): {len(kept)} samples left.')
         return kept
     ctx.log(f"WARNING: {warning}")
     return samples
@@ -72,13 +88,24 @@ def trainer_args(c, output_dir: str):
     from ftmodel.models import trainer_precision
 
     return SFTConfig(
-        output_dir=output_dir, learning_rate=c.sft.learning_rate,
-        lr_scheduler_type=c.sft.lr_scheduler, warmup_steps=c.sft.warmup_ratio, num_train_epochs=c.sft.epochs,
-        max_steps=c.sft.max_steps or -1, per_device_train_batch_size=c.sft.batch_size,
-        gradient_accumulation_steps=c.sft.grad_accum, logging_steps=c.wandb.log_interval,
-        save_steps=c.sft.save_steps, save_total_limit=c.sft.save_total_limit, seed=c.sft.seed,
-        max_length=c.model.max_seq_length, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
-        **trainer_precision(c))
+        output_dir=output_dir,
+        learning_rate=c.sft.learning_rate,
+        lr_scheduler_type=c.sft.lr_scheduler,
+        warmup_steps=c.sft.warmup_ratio,
+        num_train_epochs=c.sft.epochs,
+        max_steps=c.sft.max_steps or -1,
+        per_device_train_batch_size=c.sft.batch_size,
+        gradient_accumulation_steps=c.sft.grad_accum,
+        logging_steps=c.wandb.log_interval,
+        save_steps=c.sft.save_steps,
+        save_total_limit=c.sft.save_total_limit,
+        seed=c.sft.seed,
+        max_length=c.model.max_seq_length,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **trainer_precision(c),
+    )
 
 
 def run(ctx: StageContext) -> dict:
@@ -99,8 +126,15 @@ def run(ctx: StageContext) -> dict:
     ctx.log(f"{len(rows)} samples; base {base}" + (f"; resuming from {resume}" if resume else ""))
     model = load_base_model(base, c)
     args = trainer_args(c, str(ctx.run.path / "checkpoints"))
-    tracker = ctx.tracker(run_name=ctx.run_name(c.wandb.run_name_sft), tags=["sft"],
-                          wandb_config=wandb_config(ctx, base))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=lora_config(c), callbacks=[make_callback(ctx, tracker)])
+    tracker = ctx.tracker(
+        run_name=ctx.run_name(c.wandb.run_name_sft), tags=["sft"], wandb_config=wandb_config(ctx, base)
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(c),
+        callbacks=[make_callback(ctx, tracker)],
+    )
     return train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=None)

@@ -129,12 +129,18 @@ def test_entity_types_vary_entities(bank):
 
 def test_majority_baseline_handcrafted():
     train = [
-        {"qtype": "tf", "answer": "False"}, {"qtype": "tf", "answer": "False"}, {"qtype": "tf", "answer": "True"},
-        {"qtype": "num", "answer": "10"}, {"qtype": "num", "answer": "10.0"}, {"qtype": "num", "answer": "7"},
+        {"qtype": "tf", "answer": "False"},
+        {"qtype": "tf", "answer": "False"},
+        {"qtype": "tf", "answer": "True"},
+        {"qtype": "num", "answer": "10"},
+        {"qtype": "num", "answer": "10.0"},
+        {"qtype": "num", "answer": "7"},
     ]
     eval_ = [
-        {"qtype": "tf", "answer": "False"}, {"qtype": "tf", "answer": "True"},
-        {"qtype": "tf", "answer": "False"}, {"qtype": "tf", "answer": "False"},
+        {"qtype": "tf", "answer": "False"},
+        {"qtype": "tf", "answer": "True"},
+        {"qtype": "tf", "answer": "False"},
+        {"qtype": "tf", "answer": "False"},
         {"qtype": "num", "answer": "7"},
         {"qtype": "new", "answer": "x"},
     ]
@@ -193,14 +199,16 @@ def test_learnable_types_restate_the_decisive_facts(bank):
             assert (move == "up") == (int(sold) > int(bought)) == (r["answer"] == "gain")
         elif r["qtype"] == "compare_returns":
             first, r1, second, r2, move = re.fullmatch(
-                r"(\w+) ([\d.]+), (\w+) ([\d.]+), (up|down), so \w+", think).groups()
+                r"(\w+) ([\d.]+), (\w+) ([\d.]+), (up|down), so \w+", think
+            ).groups()
             assert f"Fund {first} {r1}%, Fund {second} {r2}%." in r["question"]
             assert r1[0] != r2[0] and (move == "down") == (r["answer"] == first)
         elif r["qtype"] == "multiple_choice":
             assert think == f"that is {r['answer']}" and r["answer"] in r["question"]
         elif r["qtype"] == "true_false" and "|relation|" in r["key"]:
-            relation, claimed = re.fullmatch(r"[\w ]+ and [\w ]+: (same|opposite), claimed (same|opposite), so \w+",
-                                             think).groups()
+            relation, claimed = re.fullmatch(
+                r"[\w ]+ and [\w ]+: (same|opposite), claimed (same|opposite), so \w+", think
+            ).groups()
             assert ("same direction" in r["question"]) == (claimed == "same")
             assert (relation == claimed) == (r["answer"] == "True")
             assert "rise" not in r["question"] and "fall" not in r["question"]

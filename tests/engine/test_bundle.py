@@ -81,9 +81,14 @@ def start_growing_run(ws: Path, run_id: str, first: int, total: int, mode: str) 
     env.update(wandb_environment(Workspace(ws)), PYTHONPATH=str(ROOT))
     for key in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
         Path(env[key]).mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-c", GROWING_RUN, str(run_dir), str(first), str(total), mode],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", GROWING_RUN, str(run_dir), str(first), str(total), mode],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 @pytest.fixture
@@ -228,18 +233,22 @@ def _write_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) 
 
 
 def _header(version: int = bundle.VERSION) -> tuple[tarfile.TarInfo, bytes]:
-    return tarfile.TarInfo(bundle.HEADER_NAME), json.dumps({"format": bundle.FORMAT, "version": version,
-                                                            "runs": {}}).encode()
+    return tarfile.TarInfo(bundle.HEADER_NAME), json.dumps(
+        {"format": bundle.FORMAT, "version": version, "runs": {}}
+    ).encode()
 
 
-@pytest.mark.parametrize("name, kind, message", [
-    ("../escaped.txt", "file", "path escapes the workspace"),
-    ("runs/x/../../../escaped.txt", "file", "path escapes the workspace"),
-    ("/tmp/escaped.txt", "file", "absolute path"),
-    ("runs/x/link", "symlink", "a link (to '../../../..')"),
-    ("models/evil.bin", "file", "not under runs/<run>/ or .wandb/data/"),
-    ("runs/loose-file", "file", "not under runs/<run>/ or .wandb/data/"),
-])
+@pytest.mark.parametrize(
+    "name, kind, message",
+    [
+        ("../escaped.txt", "file", "path escapes the workspace"),
+        ("runs/x/../../../escaped.txt", "file", "path escapes the workspace"),
+        ("/tmp/escaped.txt", "file", "absolute path"),
+        ("runs/x/link", "symlink", "a link (to '../../../..')"),
+        ("models/evil.bin", "file", "not under runs/<run>/ or .wandb/data/"),
+        ("runs/loose-file", "file", "not under runs/<run>/ or .wandb/data/"),
+    ],
+)
 def test_paths_that_would_escape_the_workspace_are_refused(tmp_path, name, kind, message):
     info = tarfile.TarInfo(name)
     if kind == "symlink":
@@ -280,8 +289,11 @@ def test_new_bundles_carry_only_what_grew_and_the_server_gets_each_row_once(tmp_
     assert any(k.endswith(".wandb") and v == "append" for k, v in kinds.items())
     piece = [f for f in manifest_of(second.path)["files"] if f["path"].endswith("metrics.jsonl")][0]
     (before,) = [f for f in manifest_of(first.path)["files"] if f["path"].endswith("metrics.jsonl")]
-    assert piece["offset"] == before["size"] and before["size"] + piece["size"] == (run_dir / "metrics.jsonl").stat().st_size
-    assert (run_dir / "metrics.jsonl").read_bytes()[piece["offset"]:].startswith(b'{"step": 4')  # only the new rows
+    assert (
+        piece["offset"] == before["size"]
+        and before["size"] + piece["size"] == (run_dir / "metrics.jsonl").stat().st_size
+    )
+    assert (run_dir / "metrics.jsonl").read_bytes()[piece["offset"] :].startswith(b'{"step": 4')  # only the new rows
     with pytest.raises(bundle.BundleError, match="nothing new to carry"):
         bundle.make_bundle(box, tmp_path / "third.tar", new_only=True)
 
@@ -298,8 +310,9 @@ def test_new_bundles_carry_only_what_grew_and_the_server_gets_each_row_once(tmp_
     up = cli("sync", str(second.path), "--workspace", str(conn), env=env)
     assert up.returncode == 0, up.stdout + up.stderr
     assert "1 of 1 run(s) synced and verified" in up.stdout
-    assert (conn / run.key).exists() and (conn / "runs" / run.run_id / "metrics.jsonl").read_bytes() == \
-        (run_dir / "metrics.jsonl").read_bytes()
+    assert (conn / run.key).exists() and (conn / "runs" / run.run_id / "metrics.jsonl").read_bytes() == (
+        run_dir / "metrics.jsonl"
+    ).read_bytes()
     assert history_steps(server, run.wandb_id) == [1, 2, 3, 4, 5, 6, 7]  # each row once
     (art,) = server.run_artifacts(run.wandb_id)
     assert art["state"] == "COMMITTED"
@@ -334,8 +347,16 @@ def test_a_receipt_tells_the_box_what_arrived_and_what_grew_since(tmp_path):
     make_offline_run(box, "sft-20260101-000000-aaaa", steps=2, artifact=False)
     (run,) = sync.list_offline_runs(box)
     size = run.wandb_file.stat().st_size
-    ledger = {run.key: {"state": "synced", "reason": "verified", "url": "http://127.0.0.1:1/e/p/runs/x",
-                        "server": "http://127.0.0.1:1", "wandb_size": size - 100, "counts": {}}}
+    ledger = {
+        run.key: {
+            "state": "synced",
+            "reason": "verified",
+            "url": "http://127.0.0.1:1/e/p/runs/x",
+            "server": "http://127.0.0.1:1",
+            "wandb_size": size - 100,
+            "counts": {},
+        }
+    }
     written = receipts.write_receipt(tmp_path / "conn", [run.key], ledger)
     carried = tmp_path / "receipt.json"
     shutil.copy(written, carried)

@@ -66,14 +66,24 @@ def test_distill_resumes_without_redoing_or_duplicating(tmp_path):
     out.write_text("\n".join(lines[:50]) + "\n" + lines[50][:20])
     res = cli("distill", "--workspace", str(ws), "--set", "wandb.enabled=false")
     assert res.returncode == 0 and "50 already distilled, 70 to do" in res.stdout
-    ids = [json.loads(l)["id"] for l in out.read_text().splitlines()]
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 120
 
 
 def test_filter_drops_the_spoiled_samples_and_reports_per_qtype(tmp_path):
     ws = prepared_workspace(tmp_path, n_train=400)
-    assert cli("distill", "--workspace", str(ws), "--set", "wandb.enabled=false",
-               "--set", "distill.builtin_error_rate=0.25").returncode == 0
+    assert (
+        cli(
+            "distill",
+            "--workspace",
+            str(ws),
+            "--set",
+            "wandb.enabled=false",
+            "--set",
+            "distill.builtin_error_rate=0.25",
+        ).returncode
+        == 0
+    )
     res = cli("filter", "--workspace", str(ws), "--set", "wandb.enabled=false")
     assert res.returncode == 0, res.stdout + res.stderr
     report = json.loads((only_run(ws, "filter") / "filter_report.json").read_text())
@@ -86,8 +96,12 @@ def test_filter_drops_the_spoiled_samples_and_reports_per_qtype(tmp_path):
 
 def test_filter_that_keeps_nothing_fails_clearly(tmp_path):
     ws = prepared_workspace(tmp_path)
-    assert cli("distill", "--workspace", str(ws), "--set", "wandb.enabled=false",
-               "--set", "distill.builtin_error_rate=1.0").returncode == 0
+    assert (
+        cli(
+            "distill", "--workspace", str(ws), "--set", "wandb.enabled=false", "--set", "distill.builtin_error_rate=1.0"
+        ).returncode
+        == 0
+    )
     res = cli("filter", "--workspace", str(ws), "--set", "wandb.enabled=false")
     assert res.returncode == 2 and "the filter kept 0 of 120 samples" in res.stdout
     assert read_state(only_run(ws, "filter"))["state"] == "failed"
@@ -105,15 +119,33 @@ def test_stop_now_escalates_at_once_and_records_who_asked(tmp_path):
     ws = prepared_workspace(tmp_path, n_train=8)
     gate = threading.Event()  # the teacher holds its first answer until the stop is under way
     with FakeOpenAI(responder=lambda messages: gate.wait(120) and "x") as srv:
-        res = cli("distill", "--detach", "--workspace", str(ws), "--set", "distill.backend=openai",
-                  "--set", f"distill.base_url={srv.base_url}", "--set", "distill.model=teacher",
-                  "--set", "distill.timeout_s=200", "--set", "wandb.enabled=false")
+        res = cli(
+            "distill",
+            "--detach",
+            "--workspace",
+            str(ws),
+            "--set",
+            "distill.backend=openai",
+            "--set",
+            f"distill.base_url={srv.base_url}",
+            "--set",
+            "distill.model=teacher",
+            "--set",
+            "distill.timeout_s=200",
+            "--set",
+            "wandb.enabled=false",
+        )
         assert res.returncode == 0, res.stderr
         run = only_run(ws, "distill")
         wait_for(lambda: srv.requests, timeout=120, what="the teacher to be asked")
-        stop = subprocess.Popen([sys.executable, "-m", "ftmodel", "stop", run.name, "--now", "--workspace", str(ws)],
-                                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stop = subprocess.Popen(
+            [sys.executable, "-m", "ftmodel", "stop", run.name, "--now", "--workspace", str(ws)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         request = wait_for(lambda: read_state(run).get("stop_request"), timeout=120, what="the stop request")
         gate.set()  # the request in flight returns; the stage, already told to stop now, ends
         out, err = stop.communicate(timeout=120)

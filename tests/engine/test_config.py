@@ -35,7 +35,7 @@ def test_unknown_section(tmp_path):
 
 
 def test_wrong_type_names_key_path_and_line(tmp_path):
-    p = write(tmp_path, "[model]\n\n[grpo]\nbeta = \"high\"\n")
+    p = write(tmp_path, '[model]\n\n[grpo]\nbeta = "high"\n')
     with pytest.raises(config.ConfigError, match=r":4: grpo.beta: expected a number, got 'high'"):
         config.load(p)
 
@@ -46,7 +46,7 @@ def test_bool_is_not_an_int_and_bounds_and_choices(tmp_path):
     with pytest.raises(config.ConfigError, match="below the minimum"):
         config.load(write(tmp_path, "[sft]\nbatch_size = 0\n"))
     with pytest.raises(config.ConfigError, match="wandb.mode: 'cloud' is not one of"):
-        config.load(write(tmp_path, "[wandb]\nmode = \"cloud\"\n"))
+        config.load(write(tmp_path, '[wandb]\nmode = "cloud"\n'))
 
 
 def test_malformed_toml_names_the_line(tmp_path):
@@ -68,7 +68,7 @@ def test_num_generations_must_divide_batch(tmp_path):
 def test_secrets_are_refused(tmp_path):
     assert config.from_dict({"judge": {"api_key_env": "MY_KEY"}}).judge.api_key_env == "MY_KEY"
     with pytest.raises(config.ConfigError, match=r":2: judge.api_key: secrets never go in the config"):
-        config.load(write(tmp_path, "[judge]\napi_key = \"sk-123\"\n"))
+        config.load(write(tmp_path, '[judge]\napi_key = "sk-123"\n'))
 
 
 def test_overrides_apply_and_are_validated():
@@ -93,7 +93,7 @@ def test_snapshot_round_trips():
 
 
 def test_cli_config_check_reports_cleanly(tmp_path):
-    bad = write(tmp_path, "[lora]\nr = \"big\"\n")
+    bad = write(tmp_path, '[lora]\nr = "big"\n')
     res = cli("config", "check", str(bad))
     assert res.returncode == 2
     assert f"error: {bad}:2: lora.r: expected an integer" in res.stderr
@@ -102,8 +102,16 @@ def test_cli_config_check_reports_cleanly(tmp_path):
     assert ok.returncode == 0 and "ok" in ok.stdout
 
 
-@pytest.mark.parametrize("spec", ["sft.learning_rate=nan", "sft.learning_rate=inf", "grpo.beta=-inf",
-                                  "sft.learning_rate=1e30", "sft.max_steps=10000000000000"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "sft.learning_rate=nan",
+        "sft.learning_rate=inf",
+        "grpo.beta=-inf",
+        "sft.learning_rate=1e30",
+        "sft.max_steps=10000000000000",
+    ],
+)
 def test_non_finite_and_absurd_numbers_are_refused_from_set(tmp_path, spec):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[sft]\nlearning_rate = 1e-4\n")

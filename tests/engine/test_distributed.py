@@ -13,8 +13,16 @@ def data_ws(tmp_path_factory):
     root = tmp_path_factory.mktemp("dist")
     config = write_config(root / "small.toml", {**SMALL_OVERRIDES, "wandb": {"log_interval": 1, "mode": "offline"}})
     ws = root / "ws"
-    res = cli("pipeline", "--config", str(config), "--workspace", str(ws), "--stages", "prepare,distill,filter",
-              env={"WANDB_MODE": "disabled"})
+    res = cli(
+        "pipeline",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--stages",
+        "prepare,distill,filter",
+        env={"WANDB_MODE": "disabled"},
+    )
     assert res.returncode == 0, res.stdout[-3000:]
     return ws, config
 
@@ -26,14 +34,26 @@ def run_dir(ws, res):
 @pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
 def test_sft_then_grpo_on_two_processes_log_each_step_once(data_ws, launcher):
     ws, config = data_ws
-    flags = ["--config", str(config), "--workspace", str(ws), "--set", f"launch.launcher={launcher}",
-             "--set", "launch.num_processes=2", "--set", f"launch.main_process_port={29600 + len(launcher)}"]
+    flags = [
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--set",
+        f"launch.launcher={launcher}",
+        "--set",
+        "launch.num_processes=2",
+        "--set",
+        f"launch.main_process_port={29600 + len(launcher)}",
+    ]
     res = cli("sft", *flags, "--set", "sft.max_steps=4", "--set", "sft.batch_size=4")
     assert res.returncode == 0, res.stdout[-4000:]
     sft = run_dir(ws, res)
     state = read_state(sft)
-    assert state["state"] == "finished" and state["worker_argv"][2] in ("torch.distributed.run",
-                                                                         "accelerate.commands.launch")
+    assert state["state"] == "finished" and state["worker_argv"][2] in (
+        "torch.distributed.run",
+        "accelerate.commands.launch",
+    )
     assert [r["step"] for r in read_metrics(sft) if "loss" in r] == [1, 2, 3, 4]
     log = (sft / "stage.log").read_text()
     assert "[rank 1] rank 1 of 2 started" in log and log.count("adapter saved") == 1
@@ -50,6 +70,19 @@ def test_sft_then_grpo_on_two_processes_log_each_step_once(data_ws, launcher):
 
 def test_ranks_must_hold_whole_groups(data_ws):
     ws, config = data_ws
-    res = cli("grpo", "--config", str(config), "--workspace", str(ws), "--set", "launch.launcher=torchrun",
-              "--set", "launch.num_processes=3", "--set", "grpo.batch_size=2", "--set", "grpo.num_generations=4")
+    res = cli(
+        "grpo",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--set",
+        "launch.launcher=torchrun",
+        "--set",
+        "launch.num_processes=3",
+        "--set",
+        "grpo.batch_size=2",
+        "--set",
+        "grpo.num_generations=4",
+    )
     assert res.returncode == 2 and "× ranks (2 × 1 × 3)" in res.stderr and "(with --set" in res.stderr

@@ -13,8 +13,15 @@ pytestmark = pytest.mark.slow
 @pytest.mark.timeout(3600)  # ~4 minutes alone on 2 cores; far longer when the machine is shared
 def test_embedded_pipeline_learns_answers_and_grpo_adds(tmp_path):
     ws = tmp_path / "ws"
-    res = cli("pipeline", "--config", str(DEFAULT_CONFIG), "--workspace", str(ws), timeout=1800,
-              env={"WANDB_MODE": "disabled"})
+    res = cli(
+        "pipeline",
+        "--config",
+        str(DEFAULT_CONFIG),
+        "--workspace",
+        str(ws),
+        timeout=1800,
+        env={"WANDB_MODE": "disabled"},
+    )
     assert res.returncode == 0, res.stdout[-4000:]
     runs = {read_state(p)["stage"]: p for p in sorted((ws / "runs").iterdir())}
     ablation = runs["ablation"]
@@ -31,7 +38,8 @@ def test_embedded_pipeline_learns_answers_and_grpo_adds(tmp_path):
     # GRPO adds to SFT (measured +0.01 to +0.02 overall; a question or two of slack for CPU float noise).
     assert variants["sft_grpo"]["answer_accuracy"] >= variants["sft_only"]["answer_accuracy"] - 0.005
     # ... and its reward rose: the mean of the last fifth of the logged steps beats the first fifth.
-    rewards = [r["reward"] for r in map(json.loads, (runs["grpo"] / "metrics.jsonl").read_text().splitlines())
-               if "reward" in r]
+    rewards = [
+        r["reward"] for r in map(json.loads, (runs["grpo"] / "metrics.jsonl").read_text().splitlines()) if "reward" in r
+    ]
     fifth = max(1, len(rewards) // 5)
     assert sum(rewards[-fifth:]) / fifth > sum(rewards[:fifth]) / fifth, rewards

@@ -66,17 +66,34 @@ def test_refused_connection_and_persistent_errors_give_up():
 
 def test_map_chat_bounds_concurrency_and_reports_errors_per_item():
     with FakeOpenAI(responder=lambda m: m[-1]["content"].upper(), faults=Faults(delay_s=0.05)) as srv:
-        results = list(map_chat(client(srv.base_url), [f"q{i}" for i in range(12)],
-                                lambda q: [{"role": "user", "content": q}], concurrency=3))
+        results = list(
+            map_chat(
+                client(srv.base_url),
+                [f"q{i}" for i in range(12)],
+                lambda q: [{"role": "user", "content": q}],
+                concurrency=3,
+            )
+        )
     assert sorted(r.text for _, r, _ in results) == sorted(f"Q{i}" for i in range(12))
     assert 1 < srv.max_in_flight <= 3
     results = list(map_chat(client(closed_port_url(), max_retries=0), ["a", "b"], lambda q: MSG, concurrency=2))
     assert all(r is None and isinstance(e, LLMError) for _, r, e in results)
 
 
-@pytest.mark.parametrize("text,score", [("Score: 8", 0.8), ("**Score:** 10", 1.0), ('{"score": 3}', 0.3),
-                                        ("I'd give it 7/10.", 0.7), ("5", 0.5), ("score = 0", 0.0),
-                                        ("no idea", None), ("Score: 42", None), ("", None)])
+@pytest.mark.parametrize(
+    "text,score",
+    [
+        ("Score: 8", 0.8),
+        ("**Score:** 10", 1.0),
+        ('{"score": 3}', 0.3),
+        ("I'd give it 7/10.", 0.7),
+        ("5", 0.5),
+        ("score = 0", 0.0),
+        ("no idea", None),
+        ("Score: 42", None),
+        ("", None),
+    ],
+)
 def test_parse_score(text, score):
     assert parse_score(text) == score
 
@@ -97,8 +114,12 @@ def test_judge_caches_by_content_and_counts_garbage(tmp_path):
 def test_judge_reward_function_speaks_trl(tmp_path):
     with FakeOpenAI(faults=Faults(content="Score: 6")) as srv:
         reward = Judge(client(srv.base_url), model_id="m").reward_function()
-        out = reward(completions=[[{"role": "assistant", "content": "<think>x</think><answer>5</answer>"}]],
-                     answer=["5"], question=["what?"], qtype=["t"])
+        out = reward(
+            completions=[[{"role": "assistant", "content": "<think>x</think><answer>5</answer>"}]],
+            answer=["5"],
+            question=["what?"],
+            qtype=["t"],
+        )
     assert reward.__name__ == "judge_reward" and out == [0.6]
     assert "Candidate answer: 5" in srv.requests[0]["messages"][-1]["content"]
 
@@ -112,8 +133,19 @@ def _solutions(ws):
 
 
 def openai_teacher(url: str, *more: str) -> list[str]:
-    return ["--set", "distill.backend=openai", "--set", f"distill.base_url={url}", "--set", "distill.model=teacher",
-            "--set", "wandb.enabled=false", "--set", "distill.timeout_s=5", *more]
+    return [
+        "--set",
+        "distill.backend=openai",
+        "--set",
+        f"distill.base_url={url}",
+        "--set",
+        "distill.model=teacher",
+        "--set",
+        "wandb.enabled=false",
+        "--set",
+        "distill.timeout_s=5",
+        *more,
+    ]
 
 
 def test_distill_with_an_openai_teacher_logs_progress(tmp_path):
@@ -122,7 +154,7 @@ def test_distill_with_an_openai_teacher_logs_progress(tmp_path):
         res = cli("distill", "--workspace", str(ws), *openai_teacher(srv.base_url, "--set", "distill.concurrency=4"))
     assert res.returncode == 0, res.stdout + res.stderr
     assert len(srv.requests) == 120 and srv.max_in_flight <= 4
-    rows = [json.loads(l) for l in (ws / "data" / "distilled.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (ws / "data" / "distilled.jsonl").read_text().splitlines()]
     assert len(rows) == 120 and all(r["teacher"] == "openai:teacher" and "<answer>" in r["solution"] for r in rows)
     last = read_metrics(only_run(ws, "distill"))[-1]
     assert last["distill/done"] == 120 and last["distill/errors"] == 0 and last["distill/tokens"] == 120 * 15
@@ -144,21 +176,28 @@ def test_distill_killed_half_way_resumes_without_redoing_or_duplicating(tmp_path
     ws = prepared_workspace(tmp_path)
     out = ws / "data" / "distilled.jsonl"
     with FakeOpenAI(responder=_solutions(ws), faults=Faults(delay_s=0.05)) as srv:
-        res = cli("distill", "--workspace", str(ws), "--detach",
-                  *openai_teacher(srv.base_url, "--set", "distill.concurrency=2"))
+        res = cli(
+            "distill",
+            "--workspace",
+            str(ws),
+            "--detach",
+            *openai_teacher(srv.base_url, "--set", "distill.concurrency=2"),
+        )
         run = only_run(ws, "distill")
         wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 30, timeout=60, what="30 records")
         os.killpg(read_state(run)["pgid"], signal.SIGKILL)  # a crash: no chance to clean up
         wait_for(lambda: run_status(run) == "lost", timeout=30, what="the killed run to show as lost")
-        done_before = {json.loads(l)["id"] for l in out.read_text().splitlines() if l.endswith("}")}
+        done_before = {json.loads(line)["id"] for line in out.read_text().splitlines() if line.endswith("}")}
         first_requests = len(srv.requests)
         res = cli("distill", "--workspace", str(ws), *openai_teacher(srv.base_url, "--set", "distill.concurrency=2"))
         assert res.returncode == 0, res.stdout
-    ids = [json.loads(l)["id"] for l in out.read_text().splitlines()]
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 120
     asked_again = {m["messages"][-1]["content"] for m in srv.requests[first_requests:]}
-    questions = {json.loads(l)["question"]: json.loads(l)["id"]
-                 for l in (ws / "data" / "raw" / "train.jsonl").read_text().splitlines()}
+    questions = {
+        json.loads(line)["question"]: json.loads(line)["id"]
+        for line in (ws / "data" / "raw" / "train.jsonl").read_text().splitlines()
+    }
     assert not {questions[q] for q in asked_again} & done_before  # nothing done was asked again
     assert len(srv.requests) - first_requests <= 120 - len(done_before)
 

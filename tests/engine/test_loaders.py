@@ -15,29 +15,54 @@ def _write(path, text):
 
 
 def test_good_jsonl(tmp_path):
-    p = _write(tmp_path / "q.jsonl", "\n".join([
-        json.dumps({"id": "a1", "question": " What is 2+2? ", "answer": 4, "qtype": "math"}),
-        "",
-        json.dumps({"question": "Is cash liquid?", "answer": "True", "solution": "<think>x</think><answer>True</answer>"}),
-    ]) + "\n")
+    p = _write(
+        tmp_path / "q.jsonl",
+        "\n".join(
+            [
+                json.dumps({"id": "a1", "question": " What is 2+2? ", "answer": 4, "qtype": "math"}),
+                "",
+                json.dumps(
+                    {
+                        "question": "Is cash liquid?",
+                        "answer": "True",
+                        "solution": "<think>x</think><answer>True</answer>",
+                    }
+                ),
+            ]
+        )
+        + "\n",
+    )
     records = load_records(p)
     assert records == [
-        {"id": "a1", "qtype": "math", "question": "What is 2+2?", "answer": "4", "solution": "",
-         "split": "", "key": "What is 2+2?"},
-        {"id": "q-1", "qtype": "general", "question": "Is cash liquid?", "answer": "True",
-         "solution": "<think>x</think><answer>True</answer>", "split": "", "key": "Is cash liquid?"},
+        {
+            "id": "a1",
+            "qtype": "math",
+            "question": "What is 2+2?",
+            "answer": "4",
+            "solution": "",
+            "split": "",
+            "key": "What is 2+2?",
+        },
+        {
+            "id": "q-1",
+            "qtype": "general",
+            "question": "Is cash liquid?",
+            "answer": "True",
+            "solution": "<think>x</think><answer>True</answer>",
+            "split": "",
+            "key": "Is cash liquid?",
+        },
     ]
 
 
 def test_jsonl_custom_field_names(tmp_path):
     p = _write(tmp_path / "c.jsonl", json.dumps({"prompt": "Q?", "target": 1.5, "kind": "k"}) + "\n")
-    [r] = load_records(p, question_field="prompt", answer_field="target", qtype_field="kind",
-                       default_qtype="unused")
+    [r] = load_records(p, question_field="prompt", answer_field="target", qtype_field="kind", default_qtype="unused")
     assert (r["question"], r["answer"], r["qtype"]) == ("Q?", "1.5", "k")
 
 
 def test_good_csv_with_bom_and_line_numbers(tmp_path):
-    p = _write(tmp_path / "q.csv", "\ufeffquestion,answer,qtype\nWhat is 1+1?,2,math\n\"Multi, comma?\",yes,\n")
+    p = _write(tmp_path / "q.csv", '\ufeffquestion,answer,qtype\nWhat is 1+1?,2,math\n"Multi, comma?",yes,\n')
     records = load_records(p)
     assert [r["question"] for r in records] == ["What is 1+1?", "Multi, comma?"]
     assert [r["qtype"] for r in records] == ["math", "general"]
@@ -53,10 +78,12 @@ def test_hf_dataset_dir_and_datasetdict(tmp_path):
     ds.save_to_disk(str(tmp_path / "plain"))
     records = load_records(tmp_path / "plain")
     assert [(r["question"], r["answer"], r["split"]) for r in records] == [("A?", "1", ""), ("B?", "2", "")]
-    dd = datasets.DatasetDict({
-        "test": datasets.Dataset.from_dict({"question": ["T?"], "answer": ["t"], "id": ["t1"]}),
-        "train": datasets.Dataset.from_dict({"question": ["R?"], "answer": ["r"], "id": ["r1"]}),
-    })
+    dd = datasets.DatasetDict(
+        {
+            "test": datasets.Dataset.from_dict({"question": ["T?"], "answer": ["t"], "id": ["t1"]}),
+            "train": datasets.Dataset.from_dict({"question": ["R?"], "answer": ["r"], "id": ["r1"]}),
+        }
+    )
     dd.save_to_disk(str(tmp_path / "dict"))
     records = load_records(tmp_path / "dict")
     assert [(r["id"], r["split"]) for r in records] == [("r1", "train"), ("t1", "eval")]
@@ -98,8 +125,11 @@ def test_missing_file_empty_file_and_unknown_format(tmp_path):
 
 
 def test_duplicate_id_names_both_lines(tmp_path):
-    lines = [{"id": "x", "question": "a", "answer": "1"}, {"id": "y", "question": "b", "answer": "2"},
-             {"id": "x", "question": "c", "answer": "3"}]
+    lines = [
+        {"id": "x", "question": "a", "answer": "1"},
+        {"id": "y", "question": "b", "answer": "2"},
+        {"id": "x", "question": "c", "answer": "3"},
+    ]
     p = _write(tmp_path / "d.jsonl", "\n".join(json.dumps(obj) for obj in lines) + "\n")
     with pytest.raises(DataError, match=r"d\.jsonl:3: duplicate id 'x' \(first at .*d\.jsonl:1\)"):
         load_records(p)
@@ -138,19 +168,29 @@ def test_read_jsonl_errors(tmp_path):
 def test_every_field_mapped_from_chinese_columns_with_choices_and_metadata(tmp_path):
     from ftmodel.data.loaders import ColumnMap, load_data
 
-    p = _write(tmp_path / "zh.csv", "编号,类型,问题,答案,解析,选项,来源,备注\n"
-               "q1,名词解释,哪个术语指股价与每股收益之比？,市盈率,<think>定义</think><answer>市盈率</answer>,"
-               "\"[\"\"市盈率\"\",\"\"市净率\"\"]\",年报,x\n")
-    cols = ColumnMap(id="编号", qtype="类型", question="问题", answer="答案", solution="解析", choices="选项",
-                     metadata=("来源",))
+    p = _write(
+        tmp_path / "zh.csv",
+        "编号,类型,问题,答案,解析,选项,来源,备注\n"
+        "q1,名词解释,哪个术语指股价与每股收益之比？,市盈率,<think>定义</think><answer>市盈率</answer>,"
+        '"[""市盈率"",""市净率""]",年报,x\n',
+    )
+    cols = ColumnMap(
+        id="编号", qtype="类型", question="问题", answer="答案", solution="解析", choices="选项", metadata=("来源",)
+    )
     loaded = load_data(p, cols)
     [r] = loaded.records
     assert r["id"] == "q1" and r["qtype"] == "名词解释" and r["answer"] == "市盈率"
     assert r["solution"].startswith("<think>") and r["question"].endswith("\nA. 市盈率\nB. 市净率")
     assert r["metadata"] == {"来源": "年报"}
-    assert loaded.found == {"id": "编号", "qtype": "类型", "question": "问题", "answer": "答案", "solution": "解析",
-                            "choices": "选项"}
-    assert loaded.unmapped == ["备注"]          # reported, never silently dropped
+    assert loaded.found == {
+        "id": "编号",
+        "qtype": "类型",
+        "question": "问题",
+        "answer": "答案",
+        "solution": "解析",
+        "choices": "选项",
+    }
+    assert loaded.unmapped == ["备注"]  # reported, never silently dropped
     with pytest.raises(DataError, match="metadata_fields names column '作者'"):
         load_data(p, ColumnMap(question="问题", answer="答案", metadata=("作者",)))
 
@@ -171,15 +211,18 @@ def test_parquet_is_read_row_by_row(tmp_path):
 
 def test_jsonl_with_byte_order_mark_and_u2028_in_text(tmp_path):
     p = tmp_path / "bom.jsonl"
-    p.write_bytes("\ufeff".encode() + json.dumps({"question": "a\u2028b", "answer": "1"}, ensure_ascii=False).encode()
-                  + b"\n")
+    p.write_bytes(
+        "\ufeff".encode() + json.dumps({"question": "a\u2028b", "answer": "1"}, ensure_ascii=False).encode() + b"\n"
+    )
     [r] = load_records(p)
     assert r["question"] == "a\u2028b"
 
 
 def test_non_utf8_bytes_name_the_line_and_column(tmp_path):
-    for name, text in (("g.jsonl", b'{"question": "ok", "answer": "1"}\n{"question": "\xff", "answer": "2"}\n'),
-                       ("g.csv", b"question,answer\nok,1\nbad\xe9,2\n")):
+    for name, text in (
+        ("g.jsonl", b'{"question": "ok", "answer": "1"}\n{"question": "\xff", "answer": "2"}\n'),
+        ("g.csv", b"question,answer\nok,1\nbad\xe9,2\n"),
+    ):
         p = tmp_path / name
         p.write_bytes(text)
         with pytest.raises(DataError, match=rf"{name}:\d: not UTF-8 text \(byte 0x(ff|e9) at column \d+\)") as e:

@@ -18,8 +18,9 @@ from tests.conftest import ROOT, cli
 @pytest.mark.parametrize("name", [n for n, (f, _) in PROFILES.items()])
 def test_each_packaged_profile_is_the_repository_copy_and_validates(name):
     packaged = PACKAGE_DIR / PROFILES[name][0]
-    assert packaged.read_bytes() == (ROOT / "configs" / packaged.name).read_bytes(), \
+    assert packaged.read_bytes() == (ROOT / "configs" / packaged.name).read_bytes(), (
         f"configs/{packaged.name} and ftmodel/profiles/{packaged.name} must stay identical"
+    )
     config.load(packaged)
 
 
@@ -54,18 +55,24 @@ def test_outside_the_repository_commands_say_which_config_and_use_its_workspace(
 
 def test_data_check_reports_mapping_counts_lengths_and_truncation(tmp_path):
     data = tmp_path / "q.csv"
-    data.write_text("编号,类型,问题,答案,备注\n" + "".join(
-        f"{i},盈亏判断,某股以{10 + i}元买入、{20 + i}元卖出，盈利还是亏损？,盈利,x\n" for i in range(30)), encoding="utf-8")
+    data.write_text(
+        "编号,类型,问题,答案,备注\n"
+        + "".join(f"{i},盈亏判断,某股以{10 + i}元买入、{20 + i}元卖出，盈利还是亏损？,盈利,x\n" for i in range(30)),
+        encoding="utf-8",
+    )
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[model]\nmax_seq_length = 64\n[data]\nid_field = "编号"\nqtype_field = "类型"\n'
-                   'question_field = "问题"\nanswer_field = "答案"\n[launch]\nworkspace = "ws"\n', encoding="utf-8")
+    cfg.write_text(
+        '[model]\nmax_seq_length = 64\n[data]\nid_field = "编号"\nqtype_field = "类型"\n'
+        'question_field = "问题"\nanswer_field = "答案"\n[launch]\nworkspace = "ws"\n',
+        encoding="utf-8",
+    )
     res = cli("data", "check", str(data), "--config", str(cfg), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert "unmapped columns: 备注" in out and "盈亏判断" in out
     assert "are longer than model.max_seq_length = 64" in out and "--set model.max_seq_length=" in out
-    assert "no column 'solution' was found" in out     # the builtin teacher would have nothing to copy
-    assert not (tmp_path / "ws").exists()               # a check writes nothing
+    assert "no column 'solution' was found" in out  # the builtin teacher would have nothing to copy
+    assert not (tmp_path / "ws").exists()  # a check writes nothing
     # Every table line of the report is as wide in terminal cells as its header.
     table = out.split("\n\n")[2].splitlines()
     assert len({cell_width(line.rstrip()) for line in table[:2]}) == 1
@@ -108,12 +115,12 @@ def test_the_cli_speaks_chinese_from_the_environment_or_the_config(tmp_path):
     header, row = res.stdout.splitlines()[:2]
     assert header.startswith("运行") and "状态" in header
     # Columns line up in terminal cells: the state column starts where its header does.
-    assert cell_width(header[:header.index("状态")]) == cell_width(row[:row.index("排队中")]) == 45
+    assert cell_width(header[: header.index("状态")]) == cell_width(row[: row.index("排队中")]) == 45
     cfg = tmp_path / "c.toml"
     cfg.write_text('[ui]\nlanguage = "zh"\n', encoding="utf-8")
     res = cli("config", "check", str(cfg), env={"FTMODEL_LANG": "en"})
-    assert res.returncode == 0 and "ok" in res.stdout   # config check reads the file it checks, not [ui]
+    assert res.returncode == 0 and "ok" in res.stdout  # config check reads the file it checks, not [ui]
     res = cli("runs", "--config", str(cfg), "--workspace", str(tmp_path / "ws"), env={"FTMODEL_LANG": "en"})
-    assert "运行" in res.stdout.splitlines()[0]          # [ui] language speaks for the CLI too
+    assert "运行" in res.stdout.splitlines()[0]  # [ui] language speaks for the CLI too
     bad = cli("stop", "nope", "--workspace", str(tmp_path / "ws"), env={"FTMODEL_LANG": "zh"})
     assert bad.returncode == 2 and bad.stderr.startswith("错误")

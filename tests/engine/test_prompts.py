@@ -25,8 +25,10 @@ def test_teacher_messages_show_the_format_in_the_questions_language():
 def test_filter_says_plainly_that_the_teacher_never_used_the_format(tmp_path):
     ws = tmp_path / "ws"
     (ws / "data").mkdir(parents=True)
-    rows = [{"id": str(i), "qtype": "t", "question": f"q{i}", "answer": "1", "solution": "The answer is 1."}
-            for i in range(5)]
+    rows = [
+        {"id": str(i), "qtype": "t", "question": f"q{i}", "answer": "1", "solution": "The answer is 1."}
+        for i in range(5)
+    ]
     (ws / "data" / "distilled.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = write_config(tmp_path / "c.toml", {"wandb": {"enabled": False}})
     res = cli("filter", "--config", str(config), "--workspace", str(ws))

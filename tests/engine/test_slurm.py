@@ -47,20 +47,42 @@ def test_a_job_slurm_kills_is_shown_as_killed_with_its_log_tail(slurm_cluster, t
     ws = prepared_workspace(tmp_path, n_train=4)
     gate = threading.Event()
     with FakeOpenAI(responder=lambda messages: gate.wait(120) and "x") as srv:
-        res = cli("distill", "--detach", "--workspace", str(ws), "--set", "distill.backend=openai",
-                  "--set", f"distill.base_url={srv.base_url}", "--set", "distill.model=teacher",
-                  "--set", "distill.timeout_s=200", *SLURM, env=env)
+        res = cli(
+            "distill",
+            "--detach",
+            "--workspace",
+            str(ws),
+            "--set",
+            "distill.backend=openai",
+            "--set",
+            f"distill.base_url={srv.base_url}",
+            "--set",
+            "distill.model=teacher",
+            "--set",
+            "distill.timeout_s=200",
+            *SLURM,
+            env=env,
+        )
         assert res.returncode == 0 and "submitted to Slurm as job" in res.stdout, res.stdout + res.stderr
         run = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
         wait_for(lambda: srv.requests, timeout=60, what="the job to ask the teacher")
         try:  # the node fails under the running job
             slurm_cluster.run("scontrol", "update", "nodename=localhost", "state=down", "reason=ftmodel-test")
-            wait_for(lambda: "failed" in cli("runs", "--workspace", str(ws), env=env).stdout
-                     and read_state(run).get("slurm_state") == "NODE_FAIL", timeout=60, what="the killed job to show")
+            wait_for(
+                lambda: (
+                    "failed" in cli("runs", "--workspace", str(ws), env=env).stdout
+                    and read_state(run).get("slurm_state") == "NODE_FAIL"
+                ),
+                timeout=60,
+                what="the killed job to show",
+            )
             # Slurm's SIGTERM may let the worker record "cancelled" after that: once it is gone, the
             # listing must still say why it ended.
-            wait_for(lambda: not os.path.exists(f"/proc/{read_state(run)['worker_pid']}"), timeout=60,
-                     what="the worker to end")
+            wait_for(
+                lambda: not os.path.exists(f"/proc/{read_state(run)['worker_pid']}"),
+                timeout=60,
+                what="the worker to end",
+            )
             listing = cli("runs", "--workspace", str(ws), env=env).stdout
         finally:
             gate.set()
@@ -69,8 +91,9 @@ def test_a_job_slurm_kills_is_shown_as_killed_with_its_log_tail(slurm_cluster, t
     assert state["state"] == "failed" and state["slurm_state"] == "NODE_FAIL", state
     assert "killed by Slurm: node failure" in state["error"] and "log:" in state["error"]
     assert run.name in listing
-    wait_for(lambda: slurm_cluster.run("sinfo", "-h", "-o", "%t").stdout.strip() == "idle", timeout=60,
-             what="the node back")
+    wait_for(
+        lambda: slurm_cluster.run("sinfo", "-h", "-o", "%t").stdout.strip() == "idle", timeout=60, what="the node back"
+    )
 
 
 @pytest.mark.slow
@@ -80,8 +103,20 @@ def test_stop_under_slurm_saves_a_checkpoint(slurm_cluster, tmp_path):
     ws = tmp_path / "ws"
     res = cli("pipeline", "--config", str(config), "--workspace", str(ws), "--stages", "prepare,distill,filter")
     assert res.returncode == 0, res.stdout[-3000:]
-    res = cli("sft", "--config", str(config), "--workspace", str(ws), "--detach", "--set", "sft.max_steps=2000",
-              "--set", "sft.save_steps=1000", *SLURM, env=env)
+    res = cli(
+        "sft",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--detach",
+        "--set",
+        "sft.max_steps=2000",
+        "--set",
+        "sft.save_steps=1000",
+        *SLURM,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr
     run = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
     wait_for(lambda: len(read_metrics(run)) >= 3, timeout=600, what="sft to log 3 steps under Slurm")

@@ -40,8 +40,13 @@ def wandb_records(run_dir: Path) -> list[dict]:
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 1, offline
     exe = Path(sys.executable).parent / "wandb"
-    out = subprocess.run([str(exe), "leet", "inspect", "--json", str(offline[0])], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    out = subprocess.run(
+        [str(exe), "leet", "inspect", "--json", str(offline[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
@@ -80,13 +85,23 @@ def test_grpo_logs_reward_parts_and_kl(pipeline_ws):
     ws, _, _ = pipeline_ws
     rows = read_metrics(runs_by_stage(ws)["grpo"])
     assert len(rows) == 2
-    for key in ("loss", "reward", "kl_divergence", "format_reward", "accuracy_reward", "learning_rate", "kl",
-                "rewards/format_reward/mean", "frac_reward_zero_std"):
+    for key in (
+        "loss",
+        "reward",
+        "kl_divergence",
+        "format_reward",
+        "accuracy_reward",
+        "learning_rate",
+        "kl",
+        "rewards/format_reward/mean",
+        "frac_reward_zero_std",
+    ):
         assert key in rows[0], key
     assert rows[0]["kl_divergence"] == rows[0]["kl"]
     meta = json.loads((runs_by_stage(ws)["grpo"] / "adapter" / "ftmodel_adapter.json").read_text())
     assert meta["parent"].endswith("adapter") and "sft-" in meta["parent"]
-    completions = [json.loads(l) for l in (runs_by_stage(ws)["grpo"] / "completions.jsonl").read_text().splitlines()]
+    completions_file = runs_by_stage(ws)["grpo"] / "completions.jsonl"
+    completions = [json.loads(line) for line in completions_file.read_text().splitlines()]
     assert [c["step"] for c in completions] == [1] * 8 + [2] * 8  # batch 8 per step, every sample recorded
     assert set(completions[0]["rewards"]) == {"format_reward", "accuracy_reward"} and completions[0]["answer"]
     assert rows[0]["format_reward"] == sum(c["rewards"]["format_reward"] for c in completions[:8]) / 8
@@ -168,8 +183,16 @@ def test_wandb_config_holds_the_original_fields_and_no_secret(pipeline_ws):
     ws, _, _ = pipeline_ws
     records = wandb_records(runs_by_stage(ws)["grpo"])
     config = next(r["run"] for r in records if r["type"] == "run")["config"]["update"]
-    for key in ("use_judge", "num_generations", "temperature", "kl_coef", "format_reward_weight",
-                "accuracy_reward_weight", "model_name", "lora_r"):
+    for key in (
+        "use_judge",
+        "num_generations",
+        "temperature",
+        "kl_coef",
+        "format_reward_weight",
+        "accuracy_reward_weight",
+        "model_name",
+        "lora_r",
+    ):
         assert key in config, key
 
 
@@ -182,8 +205,20 @@ def test_wandb_stays_inside_the_workspace(pipeline_ws):
 
 def test_sft_stop_saves_a_checkpoint_and_resume_continues(pipeline_ws, tmp_path):
     ws, config, _ = pipeline_ws
-    res = cli("sft", "--config", str(config), "--workspace", str(ws), "--detach", "--set", "sft.max_steps=2000",
-              "--set", "sft.save_steps=4", "--set", "wandb.enabled=false")
+    res = cli(
+        "sft",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--detach",
+        "--set",
+        "sft.max_steps=2000",
+        "--set",
+        "sft.save_steps=4",
+        "--set",
+        "wandb.enabled=false",
+    )
     assert res.returncode == 0, res.stderr
     run_id = res.stdout.split("run ", 1)[1].split()[0]
     run = ws / "runs" / run_id
@@ -196,8 +231,19 @@ def test_sft_stop_saves_a_checkpoint_and_resume_continues(pipeline_ws, tmp_path)
     assert ckpts, "a stopped run leaves a checkpoint to resume from"
     stopped_at = int(ckpts[-1].name.split("-")[1])
     assert stopped_at >= 6
-    res = cli("sft", "--config", str(config), "--workspace", str(ws), "--resume", run_id,
-              "--set", f"sft.max_steps={stopped_at + 3}", "--set", "wandb.enabled=false")
+    res = cli(
+        "sft",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--resume",
+        run_id,
+        "--set",
+        f"sft.max_steps={stopped_at + 3}",
+        "--set",
+        "wandb.enabled=false",
+    )
     assert res.returncode == 0, res.stdout[-3000:]
     resumed = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
     steps = [r["step"] for r in read_metrics(resumed) if "loss" in r]
@@ -207,8 +253,20 @@ def test_sft_stop_saves_a_checkpoint_and_resume_continues(pipeline_ws, tmp_path)
 
 def judge_flags(url: str, model: str = "judge") -> list[str]:
     # Judgements are cached per judge model: a distinct model name keeps tests independent.
-    return ["--set", "judge.backend=openai", "--set", f"judge.base_url={url}", "--set", f"judge.model={model}",
-            "--set", "judge.max_retries=0", "--set", "judge.timeout_s=5", "--set", "wandb.enabled=false"]
+    return [
+        "--set",
+        "judge.backend=openai",
+        "--set",
+        f"judge.base_url={url}",
+        "--set",
+        f"judge.model={model}",
+        "--set",
+        "judge.max_retries=0",
+        "--set",
+        "judge.timeout_s=5",
+        "--set",
+        "wandb.enabled=false",
+    ]
 
 
 def test_evaluate_with_an_openai_judge_reports_avg_judge_score(pipeline_ws):
@@ -216,8 +274,17 @@ def test_evaluate_with_an_openai_judge_reports_avg_judge_score(pipeline_ws):
 
     ws, config, _ = pipeline_ws
     with FakeOpenAI(faults=Faults(content="Score: 7")) as srv:
-        res = cli("evaluate", "--config", str(config), "--workspace", str(ws), "--eval-sft",
-                  "--set", "judge.enabled=true", *judge_flags(srv.base_url))
+        res = cli(
+            "evaluate",
+            "--config",
+            str(config),
+            "--workspace",
+            str(ws),
+            "--eval-sft",
+            "--set",
+            "judge.enabled=true",
+            *judge_flags(srv.base_url),
+        )
         assert res.returncode == 0, res.stdout[-3000:]
         assert 0 < len(srv.requests) <= 32  # one request per distinct answer
     run = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
@@ -225,8 +292,21 @@ def test_evaluate_with_an_openai_judge_reports_avg_judge_score(pipeline_ws):
     assert row["avg_judge_score"] == pytest.approx(0.7) and row["judge_errors"] == 0
     assert any(k.endswith("/avg_judge_score") for k in row)
     # --no-judge turns it off without a server
-    res = cli("evaluate", "--config", str(config), "--workspace", str(ws), "--eval-sft", "--no-judge",
-              "--set", "judge.enabled=true", "--set", "judge.model=judge", "--set", "wandb.enabled=false")
+    res = cli(
+        "evaluate",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--eval-sft",
+        "--no-judge",
+        "--set",
+        "judge.enabled=true",
+        "--set",
+        "judge.model=judge",
+        "--set",
+        "wandb.enabled=false",
+    )
     assert res.returncode == 0
     run = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
     assert "avg_judge_score" not in read_metrics(run)[0]
@@ -237,8 +317,17 @@ def test_evaluate_counts_judge_garbage_instead_of_crashing(pipeline_ws):
 
     ws, config, _ = pipeline_ws
     with FakeOpenAI(faults=Faults(content="I cannot grade this.")) as srv:
-        res = cli("evaluate", "--config", str(config), "--workspace", str(ws), "--eval-sft",
-                  "--set", "judge.enabled=true", *judge_flags(srv.base_url, model="garbage-judge"))
+        res = cli(
+            "evaluate",
+            "--config",
+            str(config),
+            "--workspace",
+            str(ws),
+            "--eval-sft",
+            "--set",
+            "judge.enabled=true",
+            *judge_flags(srv.base_url, model="garbage-judge"),
+        )
     assert res.returncode == 0, res.stdout[-3000:]
     row = read_metrics(ws / "runs" / res.stdout.split("run ", 1)[1].split()[0])[0]
     assert row["judge_errors"] == 32 and "avg_judge_score" not in row
@@ -246,11 +335,22 @@ def test_evaluate_counts_judge_garbage_instead_of_crashing(pipeline_ws):
 
 def test_grpo_trains_only_on_the_chosen_question_types(pipeline_ws):
     ws, config, _ = pipeline_ws
-    res = cli("grpo", "--config", str(config), "--workspace", str(ws), "--set", "grpo.qtypes=['rule_direction']",
-              "--set", "grpo.max_steps=2", "--set", "wandb.enabled=false")
+    res = cli(
+        "grpo",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--set",
+        "grpo.qtypes=['rule_direction']",
+        "--set",
+        "grpo.max_steps=2",
+        "--set",
+        "wandb.enabled=false",
+    )
     assert res.returncode == 0, res.stdout[-3000:]
     run = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
-    qtypes = {json.loads(l)["qtype"] for l in (run / "completions.jsonl").read_text().splitlines()}
+    qtypes = {json.loads(line)["qtype"] for line in (run / "completions.jsonl").read_text().splitlines()}
     assert qtypes == {"rule_direction"}
     res = cli("grpo", "--config", str(config), "--workspace", str(ws), "--set", "grpo.qtypes=['nope']")
     assert res.returncode == 2 and "grpo.qtypes: no training questions of type nope" in res.stderr
@@ -261,8 +361,18 @@ def test_grpo_with_the_judge_as_a_reward(pipeline_ws):
 
     ws, config, _ = pipeline_ws
     with FakeOpenAI(faults=Faults(content="Score: 5")) as srv:
-        res = cli("grpo", "--config", str(config), "--workspace", str(ws), "--set", "grpo.use_judge=true",
-                  "--set", "grpo.max_steps=1", *judge_flags(srv.base_url, model="reward-judge"))
+        res = cli(
+            "grpo",
+            "--config",
+            str(config),
+            "--workspace",
+            str(ws),
+            "--set",
+            "grpo.use_judge=true",
+            "--set",
+            "grpo.max_steps=1",
+            *judge_flags(srv.base_url, model="reward-judge"),
+        )
         assert res.returncode == 0, res.stdout[-3000:]
         assert srv.requests
     row = read_metrics(ws / "runs" / res.stdout.split("run ", 1)[1].split()[0])[0]
@@ -283,21 +393,47 @@ def test_hf_teacher_and_judge_run_on_the_tiny_local_model(pipeline_ws, tmp_path)
     assert judge.calls == 1 and (scores == [None]) == (judge.errors == 1)  # the tiny model rarely says a score
     ws2 = tmp_path / "ws2"
     shutil.copytree(ws / "data" / "raw", ws2 / "data" / "raw")
-    res = cli("distill", "--config", str(config), "--workspace", str(ws2), "--set", "distill.backend=hf",
-              "--set", f"distill.model={base}", "--set", "distill.max_samples=3", "--set", "distill.max_tokens=16",
-              "--set", "wandb.enabled=false")
+    res = cli(
+        "distill",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws2),
+        "--set",
+        "distill.backend=hf",
+        "--set",
+        f"distill.model={base}",
+        "--set",
+        "distill.max_samples=3",
+        "--set",
+        "distill.max_tokens=16",
+        "--set",
+        "wandb.enabled=false",
+    )
     assert res.returncode == 0, res.stdout[-3000:]
-    rows = [json.loads(l) for l in (ws2 / "data" / "distilled.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (ws2 / "data" / "distilled.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(r["teacher"] == f"hf:{base}" for r in rows)
 
 
 def test_log_model_uploads_the_adapter_as_an_artifact(pipeline_ws):
     ws, config, _ = pipeline_ws
-    res = cli("sft", "--config", str(config), "--workspace", str(ws), "--set", "sft.max_steps=2",
-              "--set", "wandb.log_model=true")
+    res = cli(
+        "sft",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--set",
+        "sft.max_steps=2",
+        "--set",
+        "wandb.log_model=true",
+    )
     assert res.returncode == 0, res.stdout[-3000:]
     records = wandb_records(ws / "runs" / res.stdout.split("run ", 1)[1].split()[0])
-    files = {c["path"] for r in records if r["type"] == "artifact" and r["artifact"]["type"] == "model"
-             for c in r["artifact"]["manifest"]["contents"]}
+    files = {
+        c["path"]
+        for r in records
+        if r["type"] == "artifact" and r["artifact"]["type"] == "model"
+        for c in r["artifact"]["manifest"]["contents"]
+    }
     assert "adapter_config.json" in files and "ftmodel_adapter.json" in files
-

@@ -8,10 +8,9 @@ import pytest
 
 from ftmodel import config as config_mod
 from ftmodel.rundir import create_run
-from tests.conftest import DEFAULT_CONFIG, SMALL_OVERRIDES, cli, read_state, write_config
-from tests.engine.test_queue import ENV, jobs, settled
-from tests.conftest import wait_for
+from tests.conftest import DEFAULT_CONFIG, SMALL_OVERRIDES, cli, read_state, wait_for, write_config
 from tests.engine.test_cli_and_launcher import prepared_workspace
+from tests.engine.test_queue import ENV, jobs, settled
 
 
 def sweep_cli(ws: Path, *args: str, config: Path = DEFAULT_CONFIG):
@@ -20,20 +19,27 @@ def sweep_cli(ws: Path, *args: str, config: Path = DEFAULT_CONFIG):
 
 def test_dry_run_prints_every_point_and_its_command_and_queues_nothing(tmp_path):
     ws = tmp_path / "ws"
-    res = sweep_cli(ws, "--grid", "grpo.beta=0.0,0.04", "--grid", "lora.r=8,16", "--stages", "sft,grpo,evaluate",
-                    "--dry-run")
+    res = sweep_cli(
+        ws, "--grid", "grpo.beta=0.0,0.04", "--grid", "lora.r=8,16", "--stages", "sft,grpo,evaluate", "--dry-run"
+    )
     assert res.returncode == 0, res.stderr
     assert "4 run(s), stages sft,grpo,evaluate" in res.stdout
     assert "grpo.beta=0.04, lora.r=16" in res.stdout
-    assert "ftmodel pipeline --stages sft,grpo,evaluate" in res.stdout and "--set grpo.beta=0.0 --set lora.r=8" in res.stdout
+    assert (
+        "ftmodel pipeline --stages sft,grpo,evaluate" in res.stdout
+        and "--set grpo.beta=0.0 --set lora.r=8" in res.stdout
+    )
     assert not (ws / "queue").exists()
 
 
-@pytest.mark.parametrize("grid, message", [
-    ("grpo.betta=0.0,0.04", "sweep grid grpo.betta = '0.0': unknown key grpo.betta"),
-    ("lora.r=8,sixteen", "sweep grid lora.r = 'sixteen': lora.r: expected an integer, got 'sixteen'"),
-    ("grpo.num_generations=4,3", "grid point grpo.num_generations=3: "),  # a rule across fields, per point
-])
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ("grpo.betta=0.0,0.04", "sweep grid grpo.betta = '0.0': unknown key grpo.betta"),
+        ("lora.r=8,sixteen", "sweep grid lora.r = 'sixteen': lora.r: expected an integer, got 'sixteen'"),
+        ("grpo.num_generations=4,3", "grid point grpo.num_generations=3: "),  # a rule across fields, per point
+    ],
+)
 def test_a_bad_point_names_key_and_value_and_nothing_is_queued(tmp_path, grid, message):
     ws = tmp_path / "ws"
     res = sweep_cli(ws, "--grid", grid)
@@ -57,9 +63,16 @@ def _fake_evaluate(ws: Path, pipeline_run: str, accuracy: float, per: dict) -> N
     """An evaluate child with a report, as a finished sweep point leaves it (no model needed)."""
     child = create_run(ws, "evaluate", config_toml="", argv=[])
     child.update_state(state="finished")
-    (child.path / "eval_grpo_lora_20260101-000000.json").write_text(json.dumps(
-        {"answer_accuracy": accuracy, "format_accuracy": 1.0,
-         "per_qtype": {q: {"answer_accuracy": v} for q, v in per.items()}}, ensure_ascii=False))
+    (child.path / "eval_grpo_lora_20260101-000000.json").write_text(
+        json.dumps(
+            {
+                "answer_accuracy": accuracy,
+                "format_accuracy": 1.0,
+                "per_qtype": {q: {"answer_accuracy": v} for q, v in per.items()},
+            },
+            ensure_ascii=False,
+        )
+    )
     run_dir = ws / "runs" / pipeline_run
     state = read_state(run_dir)
     state["children"] = [*state.get("children", []), child.id]
@@ -83,9 +96,17 @@ def test_sweep_runs_through_the_queue_and_one_table_compares_the_points(tmp_path
     res = cli("sweep", "show", sweep_id[:14] if len(sweep_id) > 14 else sweep_id, "--workspace", str(ws), env=ENV)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].split() == ["best", "filter.min_chars", "filter.dedup", "state", "answer_accuracy",
-                                "format_accuracy", "利率/answer_accuracy", "run"]
-    starred = [l for l in lines[2:6] if l.startswith("*")]
+    assert lines[0].split() == [
+        "best",
+        "filter.min_chars",
+        "filter.dedup",
+        "state",
+        "answer_accuracy",
+        "format_accuracy",
+        "利率/answer_accuracy",
+        "run",
+    ]
+    starred = [line for line in lines[2:6] if line.startswith("*")]
     assert len(starred) == 1 and "0.5000" in starred[0] and "0.2500" in starred[0]
     d = ws / "sweeps" / sweep_id
     csv_rows = (d / "comparison.csv").read_text(encoding="utf-8").splitlines()
@@ -100,17 +121,27 @@ def test_a_2x2_sweep_runs_sft_twice_and_grpo_four_times(tmp_path):
     ws = tmp_path / "ws"
     res = cli("pipeline", "--config", str(config), "--workspace", str(ws), "--stages", "prepare,distill,filter")
     assert res.returncode == 0, res.stdout[-3000:]
-    res = sweep_cli(ws, "--grid", "sft.learning_rate=2e-4,1e-3", "--grid", "grpo.beta=0.0,0.04",
-                    "--stages", "sft,grpo,evaluate", config=config)
+    res = sweep_cli(
+        ws,
+        "--grid",
+        "sft.learning_rate=2e-4,1e-3",
+        "--grid",
+        "grpo.beta=0.0,0.04",
+        "--stages",
+        "sft,grpo,evaluate",
+        config=config,
+    )
     assert res.returncode == 0, res.stderr
     sweep_id = res.stdout.split("sweep ", 1)[1].split(":")[0]
     wait_for(lambda: settled(ws), timeout=1500, interval=1.0, what="the 2x2 sweep")
     assert all(j["state"] == "done" for j in jobs(ws).values()), jobs(ws)
-    count = {s: len([p for p in (ws / "runs").iterdir() if p.name.startswith(s + "-")]) for s in ("sft", "grpo", "evaluate")}
+    count = {
+        s: len([p for p in (ws / "runs").iterdir() if p.name.startswith(s + "-")]) for s in ("sft", "grpo", "evaluate")
+    }
     assert count == {"sft": 2, "grpo": 4, "evaluate": 4}
     res = cli("sweep", "show", sweep_id, "--workspace", str(ws), env=ENV)
-    rows = [l for l in res.stdout.splitlines()[2:] if "done" in l]
-    assert len(rows) == 4 and sum(l.startswith("*") for l in rows) == 1
+    rows = [line for line in res.stdout.splitlines()[2:] if "done" in line]
+    assert len(rows) == 4 and sum(line.startswith("*") for line in rows) == 1
     grpo = sorted(p for p in (ws / "runs").iterdir() if p.name.startswith("grpo-"))[-1]
     chain = cli("lineage", grpo.name, "--workspace", str(ws)).stdout
     assert "← sft sft-" in chain and "← filter filter-" in chain
@@ -124,16 +155,32 @@ def test_a_sweeps_wandb_runs_share_its_group_and_record_their_lineage(tmp_path):
     ws = prepared_workspace(tmp_path, n_train=20)
     assert cli("distill", "--workspace", str(ws), "--set", "wandb.enabled=false", env=ENV).returncode == 0
     online = {"WANDB_MODE": "offline"}
-    res = cli("sweep", "--workspace", str(ws), "--config", str(DEFAULT_CONFIG), "--grid", "filter.min_chars=3",
-              "--stages", "filter", "--no-start", env=online)
+    res = cli(
+        "sweep",
+        "--workspace",
+        str(ws),
+        "--config",
+        str(DEFAULT_CONFIG),
+        "--grid",
+        "filter.min_chars=3",
+        "--stages",
+        "filter",
+        "--no-start",
+        env=online,
+    )
     assert res.returncode == 0, res.stderr
     sweep_id = res.stdout.split("sweep ", 1)[1].split(":")[0]
     assert cli("queue", "run", "--workspace", str(ws), env=online).returncode == 0
     (run,) = [p for p in (ws / "runs").iterdir() if p.name.startswith("filter-")]
     (offline,) = (run / "wandb").glob("offline-run-*")
-    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(offline)],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
-    record = next(json.loads(l)["run"] for l in out.splitlines() if '"type":"run"' in l.replace(" ", ""))
+    out = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(offline)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    record = next(json.loads(line)["run"] for line in out.splitlines() if '"type":"run"' in line.replace(" ", ""))
     assert record["run_group"] == sweep_id
     config = record["config"]["update"]
     assert config["ftmodel_fingerprint"] == read_state(run)["fingerprint"]["digest"]

@@ -21,10 +21,16 @@ from tests.fake_wandb import FakeWandb, closed_port_url
 
 API_KEY = "f" * 40
 # Small client limits so failures end in seconds, not minutes.
-FAST = {"WANDB__GRAPHQL_RETRY_MAX": "1", "WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS": "1", "WANDB_HTTP_TIMEOUT": "3",
-        "WANDB__FILE_STREAM_RETRY_MAX": "1", "WANDB__FILE_STREAM_RETRY_WAIT_MAX_SECONDS": "1",
-        "WANDB__FILE_STREAM_TIMEOUT_SECONDS": "5", "WANDB__FILE_TRANSFER_RETRY_MAX": "1",
-        "WANDB__FILE_TRANSFER_RETRY_WAIT_MAX_SECONDS": "1"}
+FAST = {
+    "WANDB__GRAPHQL_RETRY_MAX": "1",
+    "WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS": "1",
+    "WANDB_HTTP_TIMEOUT": "3",
+    "WANDB__FILE_STREAM_RETRY_MAX": "1",
+    "WANDB__FILE_STREAM_RETRY_WAIT_MAX_SECONDS": "1",
+    "WANDB__FILE_STREAM_TIMEOUT_SECONDS": "5",
+    "WANDB__FILE_TRANSFER_RETRY_MAX": "1",
+    "WANDB__FILE_TRANSFER_RETRY_WAIT_MAX_SECONDS": "1",
+}
 
 MAKE_RUN = textwrap.dedent("""
     import json, sys, wandb
@@ -54,16 +60,24 @@ def make_offline_run(ws: Path, run_id: str, steps: int = 6, artifact: bool = Tru
     env.update(wandb_environment(Workspace(ws)))
     for key in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
         Path(env[key]).mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-c", MAKE_RUN, str(run_dir), run_id, str(steps), "1" if artifact else "0"],
-                   env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-c", MAKE_RUN, str(run_dir), run_id, str(steps), "1" if artifact else "0"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
     return offline
 
 
 def tree_digest(path: Path) -> dict[str, str]:
     """Every file under `path` with its content hash (to prove a directory was not modified)."""
-    return {p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
 
 
 def client_env(url: str, **extra: str) -> dict[str, str]:
@@ -102,8 +116,13 @@ def test_full_sync_is_received_completely_and_verified(tmp_path, server):
     assert (art["collection"], art["type"], art["state"]) == ("eval_report", "evaluation", "COMMITTED")
     entry = sync.read_ledger(tmp_path)[run.key]
     assert entry["state"] == "synced" and entry["reason"] == "verified" and entry["server"] == server.url
-    assert entry["counts"] == {"history_local": 6, "history_server": 6, "history_sent": 6,
-                               "artifacts_local": 1, "artifacts_committed": 1}
+    assert entry["counts"] == {
+        "history_local": 6,
+        "history_server": 6,
+        "history_sent": 6,
+        "artifacts_local": 1,
+        "artifacts_committed": 1,
+    }
     assert entry["url"] == f"{server.url}/fake-entity/ftm-test/runs/{run.wandb_id}" == res.url
     assert tree_digest(offline) == before  # wandb wrote its markers into the staged copy, not here
     assert not list((tmp_path / ".wandb" / "sync-stage").glob("*"))
@@ -286,8 +305,13 @@ def test_staged_copy_keeps_wandbs_framing_and_drops_only_the_first_history_rows(
     sync.write_log_records(copy, header, records)
     assert copy.read_bytes() == run.wandb_file.read_bytes()  # byte for byte the same framing
     staged = sync.stage_copy(Workspace(tmp_path), run, 150)
-    out = subprocess.run([*sync.wandb_command(), "leet", "inspect", "--json", str(staged)], capture_output=True,
-                         text=True, check=True, timeout=60).stdout
+    out = subprocess.run(
+        [*sync.wandb_command(), "leet", "inspect", "--json", str(staged)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     recs = [json.loads(line) for line in out.splitlines() if line.strip()]
     steps = [r["history"]["step"]["num"] for r in recs if r["type"] == "history"]
     assert [int(s) for s in steps] == list(range(151, 401))
@@ -313,8 +337,13 @@ def test_the_staged_copy_points_artifacts_at_the_moved_workspace(tmp_path):
     old.rename(new)  # the old path is gone
     (run,) = sync.list_offline_runs(new)
     staged = sync.stage_copy(Workspace(new), run, 0)
-    out = subprocess.run([*sync.wandb_command(), "leet", "inspect", "--json", str(staged)], capture_output=True,
-                         text=True, check=True, timeout=60).stdout
+    out = subprocess.run(
+        [*sync.wandb_command(), "leet", "inspect", "--json", str(staged)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     recs = [json.loads(line) for line in out.splitlines() if line.strip()]
     (art,) = [r["artifact"] for r in recs if r["type"] == "artifact"]
     (entry,) = art["manifest"]["contents"]

@@ -69,7 +69,9 @@ def built(tmp_path_factory):
 
 
 def test_module_imports_without_ml_stack():
-    code = "import sys, ftmodel.tinymodel; print(any(m in sys.modules for m in ('torch', 'transformers', 'tokenizers')))"
+    code = (
+        "import sys, ftmodel.tinymodel; print(any(m in sys.modules for m in ('torch', 'transformers', 'tokenizers')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -94,7 +96,7 @@ def test_tags_round_trip_and_are_single_tokens(tokenizer):
 
 
 def test_numbers_are_digits_with_the_space_on_the_leading_one(tokenizer):
-    """" 72" is " 7", "2" wherever it appears, so a copy of a number starts right after its anchor word."""
+    """ " 72" is " 7", "2" wherever it appears, so a copy of a number starts right after its anchor word."""
     for text in ("and sold them for 72.", "<think>bought at 45, sold for 72, up"):
         tokens = tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"])
         i = tokens.index("\u01207")
@@ -111,9 +113,10 @@ def test_special_tokens(tokenizer):
         assert tok in tokenizer.all_special_tokens
         assert len(tokenizer(tok, add_special_tokens=False)["input_ids"]) == 1
     # No bos is prepended.
-    assert tokenizer("Bob pays", add_special_tokens=True)["input_ids"] == tokenizer(
-        "Bob pays", add_special_tokens=False
-    )["input_ids"]
+    assert (
+        tokenizer("Bob pays", add_special_tokens=True)["input_ids"]
+        == tokenizer("Bob pays", add_special_tokens=False)["input_ids"]
+    )
     # Callers may ask for left padding (batched generation).
     left = tm.build_tokenizer(finance_corpus(1, 100), 320, padding_side="left")
     assert left.padding_side == "left"

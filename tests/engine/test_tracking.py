@@ -11,8 +11,17 @@ from ftmodel.workspace import Workspace
 
 def tracker(tmp_path, cfg=None, logs=None):
     run = create_run(tmp_path, "sft", config_toml="", argv=[])
-    return run, Tracker(run, cfg or Config(), Workspace(tmp_path), stage="sft", run_name="sft-train-x", tags=["sft"],
-                        wandb_config={}, group=None, log=(logs if logs is not None else []).append)
+    return run, Tracker(
+        run,
+        cfg or Config(),
+        Workspace(tmp_path),
+        stage="sft",
+        run_name="sft-train-x",
+        tags=["sft"],
+        wandb_config={},
+        group=None,
+        log=(logs if logs is not None else []).append,
+    )
 
 
 def test_wandb_mode_disabled_by_environment_or_config(monkeypatch):
@@ -35,7 +44,7 @@ def test_missing_wandb_warns_once_and_metrics_jsonl_is_complete(tmp_path, monkey
     t.table("x", ["a"], [[1]])
     t.finish()
     assert logs == ["warning: wandb is not installed; metrics go to metrics.jsonl only"]
-    rows = [json.loads(l) for l in run.metrics_path.read_text().splitlines()]
+    rows = [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
     assert [(r["step"], r["loss"], r["flag"]) for r in rows] == [(1, 1.0, 1), (2, 0.5, 1), (3, 1 / 3, 1)]
     assert "note" not in rows[0]
     state = run.read_state()
@@ -49,4 +58,4 @@ def test_steps_never_go_backwards(tmp_path):
     t.log({"a": 1}, step=5)
     t.log({"a": 2}, step=3)
     t.finish()
-    assert [json.loads(l)["step"] for l in run.metrics_path.read_text().splitlines()] == [5, 5]
+    assert [json.loads(line)["step"] for line in run.metrics_path.read_text().splitlines()] == [5, 5]

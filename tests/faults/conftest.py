@@ -59,5 +59,12 @@ def sleeper():
 def worker(run_dir: Path, **kw) -> subprocess.CompletedProcess:
     """Run a run directory's worker in the foreground, as the launcher would in the background."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "ftmodel.worker", str(run_dir)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "ftmodel.worker", str(run_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )

@@ -10,9 +10,9 @@ import socket
 import ssl
 import subprocess
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 HOST = "127.0.0.1"
 
@@ -21,8 +21,14 @@ class Recorder:
     """An HTTP(S) server that records every request's path and headers, and answers 200 JSON or
     a redirect (`redirect_to`, answered with `redirect_status`)."""
 
-    def __init__(self, *, redirect_to: str | None = None, redirect_status: int = 307, tls: ssl.SSLContext | None = None,
-                 payload: dict | None = None):
+    def __init__(
+        self,
+        *,
+        redirect_to: str | None = None,
+        redirect_status: int = 307,
+        tls: ssl.SSLContext | None = None,
+        payload: dict | None = None,
+    ):
         self.redirect_to = redirect_to
         self.redirect_status = redirect_status
         self.payload = payload if payload is not None else {"data": {"viewer": {"entity": "e"}}}
@@ -70,7 +76,7 @@ class Recorder:
     def authorizations(self) -> list[str | None]:
         return [r["headers"].get("Authorization") for r in self.seen]
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         self._thread.start()
         return self
 
@@ -83,7 +89,7 @@ class RawServer:
     """A TCP server that reads each request's head and body, then runs `script(conn, stop)` to
     answer with whatever bytes it likes (then the connection is closed). `sent` counts bytes written."""
 
-    def __init__(self, script: Callable[["RawServer", socket.socket], None]):
+    def __init__(self, script: Callable[[RawServer, socket.socket], None]):
         self.script = script
         self.requests: list[bytes] = []
         self.sent = 0
@@ -134,7 +140,7 @@ class RawServer:
             except OSError:
                 pass  # the client hung up: what a deadline does
 
-    def __enter__(self) -> "RawServer":
+    def __enter__(self) -> RawServer:
         self._thread.start()
         return self
 
@@ -149,9 +155,29 @@ def self_signed_cert(folder: Path) -> tuple[Path, Path] | None:
     if not openssl:
         return None
     key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 from ftmodel.data import bank
 from ftmodel.data.loaders import write_jsonl
@@ -26,8 +25,20 @@ def test_two_distills_in_one_workspace_never_duplicate_a_row(tmp_path):
         gate.wait(60)
         return solutions[messages[-1]["content"]]
 
-    flags = ["--workspace", str(ws), "--set", "distill.backend=openai", "--set", "distill.model=teacher",
-             "--set", "wandb.enabled=false", "--set", "distill.timeout_s=120", "--set", "distill.concurrency=2"]
+    flags = [
+        "--workspace",
+        str(ws),
+        "--set",
+        "distill.backend=openai",
+        "--set",
+        "distill.model=teacher",
+        "--set",
+        "wandb.enabled=false",
+        "--set",
+        "distill.timeout_s=120",
+        "--set",
+        "distill.concurrency=2",
+    ]
     with FakeOpenAI(responder=teacher) as srv:
         flags += ["--set", f"distill.base_url={srv.base_url}"]
         first = cli("distill", "--detach", *flags, timeout=120)
@@ -44,8 +55,9 @@ def test_two_distills_in_one_workspace_never_duplicate_a_row(tmp_path):
 
         # Two started in the same instant both pass that check: the worker's lock refuses the later one.
         config = (run1 / "config.toml").read_text()
-        racer = create_run(ws, "distill", config_toml=config, argv=["ftmodel", "distill"],
-                           args={"workspace": str(ws.resolve())})
+        racer = create_run(
+            ws, "distill", config_toml=config, argv=["ftmodel", "distill"], args={"workspace": str(ws.resolve())}
+        )
         res = worker(racer.path)
         assert res.returncode == 2 and f"run {run1.name} is already writing data/distilled.jsonl" in assert_clean(res)
         state = read_state(racer.path)
@@ -53,8 +65,11 @@ def test_two_distills_in_one_workspace_never_duplicate_a_row(tmp_path):
         assert len(srv.requests) <= 2  # only the first run's requests in flight: the racer asked nothing
 
         gate.set()
-        done = wait_for(lambda: (s := read_state(run1)).get("state") in ("finished", "failed", "cancelled") and s,
-                        timeout=180, what="the first distill to end")
+        done = wait_for(
+            lambda: (s := read_state(run1)).get("state") in ("finished", "failed", "cancelled") and s,
+            timeout=180,
+            what="the first distill to end",
+        )
     assert done["state"] == "finished", done
     rows = [json.loads(line) for line in (ws / "data" / "distilled.jsonl").read_text().splitlines()]
     ids = [r["id"] for r in rows]

@@ -26,18 +26,25 @@ def test_distill_on_a_disk_that_fills_up_fails_clearly_and_a_rerun_completes_it(
     train, evals = bank.generate_bank(0, 200, 8)
     write_jsonl(ws / "data" / "raw" / "train.jsonl", train)
     write_jsonl(ws / "data" / "raw" / "eval.jsonl", evals)
-    config = ("[distill]\nbackend = \"builtin\"\nbuiltin_error_rate = 0.0\n"
-              "[wandb]\nenabled = false\n")
+    config = '[distill]\nbackend = "builtin"\nbuiltin_error_rate = 0.0\n[wandb]\nenabled = false\n'
     (tmp_path / "c.toml").write_text(config)
-    run = create_run(ws, "distill", config_toml=config, argv=["ftmodel", "distill"],
-                     args={"workspace": str(ws.resolve())})
+    run = create_run(
+        ws, "distill", config_toml=config, argv=["ftmodel", "distill"], args={"workspace": str(ws.resolve())}
+    )
 
     def small_disk():
         resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    res = subprocess.run([sys.executable, "-m", "ftmodel.worker", str(run.path)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300, preexec_fn=small_disk)
+    res = subprocess.run(
+        [sys.executable, "-m", "ftmodel.worker", str(run.path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=small_disk,
+    )
     out = assert_clean(res)
     assert res.returncode == 1, out
     state = read_state(run.path)

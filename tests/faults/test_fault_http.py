@@ -32,8 +32,9 @@ def test_the_same_host_is_followed_with_the_key_and_another_host_without_one():
         assert len(same.seen) == http.MAX_REDIRECTS + 1
         assert set(same.authorizations()) == {"Bearer sk-secret"}
         with Recorder(redirect_to=target.url("localhost", "/v2")) as hop:
-            reply = http.request("POST", hop.url(), headers={"Content-Type": "application/json"}, body=BODY,
-                                 timeout=5, deadline=10)
+            reply = http.request(
+                "POST", hop.url(), headers={"Content-Type": "application/json"}, body=BODY, timeout=5, deadline=10
+            )
     assert reply.status == 200 and json.loads(reply.body)["data"]["viewer"]["entity"] == "e"
     assert target.seen[0]["path"] == "/v2" and target.authorizations() == [None]
 
@@ -43,8 +44,10 @@ def test_https_redirect_to_another_host_is_refused(tmp_path):
     if pair is None:
         pytest.skip("no openssl CLI to make a certificate")
     trust = ssl.create_default_context(cafile=str(pair[0]))
-    with Recorder(tls=server_tls(*pair)) as second, \
-            Recorder(tls=server_tls(*pair), redirect_to=second.url("localhost")) as first:
+    with (
+        Recorder(tls=server_tls(*pair)) as second,
+        Recorder(tls=server_tls(*pair), redirect_to=second.url("localhost")) as first,
+    ):
         with pytest.raises(http.RedirectRefused, match=f"https://localhost:{second.port}"):
             http.request("POST", first.url(), headers=AUTH, body=BODY, timeout=5, deadline=10, context=trust)
         assert first.authorizations() == ["Bearer sk-secret"] and second.seen == []
@@ -58,8 +61,9 @@ def test_https_redirect_to_another_host_is_refused(tmp_path):
 
 def test_a_body_cut_short_is_a_named_error():
     def cut(server, conn):
-        server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
-                          b'{"data": {"vie')
+        server.send(
+            conn, b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"data": {"vie'
+        )
 
     with RawServer(cut) as srv:
         with pytest.raises(http.ShortBody, match="closed in the middle of the reply: got 14 of 1000 bytes"):

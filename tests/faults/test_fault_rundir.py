@@ -28,8 +28,14 @@ def workspace_with_raw(tmp_path: Path) -> Path:
 
 def live_state(proc: subprocess.Popen, **extra) -> dict:
     """A state.json that says `running` and names `proc` (with its real start time unless overridden)."""
-    return {"stage": "sft", "state": "running", "pid": proc.pid, "pgid": proc.pid,
-            "proc_start": process_start_time(proc.pid), **extra}
+    return {
+        "stage": "sft",
+        "state": "running",
+        "pid": proc.pid,
+        "pgid": proc.pid,
+        "proc_start": process_start_time(proc.pid),
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("command", ["stop", "logs", "follow"])
@@ -68,12 +74,15 @@ def test_a_recorded_process_group_that_is_not_the_pids_own_is_not_signalled(tmp_
     assert sleeper.poll() is None
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("[]", "not a JSON object (it holds a list)"),
-    ('"running"', "not a JSON object (it holds a str)"),
-    ('{"state": "runn', "corrupt"),
-    (b"\xff\xfe{}", "unreadable"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("[]", "not a JSON object (it holds a list)"),
+        ('"running"', "not a JSON object (it holds a str)"),
+        ('{"state": "runn', "corrupt"),
+        (b"\xff\xfe{}", "unreadable"),
+    ],
+)
 def test_a_broken_state_json_is_a_named_error_for_stop_and_follow_and_a_row_in_runs(tmp_path, content, problem):
     good = create_run(tmp_path, "sft", config_toml="", argv=[])
     good.update_state(state="finished")
@@ -97,8 +106,19 @@ def test_wrong_shaped_fields_are_coerced_for_runs_and_the_console(tmp_path):
     run = create_run(tmp_path, "sft", config_toml="", argv=[])
     other = create_run(tmp_path, "grpo", config_toml="", argv=[])
     other.state_path.write_text(json.dumps({"stage": None, "state": None, "progress": {"step": -4, "total": "x"}}))
-    run.state_path.write_text(json.dumps({"stage": "sft", "state": "finished", "progress": "half",
-                                          "pid": "12", "started": "yesterday", "children": "x", "exit_code": 0}))
+    run.state_path.write_text(
+        json.dumps(
+            {
+                "stage": "sft",
+                "state": "finished",
+                "progress": "half",
+                "pid": "12",
+                "started": "yesterday",
+                "children": "x",
+                "exit_code": 0,
+            }
+        )
+    )
     st = run.read_state()
     assert st["progress"] == {"step": 0, "total": None} and "pid" not in st and "started" not in st
     assert st["children"] == [] and run.status() == "finished"
@@ -117,7 +137,7 @@ def test_a_run_dir_without_state_json_is_listed_as_broken(tmp_path):
     run = create_run(tmp_path, "sft", config_toml="", argv=[])
     run.state_path.unlink()
     listing = cli("runs", "--workspace", str(tmp_path), timeout=60)
-    line = next(l for l in assert_clean(listing).splitlines() if l.startswith(run.id))
+    line = next(row for row in assert_clean(listing).splitlines() if row.startswith(run.id))
     assert "broken: no state.json" in line
     res = cli("follow", run.id, "--workspace", str(tmp_path), timeout=60)
     assert res.returncode == 2 and "no state.json" in assert_clean(res)
@@ -142,9 +162,15 @@ def test_run_creation_on_a_full_disk_leaves_no_run_dir(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    res = subprocess.run([sys.executable, "-m", "ftmodel", "distill", "--workspace", str(ws), "--set",
-                          "wandb.enabled=false"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-                         preexec_fn=tiny_files)
+    res = subprocess.run(
+        [sys.executable, "-m", "ftmodel", "distill", "--workspace", str(ws), "--set", "wandb.enabled=false"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=tiny_files,
+    )
     out = assert_clean(res)
     assert res.returncode == 2 and "cannot create a run directory in" in out and "File too large" in out, out
     assert list((ws / "runs").iterdir()) == []  # no run dir, no temp file, no half-written state

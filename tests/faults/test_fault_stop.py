@@ -24,12 +24,20 @@ FINAL = ("finished", "failed", "cancelled")
 def start_cli(*args: str) -> subprocess.Popen:
     """Start `ftmodel ARGS` without waiting (text output captured)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "ftmodel", *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ftmodel", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def ended(run: Path, timeout: float = 300) -> dict:
-    return wait_for(lambda: (s := read_state(run)).get("state") in FINAL and s, timeout=timeout, what=f"{run.name} to end")
+    return wait_for(
+        lambda: (s := read_state(run)).get("state") in FINAL and s, timeout=timeout, what=f"{run.name} to end"
+    )
 
 
 def test_a_second_stopper_waits_for_the_first_instead_of_stopping_at_once(tmp_path):
@@ -47,9 +55,24 @@ def test_a_second_stopper_waits_for_the_first_instead_of_stopping_at_once(tmp_pa
         return solutions[messages[-1]["content"]]
 
     with FakeOpenAI(responder=teacher) as srv:
-        res = cli("distill", "--detach", "--workspace", str(ws), "--set", "distill.backend=openai",
-                  "--set", f"distill.base_url={srv.base_url}", "--set", "distill.model=teacher",
-                  "--set", "distill.concurrency=1", "--set", "distill.timeout_s=200", "--set", "wandb.enabled=false")
+        res = cli(
+            "distill",
+            "--detach",
+            "--workspace",
+            str(ws),
+            "--set",
+            "distill.backend=openai",
+            "--set",
+            f"distill.base_url={srv.base_url}",
+            "--set",
+            "distill.model=teacher",
+            "--set",
+            "distill.concurrency=1",
+            "--set",
+            "distill.timeout_s=200",
+            "--set",
+            "wandb.enabled=false",
+        )
         assert res.returncode == 0, res.stdout + res.stderr
         (run,) = (ws / "runs").iterdir()
         wait_for(lambda: srv.requests, timeout=120, what="the stage to be busy")
@@ -75,14 +98,23 @@ def test_a_second_stopper_waits_for_the_first_instead_of_stopping_at_once(tmp_pa
 @pytest.mark.slow  # ~10 s alone (torch and the build start), more on a busy machine
 def test_a_stop_during_the_base_model_build_is_honoured_at_once(tmp_path):
     ws = tmp_path / "ws"
-    config = write_config(tmp_path / "c.toml", {"model": {"tiny_pretrain_steps": 1_000_000, "tiny_hidden_size": 64},
-                                                "data": {"n_train": 40, "n_eval": 8}, "wandb": {"enabled": False}})
+    config = write_config(
+        tmp_path / "c.toml",
+        {
+            "model": {"tiny_pretrain_steps": 1_000_000, "tiny_hidden_size": 64},
+            "data": {"n_train": 40, "n_eval": 8},
+            "wandb": {"enabled": False},
+        },
+    )
     res = cli("prepare", "--detach", "--config", str(config), "--workspace", str(ws), timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     (run,) = (ws / "runs").iterdir()
     # The build reports its own progress, so the console shows a bar and an ETA, not 0/?.
-    wait_for(lambda: (p := read_state(run).get("progress") or {}).get("total") == 1_000_000 and p.get("step", 0) > 0,
-             timeout=180, what="the base-model build to report progress")
+    wait_for(
+        lambda: (p := read_state(run).get("progress") or {}).get("total") == 1_000_000 and p.get("step", 0) > 0,
+        timeout=180,
+        what="the base-model build to report progress",
+    )
     stop = cli("stop", run.name, "--workspace", str(ws), timeout=300)
     assert stop.returncode == 0 and f"{run.name}: cancelled" in assert_clean(stop), stop.stdout + stop.stderr
     state = read_state(run)
@@ -113,12 +145,24 @@ def sft_runs(ws: Path) -> list[Path]:
 def test_two_stops_at_once_keep_the_checkpoint_of_a_real_sft(sft_ws):
     ws, config = sft_ws
     before = set(sft_runs(ws))
-    res = cli("sft", "--detach", "--config", str(config), "--workspace", str(ws),
-              "--set", "sft.max_steps=100000", "--set", "sft.save_steps=100000", timeout=120)
+    res = cli(
+        "sft",
+        "--detach",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--set",
+        "sft.max_steps=100000",
+        "--set",
+        "sft.save_steps=100000",
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     (run,) = set(sft_runs(ws)) - before
-    wait_for(lambda: (read_state(run).get("progress") or {}).get("step", 0) >= 3, timeout=300,
-             what="SFT to take a few steps")
+    wait_for(
+        lambda: (read_state(run).get("progress") or {}).get("step", 0) >= 3, timeout=300, what="SFT to take a few steps"
+    )
     stoppers = [start_cli("stop", run.name, "--workspace", str(ws)) for _ in range(2)]  # console `x` + CLI
     outs = [p.communicate(timeout=300) for p in stoppers]
     assert [p.returncode for p in stoppers] == [0, 0], outs
@@ -136,9 +180,21 @@ def test_two_stops_at_once_keep_the_checkpoint_of_a_real_sft(sft_ws):
 def test_sigkill_during_saves_then_resume_takes_the_newest_complete_checkpoint(sft_ws):
     ws, config = sft_ws
     before = set(sft_runs(ws))
-    res = cli("sft", "--detach", "--config", str(config), "--workspace", str(ws),
-              "--set", "sft.max_steps=100000", "--set", "sft.save_steps=2", "--set", "sft.save_total_limit=3",
-              timeout=120)
+    res = cli(
+        "sft",
+        "--detach",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--set",
+        "sft.max_steps=100000",
+        "--set",
+        "sft.save_steps=2",
+        "--set",
+        "sft.save_total_limit=3",
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     (run,) = set(sft_runs(ws)) - before
     ckdir = run / "checkpoints"
@@ -153,15 +209,30 @@ def test_sigkill_during_saves_then_resume_takes_the_newest_complete_checkpoint(s
     published = list(ckdir.glob("checkpoint-*"))
     assert published and all((c / "trainer_state.json").is_file() for c in published), published
     newest = max(published, key=lambda p: int(p.name.split("-")[1]))
-    cut_short = [p for p in (ckdir / ".saving").glob("checkpoint-*")
-                 if int(p.name.split("-")[1]) > int(newest.name.split("-")[1])]  # killed mid-save (likely, not sure)
+    cut_short = [
+        p
+        for p in (ckdir / ".saving").glob("checkpoint-*")
+        if int(p.name.split("-")[1]) > int(newest.name.split("-")[1])
+    ]  # killed mid-save (likely, not sure)
     # What an older version (or a save cut short outside our control) leaves: a newer, partial checkpoint.
     partial = ckdir / f"checkpoint-{int(newest.name.split('-')[1]) + 1000}"
     partial.mkdir()
     (partial / "adapter_model.safetensors").write_bytes(b"")
     resumed_at = int(newest.name.split("-")[1])
-    res = cli("sft", "--config", str(config), "--workspace", str(ws), "--resume", run.name,
-              "--set", f"sft.max_steps={resumed_at + 2}", "--set", "sft.save_steps=100000", timeout=600)
+    res = cli(
+        "sft",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--resume",
+        run.name,
+        "--set",
+        f"sft.max_steps={resumed_at + 2}",
+        "--set",
+        "sft.save_steps=100000",
+        timeout=600,
+    )
     out = assert_clean(res)
     assert res.returncode == 0, out[-4000:]
     assert f"skipping incomplete checkpoint {partial}" in out and f"resuming from {newest}" in out, out[-4000:]

@@ -80,11 +80,19 @@ def test_two_syncs_at_once_one_syncs_the_other_waits_its_turn(tmp_path, server):
     make_offline_run(tmp_path, "sft-20260101-000000-aaaa", steps=3, artifact=True)
     env = {**client_env(server.url), "PYTHONPATH": str(ROOT)}
     server.faults.hang_ops = {"UpsertBucket"}  # the first sync's client waits inside the server
-    first = subprocess.Popen([sys.executable, "-m", "ftmodel", "sync", "--all", "--timeout", "60", "--workspace",
-                              str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "ftmodel", "sync", "--all", "--timeout", "60", "--workspace", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        wait_for(lambda: list((tmp_path / ".wandb" / "sync-stage").glob("*/client.pid")), timeout=120,
-                 what="the first sync's client to start")
+        wait_for(
+            lambda: list((tmp_path / ".wandb" / "sync-stage").glob("*/client.pid")),
+            timeout=120,
+            what="the first sync's client to start",
+        )
         second = cli("sync", "--all", "--workspace", str(tmp_path), env=client_env(server.url))
         assert second.returncode == 1 and f"being synced by pid {first.pid}" in second.stdout
         assert list((tmp_path / ".wandb" / "sync-stage").glob("*/offline-run-*"))  # the first one's copy is intact
@@ -97,10 +105,18 @@ def test_ctrl_c_stops_the_client_records_the_run_and_exits_non_zero(tmp_path, se
     make_offline_run(tmp_path, "sft-20260101-000000-aaaa", steps=3, artifact=False)
     server.faults.hang_ops = {"UpsertBucket"}
     env = {**client_env(server.url), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "ftmodel", "sync", "--all", "--workspace", str(tmp_path)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    pid_file = wait_for(lambda: next(iter((tmp_path / ".wandb" / "sync-stage").glob("*/client.pid")), None),
-                        timeout=120, what="the wandb sync child")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ftmodel", "sync", "--all", "--workspace", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pid_file = wait_for(
+        lambda: next(iter((tmp_path / ".wandb" / "sync-stage").glob("*/client.pid")), None),
+        timeout=120,
+        what="the wandb sync child",
+    )
     child = int(wait_for(lambda: pid_file.read_text().strip(), timeout=10, what="the child's pid"))
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

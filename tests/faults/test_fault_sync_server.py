@@ -17,16 +17,31 @@ def test_more_than_100_artifacts_are_paged_and_verified():
         rec.complete = True
         for i in range(250):
             art_id = srv._new_id("Artifact")
-            srv.artifacts[art_id] = {"id": art_id, "collection": f"eval-{i}", "type": "eval", "digest": f"d{i}",
-                                     "state": "COMMITTED", "run": "run1", "version_index": 0}
+            srv.artifacts[art_id] = {
+                "id": art_id,
+                "collection": f"eval-{i}",
+                "type": "eval",
+                "digest": f"d{i}",
+                "state": "COMMITTED",
+                "run": "run1",
+                "version_index": 0,
+            }
         remote = Server(srv.url, KEY, timeout=10).run("ent", "proj", "run1")
         ops = [r["op"] for r in srv.requests]
     edges = remote["outputArtifacts"]["edges"]
     assert len(edges) == 250 and len({e["node"]["id"] for e in edges}) == 250
     assert ops.count("FtmodelVerifyRun") == 1 and ops.count("FtmodelRunArtifacts") == 3
-    local = LocalRecord(entity="ent", project="proj", name="run1", history_rows=0, history_steps=[], summary={},
-                        config={}, artifacts=[{"name": f"eval-{i}", "type": "eval", "digest": f"d{i}", "missing": []}
-                                              for i in range(250)], exited=True)
+    local = LocalRecord(
+        entity="ent",
+        project="proj",
+        name="run1",
+        history_rows=0,
+        history_steps=[],
+        summary={},
+        config={},
+        artifacts=[{"name": f"eval-{i}", "type": "eval", "digest": f"d{i}", "missing": []} for i in range(250)],
+        exited=True,
+    )
     problems, counts = compare(local, remote)
     assert problems == [] and counts["artifacts_committed"] == 250
 
@@ -40,8 +55,9 @@ def test_a_redirect_to_another_host_is_a_server_error_and_the_key_stays_home():
 
 def test_a_reply_cut_short_is_a_server_error():
     def cut(server, conn):
-        server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
-                          b'{"data": {"viewer"')
+        server.send(
+            conn, b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"data": {"viewer"'
+        )
 
     with RawServer(cut) as srv:
         with pytest.raises(ServerError, match="closed in the middle of the reply: got 18 of 500 bytes"):
@@ -75,8 +91,14 @@ def test_garbage_and_a_closed_port_are_server_errors():
         Server(closed_port_url(), KEY, timeout=5).viewer_entity()
 
 
-@pytest.mark.parametrize("payload", [{"data": {"project": []}}, {"data": {"project": {"run": "x"}}},
-                                     {"data": {"project": {"run": {"outputArtifacts": {"totalCount": "many"}}}}}])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"data": {"project": []}},
+        {"data": {"project": {"run": "x"}}},
+        {"data": {"project": {"run": {"outputArtifacts": {"totalCount": "many"}}}}},
+    ],
+)
 def test_a_wrong_shaped_answer_is_a_server_error(payload):
     with Recorder(payload=payload) as srv:
         with pytest.raises(ServerError, match="server at .* answered"):

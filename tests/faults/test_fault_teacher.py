@@ -11,8 +11,8 @@ from ftmodel.judge import Judge
 from ftmodel.llm import LLMError, OpenAIChatClient, map_chat
 from tests.conftest import cli, read_state, wait_for
 from tests.engine.test_cli_and_launcher import only_run, prepared_workspace
-from tests.faults.loopback import Recorder, self_signed_cert, server_tls
 from tests.fake_openai import FakeOpenAI, Faults, closed_port_url
+from tests.faults.loopback import Recorder, self_signed_cert, server_tls
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -42,8 +42,10 @@ def test_an_https_redirect_to_another_host_is_refused(tmp_path, monkeypatch):
     if pair is None:
         pytest.skip("no openssl CLI to make a certificate")
     monkeypatch.setenv("SSL_CERT_FILE", str(pair[0]))  # what a user with a private CA sets
-    with Recorder(tls=server_tls(*pair)) as second, \
-            Recorder(tls=server_tls(*pair), redirect_to=second.url("localhost", "/v1/chat/completions")) as first:
+    with (
+        Recorder(tls=server_tls(*pair)) as second,
+        Recorder(tls=server_tls(*pair), redirect_to=second.url("localhost", "/v1/chat/completions")) as first,
+    ):
         with pytest.raises(LLMError, match=f"https://localhost:{second.port}.*refused"):
             client(first.url(path="/v1")).chat(MSG)
     assert first.authorizations() == ["Bearer sk-secret"] and second.seen == []
@@ -85,8 +87,15 @@ def test_a_slow_one_at_a_time_server_is_served_by_streaming_with_backed_off_conc
     logged = []
     with FakeOpenAI(faults=SLOW) as srv:
         teacher = client(srv.base_url, timeout_s=0.5, max_retries=6, concurrency=4)
-        results = list(map_chat(teacher, [f"q{i}" for i in range(6)], lambda q: [{"role": "user", "content": q}],
-                                concurrency=4, log=logged.append))
+        results = list(
+            map_chat(
+                teacher,
+                [f"q{i}" for i in range(6)],
+                lambda q: [{"role": "user", "content": q}],
+                concurrency=4,
+                log=logged.append,
+            )
+        )
     assert [e for _, _, e in results] == [None] * 6 and srv.streamed == 6
     assert all(r.text == SLOW.content and r.completion_tokens == 5 for _, r, _ in results)
     # Queued requests waited in silence: the client halved what it keeps in flight and said so.
@@ -125,15 +134,30 @@ def test_requests_abandoned_by_the_caller_are_closed_not_retried():
 
 
 def openai_teacher(url: str, *more: str) -> list[str]:
-    return ["--set", "distill.backend=openai", "--set", f"distill.base_url={url}", "--set", "distill.model=teacher",
-            "--set", "wandb.enabled=false", "--set", "distill.timeout_s=5", *more]
+    return [
+        "--set",
+        "distill.backend=openai",
+        "--set",
+        f"distill.base_url={url}",
+        "--set",
+        "distill.model=teacher",
+        "--set",
+        "wandb.enabled=false",
+        "--set",
+        "distill.timeout_s=5",
+        *more,
+    ]
 
 
 def test_distill_against_a_teacher_that_is_down_fails_and_says_why(tmp_path):
     ws = prepared_workspace(tmp_path, n_train=8)
     down = closed_port_url()
-    res = cli("distill", "--workspace", str(ws),
-              *openai_teacher(down, "--set", "distill.max_samples=3", "--set", "distill.max_retries=0"))
+    res = cli(
+        "distill",
+        "--workspace",
+        str(ws),
+        *openai_teacher(down, "--set", "distill.max_samples=3", "--set", "distill.max_retries=0"),
+    )
     out = res.stdout + res.stderr
     assert res.returncode != 0, out
     assert "the teacher failed 3 times and answered nothing: first error:" in out and "refused" in out
@@ -141,6 +165,10 @@ def test_distill_against_a_teacher_that_is_down_fails_and_says_why(tmp_path):
     # A resumed run (some questions already distilled) is judged on this run's answers alone.
     first = json.loads((ws / "data" / "raw" / "train.jsonl").read_text().splitlines()[0])
     (ws / "data" / "distilled.jsonl").write_text(json.dumps({**first, "solution": "s"}) + "\n")
-    res = cli("distill", "--workspace", str(ws),
-              *openai_teacher(down, "--set", "distill.max_samples=3", "--set", "distill.max_retries=0"))
+    res = cli(
+        "distill",
+        "--workspace",
+        str(ws),
+        *openai_teacher(down, "--set", "distill.max_samples=3", "--set", "distill.max_retries=0"),
+    )
     assert res.returncode != 0 and "the teacher failed 2 times and answered nothing" in res.stdout + res.stderr
