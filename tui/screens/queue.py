@@ -21,7 +21,7 @@ JOB_COLUMNS = ("job", "label", "state", "run", "gpu", "reused", "attempts", "err
 
 def _cell(value) -> str:
     """A sweep table cell as text (numbers to four places, missing values as a dash)."""
-    if value is None or value == "":
+    if value is None:
         return "—"
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -55,7 +55,7 @@ class QueueScreen(Workbench):
         self.best: int | None = None
         self.sort_col: int | None = None
         self.sort_desc = False
-        self.edits = 0  # queue edits done (tests wait on it)
+        self.follow: tuple[str, int] | None = None  # a moved job the cursor stays on: (id, its new place)
 
     def compose(self) -> ComposeResult:
         yield Static(t("reading the queue…"), id="queue-status", markup=False)
@@ -130,6 +130,11 @@ class QueueScreen(Workbench):
     def fill_jobs(self) -> None:
         table = self.query_one("#queue-table", DataTable)
         current = self.cursor_job()
+        if self.follow:  # the cursor stays on the moved job, before and after the move is written
+            current = self.follow[0]
+            ids = [j["id"] for j in self.data["jobs"]]
+            if current not in ids or ids.index(current) == self.follow[1]:
+                self.follow = None
         table.clear()
         for job in self.data["jobs"]:
             table.add_row(job["id"], job.get("label") or job.get("stage", ""), t(job["state"]),
@@ -174,7 +179,6 @@ class QueueScreen(Workbench):
         self.post_message(QueueEdited(note))
 
     def on_queue_edited(self, message: QueueEdited) -> None:
-        self.edits += 1
         if message.error:
             self.notify(message.error, severity="error", timeout=8)
         elif message.note:
@@ -190,8 +194,8 @@ class QueueScreen(Workbench):
         pos = ids.index(job) + delta
         if not 0 <= pos < len(ids):
             return
-        table = self.query_one("#queue-table", DataTable)
-        table.move_cursor(row=pos, animate=False)
+        self.follow = (job, pos)
+        self.query_one("#queue-table", DataTable).move_cursor(row=pos, animate=False)
         self.edit("move", job, pos)
 
     def action_remove(self) -> None:
