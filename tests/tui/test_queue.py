@@ -146,14 +146,14 @@ async def test_sweep_table_is_sortable_and_marks_the_best(ws):
         def shown(col: int) -> list[str]:
             return [str(table.get_row_at(r)[col]) for r in range(table.row_count)]
 
-        assert shown(0) == ["", "*", ""] and shown(column) == ["0.2500", "0.7500", "0.5000"]
+        assert shown(0) == ["", "*", ""] and shown(column) == ["0.25", "0.75", "0.5"]
         best_cells = table.get_row_at(1)
         assert all(getattr(c, "style", None) == "bold reverse" for c in best_cells)  # the best row stands out
         for _ in range(column + 1):
             await pilot.press("o")
-        assert screen.sort_col == column and shown(column) == ["0.2500", "0.5000", "0.7500"]
+        assert screen.sort_col == column and shown(column) == ["0.25", "0.5", "0.75"]
         await pilot.press("O")
-        assert shown(column) == ["0.7500", "0.5000", "0.2500"] and shown(0)[0] == "*"
+        assert shown(column) == ["0.75", "0.5", "0.25"] and shown(0)[0] == "*"
         assert "sorted by answer_accuracy" in str(screen.query_one("#sweep-title").render())
 
 

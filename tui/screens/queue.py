@@ -20,11 +20,12 @@ JOB_COLUMNS = ("job", "label", "state", "run", "gpu", "reused", "attempts", "err
 
 
 def _cell(value) -> str:
-    """A sweep table cell as text (numbers to four places, missing values as a dash)."""
+    """A sweep table cell as text (four significant digits: a learning rate of 1e-5 stays readable;
+    missing values as a dash)."""
     if value is None:
         return "—"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.4g}"
     return str(value)
 
 
