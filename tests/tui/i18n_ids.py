@@ -18,7 +18,7 @@ HINTS = ("little signal left: most groups are all right (these prompts are learn
          "many completions clipped: raise grpo.max_completion_length", "no KL: grpo.beta is 0")
 WORDS = (*STATES, *PANELS, "bool", "int", "number", "text", "list", "*", "run", "state", "size", "detail", "stage",
          "start", "time", "loss", "reward", "wandb", "sync", "ans acc", "qtype", "format", "accuracy", "judge",
-         "total", "completion", "never", "synced", *JOB_STATES, *JOB_COLUMNS, "best")
+         "total", "completion", "never", "synced", *JOB_STATES, *JOB_COLUMNS, "best", "removed")
 
 
 def literal_ids() -> set[str]:

@@ -16,7 +16,8 @@ from tui.messages import QueueEdited, QueueRead, SweepTableRead
 from tui.screens.base import Workbench
 from tui.widgets.tables import fill_table
 
-JOB_COLUMNS = ("job", "label", "state", "run", "gpu", "reused", "attempts", "error")
+# What a job is and how it went come first, so they stay visible at 80 columns (the rest scrolls sideways).
+JOB_COLUMNS = ("label", "state", "run", "attempts", "reused", "gpu", "error", "job")
 
 
 def _cell(value) -> str:
@@ -138,9 +139,9 @@ class QueueScreen(Workbench):
                 self.follow = None
         table.clear()
         for job in self.data["jobs"]:
-            table.add_row(job["id"], job.get("label") or job.get("stage", ""), t(job["state"]),
-                          job.get("run_id") or "—", job.get("gpu") or "—", job.get("reused") and t("yes") or "—",
-                          str(job.get("attempts", 0)), job.get("error") or "", key=job["id"])
+            table.add_row(job.get("label") or job.get("stage", ""), t(job["state"]), job.get("run_id") or "—",
+                          str(job.get("attempts", 0)), t("yes") if job.get("reused") else "—",
+                          str(job.get("gpu") or "—"), job.get("error") or "", job["id"], key=job["id"])
         if current and current in table.rows:
             table.move_cursor(row=table.get_row_index(current), animate=False)
 
@@ -262,7 +263,9 @@ class QueueScreen(Workbench):
     def fill_sweep(self) -> None:
         table = self.query_one("#sweep-table", DataTable)
         order = self.sorted_rows()
-        cells = [[Text(_cell(v), style="bold reverse") if index == self.best else _cell(v) for v in row]
+        state = self.columns.index("state") if "state" in self.columns else None
+        cells = [[Text(c, style="bold reverse") if index == self.best else c
+                  for c in (t(v) if i == state else _cell(v) for i, v in enumerate(row))]
                  for index, row in order]
         labels = [t(c) if c in ("best", "state", "run") else c for c in self.columns]
         if self.sort_col is not None:
