@@ -97,5 +97,6 @@ def test_a_2x2_sweep_queued_from_the_console_outlives_it_and_reuses_sft(tmp_path
     reuses = [json.loads((ws / "runs" / r / "state.json").read_text()).get("reused_by") or []
               for r in runs_of(ws, "sft")]
     assert sorted(len(r) for r in reuses) == [1, 1]  # each learning rate's second point reused its SFT
-    table = [line for line in screen.splitlines() if "pipeline-" in line and "done" in line and "job-" not in line]
+    # The sweep table's rows: a run id and "done", without the queue table's `key=value` labels.
+    table = [line for line in screen.splitlines() if "pipeline-" in line and "done" in line and "=" not in line]
     assert len(table) == 4, screen

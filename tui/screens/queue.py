@@ -119,6 +119,7 @@ class QueueScreen(Workbench):
         if message.error:
             status.update(t("the queue cannot be read: {error}", error=message.error))
             return
+        changed = message.data != self.data
         self.data = message.data
         jobs = self.data["jobs"]
         counts = {s: sum(j["state"] == s for j in jobs) for s in ("queued", "running", "done", "failed")}
@@ -127,7 +128,8 @@ class QueueScreen(Workbench):
         status.update(" · ".join([
             t("{n} job(s): {queued} queued, {running} running, {done} done, {failed} failed", n=len(jobs),
               **counts), paused, runner]))
-        self.fill_jobs()
+        if changed or self.follow:  # refilling an unchanged table would only reset its scroll
+            self.fill_jobs()
 
     def fill_jobs(self) -> None:
         table = self.query_one("#queue-table", DataTable)
@@ -237,6 +239,7 @@ class QueueScreen(Workbench):
     def show_sweep(self, sweep_id: str) -> None:
         """Show a sweep's table (read in a worker, again at every refresh)."""
         self.sweep_id, self.sort_col, self.sort_desc = sweep_id, None, False
+        self.columns, self.rows, self.best = [], [], None
         self.load_sweep(sweep_id)
 
     @work(thread=True, exclusive=True, group="sweep-read", name="sweep-read")
@@ -250,6 +253,8 @@ class QueueScreen(Workbench):
         if message.error:
             title.update(t("sweep {sweep}: {error}", sweep=message.sweep_id, error=message.error))
             return
+        if (message.columns, message.rows, message.best) == (self.columns, self.rows, self.best):
+            return  # unchanged since the last read: keep the table's scroll and cursor
         self.columns, self.rows, self.best = message.columns, message.rows, message.best
         self.fill_sweep()
 
