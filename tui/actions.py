@@ -20,7 +20,7 @@ PANELS = {"loss": "1", "reward": "2", "kl": "3", "lr": "4", "log": "5", "results
 class Action:
     """One action: where it applies, its keys, what it calls, and how it is described."""
 
-    scope: str  # app, console, text, pick, ask, workbench, config, runs, overlay, sync, ablation, completions
+    scope: str  # app, console, text, pick, ask, workbench, config, runs, overlay, sync, ablation, completions, queue
     id: str
     keys: str
     action: str
@@ -55,6 +55,8 @@ ACTIONS: tuple[Action, ...] = (
       "Launch an ablation and read its matrix"),
     A("console", "screen.completions", "g", "open_screen('completions')", "Completions",
       "Browse GRPO completions and their rewards"),
+    A("console", "screen.queue", "u", "open_screen('queue')", "Queue",
+      "The job queue and sweeps: reorder, remove, pause, retry, compare"),
     A("app", "app.help", "question_mark", "help", "Help", "Show every key", key_display="?"),
     A("app", "app.quit", "q", "quit", "Quit", "Quit; running stages keep running"),
     A("app", "app.language", "f2", "switch_language", "中文/English", "Switch the console's language", show=False),
@@ -71,6 +73,8 @@ ACTIONS: tuple[Action, ...] = (
     A("config", "config.reload", "ctrl+o", "reload", "Reload", "Read the file again from disk"),
     A("config", "config.launch", "ctrl+l", "launch", "Launch",
       "Start a stage with the edited config as a one-off run (unsaved edits included)"),
+    A("config", "config.sweep", "ctrl+g", "sweep", "Sweep",
+      "Plan a grid sweep over config keys (the focused field first), confirm, queue it"),
     A("runs", "runs.filter", "slash", "filter_text", "Filter", "Filter by text", key_display="/"),
     A("runs", "runs.stage_filter", "f", "cycle_stage", "Stage filter", "Cycle the stage filter"),
     A("runs", "runs.state_filter", "t", "cycle_state", "State filter", "Cycle the state filter"),
@@ -94,6 +98,18 @@ ACTIONS: tuple[Action, ...] = (
     A("ablation", "ablation.launch", "l", "launch", "Launch", "Start the ablation with these variants"),
     A("ablation", "ablation.export", "e", "export", "Export .md", "Write the matrix as Markdown"),
     A("ablation", "ablation.judge", "j", "toggle_judge", "Judge", "Judge on or off"),
+    A("queue", "queue.up", "shift+up,K", "move(-1)", "Move up", "Move the job up the queue", key_display="K"),
+    A("queue", "queue.down", "shift+down,J", "move(1)", "Move down", "Move the job down the queue",
+      key_display="J"),
+    A("queue", "queue.remove", "d", "remove", "Remove", "Remove the job (not a running one)"),
+    A("queue", "queue.pause", "p", "toggle_pause", "Pause/resume",
+      "Pause the queue (running jobs go on) or resume it"),
+    A("queue", "queue.retry", "f", "retry_failed", "Retry failed",
+      "Queue the failed, cancelled and invalid jobs again"),
+    A("queue", "queue.runner", "s", "start_runner", "Start runner", "Start the queue's runner if none runs"),
+    A("queue", "queue.sweep", "v", "pick_sweep", "Sweep", "Show a sweep's comparison table"),
+    A("queue", "queue.sort", "o", "sort_next", "Sort", "Sort the sweep table by the next column"),
+    A("queue", "queue.reverse", "O", "sort_reverse", "Reverse", "Reverse the sweep table's order"),
     A("completions", "completions.filter", "slash", "filter_text", "Filter", "Filter by text", key_display="/"),
     A("completions", "completions.zero", "z", "toggle_zero", "Reward 0", "Only completions with reward 0"),
     A("completions", "completions.qtype", "t", "cycle_qtype", "Qtype", "Cycle the question-type filter"),
@@ -102,7 +118,8 @@ del A
 
 # Where each workbench is described in the help screen: (title message id, key, scope).
 SCREEN_HELP = (("config editor", "c", "config"), ("runs browser", "r", "runs"), ("sync", "w", "sync"),
-               ("ablation", "a", "ablation"), ("GRPO completions", "g", "completions"))
+               ("ablation", "a", "ablation"), ("GRPO completions", "g", "completions"),
+               ("queue and sweeps", "u", "queue"))
 
 
 def label(a: Action) -> str:

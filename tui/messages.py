@@ -147,9 +147,10 @@ class RowsLoaded(Message):
 class DetailLoaded(Message):
     """A run detail's files, read in a worker: config diff, artifacts, result tables, log tail."""
 
-    def __init__(self, diff: str, artifacts: list, tables: list, log: list[str]):
+    def __init__(self, diff: str, artifacts: list, tables: list, log: list[str], lineage: list[str] | None = None):
         super().__init__()
         self.diff, self.artifacts, self.tables, self.log = diff, artifacts, tables, log
+        self.lineage = lineage or []
 
 
 class OverlayLoaded(Message):
@@ -231,3 +232,44 @@ class CompletionsLoaded(Message):
     def __init__(self, run_id: str | None, rows: list):
         super().__init__()
         self.run_id, self.rows = run_id, rows
+
+
+class QueueRead(Message):
+    """The queue as read in a worker: its content (or the error), whether a runner drains it, the sweeps."""
+
+    def __init__(self, data: dict | None, runner: bool, sweeps: list[str], error: str | None = None,
+                 started: int | None = None):
+        super().__init__()
+        self.data, self.runner, self.sweeps, self.error, self.started = data, runner, sweeps, error, started
+
+
+class QueueEdited(Message):
+    """A queue edit (move, remove, pause, retry) done in a worker: what to tell the user, or the error."""
+
+    def __init__(self, note: str | None, error: str | None = None):
+        super().__init__()
+        self.note, self.error = note, error
+
+
+class SweepTableRead(Message):
+    """A sweep's comparison table (sweep.comparison), read in a worker."""
+
+    def __init__(self, sweep_id: str, columns: list, rows: list, best: int | None, error: str | None = None):
+        super().__init__()
+        self.sweep_id, self.columns, self.rows, self.best, self.error = sweep_id, columns, rows, best, error
+
+
+class SweepPlanned(Message):
+    """A sweep planned in a worker: the points (sweep.Point) and stages, or the engine's error."""
+
+    def __init__(self, points: list, stages: list[str], error: str | None = None):
+        super().__init__()
+        self.points, self.stages, self.error = points, stages, error
+
+
+class SweepQueued(Message):
+    """A sweep queued (and the runner started) in a worker, or why not."""
+
+    def __init__(self, sweep_id: str | None, jobs: int, error: str | None = None):
+        super().__init__()
+        self.sweep_id, self.jobs, self.error = sweep_id, jobs, error

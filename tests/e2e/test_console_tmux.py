@@ -19,11 +19,9 @@ from pathlib import Path
 import pytest
 
 from ftmodel.rundir import STAGES
-
 from tests.conftest import ROOT, SMALL_OVERRIDES, cli, wait_for, write_config
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
 
 class Tmux:
@@ -33,20 +31,44 @@ class Tmux:
         self.socket = f"ftmodel-e2e-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
         env.pop("TMUX", None)
-        subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", "console",
-                        "-x", str(width), "-y", str(height), command], check=True, env=env, cwd=ROOT)
+        subprocess.run(
+            [
+                "tmux",
+                "-L",
+                self.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "console",
+                "-x",
+                str(width),
+                "-y",
+                str(height),
+                command,
+            ],
+            check=True,
+            env=env,
+            cwd=ROOT,
+        )
 
     def screen(self) -> str:
-        out = subprocess.run(["tmux", "-L", self.socket, "capture-pane", "-p", "-t", "console"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["tmux", "-L", self.socket, "capture-pane", "-p", "-t", "console"], capture_output=True, text=True
+        )
         return out.stdout
 
     def keys(self, *keys: str) -> None:
         subprocess.run(["tmux", "-L", self.socket, "send-keys", "-t", "console", *keys], check=True)
 
     def wait_screen(self, predicate, timeout: float, what: str) -> str:
-        return wait_for(lambda: (lambda s: s if predicate(s) else None)(self.screen()), timeout=timeout,
-                        interval=0.2, what=f"{what}; last screen:\n{self.screen()}")
+        return wait_for(
+            lambda: (lambda s: s if predicate(s) else None)(self.screen()),
+            timeout=timeout,
+            interval=0.2,
+            what=f"{what}; last screen:\n{self.screen()}",
+        )
 
     def select_stage(self, stage: str, timeout: float = 30) -> None:
         """Move the stage list to `stage` one key at a time, reading the screen after each key."""
@@ -63,7 +85,7 @@ class Tmux:
                 return
             if now in order:
                 self.keys("Down" if order.index(now) < order.index(stage) else "Up")
-                wait_for(lambda: current() != now, timeout=5, interval=0.1, what=f"leaving {now}")
+                wait_for(lambda left=now: current() != left, timeout=5, interval=0.1, what=f"leaving {now}")
             else:
                 wait_for(current, timeout=5, interval=0.1, what="the run list")
         raise AssertionError(f"could not select {stage}; screen:\n{self.screen()}")
@@ -73,8 +95,10 @@ class Tmux:
 
 
 def console_command(config: Path, workspace: Path) -> str:
-    return " ".join(shlex.quote(a) for a in (sys.executable, "-m", "tui.app", "--config", str(config),
-                                             "--workspace", str(workspace)))
+    return " ".join(
+        shlex.quote(a)
+        for a in (sys.executable, "-m", "tui.app", "--config", str(config), "--workspace", str(workspace))
+    )
 
 
 def sft_runs(workspace: Path) -> list[Path]:
@@ -83,11 +107,20 @@ def sft_runs(workspace: Path) -> list[Path]:
 
 def test_stage_survives_a_killed_terminal_and_the_console_reattaches(tmp_path):
     workspace = tmp_path / "ws"
-    config = write_config(tmp_path / "e2e.toml", {**SMALL_OVERRIDES,
-                                                   "sft": {"max_steps": 40, "save_steps": 20, "batch_size": 8},
-                                                   "wandb": {"log_interval": 2}})
-    done = cli("pipeline", "--stages", "prepare,distill,filter", "--config", str(config),
-               "--workspace", str(workspace), timeout=600)
+    config = write_config(
+        tmp_path / "e2e.toml",
+        {**SMALL_OVERRIDES, "sft": {"max_steps": 40, "save_steps": 20, "batch_size": 8}, "wandb": {"log_interval": 2}},
+    )
+    done = cli(
+        "pipeline",
+        "--stages",
+        "prepare,distill,filter",
+        "--config",
+        str(config),
+        "--workspace",
+        str(workspace),
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
     first = Tmux(console_command(config, workspace))

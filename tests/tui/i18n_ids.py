@@ -6,8 +6,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from ftmodel.queue import JOB_STATES
 from ftmodel.words import JOBS, STATES
 from tui.actions import ACTIONS, PANELS, SCREEN_HELP
+from tui.screens.queue import JOB_COLUMNS
 from tui.widgets.charts import CHARTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +21,7 @@ HINTS = ("little signal left: most groups are all right (these prompts are learn
          "many completions clipped: raise grpo.max_completion_length", "no KL: grpo.beta is 0")
 WORDS = (*STATES, *PANELS, "bool", "int", "number", "text", "list", "*", "run", "state", "size", "detail", "stage",
          "start", "time", "loss", "reward", "wandb", "sync", "ans acc", "qtype", "format", "accuracy", "judge",
-         "total", "completion", "never", "synced")
+         "total", "completion", "never", "synced", *JOB_STATES, *JOB_COLUMNS, "best", "removed")
 
 
 def literal_ids() -> set[str]:

@@ -20,6 +20,7 @@ from tui.screens import (
     CompletionsScreen,
     ConfigScreen,
     OverlayScreen,
+    QueueScreen,
     RunDetailScreen,
     RunsScreen,
     SyncScreen,
@@ -465,9 +466,10 @@ async def test_workbench_keys_do_not_trigger_console_actions_and_are_in_help(ws)
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, RunsScreen), what="back to the console")
     text = app.help_text()
-    for words in ("config editor (c)", "ctrl+s", "Overlay", "Retry failed", "Export .md", "Reward 0"):
+    for words in ("config editor (c)", "ctrl+s", "Overlay", "Retry failed", "Export .md", "Reward 0",
+                  "queue and sweeps (u)", "Move up", "ctrl+g"):
         assert words in text
-    for cls in (ConfigScreen, RunsScreen, SyncScreen, AblationScreen, CompletionsScreen):
+    for cls in (ConfigScreen, RunsScreen, SyncScreen, AblationScreen, CompletionsScreen, QueueScreen):
         for b in cls.BINDINGS:
             assert b.id and b.description, b
 

@@ -250,3 +250,46 @@ async def test_workbench_screen_in_chinese(pinned, tmp_path, name, key, cls, rea
         await open_screen(app, pilot, key, cls, ready)
         await settle(app, pilot)
         assert_snapshot(app, name, tmp_path)
+
+
+# ---------------------------------------------------------------- the queue screen and a sweep's table
+
+def fake_queue(ws: Path, monkeypatch) -> None:
+    """A 2x2 sweep queued through the engine with pinned ids: two done, one failed, one queued."""
+    import itertools
+
+    from ftmodel import queue, sweep
+
+    ids = itertools.count(1)
+    monkeypatch.setattr(queue, "new_job_id", lambda: f"job-20251124-170000-{next(ids):04d}")
+    monkeypatch.setattr(sweep, "new_sweep_id", lambda: "sweep-20251124-170000-0001")
+    points = sweep.plan("ftmodel.toml", {"sft.learning_rate": [1e-4, 2e-4], "grpo.beta": [0.0, 0.04]}, ["sft", "grpo"])
+    sweep.queue_sweep(ws, "ftmodel.toml", points, ["sft", "grpo"])
+    with queue.editing(ws) as data:
+        runs = ("pipeline-20251124-170100-0011", "pipeline-20251124-170200-0012")
+        for job, run in zip(data["jobs"][:2], runs, strict=True):
+            job.update(state="done", run_id=run, attempts=1)
+        data["jobs"][1]["reused"] = True
+        data["jobs"][2].update(state="failed", error="exit 1: CUDA out of memory", attempts=2)
+        data["paused"] = True
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_queue_screen(pinned, tmp_path, monkeypatch, lang):
+    from tui.dialogs import PickScreen
+    from tui.screens import QueueScreen
+
+    monkeypatch.setattr(QueueScreen, "AUTOSTART", False)  # never a real runner from a snapshot
+    fake_workspace(pinned)
+    fake_queue(pinned, monkeypatch)
+    name = ("zh_" if lang == "zh" else "") + "screen_queue_80x24"
+    app = make_app(lang)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_screen(app, pilot, "u", QueueScreen, lambda s: s.data and s.sweeps)
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, PickScreen), what="sweep picker")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, QueueScreen)
+                    and app.screen.query_one("#sweep-table").row_count == 4, what="sweep table")
+        await settle(app, pilot)
+        assert_snapshot(app, name, tmp_path)

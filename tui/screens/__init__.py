@@ -1,4 +1,4 @@
-"""The console's screens, one module each: the main console and the five workbenches over it.
+"""The console's screens, one module each: the main console and the workbenches over it.
 
 Names are imported on first use (PEP 562), so starting the console loads only the main screen;
 a workbench's module is imported when it is first opened.
@@ -10,7 +10,7 @@ import importlib
 
 _HOME = {"AblationScreen": "ablation", "CompletionsScreen": "completions", "ConfigScreen": "config",
          "ConsoleScreen": "console", "FilteredTable": "base", "Workbench": "base", "OverlayScreen": "runs",
-         "RunDetailScreen": "runs", "RunsScreen": "runs", "SyncScreen": "sync"}
+         "QueueScreen": "queue", "RunDetailScreen": "runs", "RunsScreen": "runs", "SyncScreen": "sync"}
 __all__ = sorted(_HOME)
 
 

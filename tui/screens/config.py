@@ -7,7 +7,7 @@ import os
 import shlex
 import subprocess
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Checkbox, Footer, Input, OptionList, Select, Static, Switch
@@ -17,8 +17,8 @@ from ftmodel import config as config_mod
 from ftmodel.i18n import t
 from ftmodel.words import JOBS
 from tui import actions
-from tui.dialogs import PickScreen, TextScreen
-from tui.messages import LaunchRequested
+from tui.dialogs import PickScreen, SweepScreen, TextScreen
+from tui.messages import LaunchRequested, SweepPlanned, SweepQueued
 from tui.screens.base import Workbench
 from tui.view import env_no_color, stage_argv
 from tui.widgets.toggles import MarkedCheckbox
@@ -285,3 +285,56 @@ class ConfigScreen(Workbench):
             self.post_message(LaunchRequested(stage, cfg, {}, argv))
 
         self.app.push_screen(PickScreen(t("launch with the edited config"), list(JOBS)), picked)
+
+    def action_sweep(self) -> None:
+        """Plan a grid sweep (the focused field is offered as the first axis), show its runs and their
+        commands, and on `y` queue them and start the queue's runner."""
+        if self.doc.invalid:
+            self.notify(t("fix the invalid fields first: {errors}", errors="; ".join(self.doc.invalid.values())),
+                        severity="error")
+            return
+        key = getattr(self.focused, "field_key", None)
+        axis = f"{key[0]}.{key[1]}={display_value(self.doc.value(*key)).replace(', ', ',')}" if key else ""
+
+        def planned(plan: SweepPlanned | None) -> None:
+            if plan is not None:
+                self.confirm_sweep(plan)
+
+        self.app.push_screen(SweepScreen(str(self.doc.path), self.doc.overrides(), axis), planned)
+
+    def confirm_sweep(self, plan: SweepPlanned) -> None:
+        """Show the N planned runs and their commands; `y` queues them."""
+        lines = []
+        for i, point in enumerate(plan.points, 1):
+            lines.append(f"{i}. " + ", ".join(f"{k}={v}" for k, v in point.values.items()))
+            lines.append("   " + shlex.join(point.command))
+        n = len(plan.points)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.queue_sweep(plan.points, plan.stages)
+
+        self.app.push_screen(TextScreen(t("{n} planned run(s) · stages {stages}", n=n, stages=",".join(plan.stages)),
+                                        "\n".join(lines), t("Queue these {n} run(s) and start the queue's runner?",
+                                                             n=n)), answered)
+
+    @work(thread=True, group="sweep-queue", name="sweep-queue")
+    def queue_sweep(self, points: list, stages: list[str]) -> None:
+        """Queue the sweep's points as jobs and start a detached runner unless one runs."""
+        from ftmodel import queue, sweep
+
+        ws = self.app.workspace
+        try:
+            sweep_id, jobs = sweep.queue_sweep(ws, self.doc.path, points, stages)
+            queue.start_runner(ws)
+        except (sweep.SweepError, queue.QueueError, OSError) as e:
+            self.post_message(SweepQueued(None, 0, str(e)))
+            return
+        self.post_message(SweepQueued(sweep_id, len(jobs)))
+
+    def on_sweep_queued(self, message: SweepQueued) -> None:
+        if message.error:
+            self.notify(message.error, title=t("sweep not queued"), severity="error", timeout=10)
+            return
+        self.notify(t("queued {sweep}: {n} job(s); the runner goes on after the console quits (u shows the queue)",
+                      sweep=message.sweep_id, n=message.jobs), title=t("sweep queued"), timeout=10)

@@ -418,7 +418,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self.notify(t("{panel} panel {shown}", panel=t(panel), shown=shown), timeout=2)
 
     def action_open_screen(self, name: str) -> None:
-        """Open a workbench screen: config, runs, sync, ablation or completions."""
+        """Open a workbench screen: config, runs, sync, ablation, completions or the queue."""
         from tui import screens
 
         if self.app.screen is not self:
@@ -428,5 +428,5 @@ class ConsoleScreen(ConsoleWorkers, Screen):
             screen = screens.CompletionsScreen(summary.id if summary and summary.stage == "grpo" else None)
         else:
             screen = {"config": screens.ConfigScreen, "runs": screens.RunsScreen, "sync": screens.SyncScreen,
-                      "ablation": screens.AblationScreen}[name]()
+                      "ablation": screens.AblationScreen, "queue": screens.QueueScreen}[name]()
         self.app.push_screen(screen)

@@ -234,6 +234,8 @@ class RunDetailScreen(Workbench):
                          + ("\n" + t("error:") + f" {s.error}" if s.error else ""), markup=False, id="detail-head")
             yield Static(t("config: snapshot vs current"), classes="detail-title")
             yield Static(t("reading…"), markup=False, id="detail-config")
+            yield Static(t("lineage (← what it consumed)"), classes="detail-title")
+            yield Static(t("reading…"), markup=False, id="detail-lineage")
             yield Static(t("artifacts"), classes="detail-title")
             yield Static(t("reading…"), markup=False, id="detail-artifacts")
             yield VerticalScroll(id="detail-results")
@@ -246,7 +248,8 @@ class RunDetailScreen(Workbench):
 
     @work(thread=True, exclusive=True, group="run-detail", name="run-detail")
     def load(self) -> None:
-        """Walk the run directory (sizes of big checkpoints), diff its config, read results and log."""
+        """Walk the run directory (sizes of big checkpoints), diff its config, read results, lineage and log."""
+        from ftmodel.fingerprint import lineage_lines
         from ftmodel.rundir import Run
 
         path = self.row.summary.path
@@ -254,13 +257,18 @@ class RunDetailScreen(Workbench):
             files = artifacts(path)
         except OSError:
             files = []
+        try:
+            lineage = lineage_lines(self.app.workspace, Run(path))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            lineage = [t("cannot read the lineage: {error}", error=e)]
         self.post_message(DetailLoaded(snapshot_diff(path / "config.toml", self.app.cfg), files,
-                                       read_results(path), Run(path).log_tail(60)))
+                                       read_results(path), Run(path).log_tail(60), lineage))
 
     async def on_detail_loaded(self, message: DetailLoaded) -> None:
         from tui.cells import pad
 
         self.query_one("#detail-config", Static).update(message.diff)
+        self.query_one("#detail-lineage", Static).update("\n".join(message.lineage) or t("(none)"))
         self.query_one("#detail-artifacts", Static).update(
             "\n".join(f"{pad(name, 40)} {size:>12,} B" for name, size in message.artifacts) or t("(none)"))
         widgets = []
