@@ -42,21 +42,65 @@ ACTIONS: tuple[Action, ...] = (
     A("console", "run.stop", "x", "stop_run", "Stop run", "Stop the selected run gracefully"),
     A("console", "nav.stages", "left", "focus_stages", "Stages", "Move to the stage list", show=False),
     A("console", "nav.runs", "right", "focus_runs", "Runs", "Move to the run list", show=False),
-    A("console", "nav.newer_run", "left_square_bracket", "cycle_run(-1)", "Newer run", "Show the next newer run",
-      show=False, key_display="["),
-    A("console", "nav.older_run", "right_square_bracket", "cycle_run(1)", "Older run", "Show the next older run",
-      show=False, key_display="]"),
-    *[A("console", f"panel.{panel}", key, f"toggle_panel('{panel}')", f"Toggle {panel}",
-        "Show or hide this panel", show=False) for panel, key in PANELS.items()],
+    A(
+        "console",
+        "nav.newer_run",
+        "left_square_bracket",
+        "cycle_run(-1)",
+        "Newer run",
+        "Show the next newer run",
+        show=False,
+        key_display="[",
+    ),
+    A(
+        "console",
+        "nav.older_run",
+        "right_square_bracket",
+        "cycle_run(1)",
+        "Older run",
+        "Show the next older run",
+        show=False,
+        key_display="]",
+    ),
+    *[
+        A(
+            "console",
+            f"panel.{panel}",
+            key,
+            f"toggle_panel('{panel}')",
+            f"Toggle {panel}",
+            "Show or hide this panel",
+            show=False,
+        )
+        for panel, key in PANELS.items()
+    ],
     A("console", "screen.config", "c", "open_screen('config')", "Config", "Edit the config as a form"),
     A("console", "screen.runs", "r", "open_screen('runs')", "Runs", "Browse, compare, clone and delete runs"),
     A("console", "screen.sync", "w", "open_screen('sync')", "Sync", "Sync offline wandb runs"),
-    A("console", "screen.ablation", "a", "open_screen('ablation')", "Ablation",
-      "Launch an ablation and read its matrix"),
-    A("console", "screen.completions", "g", "open_screen('completions')", "Completions",
-      "Browse GRPO completions and their rewards"),
-    A("console", "screen.queue", "u", "open_screen('queue')", "Queue",
-      "The job queue and sweeps: reorder, remove, pause, retry, compare"),
+    A(
+        "console",
+        "screen.ablation",
+        "a",
+        "open_screen('ablation')",
+        "Ablation",
+        "Launch an ablation and read its matrix",
+    ),
+    A(
+        "console",
+        "screen.completions",
+        "g",
+        "open_screen('completions')",
+        "Completions",
+        "Browse GRPO completions and their rewards",
+    ),
+    A(
+        "console",
+        "screen.queue",
+        "u",
+        "open_screen('queue')",
+        "Queue",
+        "The job queue and sweeps: reorder, remove, pause, retry, compare",
+    ),
     A("app", "app.help", "question_mark", "help", "Help", "Show every key", key_display="?"),
     A("app", "app.quit", "q", "quit", "Quit", "Quit; running stages keep running"),
     A("app", "app.language", "f2", "switch_language", "中文/English", "Switch the console's language", show=False),
@@ -68,13 +112,31 @@ ACTIONS: tuple[Action, ...] = (
     A("workbench", "screen.back", "escape", "back", "Back"),
     A("config", "config.save", "ctrl+s", "save", "Save", "Show the diff, then save (comments kept)"),
     A("config", "config.revert", "ctrl+r", "revert", "Revert", "Drop every unsaved edit"),
-    A("config", "config.editor", "ctrl+e", "external_editor", "$EDITOR",
-      "Open the file in $EDITOR; validated on return"),
+    A(
+        "config",
+        "config.editor",
+        "ctrl+e",
+        "external_editor",
+        "$EDITOR",
+        "Open the file in $EDITOR; validated on return",
+    ),
     A("config", "config.reload", "ctrl+o", "reload", "Reload", "Read the file again from disk"),
-    A("config", "config.launch", "ctrl+l", "launch", "Launch",
-      "Start a stage with the edited config as a one-off run (unsaved edits included)"),
-    A("config", "config.sweep", "ctrl+g", "sweep", "Sweep",
-      "Plan a grid sweep over config keys (the focused field first), confirm, queue it"),
+    A(
+        "config",
+        "config.launch",
+        "ctrl+l",
+        "launch",
+        "Launch",
+        "Start a stage with the edited config as a one-off run (unsaved edits included)",
+    ),
+    A(
+        "config",
+        "config.sweep",
+        "ctrl+g",
+        "sweep",
+        "Sweep",
+        "Plan a grid sweep over config keys (the focused field first), confirm, queue it",
+    ),
     A("runs", "runs.filter", "slash", "filter_text", "Filter", "Filter by text", key_display="/"),
     A("runs", "runs.stage_filter", "f", "cycle_stage", "Stage filter", "Cycle the stage filter"),
     A("runs", "runs.state_filter", "t", "cycle_state", "State filter", "Cycle the state filter"),
@@ -87,25 +149,54 @@ ACTIONS: tuple[Action, ...] = (
     A("sync", "sync.selected", "s", "sync_selected", "Sync", "Sync the marked runs (or the one under the cursor)"),
     A("sync", "sync.all", "a", "sync_all", "Sync all", "Sync every run not yet verified"),
     A("sync", "sync.retry", "f", "retry_failed", "Retry failed", "Sync the runs that failed again"),
-    A("sync", "sync.stop", "x", "stop_sync", "Stop sync",
-      "Stop the running sync (the run in flight is recorded interrupted)", show=False),
-    A("sync", "sync.pack", "b", "pack", "Pack",
-      "Pack the marked runs (or the one under the cursor) into a verified bundle to carry off this box"),
-    A("sync", "sync.import", "i", "import_bundle", "Import",
-      "Verify a bundle file and import its runs, then offer to sync them"),
-    A("sync", "sync.receipts", "r", "receipts", "Receipts",
-      "Show the sync receipts (what reached the server) and import one carried back"),
+    A(
+        "sync",
+        "sync.stop",
+        "x",
+        "stop_sync",
+        "Stop sync",
+        "Stop the running sync (the run in flight is recorded interrupted)",
+        show=False,
+    ),
+    A(
+        "sync",
+        "sync.pack",
+        "b",
+        "pack",
+        "Pack",
+        "Pack the marked runs (or the one under the cursor) into a verified bundle to carry off this box",
+    ),
+    A(
+        "sync",
+        "sync.import",
+        "i",
+        "import_bundle",
+        "Import",
+        "Verify a bundle file and import its runs, then offer to sync them",
+    ),
+    A(
+        "sync",
+        "sync.receipts",
+        "r",
+        "receipts",
+        "Receipts",
+        "Show the sync receipts (what reached the server) and import one carried back",
+    ),
     A("ablation", "ablation.launch", "l", "launch", "Launch", "Start the ablation with these variants"),
     A("ablation", "ablation.export", "e", "export", "Export .md", "Write the matrix as Markdown"),
     A("ablation", "ablation.judge", "j", "toggle_judge", "Judge", "Judge on or off"),
     A("queue", "queue.up", "shift+up,K", "move(-1)", "Move up", "Move the job up the queue", key_display="K"),
-    A("queue", "queue.down", "shift+down,J", "move(1)", "Move down", "Move the job down the queue",
-      key_display="J"),
+    A("queue", "queue.down", "shift+down,J", "move(1)", "Move down", "Move the job down the queue", key_display="J"),
     A("queue", "queue.remove", "d", "remove", "Remove", "Remove the job (not a running one)"),
-    A("queue", "queue.pause", "p", "toggle_pause", "Pause/resume",
-      "Pause the queue (running jobs go on) or resume it"),
-    A("queue", "queue.retry", "f", "retry_failed", "Retry failed",
-      "Queue the failed, cancelled and invalid jobs again"),
+    A("queue", "queue.pause", "p", "toggle_pause", "Pause/resume", "Pause the queue (running jobs go on) or resume it"),
+    A(
+        "queue",
+        "queue.retry",
+        "f",
+        "retry_failed",
+        "Retry failed",
+        "Queue the failed, cancelled and invalid jobs again",
+    ),
     A("queue", "queue.runner", "s", "start_runner", "Start runner", "Start the queue's runner if none runs"),
     A("queue", "queue.sweep", "v", "pick_sweep", "Sweep", "Show a sweep's comparison table"),
     A("queue", "queue.sort", "o", "sort_next", "Sort", "Sort the sweep table by the next column"),
@@ -117,9 +208,14 @@ ACTIONS: tuple[Action, ...] = (
 del A
 
 # Where each workbench is described in the help screen: (title message id, key, scope).
-SCREEN_HELP = (("config editor", "c", "config"), ("runs browser", "r", "runs"), ("sync", "w", "sync"),
-               ("ablation", "a", "ablation"), ("GRPO completions", "g", "completions"),
-               ("queue and sweeps", "u", "queue"))
+SCREEN_HELP = (
+    ("config editor", "c", "config"),
+    ("runs browser", "r", "runs"),
+    ("sync", "w", "sync"),
+    ("ablation", "a", "ablation"),
+    ("GRPO completions", "g", "completions"),
+    ("queue and sweeps", "u", "queue"),
+)
 
 
 def label(a: Action) -> str:
@@ -135,8 +231,18 @@ def scope_actions(scope: str) -> list[Action]:
 
 def bindings(scope: str) -> list[Binding]:
     """Textual bindings of one scope, described in the current language."""
-    return [Binding(a.keys, a.action, label(a), show=a.show, id=a.id, key_display=a.key_display,
-                    tooltip=t(a.help) if a.help else "") for a in scope_actions(scope)]
+    return [
+        Binding(
+            a.keys,
+            a.action,
+            label(a),
+            show=a.show,
+            id=a.id,
+            key_display=a.key_display,
+            tooltip=t(a.help) if a.help else "",
+        )
+        for a in scope_actions(scope)
+    ]
 
 
 _bound: dict[type, str] = {}
@@ -196,9 +302,12 @@ def help_text() -> str:
     for title, key, scope in SCREEN_HELP:
         lines += ["", f"{t(title)} ({key})"]
         lines += [help_line(a) for a in (*scope_actions(scope), *scope_actions("workbench"))]
-    lines += ["", t("Stages run detached: quitting, closing tmux or losing SSH leaves them"),
-              t("running. Reopen the console to re-attach; a run whose process died shows"),
-              t("as lost. Panels 1-4 appear once the run has logged those metrics.")]
+    lines += [
+        "",
+        t("Stages run detached: quitting, closing tmux or losing SSH leaves them"),
+        t("running. Reopen the console to re-attach; a run whose process died shows"),
+        t("as lost. Panels 1-4 appear once the run has logged those metrics."),
+    ]
     return "\n".join(lines)
 
 

@@ -62,8 +62,16 @@ class FtmodelConsole(App[None]):
     # The main console's and the dialogs' styles; each workbench screen loads its own when opened.
     CSS_PATH = ["styles/console.tcss", "styles/dialogs.tcss"]
 
-    def __init__(self, cfg, config_path: str, workspace: Path, *, watch_terminal: bool | None = None,
-                 gpu: bool | None = None, lang: str | None = None):
+    def __init__(
+        self,
+        cfg,
+        config_path: str,
+        workspace: Path,
+        *,
+        watch_terminal: bool | None = None,
+        gpu: bool | None = None,
+        lang: str | None = None,
+    ):
         # --lang, else the config's [ui] language (`auto`: the environment decides).
         set_language(lang or getattr(getattr(cfg, "ui", None), "language", None))
         actions.retranslate()
@@ -150,11 +158,14 @@ class FtmodelConsole(App[None]):
 
     def on_launch_done(self, message: LaunchDone) -> None:
         if message.error:
-            self.notify(message.error, title=t("cannot start {stage}", stage=message.stage), severity="error",
-                        timeout=10)
+            self.notify(
+                message.error, title=t("cannot start {stage}", stage=message.stage), severity="error", timeout=10
+            )
             return
-        self.notify(t("{stage}: run {run} started (it keeps running if you quit)", stage=message.stage,
-                      run=message.run_id), title=t("started"))
+        self.notify(
+            t("{stage}: run {run} started (it keeps running if you quit)", stage=message.stage, run=message.run_id),
+            title=t("started"),
+        )
         self.main.follow(message.run_id)
 
     def on_stop_requested(self, message: StopRequested) -> None:
@@ -195,9 +206,14 @@ class FtmodelConsole(App[None]):
         from ftmodel.sync import SyncError, read_ledger, sync_runs
 
         try:
-            results = sync_runs(self.workspace, runs, env=self.sync.env, cancel=cancel,
-                                progress_cb=lambda key, text: self.post_message(SyncProgress(key, text)),
-                                result_cb=lambda result: self.post_message(SyncRunDone(result)))
+            results = sync_runs(
+                self.workspace,
+                runs,
+                env=self.sync.env,
+                cancel=cancel,
+                progress_cb=lambda key, text: self.post_message(SyncProgress(key, text)),
+                result_cb=lambda result: self.post_message(SyncRunDone(result)),
+            )
             receipt = receipts.write_receipt(self.workspace, [r.key for r in results], read_ledger(self.workspace))
         except (SyncError, OSError) as e:
             self.post_message(SyncFinished([], str(e)))
@@ -224,10 +240,16 @@ class FtmodelConsole(App[None]):
         if message.error:
             self.notify(message.error, title=t("sync failed"), severity="error", timeout=10)
         else:
-            self.notify(sync_summary(message.results, message.receipt), title=t("sync done"),
-                        severity="error" if any(r.state in ("failed", "busy") for r in message.results)
-                        else "warning" if any(r.state in ("partial", "interrupted") for r in message.results)
-                        else "information", timeout=10)
+            self.notify(
+                sync_summary(message.results, message.receipt),
+                title=t("sync done"),
+                severity="error"
+                if any(r.state in ("failed", "busy") for r in message.results)
+                else "warning"
+                if any(r.state in ("partial", "interrupted") for r in message.results)
+                else "information",
+                timeout=10,
+            )
         self._to_sync_screen(SyncFinished(message.results, message.error, message.receipt))
 
     def on_pack_requested(self, message: PackRequested) -> None:
@@ -257,13 +279,23 @@ class FtmodelConsole(App[None]):
         self.sync.packing = None
         info = message.info
         if message.error:
-            self.notify(message.error, title=t("no bundle written to {path}", path=message.out), severity="error",
-                        timeout=10)
+            self.notify(
+                message.error, title=t("no bundle written to {path}", path=message.out), severity="error", timeout=10
+            )
         else:
-            self.notify(t("{path}: {runs} run(s), {files} file(s), {size_in} packed into {size_out} in {seconds}s",
-                          path=info.path, runs=len(info.runs), files=info.files, size_in=human_size(info.bytes_in),
-                          size_out=human_size(info.bytes_out), seconds=f"{info.seconds:.2f}"),
-                        title=t("bundle written"), timeout=15)
+            self.notify(
+                t(
+                    "{path}: {runs} run(s), {files} file(s), {size_in} packed into {size_out} in {seconds}s",
+                    path=info.path,
+                    runs=len(info.runs),
+                    files=info.files,
+                    size_in=human_size(info.bytes_in),
+                    size_out=human_size(info.bytes_out),
+                    seconds=f"{info.seconds:.2f}",
+                ),
+                title=t("bundle written"),
+                timeout=15,
+            )
         self._to_sync_screen(BundlePacked(info, message.out, message.error))
 
     # ---------------------------------------------------------------- app actions
@@ -289,9 +321,13 @@ class FtmodelConsole(App[None]):
         message = None
         if active:
             ids = ", ".join(r.id for r in active[:3]) + (" …" if len(active) > 3 else "")
-            message = t("ftmodel-tui: {n} run(s) keep running in the background: {ids}\n"
-                        "reopen the console to watch them; `ftmodel stop RUN --workspace {workspace}` stops one",
-                        n=len(active), ids=ids, workspace=self.workspace)
+            message = t(
+                "ftmodel-tui: {n} run(s) keep running in the background: {ids}\n"
+                "reopen the console to watch them; `ftmodel stop RUN --workspace {workspace}` stops one",
+                n=len(active),
+                ids=ids,
+                workspace=self.workspace,
+            )
         self.quit_message = message
         self.exit(message=message)
 
@@ -310,8 +346,11 @@ class FtmodelConsole(App[None]):
             target = self if action.scope == "app" else self.main
             yield SystemCommand(title, help_text, partial(target.run_action, action.action))
         for lang, name in (("zh", "中文"), ("en", "English")):
-            yield SystemCommand(t("Language: {name}", name=name), t("Show the console in {name}", name=name),
-                                partial(self.action_switch_language, lang))
+            yield SystemCommand(
+                t("Language: {name}", name=name),
+                t("Show the console in {name}", name=name),
+                partial(self.action_switch_language, lang),
+            )
 
 
 def sync_summary(results: list, receipt: Path | None = None) -> str:
@@ -332,12 +371,18 @@ def sync_summary(results: list, receipt: Path | None = None) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """Build the `ftmodel-tui` argument parser."""
     p = argparse.ArgumentParser(prog="ftmodel-tui", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default=None,
-                   help="TOML config (default: ./ftmodel.toml, else ./configs/default.toml, else the packaged default)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="TOML config (default: ./ftmodel.toml, else ./configs/default.toml, else the packaged default)",
+    )
     p.add_argument("--workspace", help="workspace directory (default: launch.workspace from the config)")
     p.add_argument("--no-mouse", action="store_true", help="do not capture the mouse (keys do everything)")
-    p.add_argument("--lang", choices=("en", "zh"),
-                   help="interface language (default: FTMODEL_LANG, else zh when LANG/LC_ALL is Chinese, else en)")
+    p.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        help="interface language (default: FTMODEL_LANG, else zh when LANG/LC_ALL is Chinese, else en)",
+    )
     return p
 
 

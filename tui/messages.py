@@ -237,8 +237,9 @@ class CompletionsLoaded(Message):
 class QueueRead(Message):
     """The queue as read in a worker: its content (or the error), whether a runner drains it, the sweeps."""
 
-    def __init__(self, data: dict | None, runner: bool, sweeps: list[str], error: str | None = None,
-                 started: int | None = None):
+    def __init__(
+        self, data: dict | None, runner: bool, sweeps: list[str], error: str | None = None, started: int | None = None
+    ):
         super().__init__()
         self.data, self.runner, self.sweeps, self.error, self.started = data, runner, sweeps, error, started
 

@@ -12,10 +12,23 @@ from ftmodel.i18n import t
 from tui.view import RunSummary, SeriesStore, fmt_duration, health_hints, speed_and_eta
 
 # A glyph per state, so states read without colour (NO_COLOR, monochrome terminals).
-STATUS_GLYPH = {"running": "●", "queued": "…", "finished": "✓", "failed": "✗", "cancelled": "■",
-                "lost": "!", "unknown": "?"}
-STATUS_STYLE = {"running": "$success", "queued": "$warning", "finished": "$primary", "failed": "$error",
-                "cancelled": "$warning", "lost": "$error"}
+STATUS_GLYPH = {
+    "running": "●",
+    "queued": "…",
+    "finished": "✓",
+    "failed": "✗",
+    "cancelled": "■",
+    "lost": "!",
+    "unknown": "?",
+}
+STATUS_STYLE = {
+    "running": "$success",
+    "queued": "$warning",
+    "finished": "$primary",
+    "failed": "$error",
+    "cancelled": "$warning",
+    "lost": "$error",
+}
 
 
 def status_label(status: str) -> str:
@@ -37,8 +50,9 @@ class StatusView:
     hints: str = ""
 
 
-def status_view(summary: RunSummary | None, store: SeriesStore, beta: float | None, stage: str,
-                run_id: str | None) -> StatusView:
+def status_view(
+    summary: RunSummary | None, store: SeriesStore, beta: float | None, stage: str, run_id: str | None
+) -> StatusView:
     """Describe the selected run (or say that the stage has none, or that it is being read)."""
     if summary is None:
         if run_id:
@@ -65,5 +79,11 @@ def status_view(summary: RunSummary | None, store: SeriesStore, beta: float | No
         bits.append(t("took {time}", time=fmt_duration(summary.ended - summary.started)))
     hints = health_hints(summary.stage, store, beta)
     # A finished stage that never counted steps has no progress to show, not an endless spinner.
-    return StatusView("\n".join(lines), bar=summary.active or bool(summary.total), total=summary.total or None,
-                      step=summary.step, progress="  ".join(bits), hints="\n".join(f"⚠ {t(h)}" for h in hints))
+    return StatusView(
+        "\n".join(lines),
+        bar=summary.active or bool(summary.total),
+        total=summary.total or None,
+        step=summary.step,
+        progress="  ".join(bits),
+        hints="\n".join(f"⚠ {t(h)}" for h in hints),
+    )

@@ -45,8 +45,8 @@ class Series:
         if not xs:
             return
         start = (-self.count) % self.stride
-        self.xs.extend(xs[start::self.stride])
-        self.ys.extend(ys[start::self.stride])
+        self.xs.extend(xs[start :: self.stride])
+        self.ys.extend(ys[start :: self.stride])
         self.count += len(xs)
         self.last = (xs[-1], ys[-1])
         while len(self.xs) > self.capacity:
@@ -152,11 +152,21 @@ def summarize(run: Run) -> RunSummary:
     else:
         status = run.status()
     progress = state.get("progress") or {}
-    return RunSummary(id=run.id, path=run.path, stage=state.get("stage", "?"), status=status,
-                      step=int(progress.get("step") or 0), total=progress.get("total"),
-                      created=state.get("created"), started=state.get("started"), ended=state.get("ended"),
-                      exit_code=state.get("exit_code"), error=state.get("error"), group=state.get("group"),
-                      current=state.get("current"))
+    return RunSummary(
+        id=run.id,
+        path=run.path,
+        stage=state.get("stage", "?"),
+        status=status,
+        step=int(progress.get("step") or 0),
+        total=progress.get("total"),
+        created=state.get("created"),
+        started=state.get("started"),
+        ended=state.get("ended"),
+        exit_code=state.get("exit_code"),
+        error=state.get("error"),
+        group=state.get("group"),
+        current=state.get("current"),
+    )
 
 
 def scan_workspace(workspace: Path) -> list[RunSummary]:
@@ -194,8 +204,9 @@ class RunFollower:
         """Tell whether a long history is still unread (the first read of a big metrics file)."""
         return self.metrics.offset == 0 and _size(self.metrics.path) > HISTORY_PREVIEW_BYTES
 
-    def read_history(self, show: Callable[[SeriesStore, bool], None], cancelled: Callable[[], bool],
-                     capacity: int = SERIES_CAPACITY) -> None:
+    def read_history(
+        self, show: Callable[[SeriesStore, bool], None], cancelled: Callable[[], bool], capacity: int = SERIES_CAPACITY
+    ) -> None:
         """Read the metrics file as it is now: `show(preview, False)` soon, then `show(exact, True)`.
 
         Parsing 100,000 rows takes most of a second, so a first pass only splits lines and keeps the
@@ -208,7 +219,7 @@ class RunFollower:
         kept: list[bytes] = []
         stride, n, last = 1, 0, b""
         while lines := sampler.read_new_lines(self.chunk_bytes):
-            kept.extend(lines[(-n) % stride::stride])
+            kept.extend(lines[(-n) % stride :: stride])
             n += len(lines)
             last = lines[-1]
             while len(kept) > capacity:
@@ -297,8 +308,9 @@ def health_hints(stage: str, store: SeriesStore, beta: float | None) -> list[str
     return hints
 
 
-def speed_and_eta(summary: RunSummary, store: SeriesStore, now: float | None = None) -> tuple[float | None,
-                                                                                             float | None]:
+def speed_and_eta(
+    summary: RunSummary, store: SeriesStore, now: float | None = None
+) -> tuple[float | None, float | None]:
     """Return (steps per second, seconds left) from logged step times, else from state progress."""
     now = time.time() if now is None else now
     rate = None

@@ -122,8 +122,14 @@ class ConfigDocument:
 
     def diff(self) -> str:
         """A unified diff of the file against what saving would write."""
-        return "".join(difflib.unified_diff(self.text.splitlines(True), self.rendered().splitlines(True),
-                                            fromfile=f"{self.path} (on disk)", tofile=f"{self.path} (edited)"))
+        return "".join(
+            difflib.unified_diff(
+                self.text.splitlines(True),
+                self.rendered().splitlines(True),
+                fromfile=f"{self.path} (on disk)",
+                tofile=f"{self.path} (edited)",
+            )
+        )
 
     def config(self) -> config_mod.Config:
         """The whole edited config, validated (cross-field rules too); raises ConfigError."""
@@ -212,8 +218,16 @@ class RunRow:
         s = self.summary
         start = _clock(s.started or s.created)
         duration = fmt_duration((s.ended or _now()) - s.started) if s.started else "—"
-        return (s.id, s.stage, s.status, start, duration,
-                *(_num(self.metrics.get(m)) for m in KEY_METRICS), self.wandb_mode, self.sync)
+        return (
+            s.id,
+            s.stage,
+            s.status,
+            start,
+            duration,
+            *(_num(self.metrics.get(m)) for m in KEY_METRICS),
+            self.wandb_mode,
+            self.sync,
+        )
 
     def matches(self, stage: str | None, state: str | None, text: str) -> bool:
         s = self.summary
@@ -296,8 +310,14 @@ def run_rows(summaries: list[RunSummary], workspace: Path) -> list[RunRow]:
         except (OSError, ValueError):
             state = {}
         wandb = state.get("wandb") or {}
-        rows.append(RunRow(s, last_metrics(s.path), wandb.get("mode") or "—",
-                           sync_state.get(s.id, "—" if wandb.get("mode") != "offline" else "never")))
+        rows.append(
+            RunRow(
+                s,
+                last_metrics(s.path),
+                wandb.get("mode") or "—",
+                sync_state.get(s.id, "—" if wandb.get("mode") != "offline" else "never"),
+            )
+        )
     return rows
 
 
@@ -331,6 +351,7 @@ def metric_series(run_path: Path, name: str) -> tuple[list[float], list[float]]:
 
 # ---------------------------------------------------------------- GRPO completions
 
+
 @dataclass
 class Completion:
     """One sampled GRPO completion with its rewards."""
@@ -363,9 +384,17 @@ def read_completions(run_path: Path) -> list[Completion]:
         lines = (Path(run_path) / "completions.jsonl").read_bytes().split(b"\n")
     except OSError:
         return []
-    return [Completion(int(row.get("step") or 0), str(row.get("question") or ""), str(row.get("answer") or ""),
-                       str(row.get("qtype") or ""), str(row.get("completion") or ""), dict(row.get("rewards") or {}))
-            for row in parse_metric_lines(lines)]
+    return [
+        Completion(
+            int(row.get("step") or 0),
+            str(row.get("question") or ""),
+            str(row.get("answer") or ""),
+            str(row.get("qtype") or ""),
+            str(row.get("completion") or ""),
+            dict(row.get("rewards") or {}),
+        )
+        for row in parse_metric_lines(lines)
+    ]
 
 
 def remove_run_dir(path: Path) -> tuple[bool, str]:

@@ -10,8 +10,7 @@ import pytest
 from tests.conftest import ROOT, wait_for
 from tests.e2e.test_console_tmux import Tmux, console_command
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
 
 def flat(screen: str) -> str:
@@ -27,8 +26,10 @@ def type_until(console: Tmux, keys: list[str], predicate, what: str, tries: int 
     for attempt in range(tries):
         for key in keys:
             literal = key not in ("End", "BSpace")
-            subprocess.run(["tmux", "-L", console.socket, "send-keys", "-t", "console", *(["-l", "--"] if literal else []),
-                            key], check=True)
+            subprocess.run(
+                ["tmux", "-L", console.socket, "send-keys", "-t", "console", *(["-l", "--"] if literal else []), key],
+                check=True,
+            )
         try:
             return console.wait_screen(predicate, 4, what)
         except AssertionError:
@@ -52,13 +53,21 @@ def test_edit_a_value_save_with_diff_and_keep_comments(tmp_path):
         console.wait_screen(lambda s: "section sft" in s and "learning_rate" in s, 15, "the sft section")
         console.keys("Enter")  # into the first field: learning_rate (0.005)
         console.wait_screen(lambda s: "editing sft.learning_rate" in s, 15, "the first field focused")
-        type_until(console, ["End", *["BSpace"] * 8], lambda s: "expected a number, got ''" in s,
-                   "an empty field refused inline")
+        type_until(
+            console,
+            ["End", *["BSpace"] * 8],
+            lambda s: "expected a number, got ''" in s,
+            "an empty field refused inline",
+        )
         type_until(console, ["-1"], lambda s: "below the minimum 0.0" in s, "a negative rate refused inline")
         type_until(console, ["BSpace", "BSpace"], lambda s: "expected a number, got ''" in s, "field emptied")
         # The banner may wrap (the tmp path's length varies): match on whitespace-collapsed text.
-        type_until(console, ["0.001"], lambda s: "1 unsaved edit(s)" in flat(s) and "invalid" not in s
-                   and "0.001" in s, "a valid edit")
+        type_until(
+            console,
+            ["0.001"],
+            lambda s: "1 unsaved edit(s)" in flat(s) and "invalid" not in s and "0.001" in s,
+            "a valid edit",
+        )
         assert config.read_text() == before  # nothing written until saved
         console.keys("C-s")
         screen = console.wait_screen(lambda s: "Save these changes?" in s, 15, "the diff")

@@ -16,8 +16,7 @@ from ftmodel import queue
 from tests.conftest import SMALL_OVERRIDES, cli, wait_for, write_config
 from tests.e2e.test_console_tmux import Tmux, console_command
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
 GRID = "sft.learning_rate=2e-4,1e-3 grpo.beta=0.0,0.04"
 
@@ -34,15 +33,24 @@ def type_text(tmux: Tmux, text: str, timeout: float = 60) -> None:
     """Type into the focused field a few characters at a time, each piece seen on screen before the
     next (on a loaded machine a long burst outruns the console)."""
     for i in range(0, len(text), 6):
-        tmux.keys("-l", text[i:i + 6])
-        tmux.wait_screen(lambda s, typed=text[:i + 6]: typed[-12:] in s, timeout, f"typed {text[:i + 6]!r}")
+        tmux.keys("-l", text[i : i + 6])
+        tmux.wait_screen(lambda s, typed=text[: i + 6]: typed[-12:] in s, timeout, f"typed {text[: i + 6]!r}")
 
 
 def test_a_2x2_sweep_queued_from_the_console_outlives_it_and_reuses_sft(tmp_path):
     ws = tmp_path / "ws"
     config = write_config(tmp_path / "small.toml", {**SMALL_OVERRIDES, "wandb": {"enabled": False}})
-    done = cli("pipeline", "--stages", "prepare,distill,filter", "--config", str(config), "--workspace", str(ws),
-               env={"WANDB_MODE": "disabled"}, timeout=600)
+    done = cli(
+        "pipeline",
+        "--stages",
+        "prepare,distill,filter",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        env={"WANDB_MODE": "disabled"},
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     first = Tmux(console_command(config, ws), width=120, height=40)
@@ -62,8 +70,9 @@ def test_a_2x2_sweep_queued_from_the_console_outlives_it_and_reuses_sft(tmp_path
         assert screen.count("ftmodel pipeline --stages sft,grpo") >= 2  # commands shown (the box may scroll)
         assert not (ws / "queue" / "queue.json").exists()  # nothing queued before `y`
         first.keys("y")
-        wait_for(lambda: (ws / "queue" / "queue.json").exists() and len(jobs(ws)) == 4, timeout=30,
-                 what="four queued jobs")
+        wait_for(
+            lambda: (ws / "queue" / "queue.json").exists() and len(jobs(ws)) == 4, timeout=30, what="four queued jobs"
+        )
         wait_for(lambda: queue.runner_running(ws), timeout=30, what="the detached runner")
         first.keys("Escape")
         first.wait_screen(lambda s: "sections" not in s, 15, "back to the console")
@@ -80,10 +89,15 @@ def test_a_2x2_sweep_queued_from_the_console_outlives_it_and_reuses_sft(tmp_path
     try:
         second.wait_screen(lambda s: "filter" in s and "finished" in s, 30, "console painted again")
         second.keys("u")  # the queue screen
-        second.wait_screen(lambda s: "4 job(s)" in s and re.search(r"\b(running|done)\b", s), 30,
-                           "the queue's progress")
-        wait_for(lambda: all(j["state"] not in queue.OPEN_STATES for j in jobs(ws)) and not queue.runner_running(ws),
-                 timeout=1800, interval=1.0, what="the sweep to finish")
+        second.wait_screen(
+            lambda s: "4 job(s)" in s and re.search(r"\b(running|done)\b", s), 30, "the queue's progress"
+        )
+        wait_for(
+            lambda: all(j["state"] not in queue.OPEN_STATES for j in jobs(ws)) and not queue.runner_running(ws),
+            timeout=1800,
+            interval=1.0,
+            what="the sweep to finish",
+        )
         second.wait_screen(lambda s: "4 done" in s, 30, "every job done on screen")
         second.keys("v")
         second.wait_screen(lambda s: "sweep-" in s, 15, "the sweep picker")
@@ -94,8 +108,9 @@ def test_a_2x2_sweep_queued_from_the_console_outlives_it_and_reuses_sft(tmp_path
 
     assert all(j["state"] == "done" for j in jobs(ws)), json.dumps(jobs(ws), indent=1)
     assert len(runs_of(ws, "sft")) == 2 and len(runs_of(ws, "grpo")) == 4, sorted(runs_of(ws, ""))
-    reuses = [json.loads((ws / "runs" / r / "state.json").read_text()).get("reused_by") or []
-              for r in runs_of(ws, "sft")]
+    reuses = [
+        json.loads((ws / "runs" / r / "state.json").read_text()).get("reused_by") or [] for r in runs_of(ws, "sft")
+    ]
     assert sorted(len(r) for r in reuses) == [1, 1]  # each learning rate's second point reused its SFT
     # The sweep table's rows: a run id and "done", without the queue table's `key=value` labels.
     table = [line for line in screen.splitlines() if "pipeline-" in line and "done" in line and "=" not in line]

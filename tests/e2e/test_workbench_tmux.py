@@ -13,8 +13,7 @@ import pytest
 from tests.conftest import SMALL_OVERRIDES, cli, write_config
 from tests.e2e.test_console_tmux import Tmux, console_command
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
 
 def press_until(console: Tmux, key: str, predicate, what: str, timeout: float = 15, tries: int = 4) -> str:
@@ -39,8 +38,9 @@ def test_sync_from_the_w_screen_turns_a_run_verified(tmp_path):
         unset = [f"-u{k}" for k in os.environ if k.startswith("WANDB_") or k == "NETRC"]
         env = {"WANDB_BASE_URL": server.url, "WANDB_API_KEY": API_KEY, **FAST}
         prefix = " ".join(["env", *unset, *(shlex.quote(f"{k}={v}") for k, v in env.items())])
-        console = Tmux(f"{prefix} {console_command(write_config(tmp_path / 'c.toml'), workspace)}",
-                       width=100, height=30)
+        console = Tmux(
+            f"{prefix} {console_command(write_config(tmp_path / 'c.toml'), workspace)}", width=100, height=30
+        )
         try:
             console.wait_screen(lambda s: "stages" in s, 30, "console painted")
             press_until(console, "w", lambda s: "never synced" in s, "the sync screen with the offline run")
@@ -55,16 +55,25 @@ def test_sync_from_the_w_screen_turns_a_run_verified(tmp_path):
 def test_ablation_launched_from_the_a_screen_shows_its_matrix(tmp_path):
     workspace = tmp_path / "ws"
     config = write_config(tmp_path / "small.toml", {**SMALL_OVERRIDES, "data": {"n_train": 160, "n_eval": 16}})
-    done = cli("pipeline", "--stages", "prepare,distill,filter,sft,grpo", "--config", str(config),
-               "--workspace", str(workspace), timeout=900)
+    done = cli(
+        "pipeline",
+        "--stages",
+        "prepare,distill,filter,sft,grpo",
+        "--config",
+        str(config),
+        "--workspace",
+        str(workspace),
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
     console = Tmux(console_command(config, workspace), width=120, height=30)
     try:
         console.wait_screen(lambda s: "grpo" in s and "finished" in s, 30, "console painted")
         press_until(console, "a", lambda s: "sft_only" in s and "Launch" in s, "the ablation screen")
-        press_until(console, "l", lambda s: "started" in s or "running" in s or "ablation-" in s,
-                    "the ablation launched")
+        press_until(
+            console, "l", lambda s: "started" in s or "running" in s or "ablation-" in s, "the ablation launched"
+        )
         screen = console.wait_screen(lambda s: "overall" in s and "finished" in s, 900, "the ablation matrix")
         header = next(line for line in screen.splitlines() if "qtype" in line)
         assert "base" in header and "sft_only" in header

@@ -20,16 +20,35 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def make_run(ws: Path, run_id: str, stage: str, state: str, *, metrics: list[dict] | None = None,
-             log: list[str] | None = None, pid: int | None = None, proc_start: int | None = None,
-             progress: tuple[int, int | None] = (0, None), exit_code: int | None = None,
-             error: str | None = None, files: dict[str, object] | None = None, beta: float = 0.04,
-             created: float = 1764000000.0) -> Path:
+def make_run(
+    ws: Path,
+    run_id: str,
+    stage: str,
+    state: str,
+    *,
+    metrics: list[dict] | None = None,
+    log: list[str] | None = None,
+    pid: int | None = None,
+    proc_start: int | None = None,
+    progress: tuple[int, int | None] = (0, None),
+    exit_code: int | None = None,
+    error: str | None = None,
+    files: dict[str, object] | None = None,
+    beta: float = 0.04,
+    created: float = 1764000000.0,
+) -> Path:
     """Create `ws/runs/<run_id>` with the files a stage would have written."""
     path = ws / "runs" / run_id
     path.mkdir(parents=True)
-    st = {"run_id": run_id, "stage": stage, "state": state, "created": created, "started": created + 1,
-          "progress": {"step": progress[0], "total": progress[1]}, "argv": ["ftmodel", stage]}
+    st = {
+        "run_id": run_id,
+        "stage": stage,
+        "state": state,
+        "created": created,
+        "started": created + 1,
+        "progress": {"step": progress[0], "total": progress[1]},
+        "argv": ["ftmodel", stage],
+    }
     if pid is not None:
         st.update(pid=pid, pgid=pid, proc_start=proc_start)
     if state in ("finished", "failed", "cancelled"):
@@ -45,16 +64,34 @@ def make_run(ws: Path, run_id: str, stage: str, state: str, *, metrics: list[dic
 
 
 def sft_rows(n: int, t0: float = 1764000001.0) -> list[dict]:
-    return [{"step": i, "time": t0 + i * 0.5, "loss": 7.0 / i, "learning_rate": 5e-3, "grad_norm": 1.0 + 1 / i,
-             "epoch": i / 100} for i in range(1, n + 1)]
+    return [
+        {
+            "step": i,
+            "time": t0 + i * 0.5,
+            "loss": 7.0 / i,
+            "learning_rate": 5e-3,
+            "grad_norm": 1.0 + 1 / i,
+            "epoch": i / 100,
+        }
+        for i in range(1, n + 1)
+    ]
 
 
 def grpo_rows(n: int, *, zero_std: float = 0.1, clipped: float = 0.0, kl: bool = True) -> list[dict]:
     rows = []
     for i in range(1, n + 1):
-        row = {"step": i, "time": 1764000001.0 + i, "loss": 0.01, "reward": 1.2, "format_reward": 1.0,
-               "accuracy_reward": 0.2, "frac_reward_zero_std": zero_std, "completions/clipped_ratio": clipped,
-               "learning_rate": 5e-4, "grad_norm": 0.3}
+        row = {
+            "step": i,
+            "time": 1764000001.0 + i,
+            "loss": 0.01,
+            "reward": 1.2,
+            "format_reward": 1.0,
+            "accuracy_reward": 0.2,
+            "frac_reward_zero_std": zero_std,
+            "completions/clipped_ratio": clipped,
+            "learning_rate": 5e-4,
+            "grad_norm": 0.3,
+        }
         if kl:
             row.update(kl=0.01, kl_divergence=0.01)
         rows.append(row)

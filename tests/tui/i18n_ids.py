@@ -15,13 +15,47 @@ from tui.widgets.charts import CHARTS
 ROOT = Path(__file__).resolve().parents[2]
 TUI = ROOT / "tui"
 CLI_FILES = (*sorted((ROOT / "ftmodel" / "cli").glob("*.py")), ROOT / "ftmodel" / "profiles" / "__init__.py")
-HINTS = ("little signal left: most groups are all right (these prompts are learned)",
-         "no learning signal: most groups are all wrong (SFT more, or easier prompts)",
-         "no learning signal: most groups have identical rewards",
-         "many completions clipped: raise grpo.max_completion_length", "no KL: grpo.beta is 0")
-WORDS = (*STATES, *PANELS, "bool", "int", "number", "text", "list", "*", "run", "state", "size", "detail", "stage",
-         "start", "time", "loss", "reward", "wandb", "sync", "ans acc", "qtype", "format", "accuracy", "judge",
-         "total", "completion", "never", "synced", *JOB_STATES, *JOB_COLUMNS, "best", "removed")
+HINTS = (
+    "little signal left: most groups are all right (these prompts are learned)",
+    "no learning signal: most groups are all wrong (SFT more, or easier prompts)",
+    "no learning signal: most groups have identical rewards",
+    "many completions clipped: raise grpo.max_completion_length",
+    "no KL: grpo.beta is 0",
+)
+WORDS = (
+    *STATES,
+    *PANELS,
+    "bool",
+    "int",
+    "number",
+    "text",
+    "list",
+    "*",
+    "run",
+    "state",
+    "size",
+    "detail",
+    "stage",
+    "start",
+    "time",
+    "loss",
+    "reward",
+    "wandb",
+    "sync",
+    "ans acc",
+    "qtype",
+    "format",
+    "accuracy",
+    "judge",
+    "total",
+    "completion",
+    "never",
+    "synced",
+    *JOB_STATES,
+    *JOB_COLUMNS,
+    "best",
+    "removed",
+)
 
 
 def literal_ids() -> set[str]:
@@ -29,8 +63,14 @@ def literal_ids() -> set[str]:
     ids = set()
     for path in (*TUI.rglob("*.py"), *CLI_FILES):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "t"
-                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "t"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 ids.add(node.args[0].value)
     return ids
 

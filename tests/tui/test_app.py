@@ -86,8 +86,16 @@ async def test_selecting_a_run_loads_its_metrics_into_the_chart_store(ws):
 
 
 async def test_lost_run_shows_lost_with_its_last_log_lines(ws):
-    make_run(ws, "sft-20260101-000000-0001", "sft", "running", pid=dead_pid(), proc_start=12345,
-             log=[f"line {i}" for i in range(50)] + ["last words"], progress=(40, 250))
+    make_run(
+        ws,
+        "sft-20260101-000000-0001",
+        "sft",
+        "running",
+        pid=dead_pid(),
+        proc_start=12345,
+        log=[f"line {i}" for i in range(50)] + ["last words"],
+        progress=(40, 250),
+    )
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
         await select_stage(app, pilot, "sft")
@@ -98,8 +106,15 @@ async def test_lost_run_shows_lost_with_its_last_log_lines(ws):
 
 
 async def test_failed_run_shows_exit_code_error_and_log_tail(ws):
-    make_run(ws, "grpo-20260101-000000-0001", "grpo", "failed", exit_code=2,
-             error="no SFT adapter: run `ftmodel sft` first", log=["loading", "error: no SFT adapter"])
+    make_run(
+        ws,
+        "grpo-20260101-000000-0001",
+        "grpo",
+        "failed",
+        exit_code=2,
+        error="no SFT adapter: run `ftmodel sft` first",
+        log=["loading", "error: no SFT adapter"],
+    )
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
         await select_stage(app, pilot, "grpo")
@@ -155,10 +170,22 @@ async def test_quit_says_running_stages_keep_running(ws):
 
 
 async def test_evaluation_results_show_as_a_table(ws):
-    make_run(ws, "evaluate-20260101-000000-0001", "evaluate", "finished", files={
-        "eval_grpo.json": {"total": 200, "format_accuracy": 1.0, "answer_accuracy": 0.17,
-                           "per_qtype": {"tf": {"total": 50, "format_accuracy": 1.0, "answer_accuracy": 0.5,
-                                                "majority_baseline": 0.52}}}})
+    make_run(
+        ws,
+        "evaluate-20260101-000000-0001",
+        "evaluate",
+        "finished",
+        files={
+            "eval_grpo.json": {
+                "total": 200,
+                "format_accuracy": 1.0,
+                "answer_accuracy": 0.17,
+                "per_qtype": {
+                    "tf": {"total": 50, "format_accuracy": 1.0, "answer_accuracy": 0.5, "majority_baseline": 0.52}
+                },
+            }
+        },
+    )
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
         await select_stage(app, pilot, "evaluate")
@@ -169,8 +196,9 @@ async def test_evaluation_results_show_as_a_table(ws):
 
 
 async def test_grpo_hints_and_reward_panel(ws):
-    make_run(ws, "grpo-20260101-000000-0001", "grpo", "finished", metrics=grpo_rows(20, zero_std=0.9, kl=False),
-             beta=0.0)
+    make_run(
+        ws, "grpo-20260101-000000-0001", "grpo", "finished", metrics=grpo_rows(20, zero_std=0.9, kl=False), beta=0.0
+    )
     app = make_app(ws)
     async with app.run_test(size=(100, 30)) as pilot:
         await select_stage(app, pilot, "grpo")
@@ -218,13 +246,22 @@ async def test_gpu_panel_absent_without_nvidia_smi_and_filled_with_it(ws, tmp_pa
 
 async def test_live_rows_appended_later_reach_the_store(ws):
     pid, start = self_pid()
-    path = make_run(ws, "sft-20260101-000000-0001", "sft", "running", pid=pid, proc_start=start,
-                    metrics=sft_rows(5), progress=(5, 100))
+    path = make_run(
+        ws,
+        "sft-20260101-000000-0001",
+        "sft",
+        "running",
+        pid=pid,
+        proc_start=start,
+        metrics=sft_rows(5),
+        progress=(5, 100),
+    )
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
         await select_stage(app, pilot, "sft")
         await until(pilot, lambda: app.main.store.rows == 5, what="first rows")
         import json
+
         with open(path / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps({"step": 6, "time": 1764000004.0, "loss": 1.0}) + "\n")
             fh.write('{"step": 7, "lo')  # a partial line waits for its newline
@@ -239,19 +276,34 @@ async def test_long_history_shows_a_preview_then_the_exact_store_then_live_rows(
     import json
 
     import tui.view
+
     monkeypatch.setattr(tui.view, "HISTORY_PREVIEW_BYTES", 10_000)  # a few hundred rows count as "long"
     pid, start = self_pid()
-    path = make_run(ws, "sft-20260101-000000-0001", "sft", "running", pid=pid, proc_start=start,
-                    metrics=sft_rows(3000), progress=(3000, 5000))
+    path = make_run(
+        ws,
+        "sft-20260101-000000-0001",
+        "sft",
+        "running",
+        pid=pid,
+        proc_start=start,
+        metrics=sft_rows(3000),
+        progress=(3000, 5000),
+    )
     seen = []
     real = ConsoleScreen.on_metrics_history
-    monkeypatch.setattr(ConsoleScreen, "on_metrics_history",
-                        lambda self, message: (seen.append((message.exact, message.store.rows)), real(self, message)))
+    monkeypatch.setattr(
+        ConsoleScreen,
+        "on_metrics_history",
+        lambda self, message: (seen.append((message.exact, message.store.rows)), real(self, message)),
+    )
     app = make_app(ws)
     async with app.run_test(size=(100, 30)) as pilot:
         await select_stage(app, pilot, "sft")
-        await until(pilot, lambda: app.main.store.rows == 3000 and app.main.history_complete and len(seen) == 2,
-                    what="exact history")
+        await until(
+            pilot,
+            lambda: app.main.store.rows == 3000 and app.main.history_complete and len(seen) == 2,
+            what="exact history",
+        )
         assert seen == [(False, 3000), (True, 3000)]
         assert app.main.store.get("loss").count == 3000  # every row parsed, not the sample
         with open(path / "metrics.jsonl", "a") as fh:

@@ -25,16 +25,19 @@ def test_every_message_has_a_chinese_translation_with_the_same_placeholders():
     assert not unused, f"translations of messages nobody shows: {unused}"
 
 
-@pytest.mark.parametrize("explicit,env,expected", [
-    (None, {}, "en"),
-    (None, {"LANG": "zh_CN.UTF-8"}, "zh"),
-    (None, {"LC_ALL": "en_US.UTF-8", "LANG": "zh_CN.UTF-8"}, "en"),  # LC_ALL wins over LANG
-    (None, {"LC_ALL": "zh_TW.UTF-8"}, "zh"),
-    (None, {"FTMODEL_LANG": "en", "LANG": "zh_CN.UTF-8"}, "en"),
-    (None, {"FTMODEL_LANG": "zh-CN"}, "zh"),
-    ("en", {"FTMODEL_LANG": "zh"}, "en"),  # an explicit choice (a config key, --lang) wins
-    (None, {"FTMODEL_LANG": "klingon", "LANG": "C.UTF-8"}, "en"),
-])
+@pytest.mark.parametrize(
+    "explicit,env,expected",
+    [
+        (None, {}, "en"),
+        (None, {"LANG": "zh_CN.UTF-8"}, "zh"),
+        (None, {"LC_ALL": "en_US.UTF-8", "LANG": "zh_CN.UTF-8"}, "en"),  # LC_ALL wins over LANG
+        (None, {"LC_ALL": "zh_TW.UTF-8"}, "zh"),
+        (None, {"FTMODEL_LANG": "en", "LANG": "zh_CN.UTF-8"}, "en"),
+        (None, {"FTMODEL_LANG": "zh-CN"}, "zh"),
+        ("en", {"FTMODEL_LANG": "zh"}, "en"),  # an explicit choice (a config key, --lang) wins
+        (None, {"FTMODEL_LANG": "klingon", "LANG": "C.UTF-8"}, "en"),
+    ],
+)
 def test_language_from_explicit_choice_then_environment(explicit, env, expected):
     assert i18n.detect_language(explicit, env) == expected
 
@@ -69,16 +72,22 @@ async def test_console_in_chinese_and_switched_to_english_from_the_palette_actio
     make_run(ws, "sft-20260101-000000-0001", "sft", "finished")
     app = make_app(ws, lang="zh")
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: "已完成" in str(app.query_one("#stages").get_option_at_index(3).prompt),
-                    what="Chinese state in the stage list")
+        await until(
+            pilot,
+            lambda: "已完成" in str(app.query_one("#stages").get_option_at_index(3).prompt),
+            what="Chinese state in the stage list",
+        )
         keys = {b.id: b.description for b in app.main._bindings.key_to_bindings["s"]}
         assert keys["run.start_stage"] == "启动阶段"
         assert "启动阶段" in app.help_text()
         await app.run_action("switch_language('en')")
         keys = {b.id: b.description for b in app.main._bindings.key_to_bindings["s"]}
         assert keys["run.start_stage"] == "Start stage"
-        await until(pilot, lambda: "finished" in str(app.query_one("#stages").get_option_at_index(3).prompt),
-                    what="the stage list said again in English")
+        await until(
+            pilot,
+            lambda: "finished" in str(app.query_one("#stages").get_option_at_index(3).prompt),
+            what="the stage list said again in English",
+        )
         assert app.query_one("#stages").border_title == "stages"
         assert any("language: English" in n for n in app.notes)
         commands = [c.title for c in app.get_system_commands(app.screen)]

@@ -31,12 +31,22 @@ def test_series_stays_bounded_and_spread_over_100k_steps():
 
 
 def test_store_memory_is_bounded_for_100k_rows():
-    rows = [{"step": i, "time": float(i), "loss": 1.0 / (i + 1), "reward": 0.5, "kl_divergence": 0.01,
-             "learning_rate": 1e-4, "grad_norm": 0.2} for i in range(100_000)]
+    rows = [
+        {
+            "step": i,
+            "time": float(i),
+            "loss": 1.0 / (i + 1),
+            "reward": 0.5,
+            "kl_divergence": 0.01,
+            "learning_rate": 1e-4,
+            "grad_norm": 0.2,
+        }
+        for i in range(100_000)
+    ]
     tracemalloc.start()
     store = SeriesStore(capacity=2048)
     for k in range(0, len(rows), 5000):
-        store.add_columns(columns_from_rows(rows[k:k + 5000]), 5000)
+        store.add_columns(columns_from_rows(rows[k : k + 5000]), 5000)
         del k
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -77,8 +87,9 @@ def test_long_history_preview_has_the_exact_points_then_the_exact_pass_adds_spar
 def test_history_reader_stops_when_cancelled(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": i, "loss": 1.0}) + "\n" for i in range(5000)))
     shown = []
-    RunFollower(tmp_path, chunk_bytes=10_000).read_history(lambda store, is_exact: shown.append(is_exact),
-                                                           lambda: bool(shown))  # cancelled after the preview
+    RunFollower(tmp_path, chunk_bytes=10_000).read_history(
+        lambda store, is_exact: shown.append(is_exact), lambda: bool(shown)
+    )  # cancelled after the preview
     assert shown == [False]  # the preview only: the exact pass gave up
 
 
@@ -100,28 +111,45 @@ def test_grpo_health_hints():
         return [{**r, "accuracy_reward": value} for r in rows]
 
     assert hints(with_accuracy(grpo_rows(10, zero_std=0.9), 0.95)) == [
-        "little signal left: most groups are all right (these prompts are learned)"]
+        "little signal left: most groups are all right (these prompts are learned)"
+    ]
     assert hints(with_accuracy(grpo_rows(10, zero_std=0.9), 0.0)) == [
-        "no learning signal: most groups are all wrong (SFT more, or easier prompts)"]
+        "no learning signal: most groups are all wrong (SFT more, or easier prompts)"
+    ]
     assert "many completions clipped: raise grpo.max_completion_length" in hints(grpo_rows(10, clipped=0.5))
     assert "no KL: grpo.beta is 0" in hints(grpo_rows(10, kl=False), beta=0.0)
     assert hints(grpo_rows(10, kl=False), beta=0.04) == []
 
 
 def test_read_results_eval_and_ablation(tmp_path):
-    run = make_run(tmp_path, "evaluate-20260101-000000-0001", "evaluate", "finished", files={
-        "eval_grpo_20260101.json": {"total": 200, "format_accuracy": 1.0, "answer_accuracy": 0.17,
-                                    "majority_baseline": 0.23,
-                                    "per_qtype": {"tf": {"total": 50, "format_accuracy": 1.0, "answer_accuracy": 0.5,
-                                                         "majority_baseline": 0.52}}},
-        "ablation_summary_x.json": {"table": {"columns": ["variant", "format_accuracy"],
-                                              "rows": [["base", 0.0], ["sft_only", 1.0]]}}})
+    run = make_run(
+        tmp_path,
+        "evaluate-20260101-000000-0001",
+        "evaluate",
+        "finished",
+        files={
+            "eval_grpo_20260101.json": {
+                "total": 200,
+                "format_accuracy": 1.0,
+                "answer_accuracy": 0.17,
+                "majority_baseline": 0.23,
+                "per_qtype": {
+                    "tf": {"total": 50, "format_accuracy": 1.0, "answer_accuracy": 0.5, "majority_baseline": 0.52}
+                },
+            },
+            "ablation_summary_x.json": {
+                "table": {"columns": ["variant", "format_accuracy"], "rows": [["base", 0.0], ["sft_only", 1.0]]}
+            },
+        },
+    )
     tables = {title: (cols, rows) for title, cols, rows in read_results(run)}
     cols, rows = tables["eval_grpo_20260101.json"]
     assert rows[0] == ["all", "200", "1.000", "0.170", "0.230"]
     assert rows[1] == ["tf", "50", "1.000", "0.500", "0.520"]
-    assert tables["ablation_summary_x.json"] == (["variant", "format_accuracy"],
-                                                 [["base", "0.000"], ["sft_only", "1.000"]])
+    assert tables["ablation_summary_x.json"] == (
+        ["variant", "format_accuracy"],
+        [["base", "0.000"], ["sft_only", "1.000"]],
+    )
 
 
 def test_scan_marks_dead_running_runs_lost(tmp_path):

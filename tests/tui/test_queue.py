@@ -35,8 +35,13 @@ def job_ids(ws) -> list[str]:
 def fake_queue(ws) -> list[dict]:
     """Three sft jobs; the third failed, the second is running."""
     text = DEFAULT_CONFIG.read_text(encoding="utf-8")
-    jobs = queue.add_jobs(ws, [queue.JobSpec("sft", text, [f"sft.learning_rate={lr}"], {}, label=f"lr={lr}")
-                               for lr in ("1e-4", "2e-4", "3e-4")])
+    jobs = queue.add_jobs(
+        ws,
+        [
+            queue.JobSpec("sft", text, [f"sft.learning_rate={lr}"], {}, label=f"lr={lr}")
+            for lr in ("1e-4", "2e-4", "3e-4")
+        ],
+    )
     with queue.editing(ws) as data:
         data["jobs"][1].update(state="running", run_id="sft-20260101-000000-0001")
         data["jobs"][2].update(state="failed", error="exit 1: boom", attempts=1)
@@ -113,9 +118,20 @@ async def test_the_screen_starts_the_runner_when_jobs_wait(ws, monkeypatch, no_r
 def eval_run(ws, run_id: str, accuracy: float, created: float) -> str:
     """A finished pipeline run whose evaluate child reports `accuracy`; returns the pipeline's id."""
     child = f"evaluate-{run_id}"
-    make_run(ws, child, "evaluate", "finished", created=created,
-             files={"eval_grpo.json": {"answer_accuracy": accuracy, "format_accuracy": 1.0,
-                                       "per_qtype": {"math": {"answer_accuracy": accuracy}}}})
+    make_run(
+        ws,
+        child,
+        "evaluate",
+        "finished",
+        created=created,
+        files={
+            "eval_grpo.json": {
+                "answer_accuracy": accuracy,
+                "format_accuracy": 1.0,
+                "per_qtype": {"math": {"answer_accuracy": accuracy}},
+            }
+        },
+    )
     path = make_run(ws, run_id, "pipeline", "finished", created=created)
     state = json.loads((path / "state.json").read_text())
     state["children"] = [child]
@@ -126,8 +142,10 @@ def eval_run(ws, run_id: str, accuracy: float, created: float) -> str:
 async def test_sweep_table_is_sortable_and_marks_the_best(ws):
     points = sweep.plan(DEFAULT_CONFIG, {"grpo.beta": [0.0, 0.04, 0.1]}, ["grpo", "evaluate"])
     sweep_id, jobs = sweep.queue_sweep(ws, DEFAULT_CONFIG, points, ["grpo", "evaluate"])
-    runs = [eval_run(ws, f"pipeline-2026010{i}-000000-000{i}", acc, 1764000000.0 + i)
-            for i, acc in enumerate((0.25, 0.75, 0.5), 1)]
+    runs = [
+        eval_run(ws, f"pipeline-2026010{i}-000000-000{i}", acc, 1764000000.0 + i)
+        for i, acc in enumerate((0.25, 0.75, 0.5), 1)
+    ]
     with queue.editing(ws) as data:
         for job, run in zip(data["jobs"], runs, strict=True):
             job.update(state="done", run_id=run)
@@ -188,8 +206,12 @@ async def test_sweep_planner_shows_four_runs_and_queues_them(ws, no_runner):
         await until(pilot, lambda: notes(app, "4 job(s)"), what="queued")
     jobs = queue.read_queue(ws)["jobs"]
     assert len(jobs) == 4 and len({j["sweep"] for j in jobs}) == 1 and no_runner == [ws]
-    assert {(j["point"]["sft.learning_rate"], j["point"]["grpo.beta"]) for j in jobs} == \
-        {(1e-4, 0.0), (1e-4, 0.04), (2e-4, 0.0), (2e-4, 0.04)}
+    assert {(j["point"]["sft.learning_rate"], j["point"]["grpo.beta"]) for j in jobs} == {
+        (1e-4, 0.0),
+        (1e-4, 0.04),
+        (2e-4, 0.0),
+        (2e-4, 0.04),
+    }
 
 
 async def test_an_invalid_sweep_value_names_the_key_and_queues_nothing(ws, no_runner):
@@ -208,8 +230,10 @@ async def test_an_invalid_sweep_value_names_the_key_and_queues_nothing(ws, no_ru
 async def test_run_detail_shows_the_lineage(ws):
     sft = make_run(ws, "sft-20260101-000000-0001", "sft", "finished", created=1764000000.0)
     grpo = make_run(ws, "grpo-20260101-000100-0002", "grpo", "finished", created=1764000100.0)
-    for path, lineage, inputs in ((sft, {"train": "data/train.jsonl"}, {"train": "ab" * 32}),
-                                  (grpo, {"adapter": sft.name}, {"adapter": "cd" * 32})):
+    for path, lineage, inputs in (
+        (sft, {"train": "data/train.jsonl"}, {"train": "ab" * 32}),
+        (grpo, {"adapter": sft.name}, {"adapter": "cd" * 32}),
+    ):
         state = json.loads((path / "state.json").read_text())
         state.update(lineage=lineage, fingerprint={"digest": "ef" * 32, "parts": {"inputs": inputs}})
         (path / "state.json").write_text(json.dumps(state))

@@ -43,9 +43,11 @@ async def open_config(app, pilot, section: str) -> ConfigScreen:
     screen = app.screen
     sections = screen.query_one("#cfg-sections")
     sections.highlighted = list(config.SECTIONS).index(section)
-    await until(pilot, lambda: screen.section == section and screen.query(f"#fld-{section}-seed, "
-                                                                          f"#fld-{section}-{_first(section)}"),
-                what=f"section {section}")
+    await until(
+        pilot,
+        lambda: screen.section == section and screen.query(f"#fld-{section}-seed, #fld-{section}-{_first(section)}"),
+        what=f"section {section}",
+    )
     return screen
 
 
@@ -75,6 +77,7 @@ def notes(app, text: str) -> bool:
 
 
 # ---------------------------------------------------------------- config editor
+
 
 async def test_bad_values_are_refused_inline_with_the_reason(ws, cfg_path):
     before = cfg_path.read_bytes()
@@ -160,16 +163,17 @@ async def test_a_file_changed_on_disk_is_detected_and_not_overwritten(ws, cfg_pa
         assert "changed on disk" in str(app.screen.query_one("#text-body").render())
         assert cfg_path.read_text() == theirs  # not overwritten
         await pilot.press("y")
-        await until(pilot, lambda: not screen.doc.dirty and screen.doc.value("sft", "batch_size") == 4,
-                    what="reloaded")
+        await until(pilot, lambda: not screen.doc.dirty and screen.doc.value("sft", "batch_size") == 4, what="reloaded")
         assert str(screen.query_one("#fld-sft-max_steps").value) == "500"
     assert cfg_path.read_text() == theirs
 
 
 async def test_external_editor_edits_are_validated_on_return(ws, cfg_path, tmp_path, monkeypatch):
     editor = tmp_path / "editor.py"
-    editor.write_text("import sys, pathlib\np = pathlib.Path(sys.argv[1])\n"
-                      "p.write_text(p.read_text().replace('max_steps = 500', 'max_steps = -5'))\n")
+    editor.write_text(
+        "import sys, pathlib\np = pathlib.Path(sys.argv[1])\n"
+        "p.write_text(p.read_text().replace('max_steps = 500', 'max_steps = -5'))\n"
+    )
     monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
     monkeypatch.delenv("VISUAL", raising=False)
     app = make_app(ws, cfg_path)
@@ -202,17 +206,35 @@ async def test_launch_with_unsaved_edits_records_them_in_the_snapshot(ws, cfg_pa
 
 # ---------------------------------------------------------------- runs browser
 
+
 def eval_report(acc: float) -> dict:
-    return {"total": 10, "format_accuracy": 1.0, "answer_accuracy": acc,
-            "per_qtype": {"tf": {"total": 10, "format_accuracy": 1.0, "answer_accuracy": acc}}}
+    return {
+        "total": 10,
+        "format_accuracy": 1.0,
+        "answer_accuracy": acc,
+        "per_qtype": {"tf": {"total": 10, "format_accuracy": 1.0, "answer_accuracy": acc}},
+    }
 
 
 def fake_workspace(ws: Path) -> None:
-    make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=sft_rows(20), created=1764000000.0,
-             log=["sft says hello"])
+    make_run(
+        ws,
+        "sft-20260101-000000-0001",
+        "sft",
+        "finished",
+        metrics=sft_rows(20),
+        created=1764000000.0,
+        log=["sft says hello"],
+    )
     make_run(ws, "sft-20260101-000100-0002", "sft", "failed", metrics=sft_rows(5), created=1764000100.0)
-    make_run(ws, "evaluate-20260101-000200-0003", "evaluate", "finished", created=1764000200.0,
-             files={"eval_grpo.json": eval_report(0.4)})
+    make_run(
+        ws,
+        "evaluate-20260101-000200-0003",
+        "evaluate",
+        "finished",
+        created=1764000200.0,
+        files={"eval_grpo.json": eval_report(0.4)},
+    )
     pid, start = self_pid()
     make_run(ws, "grpo-20260101-000300-0004", "grpo", "running", pid=pid, proc_start=start, created=1764000300.0)
 
@@ -305,8 +327,9 @@ async def test_clone_validates_the_change_and_relaunches_with_it(ws):
         await until(pilot, lambda: isinstance(app.screen, AskScreen), what="clone prompt")
         ask = app.screen
         await pilot.press(*"data.n_train=x")
-        await until(pilot, lambda: "expected an integer" in str(ask.query_one("#ask-error").render()),
-                    what="inline refusal")
+        await until(
+            pilot, lambda: "expected an integer" in str(ask.query_one("#ask-error").render()), what="inline refusal"
+        )
         await pilot.press("enter")
         assert app.screen is ask
         for _ in "x":
@@ -321,6 +344,7 @@ async def test_clone_validates_the_change_and_relaunches_with_it(ws):
 
 
 # ---------------------------------------------------------------- sync
+
 
 def offline_run(ws: Path, run_id: str, wandb_id: str) -> None:
     make_run(ws, run_id, "sft", "finished")
@@ -351,29 +375,62 @@ async def test_sync_lists_offline_runs_and_reports_failures_with_the_reason(ws):
         assert screen.offline[1].state == "never"
         assert "failed" in str(table.get_row_at(0)[2]) and "WANDB_BASE_URL" in str(table.get_row_at(0)[4])
         await pilot.press("f")  # retry failures: only the failed one
-        await until(pilot, lambda: sum("synced and verified" in n for n in app.notes) == 2, timeout=30,
-                    what=f"retry done {app.notes}")
+        await until(
+            pilot,
+            lambda: sum("synced and verified" in n for n in app.notes) == 2,
+            timeout=30,
+            what=f"retry done {app.notes}",
+        )
         assert screen.offline[1].state == "never"
 
 
 # ---------------------------------------------------------------- ablation
 
+
 def ablation_summary() -> dict:
     def res(fmt, ans):
-        return {"total": 10, "format_accuracy": fmt, "answer_accuracy": ans,
-                "per_qtype": {"tf": {"total": 4, "format_accuracy": fmt, "answer_accuracy": ans},
-                              "mc": {"total": 6, "format_accuracy": fmt, "answer_accuracy": ans / 2}}}
+        return {
+            "total": 10,
+            "format_accuracy": fmt,
+            "answer_accuracy": ans,
+            "per_qtype": {
+                "tf": {"total": 4, "format_accuracy": fmt, "answer_accuracy": ans},
+                "mc": {"total": 6, "format_accuracy": fmt, "answer_accuracy": ans / 2},
+            },
+        }
+
     return {"variants": {"base": res(0.0, 0.1), "sft_only": res(1.0, 0.3), "sft_grpo": res(1.0, 0.5)}}
 
 
 async def test_ablation_matrix_with_deltas_exports_markdown(ws):
-    run = make_run(ws, "ablation-20260101-000000-0001", "ablation", "finished",
-                   files={"ablation_summary_20260101_000000.json": ablation_summary()})
+    run = make_run(
+        ws,
+        "ablation-20260101-000000-0001",
+        "ablation",
+        "finished",
+        files={"ablation_summary_20260101_000000.json": ablation_summary()},
+    )
     matrix = read_ablation(run)
-    assert matrix.columns() == ["qtype", "n", "base fmt", "base ans", "sft_only fmt", "sft_only ans",
-                                "sft_grpo fmt", "sft_grpo ans"]
-    assert matrix.table()[-1] == ["overall", "10", "0.00", "0.10", "1.00 (+1.00)", "0.30 (+0.20)",
-                                  "1.00 (+1.00)", "0.50 (+0.40)"]
+    assert matrix.columns() == [
+        "qtype",
+        "n",
+        "base fmt",
+        "base ans",
+        "sft_only fmt",
+        "sft_only ans",
+        "sft_grpo fmt",
+        "sft_grpo ans",
+    ]
+    assert matrix.table()[-1] == [
+        "overall",
+        "10",
+        "0.00",
+        "0.10",
+        "1.00 (+1.00)",
+        "0.30 (+0.20)",
+        "1.00 (+1.00)",
+        "0.50 (+0.40)",
+    ]
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.main.runs, what="scan")
@@ -415,20 +472,29 @@ async def test_ablation_launch_without_adapters_shows_the_preflight_error(ws):
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, AblationScreen), what="ablation screen")
         await pilot.press("l")
-        await until(pilot, lambda: any("sft" in n and "first" in n for n in app.notes), timeout=20,
-                    what="preflight error")
+        await until(
+            pilot, lambda: any("sft" in n and "first" in n for n in app.notes), timeout=20, what="preflight error"
+        )
     assert not list((ws / "runs").glob("ablation-*")) if (ws / "runs").exists() else True
 
 
 # ---------------------------------------------------------------- GRPO completions
 
+
 def completions(n_steps: int = 3) -> str:
     rows = []
     for step in range(1, n_steps + 1):
         for i, (qtype, fmt, acc) in enumerate((("tf", 1.0, 1.0), ("tf", 1.0, 0.0), ("mc", 0.0, 0.0))):
-            rows.append({"step": step, "question": f"q{step}-{i}", "answer": "A", "qtype": qtype,
-                         "completion": f"<think>t</think><answer>{'A' if acc else 'B'}</answer> s{step}",
-                         "rewards": {"format_reward": fmt, "accuracy_reward": acc}})
+            rows.append(
+                {
+                    "step": step,
+                    "question": f"q{step}-{i}",
+                    "answer": "A",
+                    "qtype": qtype,
+                    "completion": f"<think>t</think><answer>{'A' if acc else 'B'}</answer> s{step}",
+                    "rewards": {"format_reward": fmt, "accuracy_reward": acc},
+                }
+            )
     return "".join(json.dumps(r) + "\n" for r in rows) + '{"step": 9, "broken'
 
 
@@ -466,8 +532,17 @@ async def test_workbench_keys_do_not_trigger_console_actions_and_are_in_help(ws)
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, RunsScreen), what="back to the console")
     text = app.help_text()
-    for words in ("config editor (c)", "ctrl+s", "Overlay", "Retry failed", "Export .md", "Reward 0",
-                  "queue and sweeps (u)", "Move up", "ctrl+g"):
+    for words in (
+        "config editor (c)",
+        "ctrl+s",
+        "Overlay",
+        "Retry failed",
+        "Export .md",
+        "Reward 0",
+        "queue and sweeps (u)",
+        "Move up",
+        "ctrl+g",
+    ):
         assert words in text
     for cls in (ConfigScreen, RunsScreen, SyncScreen, AblationScreen, CompletionsScreen, QueueScreen):
         for b in cls.BINDINGS:

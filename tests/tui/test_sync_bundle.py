@@ -49,8 +49,11 @@ def cells(screen: SyncScreen, row: int) -> list[str]:
 
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file's bytes (the engine's empty lock files aside: they say nothing about content)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.endswith(".lock")}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
 
 
 def body(app) -> str:
@@ -79,8 +82,13 @@ def test_output_path_stays_in_the_workspace_unless_typed_absolute(tmp_path):
 
 
 def test_sync_done_counts_every_state():
-    results = [Result("a", "synced"), Result("b", "partial", "1 artifact not committed"), Result("c", "busy"),
-               Result("d", "interrupted"), Result("e", "failed")]
+    results = [
+        Result("a", "synced"),
+        Result("b", "partial", "1 artifact not committed"),
+        Result("c", "busy"),
+        Result("d", "interrupted"),
+        Result("e", "failed"),
+    ]
     text = sync_summary(results, Path("/w/.wandb/receipts/receipt-x.json"))
     assert "1 synced and verified, 1 failed" in text
     assert "1 synced, not whole" in text and "1 being synced elsewhere" in text and "1 interrupted" in text
@@ -94,18 +102,38 @@ async def test_new_states_render_with_their_words_in_both_languages(ws):
     key3 = "runs/sft-20260101-000200-0003/wandb/offline-run-20260101_000000-cccc3333"
     key4 = "runs/sft-20260101-000300-0004/wandb/offline-run-20260101_000000-dddd4444"
     ledger_path(ws).parent.mkdir(parents=True, exist_ok=True)
-    ledger_path(ws).write_text(json.dumps({"version": 1, "runs": {
-        KEY1: {"state": "partial", "reason": "1 artifact not committed: eval_sft"},
-        key4: {"state": "failed", "reason": "cancelled during sync; nothing verified, run it again"}}}))
-    receipts.write_receipt(ws, [KEY2], {KEY2: {"state": "synced", "server": "http://127.0.0.1:9",
-                                               "url": "http://127.0.0.1:9/e/p/runs/bbbb2222", "wandb_size": 1024}})
+    ledger_path(ws).write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "runs": {
+                    KEY1: {"state": "partial", "reason": "1 artifact not committed: eval_sft"},
+                    key4: {"state": "failed", "reason": "cancelled during sync; nothing verified, run it again"},
+                },
+            }
+        )
+    )
+    receipts.write_receipt(
+        ws,
+        [KEY2],
+        {
+            KEY2: {
+                "state": "synced",
+                "server": "http://127.0.0.1:9",
+                "url": "http://127.0.0.1:9/e/p/runs/bbbb2222",
+                "wandb_size": 1024,
+            }
+        },
+    )
     app = make_app(ws)
     async with app.run_test(size=(120, 30)) as pilot:
         screen = await open_sync(app, pilot)
         now = time.time()
         app.sync.results[key3] = (Result(key3, "busy", "another sync (pid 4242) holds this run"), now)
-        app.sync.results[key4] = (Result(key4, "interrupted", "cancelled during sync; nothing verified, run it again"),
-                                  now)
+        app.sync.results[key4] = (
+            Result(key4, "interrupted", "cancelled during sync; nothing verified, run it again"),
+            now,
+        )
         screen.fill()
         assert "synced, not whole" in cells(screen, 0)[2] and "eval_sft" in cells(screen, 0)[4]
         assert "reached http://127.0.0.1:9 (receipt from" in cells(screen, 1)[2]
@@ -146,7 +174,8 @@ async def test_pack_marked_runs_shows_the_plan_and_the_screen_answers_keys_while
         assert default.startswith("bundles/bundle-") and default.endswith(".tar.gz")
         await answer(app, pilot, "../outside.tar.gz")  # refused: relative and out of the workspace
         assert isinstance(app.screen, AskScreen) and "outside the workspace" in str(
-            app.screen.query_one("#ask-error").render())
+            app.screen.query_one("#ask-error").render()
+        )
         await answer(app, pilot, "bundles/carry.tar.gz")
         await until(pilot, lambda: packing.is_set(), what="pack started")
         # The pack is held in its worker: the screen still answers keys.
@@ -220,11 +249,31 @@ async def test_import_a_bundle_then_offer_to_sync_its_runs(ws, tmp_path):
 
 async def test_receipts_are_listed_and_one_carried_back_is_imported(ws, tmp_path):
     two_runs(ws)
-    receipts.write_receipt(ws, [KEY1], {KEY1: {"state": "synced", "server": "http://127.0.0.1:9",
-                                               "url": "http://127.0.0.1:9/e/p/runs/aaaa1111", "wandb_size": 2048}})
+    receipts.write_receipt(
+        ws,
+        [KEY1],
+        {
+            KEY1: {
+                "state": "synced",
+                "server": "http://127.0.0.1:9",
+                "url": "http://127.0.0.1:9/e/p/runs/aaaa1111",
+                "wandb_size": 2048,
+            }
+        },
+    )
     connected = tmp_path / "connected"
-    carried = receipts.write_receipt(connected, [KEY2], {KEY2: {"state": "partial", "reason": "1 artifact missing",
-                                                                "server": "http://127.0.0.1:8", "wandb_size": 2048}})
+    carried = receipts.write_receipt(
+        connected,
+        [KEY2],
+        {
+            KEY2: {
+                "state": "partial",
+                "reason": "1 artifact missing",
+                "server": "http://127.0.0.1:8",
+                "wandb_size": 2048,
+            }
+        },
+    )
     app = make_app(ws)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_sync(app, pilot)
@@ -249,8 +298,12 @@ async def test_a_run_another_sync_holds_shows_being_synced_elsewhere(ws):
     two_runs(ws)
     app = make_app(ws)
     # Nothing is sent: the other syncer's lock is met before any request.
-    app.sync.env = {"PATH": os.environ["PATH"], "WANDB_BASE_URL": closed_port_url(), "WANDB_API_KEY": "k" * 40,
-                    "NETRC": str(ws / "no-netrc")}
+    app.sync.env = {
+        "PATH": os.environ["PATH"],
+        "WANDB_BASE_URL": closed_port_url(),
+        "WANDB_API_KEY": "k" * 40,
+        "NETRC": str(ws / "no-netrc"),
+    }
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_sync(app, pilot)
         with run_lock(Workspace(ws).wandb_home, "aaaa1111", RUN1):  # another syncer (this test) holds the run

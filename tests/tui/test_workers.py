@@ -150,14 +150,20 @@ async def test_under_no_color_ticked_and_empty_boxes_differ_and_switches_are_box
         assert "X" in ticked.render().plain and "X" not in empty.render().plain
         await pilot.press("escape")
         await pilot.press("c")
-        await until(pilot, lambda: isinstance(app.screen, ConfigScreen) and app.screen.query("#cfg-form Checkbox"),
-                    what="config form")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, ConfigScreen) and app.screen.query("#cfg-form Checkbox"),
+            what="config form",
+        )
         box = app.screen.query_one("#fld-model-trust_remote_code")
         assert isinstance(box, MarkedCheckbox)
         before = box.value
         box.value = not before
-        await until(pilot, lambda: app.screen.doc.pending.get(("model", "trust_remote_code")) == (not before),
-                    what="edit recorded")
+        await until(
+            pilot,
+            lambda: app.screen.doc.pending.get(("model", "trust_remote_code")) == (not before),
+            what="edit recorded",
+        )
 
 
 async def test_log_panel_wraps_long_lines_at_80_columns(ws):

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import importlib
 
-_HOME = {"AblationScreen": "ablation", "CompletionsScreen": "completions", "ConfigScreen": "config",
-         "ConsoleScreen": "console", "FilteredTable": "base", "Workbench": "base", "OverlayScreen": "runs",
-         "QueueScreen": "queue", "RunDetailScreen": "runs", "RunsScreen": "runs", "SyncScreen": "sync"}
+_HOME = {
+    "AblationScreen": "ablation",
+    "CompletionsScreen": "completions",
+    "ConfigScreen": "config",
+    "ConsoleScreen": "console",
+    "FilteredTable": "base",
+    "Workbench": "base",
+    "OverlayScreen": "runs",
+    "QueueScreen": "queue",
+    "RunDetailScreen": "runs",
+    "RunsScreen": "runs",
+    "SyncScreen": "sync",
+}
 __all__ = sorted(_HOME)
 
 

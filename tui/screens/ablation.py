@@ -60,8 +60,15 @@ class AblationScreen(Workbench):
             status.update(t("no ablation run yet · space toggles a box · l launches"))
             return
         if run.active:
-            status.update(t("{run}: {state} {step}/{total} · the matrix appears when it ends", run=run.id,
-                            state=t(run.status), step=run.step, total=run.total or "?"))
+            status.update(
+                t(
+                    "{run}: {state} {step}/{total} · the matrix appears when it ends",
+                    run=run.id,
+                    state=t(run.status),
+                    step=run.step,
+                    total=run.total or "?",
+                )
+            )
             return
         if self.shown_run == run.id:
             return
@@ -101,8 +108,13 @@ class AblationScreen(Workbench):
         cfg.ablation.variants = variants
         if judge:
             cfg.judge.enabled = True
-        argv = stage_argv("ablation", self.app.config_path, self.app.workspace,
-                          [f"ablation.variants={json.dumps(variants)}"], [] if judge else ["--no-judge"])
+        argv = stage_argv(
+            "ablation",
+            self.app.config_path,
+            self.app.workspace,
+            [f"ablation.variants={json.dumps(variants)}"],
+            [] if judge else ["--no-judge"],
+        )
         self.shown_run = None
         self.post_message(LaunchRequested("ablation", cfg, {"no_judge": not judge}, argv))
 

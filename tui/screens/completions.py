@@ -66,16 +66,30 @@ class CompletionsScreen(FilteredTable):
         self.shown = [c for c in self.rows if c.matches(self.qtype, self.zero_only, text)]
         table = self.query_one("#comp-table", DataTable)
         table.clear()
-        for i, c in enumerate(self.shown[:self.MAX_ROWS]):
+        for i, c in enumerate(self.shown[: self.MAX_ROWS]):
             r = c.rewards
-            table.add_row(str(c.step), c.qtype, _r(r.get("format_reward")), _r(r.get("accuracy_reward")),
-                          _r(r.get("judge_reward")), _r(c.total), cut(c.completion.replace("\n", " "), 80, ""),
-                          key=str(i))
+            table.add_row(
+                str(c.step),
+                c.qtype,
+                _r(r.get("format_reward")),
+                _r(r.get("accuracy_reward")),
+                _r(r.get("judge_reward")),
+                _r(c.total),
+                cut(c.completion.replace("\n", " "), 80, ""),
+                key=str(i),
+            )
         more = " " + t("(first {n})", n=self.MAX_ROWS) if len(self.shown) > self.MAX_ROWS else ""
         self.query_one("#comp-status", Static).update(
-            t("{run} · {shown}/{total} completions{more} · qtype {qtype} (t) · {reward} (z)",
-              run=self.run_id or t("no GRPO run"), shown=len(self.shown), total=len(self.rows), more=more,
-              qtype=self.qtype or t("all"), reward=t("reward 0 only") if self.zero_only else t("any reward")))
+            t(
+                "{run} · {shown}/{total} completions{more} · qtype {qtype} (t) · {reward} (z)",
+                run=self.run_id or t("no GRPO run"),
+                shown=len(self.shown),
+                total=len(self.rows),
+                more=more,
+                qtype=self.qtype or t("all"),
+                reward=t("reward 0 only") if self.zero_only else t("any reward"),
+            )
+        )
 
     def action_toggle_zero(self) -> None:
         """Show only completions whose total reward is 0 (or all again)."""
@@ -92,10 +106,18 @@ class CompletionsScreen(FilteredTable):
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         c = self.shown[int(event.row_key.value)]
         rewards = ", ".join(f"{k} {v}" for k, v in c.rewards.items())
-        self.app.push_screen(TextScreen(t("step {step} · {qtype}", step=c.step, qtype=c.qtype),
-                                        t("Q: {question}\n\ngold: {answer}\n\n{completion}\n\n{rewards}",
-                                          question=c.question, answer=c.answer, completion=c.completion,
-                                          rewards=rewards)))
+        self.app.push_screen(
+            TextScreen(
+                t("step {step} · {qtype}", step=c.step, qtype=c.qtype),
+                t(
+                    "Q: {question}\n\ngold: {answer}\n\n{completion}\n\n{rewards}",
+                    question=c.question,
+                    answer=c.answer,
+                    completion=c.completion,
+                    rewards=rewards,
+                ),
+            )
+        )
 
 
 def _r(v) -> str:

@@ -89,18 +89,19 @@ class ConfigScreen(Workbench):
             fid = f"fld-{section}-{name}"
             if typ is bool:
                 # Without colour a Switch renders blank either way: a checkbox marks its state with X.
-                widget = (MarkedCheckbox(t("on"), value=bool(value), id=fid) if env_no_color()
-                          else Switch(value=bool(value), id=fid))
+                widget = (
+                    MarkedCheckbox(t("on"), value=bool(value), id=fid)
+                    if env_no_color()
+                    else Switch(value=bool(value), id=fid)
+                )
             elif meta.get("choices"):
-                widget = Select([(c, c) for c in meta["choices"]], value=value, allow_blank=False, id=fid,
-                                compact=True)
+                widget = Select([(c, c) for c in meta["choices"]], value=value, allow_blank=False, id=fid, compact=True)
             else:
                 widget = Input(display_value(value), id=fid, compact=True)
             widget.field_key = (section, name)
             widgets.append(widget)
             error = self.doc.invalid.get((section, name), "")
-            err = Static(f"✗ {error}" if error else "", id=f"err-{section}-{name}", classes="fld-error",
-                         markup=False)
+            err = Static(f"✗ {error}" if error else "", id=f"err-{section}-{name}", classes="fld-error", markup=False)
             err.display = bool(error)
             widgets.append(err)
             widgets.append(Static(meta.get("doc") or "", classes="fld-help", markup=False))
@@ -166,21 +167,30 @@ class ConfigScreen(Workbench):
     def _check_disk(self) -> None:
         if self.doc is not None and not self.disk_warned and self.doc.changed_on_disk():
             self.disk_warned = True
-            self.notify(t("{path} changed on disk; ctrl+o reloads it (your edits are not saved over it)",
-                          path=self.doc.path),
-                        severity="warning", timeout=8)
+            self.notify(
+                t("{path} changed on disk; ctrl+o reloads it (your edits are not saved over it)", path=self.doc.path),
+                severity="warning",
+                timeout=8,
+            )
             self._refresh_banner()
 
     def action_save(self) -> None:
         """Show the diff of the edits, then save them on `y` (never over a file changed on disk)."""
         doc = self.doc
         if doc.packaged:  # never write into the installed package; a one-off run with the edits still works
-            self.notify(t("{path} is ftmodel's packaged default: run `ftmodel init` to get ./ftmodel.toml to edit",
-                          path=doc.path), severity="warning", timeout=10)
+            self.notify(
+                t(
+                    "{path} is ftmodel's packaged default: run `ftmodel init` to get ./ftmodel.toml to edit",
+                    path=doc.path,
+                ),
+                severity="warning",
+                timeout=10,
+            )
             return
         if doc.invalid:
-            self.notify(t("fix the invalid fields first: {errors}", errors="; ".join(doc.invalid.values())),
-                        severity="error")
+            self.notify(
+                t("fix the invalid fields first: {errors}", errors="; ".join(doc.invalid.values())), severity="error"
+            )
             return
         if doc.changed_on_disk():
             self.disk_warned = True
@@ -218,8 +228,9 @@ class ConfigScreen(Workbench):
             if yes:
                 self.call_later(self._reload)
 
-        self.app.push_screen(TextScreen(t("changed on disk"), why, t("Reload the file (unsaved edits are dropped)?")),
-                             answered)
+        self.app.push_screen(
+            TextScreen(t("changed on disk"), why, t("Reload the file (unsaved edits are dropped)?")), answered
+        )
 
     async def _reload(self) -> None:
         try:
@@ -290,8 +301,10 @@ class ConfigScreen(Workbench):
         """Plan a grid sweep (the focused field is offered as the first axis), show its runs and their
         commands, and on `y` queue them and start the queue's runner."""
         if self.doc.invalid:
-            self.notify(t("fix the invalid fields first: {errors}", errors="; ".join(self.doc.invalid.values())),
-                        severity="error")
+            self.notify(
+                t("fix the invalid fields first: {errors}", errors="; ".join(self.doc.invalid.values())),
+                severity="error",
+            )
             return
         key = getattr(self.focused, "field_key", None)
         axis = f"{key[0]}.{key[1]}={display_value(self.doc.value(*key)).replace(', ', ',')}" if key else ""
@@ -314,9 +327,14 @@ class ConfigScreen(Workbench):
             if yes:
                 self.queue_sweep(plan.points, plan.stages)
 
-        self.app.push_screen(TextScreen(t("{n} planned run(s) · stages {stages}", n=n, stages=",".join(plan.stages)),
-                                        "\n".join(lines), t("Queue these {n} run(s) and start the queue's runner?",
-                                                             n=n)), answered)
+        self.app.push_screen(
+            TextScreen(
+                t("{n} planned run(s) · stages {stages}", n=n, stages=",".join(plan.stages)),
+                "\n".join(lines),
+                t("Queue these {n} run(s) and start the queue's runner?", n=n),
+            ),
+            answered,
+        )
 
     @work(thread=True, group="sweep-queue", name="sweep-queue")
     def queue_sweep(self, points: list, stages: list[str]) -> None:
@@ -336,5 +354,12 @@ class ConfigScreen(Workbench):
         if message.error:
             self.notify(message.error, title=t("sweep not queued"), severity="error", timeout=10)
             return
-        self.notify(t("queued {sweep}: {n} job(s); the runner goes on after the console quits (u shows the queue)",
-                      sweep=message.sweep_id, n=message.jobs), title=t("sweep queued"), timeout=10)
+        self.notify(
+            t(
+                "queued {sweep}: {n} job(s); the runner goes on after the console quits (u shows the queue)",
+                sweep=message.sweep_id,
+                n=message.jobs,
+            ),
+            title=t("sweep queued"),
+            timeout=10,
+        )

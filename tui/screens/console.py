@@ -52,6 +52,7 @@ from tui.widgets.log import LogPanel, set_text
 
 STAGE_ITEMS = JOBS
 
+
 @actions.bind("console")
 class ConsoleScreen(ConsoleWorkers, Screen):
     """Stages and their runs on the left; status, progress, charts, results and log on the right."""
@@ -90,8 +91,12 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         from ftmodel.tracking import wandb_mode
 
         app = self.app
-        return t("ftmodel · config {config} · workspace {workspace} · wandb {mode}", config=app.config_path,
-                 workspace=self.workspace, mode=wandb_mode(app.cfg))
+        return t(
+            "ftmodel · config {config} · workspace {workspace} · wandb {mode}",
+            config=app.config_path,
+            workspace=self.workspace,
+            mode=wandb_mode(app.cfg),
+        )
 
     def relabel(self) -> None:
         """Say everything again in the current language (after a language switch)."""
@@ -125,8 +130,11 @@ class ConsoleScreen(ConsoleWorkers, Screen):
                     yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="progress")
                 yield Static("", id="hints", markup=False)
                 if self.gpu_enabled:
-                    gpu = Vertical(Static(t("waiting for nvidia-smi…"), id="gpu-text", markup=False),
-                                   id="panel-gpu", classes="panel")
+                    gpu = Vertical(
+                        Static(t("waiting for nvidia-smi…"), id="gpu-text", markup=False),
+                        id="panel-gpu",
+                        classes="panel",
+                    )
                     gpu.border_title = f"{PANELS['gpu']} {t('GPU')}"
                     yield gpu
                 for spec in CHARTS:
@@ -223,9 +231,16 @@ class ConsoleScreen(ConsoleWorkers, Screen):
 
     def on_gpu_polled(self, message: GpuPolled) -> None:
         self.gpus = message.gpus
-        text = "\n".join(t("GPU{index} util {util:3.0f}%  mem {used:,.0f}/{total:,.0f} MiB", index=g.index,
-                           util=g.util, used=g.mem_used, total=g.mem_total)
-                         for g in message.gpus) or t("nvidia-smi returned no GPUs")
+        text = "\n".join(
+            t(
+                "GPU{index} util {util:3.0f}%  mem {used:,.0f}/{total:,.0f} MiB",
+                index=g.index,
+                util=g.util,
+                used=g.mem_used,
+                total=g.mem_total,
+            )
+            for g in message.gpus
+        ) or t("nvidia-smi returned no GPUs")
         self.query_one("#gpu-text", Static).update(text)
 
     def on_charts_ready(self, message: ChartsReady) -> None:
@@ -393,8 +408,9 @@ class ConsoleScreen(ConsoleWorkers, Screen):
                 self.notify(t("stopping {run}: it saves and exits (up to a minute)…", run=run_id))
                 self.post_message(StopRequested(run_id))
 
-        self.app.push_screen(ConfirmScreen(t("Stop run {run}?\nIt saves a checkpoint and exits.", run=run_id)),
-                             answered)
+        self.app.push_screen(
+            ConfirmScreen(t("Stop run {run}?\nIt saves a checkpoint and exits.", run=run_id)), answered
+        )
 
     def action_focus_stages(self) -> None:
         """Focus the stage list."""
@@ -427,6 +443,11 @@ class ConsoleScreen(ConsoleWorkers, Screen):
             summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
             screen = screens.CompletionsScreen(summary.id if summary and summary.stage == "grpo" else None)
         else:
-            screen = {"config": screens.ConfigScreen, "runs": screens.RunsScreen, "sync": screens.SyncScreen,
-                      "ablation": screens.AblationScreen, "queue": screens.QueueScreen}[name]()
+            screen = {
+                "config": screens.ConfigScreen,
+                "runs": screens.RunsScreen,
+                "sync": screens.SyncScreen,
+                "ablation": screens.AblationScreen,
+                "queue": screens.QueueScreen,
+            }[name]()
         self.app.push_screen(screen)

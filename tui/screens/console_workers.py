@@ -16,8 +16,11 @@ from tui.view import RunFollower, columns_from_rows, config_beta, parse_nvidia_s
 
 POLL_SECONDS = 0.5
 GPU_POLL_SECONDS = 2.0
-NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=index,utilization.gpu,memory.used,memory.total",
-                    "--format=csv,noheader,nounits"]
+NVIDIA_SMI_QUERY = [
+    "nvidia-smi",
+    "--query-gpu=index,utilization.gpu,memory.used,memory.total",
+    "--format=csv,noheader,nounits",
+]
 
 
 class ConsoleWorkers:
@@ -48,8 +51,10 @@ class ConsoleWorkers:
     def _follow_once(self, follower: RunFollower, worker) -> None:
         run_id = follower.run.id
         if follower.history_pending():
-            follower.read_history(lambda store, exact: self.post_message(MetricsHistory(run_id, store, exact)),
-                                  lambda: worker.is_cancelled or self.follower is not follower)
+            follower.read_history(
+                lambda store, exact: self.post_message(MetricsHistory(run_id, store, exact)),
+                lambda: worker.is_cancelled or self.follower is not follower,
+            )
         while not worker.is_cancelled and self.follower is follower:
             rows = follower.read_metrics()
             if not rows:
@@ -62,8 +67,9 @@ class ConsoleWorkers:
         if self.results_for != run_id:
             summary = self.runs_by_id.get(run_id)
             if summary is not None and not summary.active:
-                self.post_message(ResultsLoaded(run_id, read_results(follower.run.path),
-                                                config_beta(follower.run.path)))
+                self.post_message(
+                    ResultsLoaded(run_id, read_results(follower.run.path), config_beta(follower.run.path))
+                )
             elif self.beta is None:
                 self.post_message(ResultsLoaded(run_id, [], config_beta(follower.run.path)))
 
@@ -80,4 +86,3 @@ class ConsoleWorkers:
             except (OSError, subprocess.SubprocessError):
                 self.post_message(GpuPolled([]))
             time.sleep(GPU_POLL_SECONDS)
-

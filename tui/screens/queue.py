@@ -125,9 +125,19 @@ class QueueScreen(Workbench):
         counts = {s: sum(j["state"] == s for j in jobs) for s in ("queued", "running", "done", "failed")}
         runner = t("runner running") if self.runner else t("no runner")
         paused = t("PAUSED (p resumes)") if self.data.get("paused") else t("active")
-        status.update(" · ".join([
-            t("{n} job(s): {queued} queued, {running} running, {done} done, {failed} failed", n=len(jobs),
-              **counts), paused, runner]))
+        status.update(
+            " · ".join(
+                [
+                    t(
+                        "{n} job(s): {queued} queued, {running} running, {done} done, {failed} failed",
+                        n=len(jobs),
+                        **counts,
+                    ),
+                    paused,
+                    runner,
+                ]
+            )
+        )
         if changed or self.follow:  # refilling an unchanged table would only reset its scroll
             self.fill_jobs()
 
@@ -141,9 +151,17 @@ class QueueScreen(Workbench):
                 self.follow = None
         table.clear()
         for job in self.data["jobs"]:
-            table.add_row(job.get("label") or job.get("stage", ""), t(job["state"]), job.get("run_id") or "—",
-                          str(job.get("attempts", 0)), t("yes") if job.get("reused") else "—",
-                          str(job.get("gpu") or "—"), job.get("error") or "", job["id"], key=job["id"])
+            table.add_row(
+                job.get("label") or job.get("stage", ""),
+                t(job["state"]),
+                job.get("run_id") or "—",
+                str(job.get("attempts", 0)),
+                t("yes") if job.get("reused") else "—",
+                str(job.get("gpu") or "—"),
+                job.get("error") or "",
+                job["id"],
+                key=job["id"],
+            )
         if current and current in table.rows:
             table.move_cursor(row=table.get_row_index(current), animate=False)
 
@@ -226,8 +244,7 @@ class QueueScreen(Workbench):
     def action_pick_sweep(self) -> None:
         """Pick one of the workspace's sweeps (newest first) and show its comparison table."""
         if not self.sweeps:
-            self.notify(t("no sweep in this workspace yet (ctrl+g in the config editor plans one)"),
-                        severity="warning")
+            self.notify(t("no sweep in this workspace yet (ctrl+g in the config editor plans one)"), severity="warning")
             return
 
         def picked(sweep_id: str | None) -> None:
@@ -269,9 +286,13 @@ class QueueScreen(Workbench):
         table = self.query_one("#sweep-table", DataTable)
         order = self.sorted_rows()
         state = self.columns.index("state") if "state" in self.columns else None
-        cells = [[Text(c, style="bold reverse") if index == self.best else c
-                  for c in (t(v) if i == state else _cell(v) for i, v in enumerate(row))]
-                 for index, row in order]
+        cells = [
+            [
+                Text(c, style="bold reverse") if index == self.best else c
+                for c in (t(v) if i == state else _cell(v) for i, v in enumerate(row))
+            ]
+            for index, row in order
+        ]
         labels = [t(c) if c in ("best", "state", "run") else c for c in self.columns]
         if self.sort_col is not None:
             labels[self.sort_col] += " ▼" if self.sort_desc else " ▲"
@@ -282,8 +303,14 @@ class QueueScreen(Workbench):
         by = self.columns[self.sort_col] if self.sort_col is not None else t("grid order")
         best = " · " + t("best (*): {run}", run=_cell(self.rows[self.best][-1])) if self.best is not None else ""
         self.query_one("#sweep-title", Static).update(
-            t("sweep {sweep}: {n} point(s) · sorted by {column} (o next column, O reverse)", sweep=self.sweep_id,
-              n=len(self.rows), column=by) + best)
+            t(
+                "sweep {sweep}: {n} point(s) · sorted by {column} (o next column, O reverse)",
+                sweep=self.sweep_id,
+                n=len(self.rows),
+                column=by,
+            )
+            + best
+        )
 
     def action_sort_next(self) -> None:
         """Sort the sweep table by the next column."""

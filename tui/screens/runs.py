@@ -83,9 +83,15 @@ class RunsScreen(FilteredTable):
 
     def _refresh_filters(self) -> None:
         self.query_one("#runs-filters", Static).update(
-            t("stage: {stage} (f) · state: {state} (t) · {shown}/{total} runs · {marked} marked",
-              stage=self.stage_filter or t("all"), state=t(self.state_filter) if self.state_filter else t("all"),
-              shown=len(self.shown), total=len(self.rows), marked=len(self.marked)))
+            t(
+                "stage: {stage} (f) · state: {state} (t) · {shown}/{total} runs · {marked} marked",
+                stage=self.stage_filter or t("all"),
+                state=t(self.state_filter) if self.state_filter else t("all"),
+                shown=len(self.shown),
+                total=len(self.rows),
+                marked=len(self.marked),
+            )
+        )
 
     def cursor_run(self) -> RunRow | None:
         table = self.query_one("#runs-table", DataTable)
@@ -170,9 +176,14 @@ class RunsScreen(FilteredTable):
             argv = stage_argv(row.summary.stage, snapshot, self.app.workspace, [spec])
             self.post_message(LaunchRequested(row.summary.stage, cfg, args, argv))
 
-        self.app.push_screen(AskScreen(t("clone {run}", run=row.id),
-                                       t("One change, as section.key=value (e.g. sft.learning_rate=1e-3):"), check),
-                             answered)
+        self.app.push_screen(
+            AskScreen(
+                t("clone {run}", run=row.id),
+                t("One change, as section.key=value (e.g. sft.learning_rate=1e-3):"),
+                check,
+            ),
+            answered,
+        )
 
     def action_delete(self) -> None:
         """Delete the run under the cursor after confirmation (never an active one)."""
@@ -180,8 +191,10 @@ class RunsScreen(FilteredTable):
         if row is None:
             return
         if row.summary.active:
-            self.notify(t("{run} is {state}: stop it before deleting it", run=row.id, state=t(row.summary.status)),
-                        severity="error")
+            self.notify(
+                t("{run} is {state}: stop it before deleting it", run=row.id, state=t(row.summary.status)),
+                severity="error",
+            )
             return
         path = row.summary.path
 
@@ -193,8 +206,9 @@ class RunsScreen(FilteredTable):
         what = t("{path}\n({stage}, {state})", path=path, stage=row.summary.stage, state=t(row.summary.status))
         if path.is_symlink():
             what += "\n" + t("it is a link to {target}: only the link is removed", target=os.path.realpath(path))
-        self.app.push_screen(TextScreen(t("delete"), what, t("Delete run {run} and all its files?", run=row.id)),
-                             answered)
+        self.app.push_screen(
+            TextScreen(t("delete"), what, t("Delete run {run} and all its files?", run=row.id)), answered
+        )
 
     @work(thread=True, group="runs-delete", name="runs-delete")
     def delete_run(self, run_id: str, path: Path) -> None:
@@ -229,9 +243,13 @@ class RunDetailScreen(Workbench):
     def compose(self) -> ComposeResult:
         s = self.row.summary
         with VerticalScroll(id="detail"):
-            yield Static(f"{s.id} · {s.stage} · {t(s.status)}"
-                         + (" · " + t("exit {code}", code=s.exit_code) if s.exit_code else "")
-                         + ("\n" + t("error:") + f" {s.error}" if s.error else ""), markup=False, id="detail-head")
+            yield Static(
+                f"{s.id} · {s.stage} · {t(s.status)}"
+                + (" · " + t("exit {code}", code=s.exit_code) if s.exit_code else "")
+                + ("\n" + t("error:") + f" {s.error}" if s.error else ""),
+                markup=False,
+                id="detail-head",
+            )
             yield Static(t("config: snapshot vs current"), classes="detail-title")
             yield Static(t("reading…"), markup=False, id="detail-config")
             yield Static(t("lineage (← what it consumed)"), classes="detail-title")
@@ -261,8 +279,15 @@ class RunDetailScreen(Workbench):
             lineage = lineage_lines(self.app.workspace, Run(path))
         except (OSError, ValueError, KeyError, TypeError) as e:
             lineage = [t("cannot read the lineage: {error}", error=e)]
-        self.post_message(DetailLoaded(snapshot_diff(path / "config.toml", self.app.cfg), files,
-                                       read_results(path), Run(path).log_tail(60), lineage))
+        self.post_message(
+            DetailLoaded(
+                snapshot_diff(path / "config.toml", self.app.cfg),
+                files,
+                read_results(path),
+                Run(path).log_tail(60),
+                lineage,
+            )
+        )
 
     async def on_detail_loaded(self, message: DetailLoaded) -> None:
         from tui.cells import pad
@@ -270,7 +295,8 @@ class RunDetailScreen(Workbench):
         self.query_one("#detail-config", Static).update(message.diff)
         self.query_one("#detail-lineage", Static).update("\n".join(message.lineage) or t("(none)"))
         self.query_one("#detail-artifacts", Static).update(
-            "\n".join(f"{pad(name, 40)} {size:>12,} B" for name, size in message.artifacts) or t("(none)"))
+            "\n".join(f"{pad(name, 40)} {size:>12,} B" for name, size in message.artifacts) or t("(none)")
+        )
         widgets = []
         for title, cols, rows in message.tables:
             widgets.append(Static(title, classes="detail-title", markup=False))
@@ -315,8 +341,14 @@ class OverlayScreen(Workbench):
         if not names:
             for path in self.run_paths:
                 for row in MetricsReader(path / "metrics.jsonl").read_new()[:50]:
-                    names += [k for k, v in row.items() if k not in ("step", "time") and k not in names
-                              and isinstance(v, (int, float)) and not isinstance(v, bool)]
+                    names += [
+                        k
+                        for k, v in row.items()
+                        if k not in ("step", "time")
+                        and k not in names
+                        and isinstance(v, (int, float))
+                        and not isinstance(v, bool)
+                    ]
             names = names or [metric]
         if metric not in names:
             metric = names[0]
@@ -339,8 +371,13 @@ class OverlayScreen(Workbench):
         plot.refresh()
         self.drawn = drawn
         self.query_one("#overlay-title", Static).update(
-            t("{metric} · {drawn}/{total} runs have it · m: next metric", metric=self.metric, drawn=drawn,
-              total=len(self.run_paths)))
+            t(
+                "{metric} · {drawn}/{total} runs have it · m: next metric",
+                metric=self.metric,
+                drawn=drawn,
+                total=len(self.run_paths),
+            )
+        )
 
     def action_cycle_metric(self) -> None:
         """Show the next metric."""

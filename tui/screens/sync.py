@@ -91,10 +91,16 @@ class SyncScreen(BundleActions, Workbench):
             state, detail = t("failed ✗"), run.reason
         elif shown == "reached":
             rem = run.remote
-            state = t("reached {server} (receipt from {host})", server=rem.get("server") or "?",
-                      host=rem.get("receipt_host") or "?")
-            detail = (rem.get("url") or "") if rem.get("state") == "synced" else t("not whole: {reason}",
-                                                                                 reason=rem.get("reason"))
+            state = t(
+                "reached {server} (receipt from {host})",
+                server=rem.get("server") or "?",
+                host=rem.get("receipt_host") or "?",
+            )
+            detail = (
+                (rem.get("url") or "")
+                if rem.get("state") == "synced"
+                else t("not whole: {reason}", reason=rem.get("reason"))
+            )
             if run.key in self.behind:
                 detail = t("grown since: pack it with --new") + (f" · {detail}" if detail else "")
         else:
@@ -112,18 +118,25 @@ class SyncScreen(BundleActions, Workbench):
         table.clear()
         for run in self.offline:
             state, detail = self.describe(run)
-            table.add_row("*" if run.key in self.marked else " ", run.run_id, state, human_size(run.size), detail,
-                          key=run.key)
+            table.add_row(
+                "*" if run.key in self.marked else " ", run.run_id, state, human_size(run.size), detail, key=run.key
+            )
         if row is not None and row < table.row_count:
             table.move_cursor(row=row, animate=False)
         shown = [self.shown_state(r) for r in self.offline]
         counts = {s: shown.count(s) for s in ("synced", "failed", "never", "partial", "busy", "interrupted")}
         counts["never"] += shown.count("reached")  # never synced here; the receipt part is said next
         busy = self.app.sync.busy
-        server = (os.environ.get("WANDB_BASE_URL") or (self.app.sync.env or {}).get("WANDB_BASE_URL")
-                  or t("(wandb settings)"))
-        text = t("{n} offline run(s): {synced} verified, {failed} failed, {never} never synced", n=len(self.offline),
-                 synced=counts["synced"], failed=counts["failed"], never=counts["never"])
+        server = (
+            os.environ.get("WANDB_BASE_URL") or (self.app.sync.env or {}).get("WANDB_BASE_URL") or t("(wandb settings)")
+        )
+        text = t(
+            "{n} offline run(s): {synced} verified, {failed} failed, {never} never synced",
+            n=len(self.offline),
+            synced=counts["synced"],
+            failed=counts["failed"],
+            never=counts["never"],
+        )
         if counts["partial"]:
             text += ", " + t("{n} not whole", n=counts["partial"])
         if counts["busy"]:
@@ -133,7 +146,8 @@ class SyncScreen(BundleActions, Workbench):
         if shown.count("reached"):
             text += " · " + t("{n} reached the server per a receipt", n=shown.count("reached"))
         self.query_one("#sync-status", Static).update(
-            text + (" · " + t("syncing {what}…", what=busy) if busy else "") + " · " + t("server {url}", url=server))
+            text + (" · " + t("syncing {what}…", what=busy) if busy else "") + " · " + t("server {url}", url=server)
+        )
         bar = self.query_one("#sync-progress", ProgressBar)
         bar.display = bool(busy) or bar.progress > 0
 

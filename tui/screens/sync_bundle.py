@@ -66,8 +66,13 @@ def plan_text(plan) -> str:
     if plan.new_only:
         lines.append(t("only what no earlier bundle carried (--new)"))
     if plan.model_bytes and not plan.with_models:
-        lines.append(t("model weights left out: {size} (checkpoints, adapters, merged models; "
-                       "`ftmodel bundle --with-models` carries them)", size=human_size(plan.model_bytes)))
+        lines.append(
+            t(
+                "model weights left out: {size} (checkpoints, adapters, merged models; "
+                "`ftmodel bundle --with-models` carries them)",
+                size=human_size(plan.model_bytes),
+            )
+        )
     elif not plan.model_bytes:
         lines.append(t("no model weights in these runs"))
     return "\n".join(lines)
@@ -76,9 +81,16 @@ def plan_text(plan) -> str:
 def header_text(path: Path, header: dict) -> str:
     """A verified bundle's header as the import dialog shows it."""
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(header.get("created") or 0))
-    lines = [t("{path}: verified against its manifest", path=path),
-             t("made on {host} at {when} (bundle {id})", host=header.get("host") or "?", when=when,
-               id=header.get("bundle_id") or "?"), ""]
+    lines = [
+        t("{path}: verified against its manifest", path=path),
+        t(
+            "made on {host} at {when} (bundle {id})",
+            host=header.get("host") or "?",
+            when=when,
+            id=header.get("bundle_id") or "?",
+        ),
+        "",
+    ]
     runs = header.get("runs") or {}
     for run_id, info in sorted(runs.items()):
         lines.append(f"  {run_id}  {info.get('stage', '?')}  {t(str(info.get('state', '?')))}")
@@ -90,17 +102,27 @@ def header_text(path: Path, header: dict) -> str:
 def receipts_text(receipts: list) -> str:
     """Every receipt: id, host, date, servers and the runs that reached them."""
     if not receipts:
-        return t("no receipts yet: after `ftmodel sync` on the connected machine, carry its receipt "
-                 "(.wandb/receipts/receipt-*.json) back and import it here")
+        return t(
+            "no receipts yet: after `ftmodel sync` on the connected machine, carry its receipt "
+            "(.wandb/receipts/receipt-*.json) back and import it here"
+        )
     lines = []
     for rec in receipts:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.created))
         run_ids = sorted({key.split("/")[1] if key.count("/") >= 2 else key for key in rec.runs})
         shown = ", ".join(run_ids[:4]) + (" …" if len(run_ids) > 4 else "")
-        lines += [rec.receipt_id,
-                  "  " + t("host {host} · {when} · {servers}", host=rec.host or "?", when=when,
-                           servers=", ".join(rec.servers) or "?"),
-                  "  " + t("{n} run(s): {runs}", n=len(rec.runs), runs=shown), ""]
+        lines += [
+            rec.receipt_id,
+            "  "
+            + t(
+                "host {host} · {when} · {servers}",
+                host=rec.host or "?",
+                when=when,
+                servers=", ".join(rec.servers) or "?",
+            ),
+            "  " + t("{n} run(s): {runs}", n=len(rec.runs), runs=shown),
+            "",
+        ]
     return "\n".join(lines).rstrip()
 
 
@@ -140,9 +162,17 @@ class BundleActions:
                 self._say(t("planning a bundle of {n} run(s)…", n=len(run_ids)))
                 self.plan_pack(run_ids, mode == "new")
 
-        self.app.push_screen(PickScreen(t("pack {n} run(s) into a bundle", n=len(run_ids)), ["whole", "new"],
-                                        [t("whole runs (everything they hold but model weights)"),
-                                         t("only what no earlier bundle carried (--new)")]), chosen)
+        self.app.push_screen(
+            PickScreen(
+                t("pack {n} run(s) into a bundle", n=len(run_ids)),
+                ["whole", "new"],
+                [
+                    t("whole runs (everything they hold but model weights)"),
+                    t("only what no earlier bundle carried (--new)"),
+                ],
+            ),
+            chosen,
+        )
 
     @work(thread=True, exclusive=True, group="bundle-plan", name="bundle-plan")
     def plan_pack(self, run_ids: list[str], new_only: bool) -> None:
@@ -163,8 +193,12 @@ class BundleActions:
             return
         plan = message.plan
         if not plan.entries:
-            self.notify(t("nothing new to carry: every file was in an earlier bundle") if message.new_only
-                        else t("nothing to carry in these runs"), severity="warning")
+            self.notify(
+                t("nothing new to carry: every file was in an earlier bundle")
+                if message.new_only
+                else t("nothing to carry in these runs"),
+                severity="warning",
+            )
             return
 
         def confirmed(yes: bool) -> None:
@@ -183,11 +217,19 @@ class BundleActions:
                 self.post_message(PackRequested(plan, out, new_only))
                 self._follow_pack(out, plan)
 
-        self.app.push_screen(AskScreen(
-            t("bundle file"),
-            t("where to write it: relative to the workspace {ws}, or an absolute path you type "
-              "(.tar, or .tar.gz to compress)", ws=ws),
-            lambda text: output_error(ws, text), value=default), answered)
+        self.app.push_screen(
+            AskScreen(
+                t("bundle file"),
+                t(
+                    "where to write it: relative to the workspace {ws}, or an absolute path you type "
+                    "(.tar, or .tar.gz to compress)",
+                    ws=ws,
+                ),
+                lambda text: output_error(ws, text),
+                value=default,
+            ),
+            answered,
+        )
 
     def _follow_pack(self, out: Path, plan) -> None:
         """Show the pack's progress: the bytes written so far (the bundle grows as `<out>.part`)."""
@@ -195,8 +237,16 @@ class BundleActions:
 
         started = time.monotonic()
         part = out.with_name(out.name + ".part")
-        what = (t("packing {files} file(s), {size}, into {path}", files=len(plan.entries), size=human_size(plan.bytes),
-                  path=out) if plan is not None else t("packing into {path}", path=out))
+        what = (
+            t(
+                "packing {files} file(s), {size}, into {path}",
+                files=len(plan.entries),
+                size=human_size(plan.bytes),
+                path=out,
+            )
+            if plan is not None
+            else t("packing into {path}", path=out)
+        )
         bar = self.query_one("#sync-progress", ProgressBar)
         bar.update(total=None)
         bar.display = True
@@ -206,8 +256,11 @@ class BundleActions:
                 written = part.stat().st_size  # one stat: cheap enough for the UI thread
             except OSError:
                 written = 0
-            self._say(what + " · " + t("{size} written, {seconds}s", size=human_size(written),
-                                       seconds=int(time.monotonic() - started)))
+            self._say(
+                what
+                + " · "
+                + t("{size} written, {seconds}s", size=human_size(written), seconds=int(time.monotonic() - started))
+            )
 
         if self._pack_timer is not None:
             self._pack_timer.stop()
@@ -227,8 +280,14 @@ class BundleActions:
         if message.error:
             self._say(t("no bundle written to {path}", path=message.out) + ": " + message.error)
         else:
-            self._say(t("bundle written: {path} ({size}, {seconds}s)", path=info.path,
-                        size=human_size(info.bytes_out), seconds=f"{info.seconds:.2f}"))
+            self._say(
+                t(
+                    "bundle written: {path} ({size}, {seconds}s)",
+                    path=info.path,
+                    size=human_size(info.bytes_out),
+                    seconds=f"{info.seconds:.2f}",
+                )
+            )
 
     # ------------------------------------------------------------ import
 
@@ -246,9 +305,12 @@ class BundleActions:
                 self._say(t("verifying {path}…", path=path))
                 self.check_bundle(path)
 
-        self.app.push_screen(AskScreen(t("import a bundle"),
-                                       t("bundle file (relative to the workspace {ws}, or absolute)", ws=ws),
-                                       check), answered)
+        self.app.push_screen(
+            AskScreen(
+                t("import a bundle"), t("bundle file (relative to the workspace {ws}, or absolute)", ws=ws), check
+            ),
+            answered,
+        )
 
     @work(thread=True, exclusive=True, group="bundle-import", name="bundle-verify")
     def check_bundle(self, path: Path) -> None:
@@ -274,8 +336,14 @@ class BundleActions:
                 self._say(t("importing {path}…", path=message.path))
                 self.import_bundle(message.path)
 
-        self.app.push_screen(TextScreen(t("import a bundle"), header_text(message.path, message.header),
-                                        t("Import these runs into this workspace?")), confirmed)
+        self.app.push_screen(
+            TextScreen(
+                t("import a bundle"),
+                header_text(message.path, message.header),
+                t("Import these runs into this workspace?"),
+            ),
+            confirmed,
+        )
 
     @work(thread=True, exclusive=True, group="bundle-import", name="bundle-import")
     def import_bundle(self, path: Path) -> None:
@@ -297,10 +365,17 @@ class BundleActions:
             self.notify(message.error, title=t("bundle refused"), severity="error", timeout=15)
             return
         res = message.result
-        text = t("imported {path} (from {host}): {runs} run(s), {written} file(s) written ({size}), "
-                 "{unchanged} already here, in {seconds}s", path=message.path, host=res.source_host or "?",
-                 runs=len(res.runs), written=res.written, size=human_size(res.bytes), unchanged=res.unchanged,
-                 seconds=f"{res.seconds:.2f}")
+        text = t(
+            "imported {path} (from {host}): {runs} run(s), {written} file(s) written ({size}), "
+            "{unchanged} already here, in {seconds}s",
+            path=message.path,
+            host=res.source_host or "?",
+            runs=len(res.runs),
+            written=res.written,
+            size=human_size(res.bytes),
+            unchanged=res.unchanged,
+            seconds=f"{res.seconds:.2f}",
+        )
         if res.skipped:
             text += "; " + t("{n} file(s) kept: this workspace has a longer version", n=len(res.skipped))
         self._say(text)
@@ -338,8 +413,14 @@ class BundleActions:
             if yes:
                 self._ask_receipt()
 
-        self.app.push_screen(TextScreen(t("sync receipts ({n})", n=len(message.receipts)),
-                                        receipts_text(message.receipts), t("Import a receipt file?")), confirmed)
+        self.app.push_screen(
+            TextScreen(
+                t("sync receipts ({n})", n=len(message.receipts)),
+                receipts_text(message.receipts),
+                t("Import a receipt file?"),
+            ),
+            confirmed,
+        )
 
     def _ask_receipt(self) -> None:
         ws = self.app.workspace
@@ -352,9 +433,12 @@ class BundleActions:
             if text:
                 self.import_receipt(resolve_path(ws, text)[0])
 
-        self.app.push_screen(AskScreen(t("import a receipt"),
-                                       t("receipt file (relative to the workspace {ws}, or absolute)", ws=ws),
-                                       check), answered)
+        self.app.push_screen(
+            AskScreen(
+                t("import a receipt"), t("receipt file (relative to the workspace {ws}, or absolute)", ws=ws), check
+            ),
+            answered,
+        )
 
     @work(thread=True, exclusive=True, group="receipts", name="receipt-import")
     def import_receipt(self, path: Path) -> None:
@@ -372,6 +456,13 @@ class BundleActions:
             self.notify(message.error, title=t("receipt refused"), severity="error", timeout=15)
             return
         rec = message.receipt
-        self.notify(t("receipt {id}: {n} run(s) reached {servers}", id=rec.receipt_id, n=len(rec.runs),
-                      servers=", ".join(rec.servers) or "?"), title=t("receipt imported"))
+        self.notify(
+            t(
+                "receipt {id}: {n} run(s) reached {servers}",
+                id=rec.receipt_id,
+                n=len(rec.runs),
+                servers=", ".join(rec.servers) or "?",
+            ),
+            title=t("receipt imported"),
+        )
         self.list_offline()

@@ -15,8 +15,9 @@ class LogPanel(RichLog):
 
     def __init__(self, *, id: str | None = None, max_lines: int = MAX_LINES):
         # min_width 1: RichLog would otherwise wrap at 78 cells at least, wider than an 80x24 panel.
-        super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False, auto_scroll=True,
-                         min_width=1)
+        super().__init__(
+            id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=1
+        )
         self.lines_text: deque[str] = deque(maxlen=max_lines)
         self._wrapped_at = 0
 

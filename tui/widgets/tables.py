@@ -16,7 +16,7 @@ def column_widths(columns: list[str], rows: list[list[str]]) -> list[int]:
     """The width in cells of each column: its widest cell or header."""
     widths = [width(str(c)) for c in columns]
     for row in rows:
-        for i, cell in enumerate(row[:len(widths)]):
+        for i, cell in enumerate(row[: len(widths)]):
             widths[i] = max(widths[i], width(str(cell)))
     return widths
 
