@@ -14,3 +14,11 @@ class ConfigError(FtmodelError, ValueError):
 
 class DataError(FtmodelError, ValueError):
     """A data file is missing or malformed; the message names the file, the line and the problem."""
+
+
+class SyncError(FtmodelError):
+    """A problem that stops a sync before anything is sent (no key, no server URL…)."""
+
+
+class ServerError(FtmodelError):
+    """The server could not be asked (unreachable, timed out, HTTP error, GraphQL error)."""

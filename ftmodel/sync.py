@@ -23,8 +23,10 @@ from the server's `historyLineCount` with ALL local rows (duplicating the first 
   process group and is recorded; any error of one run is that run's failure in the ledger.
 
 Carrying runs off an air-gapped box is ftmodel.bundle; receipts of what arrived, ftmodel.receipts;
-the `.wandb` format, ftmodel.wandb_log. This file stays long because the verifier (server query,
-local reader, comparison) and the sync loop are one idea that reads best in one place.
+the `.wandb` format, ftmodel.wandb_log; the server, its key and our GraphQL client,
+ftmodel.wandb_server; the local record and its comparison with the server, ftmodel.sync_verify.
+This file is the ledger, the staging copy and the sync loop. (A little over 400 lines: the sync
+loop's per-run steps read best together.)
 
 Stdlib only at import time (the console imports this); wandb itself only runs as a subprocess.
 The API key comes from `WANDB_API_KEY` or wandb's own login (`~/.netrc` / `$NETRC`, or `api_key`
@@ -33,28 +35,31 @@ in the wandb settings file); it is never written to the ledger, a log or a print
 
 from __future__ import annotations
 
-import base64
-import configparser
 import contextlib
 import json
-import math
-import netrc
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from ftmodel import http_client as http
 from ftmodel import receipts
+from ftmodel.errors import ServerError, SyncError
 from ftmodel.rundir import atomic_write_text, file_lock
 from ftmodel.sync_guard import RunBusy, incomplete_reason, run_lock, still_running_here
+from ftmodel.sync_verify import LocalRecord as LocalRecord  # re-exported: part of sync's API
+from ftmodel.sync_verify import (
+    _describe,
+    _json_field,
+    compare,
+    read_local,
+    wandb_command,
+)
+from ftmodel.sync_verify import wandb_exe as wandb_exe
 from ftmodel.tracking import wandb_environment
 from ftmodel.wandb_log import (
     HISTORY,
@@ -65,6 +70,13 @@ from ftmodel.wandb_log import (
     top_level_fields,
     write_log_records,
 )
+from ftmodel.wandb_server import (
+    QUERY_TIMEOUT,
+    Server,
+    app_url,
+    resolve_api_key,
+    resolve_base_url,
+)
 from ftmodel.workspace import Workspace
 
 LEDGER_FILE = "sync_ledger.json"
@@ -74,7 +86,6 @@ NEVER, SYNCED, FAILED = "never", "synced", "failed"
 # whole run (crashed, cut short, still running when bundled): shown as such, never as "verified".
 PARTIAL = "partial"
 DONE_STATES = (SYNCED, PARTIAL)
-USER_AGENT = "ftmodel-sync/1"
 
 # Bounded retries and timeouts for the wandb client (its defaults retry for ~16 minutes when the
 # server is unreachable, and the file stream up to 10085 times). Environment values win.
@@ -89,38 +100,6 @@ CLIENT_LIMITS = {
     "WANDB__FILE_TRANSFER_RETRY_WAIT_MAX_SECONDS": "10",
 }
 DEFAULT_TIMEOUT = 600.0  # outer kill timeout for one `wandb sync` subprocess, seconds
-QUERY_TIMEOUT = 20.0  # our own GraphQL requests, seconds
-
-VERIFY_QUERY = """
-query FtmodelVerifyRun($entity: String, $project: String!, $run: String!) {
-  project(name: $project, entityName: $entity) {
-    run(name: $run) {
-      id
-      name
-      displayName
-      state
-      historyLineCount
-      historyKeys
-      summaryMetrics
-      config
-      project { name entity { name } }
-      outputArtifacts(first: 100) {
-        totalCount
-        edges { node { id digest state versionIndex artifactType { name } artifactSequence { name } } }
-      }
-    }
-  }
-}
-"""
-VIEWER_QUERY = "query Viewer { viewer { id entity username } }"
-
-
-class SyncError(Exception):
-    """A problem that stops a sync before anything is sent (no key, no server URL…)."""
-
-
-class ServerError(Exception):
-    """The server could not be asked (unreachable, timed out, HTTP error, GraphQL error)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,340 +236,6 @@ def select_runs(ws: Workspace | str | Path, names: Iterable[str] = ()) -> list[O
 def status(ws: Workspace | str | Path) -> list[OfflineRun]:
     """Every offline run with its ledger state (never / synced / failed and why), size and URL."""
     return list_offline_runs(ws)
-
-
-# ---------------------------------------------------------------------------------------------
-# Where the server is and who we are
-# ---------------------------------------------------------------------------------------------
-
-
-def _settings_file(env: dict[str, str]) -> Path:
-    config_dir = env.get("WANDB_CONFIG_DIR") or os.path.expanduser("~/.config/wandb")
-    return Path(config_dir).expanduser() / "settings"
-
-
-def _settings_value(env: dict[str, str], key: str) -> str | None:
-    parser = configparser.ConfigParser()
-    try:
-        parser.read(_settings_file(env))
-    except (OSError, configparser.Error):
-        return None
-    return parser.get("default", key, fallback=None) or None
-
-
-def resolve_base_url(env: dict[str, str]) -> str:
-    """The server: `WANDB_BASE_URL`, else `base_url` in wandb's settings file (as wandb resolves it)."""
-    url = env.get("WANDB_BASE_URL") or _settings_value(env, "base_url")
-    if not url:
-        raise SyncError("no W&B server configured: set WANDB_BASE_URL (e.g. https://api.wandb.ai or your server)")
-    return url.rstrip("/")
-
-
-def resolve_api_key(env: dict[str, str], base_url: str) -> str:
-    """The API key, looked up where wandb 0.31 looks: WANDB_API_KEY, the netrc entry for the
-    server's host ($NETRC or ~/.netrc), then `api_key` in wandb's settings file."""
-    if env.get("WANDB_API_KEY"):
-        return env["WANDB_API_KEY"]
-    netrc_path = env.get("NETRC") or os.path.expanduser("~/.netrc")
-    with contextlib.suppress(OSError, netrc.NetrcParseError):
-        creds = netrc.netrc(netrc_path).authenticators(urlsplit(base_url).netloc)
-        if creds and creds[2]:
-            return creds[2]
-    key = _settings_value(env, "api_key")
-    if key:
-        return key
-    raise SyncError(f"no W&B API key for {base_url}: set WANDB_API_KEY or run `wandb login`")
-
-
-def app_url(base_url: str) -> str:
-    """The web UI's URL for an API URL (wandb's own rule for cloud, on-prem and local servers)."""
-    if "://api.wandb." in base_url:
-        return base_url.replace("://api.", "://", 1).rstrip("/")
-    if "://api." in base_url:
-        return base_url.replace("://api.", "://app.", 1).rstrip("/")
-    return base_url.rstrip("/")
-
-
-class Server:
-    """Our own small GraphQL client for the checks (ftmodel.http_client, basic auth `api:<key>`).
-
-    `timeout` is an overall deadline for each query (a server trickling bytes cannot hold a check
-    longer); every failure is a ServerError with one line saying what happened. A redirect to
-    another host is refused (the key never leaves for a host the user did not name)."""
-
-    ARTIFACTS_QUERY = """
-query FtmodelRunArtifacts($entity: String, $project: String!, $run: String!, $cursor: String) {
-  project(name: $project, entityName: $entity) {
-    run(name: $run) {
-      outputArtifacts(first: 100, after: $cursor) {
-        totalCount
-        pageInfo { endCursor hasNextPage }
-        edges { node { id digest state versionIndex artifactType { name } artifactSequence { name } } }
-      }
-    }
-  }
-}
-"""
-    MAX_ARTIFACT_PAGES = 1000  # 100,000 artifacts: a bound, so a server repeating a cursor cannot loop us
-
-    def __init__(self, base_url: str, api_key: str, timeout: float = QUERY_TIMEOUT):
-        self.base_url = base_url.rstrip("/")
-        self._auth = "Basic " + base64.b64encode(f"api:{api_key}".encode()).decode()
-        self.timeout = timeout
-
-    def query(self, query: str, variables: dict | None = None, operation: str | None = None) -> dict:
-        """Send one GraphQL query; return its `data`, or raise ServerError."""
-        body = json.dumps({"query": query, "variables": variables or {}, "operationName": operation}).encode()
-        url = f"{self.base_url}/graphql"
-        try:
-            reply = http.request(
-                "POST",
-                url,
-                body=body,
-                timeout=self.timeout,
-                deadline=self.timeout,
-                headers={"Content-Type": "application/json", "Authorization": self._auth, "User-Agent": USER_AGENT},
-            )
-        except http.Unreachable as e:
-            raise ServerError(f"server unreachable: {e}") from None
-        except http.HTTPError as e:
-            raise ServerError(f"server query failed: {e}") from None
-        if reply.status >= 400:
-            raise ServerError(f"server answered HTTP {reply.status} at {url}")
-        try:
-            payload = json.loads(reply.body or b"{}")
-        except ValueError:
-            raise ServerError(f"server at {self.base_url} answered something that is not JSON") from None
-        if not isinstance(payload, dict):
-            raise ServerError(f"server at {self.base_url} answered JSON that is not an object")
-        if payload.get("errors"):
-            errors = payload["errors"] if isinstance(payload["errors"], list) else [payload["errors"]]
-            msg = "; ".join(str(err.get("message", err) if isinstance(err, dict) else err) for err in errors)[:300]
-            raise ServerError(f"server error: {msg}")
-        data = payload.get("data") or {}
-        if not isinstance(data, dict):
-            raise ServerError(f"server at {self.base_url} answered a `data` that is not an object")
-        return data
-
-    def viewer_entity(self) -> str | None:
-        viewer = self._field(self.query(VIEWER_QUERY, operation="Viewer"), "viewer")
-        return viewer.get("entity") if viewer else None
-
-    def run(self, entity: str | None, project: str, run: str) -> dict | None:
-        """The run as the server has it, with EVERY output artifact (the first query gets 100)."""
-        variables = {"entity": entity, "project": project, "run": run}
-        found = self._field(self.query(VERIFY_QUERY, variables, "FtmodelVerifyRun"), "project", "run")
-        arts = self._field(found, "outputArtifacts") or {}
-        edges = arts.get("edges") if isinstance(arts.get("edges"), list) else []
-        try:
-            total = int(arts.get("totalCount") or 0)
-        except (TypeError, ValueError):
-            raise ServerError(f"server at {self.base_url} answered a totalCount that is not a number") from None
-        if found and total > len(edges):
-            edges = self._all_artifacts(variables)
-        if found:
-            found["outputArtifacts"] = {**arts, "edges": [e for e in edges if isinstance(e, dict)]}
-        return found
-
-    def _field(self, data, *path: str) -> dict | None:
-        """data[path…] when each step is an object; None when one is missing; ServerError when one is not an object."""
-        for key in path:
-            if data is None:
-                return None
-            if not isinstance(data, dict):
-                raise ServerError(f"server at {self.base_url} answered {key!r} inside something that is not an object")
-            data = data.get(key)
-        if data is not None and not isinstance(data, dict):
-            raise ServerError(f"server at {self.base_url} answered a {path[-1]!r} that is not an object")
-        return data
-
-    def _all_artifacts(self, variables: dict) -> list[dict]:
-        """Page through a run's output artifacts, 100 at a time."""
-        edges, cursor = [], None
-        for _ in range(self.MAX_ARTIFACT_PAGES):
-            data = self.query(self.ARTIFACTS_QUERY, {**variables, "cursor": cursor}, "FtmodelRunArtifacts")
-            page = self._field(data, "project", "run", "outputArtifacts") or {}
-            edges += [e for e in page.get("edges") or [] if isinstance(e, dict)]
-            info = page.get("pageInfo") if isinstance(page.get("pageInfo"), dict) else {}
-            if not info.get("hasNextPage") or not info.get("endCursor") or info.get("endCursor") == cursor:
-                return edges
-            cursor = info["endCursor"]
-        raise ServerError(f"server at {self.base_url}: more than {self.MAX_ARTIFACT_PAGES} pages of artifacts")
-
-
-# ---------------------------------------------------------------------------------------------
-# The local record (wandb's own reader) and the comparison
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class LocalRecord:
-    """What the offline run holds, read with `wandb leet inspect --json`."""
-
-    entity: str
-    project: str
-    name: str
-    history_rows: int
-    history_steps: list[int]
-    summary: dict
-    config: dict
-    artifacts: list[dict]  # {name, type, digest, missing: [staged paths that are gone]}
-    exited: bool
-
-
-def wandb_exe() -> Path:
-    return Path(sys.executable).parent / "wandb"
-
-
-def wandb_command() -> list[str]:
-    """The wandb CLI of this interpreter: its console script, or `python -m wandb` when the
-    environment has none next to the interpreter (a venv layered on another's site-packages)."""
-    exe = wandb_exe()
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "wandb"]
-
-
-def read_local(run: OfflineRun, env: dict[str, str], timeout: float = 120) -> LocalRecord:
-    """Read an offline run back with wandb's own reader."""
-    ws_root = run.path.parent.parent.parent.parent  # <ws>/runs/<id>/wandb/offline-run-*
-    exe = wandb_command()
-
-    def leet(*args: str) -> str:
-        proc = subprocess.run(
-            [*exe, "leet", "inspect", *args, str(run.path)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-        if proc.returncode != 0:
-            raise SyncError(f"cannot read {run.key}: {(proc.stderr or proc.stdout).strip()[-300:]}")
-        return proc.stdout
-
-    summary = json.loads(leet("--summary", "--json"))
-    steps, artifacts, exited = [], [], False
-    for line in leet("--json").splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
-        kind = rec.get("type")
-        if kind == "history":
-            hist = rec.get("history") or {}
-            step = (hist.get("step") or {}).get("num")
-            if step is None:
-                step = (hist.get("item") or {}).get("_step")
-            steps.append(int(step or 0))
-        elif kind == "artifact":
-            art = rec.get("artifact") or {}
-            contents = (art.get("manifest") or {}).get("contents") or []
-            missing = [
-                c["local_path"]
-                for c in contents
-                if c.get("local_path") and not resolve_staged(c["local_path"], ws_root, run.path.parent.parent)
-            ]
-            artifacts.append(
-                {"name": art.get("name"), "type": art.get("type"), "digest": art.get("digest"), "missing": missing}
-            )
-        elif kind == "exit":
-            exited = True
-    return LocalRecord(
-        entity=summary.get("entity") or "",
-        project=summary.get("project") or "",
-        name=summary.get("name") or "",
-        history_rows=len(steps),
-        history_steps=steps,
-        summary=summary.get("summary") or {},
-        config=summary.get("config") or {},
-        artifacts=artifacts,
-        exited=exited,
-    )
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        if isinstance(a, float) and math.isnan(a):
-            return isinstance(b, float) and math.isnan(b)
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    if isinstance(a, str) and isinstance(b, (int, float)) and a in ("NaN", "Infinity", "-Infinity"):
-        return _same(float(a), b)
-    if isinstance(b, str) and isinstance(a, (int, float)) and b in ("NaN", "Infinity", "-Infinity"):
-        return _same(a, float(b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        if "_type" in a:  # media and tables: the server rewrites paths; presence is what counts
-            return True
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-def _json_field(value) -> dict:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _unwrap_config(config: dict) -> dict:
-    """The server stores config as {key: {"value": v, "desc": …}}: return {key: v}."""
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and "value" in value and set(value) <= {"value", "desc"}:
-            out[key] = value["value"]
-        else:
-            out[key] = value
-    return out
-
-
-def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
-    """Compare the server's run with the local record; return (problems, counts)."""
-    if not remote:
-        return ["run not found on the server"], {}
-    problems = []
-    lines = int(remote.get("historyLineCount") or 0)
-    counts = {"history_local": local.history_rows, "history_server": lines, "artifacts_local": len(local.artifacts)}
-    if lines != local.history_rows:
-        problems.append(f"history: server has {lines} rows, local run has {local.history_rows}")
-    last_step = _json_field(remote.get("historyKeys")).get("lastStep")
-    if (
-        local.history_steps
-        and last_step is not None
-        and lines == local.history_rows
-        and int(last_step) != local.history_steps[-1]
-    ):
-        problems.append(f"history: server's last step is {last_step}, local last step is {local.history_steps[-1]}")
-    summary = _json_field(remote.get("summaryMetrics"))
-    # Keys wandb sets itself (`_step`, `_runtime`, …) are left out: the client drops `_step` from the
-    # summary when a retry sends no history rows; the last step is checked through historyKeys.
-    bad = [
-        k for k, v in local.summary.items() if not k.startswith("_") and (k not in summary or not _same(v, summary[k]))
-    ]
-    if bad:
-        problems.append(f"summary differs: {', '.join(sorted(bad)[:8])}")
-    config = _unwrap_config(_json_field(remote.get("config")))
-    bad = [k for k, v in local.config.items() if k != "_wandb" and (k not in config or not _same(v, config[k]))]
-    if bad:
-        problems.append(f"config differs: {', '.join(sorted(bad)[:8])}")
-    server_arts = [e["node"] for e in ((remote.get("outputArtifacts") or {}).get("edges") or []) if e.get("node")]
-    committed = 0
-    for art in local.artifacts:
-        found = [
-            a
-            for a in server_arts
-            if a.get("digest") == art["digest"] and (a.get("artifactSequence") or {}).get("name") == art["name"]
-        ]
-        if not found:
-            problems.append(f"artifact {art['name']} ({art['type']}) is not on the server")
-        elif not any(a.get("state") == "COMMITTED" for a in found):
-            problems.append(f"artifact {art['name']} ({art['type']}) is not committed ({found[0].get('state')})")
-        else:
-            committed += 1
-    counts["artifacts_committed"] = committed
-    return problems, counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -951,19 +596,6 @@ def _sync_one(
         },
     )
     return Result(run.key, "synced" if state == SYNCED else PARTIAL, reason, url, counts)
-
-
-def _describe(local: LocalRecord, on_server: int, missing: list[dict]) -> str:
-    parts = [
-        f"{local.history_rows - on_server} history rows"
-        + (f" (server has {on_server} of {local.history_rows})" if on_server else ""),
-        f"summary ({len(local.summary)} keys)",
-        f"config ({len(local.config)} keys)",
-        f"{len(local.artifacts)} artifact(s)",
-    ]
-    if missing:
-        parts.append(f"{len(missing)} with staged files missing")
-    return ", ".join(parts)
 
 
 def human_size(n: int) -> str:
