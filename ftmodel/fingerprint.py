@@ -86,6 +86,8 @@ class Fingerprint:
     parts: dict = field(default_factory=dict)
     lineage: dict = field(default_factory=dict)
     missing: str | None = None
+    # False where reuse never applies (export/ablation, a resumed run): nothing unexpected to tell.
+    applicable: bool = True
 
     def as_state(self) -> dict:
         """What state.json records under `fingerprint`."""
@@ -196,9 +198,9 @@ def compute(stage: str, cfg, ws_root: Path, args: dict) -> Fingerprint:
     """Compute a stage's fingerprint and lineage from its config, pinned args and workspace inputs."""
     ws_root = Path(ws_root)
     if STAGE_READS.get(stage) is None:
-        return Fingerprint(stage, None, missing=f"{stage} runs are never reused")
+        return Fingerprint(stage, None, missing=f"{stage} runs are never reused", applicable=False)
     if args.get("resume"):
-        return Fingerprint(stage, None, missing="a resumed run continues its own checkpoint")
+        return Fingerprint(stage, None, missing="a resumed run continues its own checkpoint", applicable=False)
     parts: dict = {
         "stage": stage,
         "version": project_version(),

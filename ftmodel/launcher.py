@@ -196,8 +196,8 @@ def start_stage(
         run.update_state(fingerprint=fp.as_state(), lineage=fp.lineage)
     except OSError as e:
         raise LaunchError(f"cannot create a run directory in {ws.runs}: {_reason(e)}") from None
-    if report and reuse and fp.digest is None:
-        report(f"{stage}: running ({fp.missing})")
+    if report and reuse and fp.digest is None and fp.applicable:  # e.g. an input could not be hashed
+        report(f"{stage}: running, nothing to reuse ({fp.missing})")
     if getattr(cfg.launch, "backend", "local") == "slurm":
         from ftmodel import backends
 
