@@ -81,7 +81,8 @@ def run(ctx: StageContext) -> dict:
         produced[stage] = child.id
         ctx.run.update_state(children=children, current=stage)
         ctx.log(
-            f"==> {stage} ({i + 1}/{len(stages)}): run {child.id}" + (f" ({fp.missing})" if fp.digest is None and fp.applicable else "")
+            f"==> {stage} ({i + 1}/{len(stages)}): run {child.id}"
+            + (f" ({fp.missing})" if fp.digest is None and fp.applicable else "")
         )
         # Same process group as the driver: stopping the pipeline stops the stage in flight.
         proc = ctx.launch(child, new_session=False, launch_cfg=ctx.cfg.launch)
