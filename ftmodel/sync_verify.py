@@ -9,13 +9,17 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ftmodel.errors import SyncError
 from ftmodel.wandb_log import resolve_staged
 
-if TYPE_CHECKING:
-    from ftmodel.sync import OfflineRun
+
+class OfflineRunLike(Protocol):
+    """What reading a run back needs of `sync.OfflineRun` (named here, so this module never imports sync)."""
+
+    path: Path
+    key: str
 
 
 @dataclass
@@ -44,7 +48,7 @@ def wandb_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "wandb"]
 
 
-def read_local(run: OfflineRun, env: dict[str, str], timeout: float = 120) -> LocalRecord:
+def read_local(run: OfflineRunLike, env: dict[str, str], timeout: float = 120) -> LocalRecord:
     """Read an offline run back with wandb's own reader."""
     ws_root = run.path.parent.parent.parent.parent  # <ws>/runs/<id>/wandb/offline-run-*
     exe = wandb_command()
