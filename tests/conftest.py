@@ -55,6 +55,24 @@ def cli(
     )
 
 
+def openai_teacher(url: str, *more: str) -> list[str]:
+    """`--set` flags that point distill at an OpenAI-compatible teacher at `url` (wandb off, 5 s of
+    silence allowed); flags in `more` come later, so they win."""
+    return [
+        "--set",
+        "distill.backend=openai",
+        "--set",
+        f"distill.base_url={url}",
+        "--set",
+        "distill.model=teacher",
+        "--set",
+        "wandb.enabled=false",
+        "--set",
+        "distill.timeout_s=5",
+        *more,
+    ]
+
+
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
     """Poll `predicate` until it returns a truthy value or `timeout` passes (then fail)."""
     deadline = time.monotonic() + timeout

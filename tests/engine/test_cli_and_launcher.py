@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ftmodel.data import bank
 from ftmodel.data.loaders import write_jsonl
-from tests.conftest import cli, read_metrics, read_state, wait_for
+from tests.conftest import cli, openai_teacher, read_metrics, read_state, wait_for
 
 
 def prepared_workspace(tmp_path: Path, n_train: int = 120) -> Path:
@@ -124,16 +124,7 @@ def test_stop_now_escalates_at_once_and_records_who_asked(tmp_path):
             "--detach",
             "--workspace",
             str(ws),
-            "--set",
-            "distill.backend=openai",
-            "--set",
-            f"distill.base_url={srv.base_url}",
-            "--set",
-            "distill.model=teacher",
-            "--set",
-            "distill.timeout_s=200",
-            "--set",
-            "wandb.enabled=false",
+            *openai_teacher(srv.base_url, "--set", "distill.timeout_s=200"),
         )
         assert res.returncode == 0, res.stderr
         run = only_run(ws, "distill")

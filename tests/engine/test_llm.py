@@ -8,7 +8,7 @@ import pytest
 
 from ftmodel.judge import Judge, parse_score
 from ftmodel.llm import LLMError, OpenAIChatClient, map_chat
-from tests.conftest import cli, read_metrics, read_state, wait_for
+from tests.conftest import cli, openai_teacher, read_metrics, read_state, wait_for
 from tests.engine.test_cli_and_launcher import only_run, prepared_workspace
 from tests.fake_openai import FakeOpenAI, Faults, closed_port_url
 
@@ -130,22 +130,6 @@ def _solutions(ws):
         r = json.loads(line)
         by_question[r["question"]] = r["solution"]
     return lambda messages: by_question[messages[-1]["content"]]
-
-
-def openai_teacher(url: str, *more: str) -> list[str]:
-    return [
-        "--set",
-        "distill.backend=openai",
-        "--set",
-        f"distill.base_url={url}",
-        "--set",
-        "distill.model=teacher",
-        "--set",
-        "wandb.enabled=false",
-        "--set",
-        "distill.timeout_s=5",
-        *more,
-    ]
 
 
 def test_distill_with_an_openai_teacher_logs_progress(tmp_path):

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tests.conftest import SMALL_OVERRIDES, cli, read_metrics, read_state, wait_for, write_config
+from tests.conftest import SMALL_OVERRIDES, cli, openai_teacher, read_metrics, read_state, wait_for, write_config
 from tests.engine.test_cli_and_launcher import prepared_workspace
 from tests.engine.test_queue import jobs, settled
 from tests.slurm_cluster import slurm_cluster  # noqa: F401 (the fixture)
@@ -52,14 +52,7 @@ def test_a_job_slurm_kills_is_shown_as_killed_with_its_log_tail(slurm_cluster, t
             "--detach",
             "--workspace",
             str(ws),
-            "--set",
-            "distill.backend=openai",
-            "--set",
-            f"distill.base_url={srv.base_url}",
-            "--set",
-            "distill.model=teacher",
-            "--set",
-            "distill.timeout_s=200",
+            *openai_teacher(srv.base_url, "--set", "distill.timeout_s=200"),
             *SLURM,
             env=env,
         )

@@ -14,7 +14,7 @@ import pytest
 
 from ftmodel.data import bank
 from ftmodel.data.loaders import write_jsonl
-from tests.conftest import ROOT, SMALL_OVERRIDES, cli, read_state, wait_for, write_config
+from tests.conftest import ROOT, SMALL_OVERRIDES, cli, openai_teacher, read_state, wait_for, write_config
 from tests.fake_openai import FakeOpenAI
 from tests.faults.conftest import assert_clean
 
@@ -60,18 +60,7 @@ def test_a_second_stopper_waits_for_the_first_instead_of_stopping_at_once(tmp_pa
             "--detach",
             "--workspace",
             str(ws),
-            "--set",
-            "distill.backend=openai",
-            "--set",
-            f"distill.base_url={srv.base_url}",
-            "--set",
-            "distill.model=teacher",
-            "--set",
-            "distill.concurrency=1",
-            "--set",
-            "distill.timeout_s=200",
-            "--set",
-            "wandb.enabled=false",
+            *openai_teacher(srv.base_url, "--set", "distill.concurrency=1", "--set", "distill.timeout_s=200"),
         )
         assert res.returncode == 0, res.stdout + res.stderr
         (run,) = (ws / "runs").iterdir()

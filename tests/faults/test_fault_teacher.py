@@ -9,7 +9,7 @@ import pytest
 from ftmodel.context import StageError
 from ftmodel.judge import Judge
 from ftmodel.llm import LLMError, OpenAIChatClient, map_chat
-from tests.conftest import cli, read_state, wait_for
+from tests.conftest import cli, openai_teacher, read_state, wait_for
 from tests.engine.test_cli_and_launcher import only_run, prepared_workspace
 from tests.fake_openai import FakeOpenAI, Faults, closed_port_url
 from tests.faults.loopback import Recorder, self_signed_cert, server_tls
@@ -131,22 +131,6 @@ def test_requests_abandoned_by_the_caller_are_closed_not_retried():
         replies.close()  # the caller stops (a stop request, a fatal error elsewhere)
         wait_for(lambda: srv.abandoned == 2, timeout=30, what="the server to see the client hang up twice")
     assert len(srv.requests) == 3 and srv.streamed == 1  # nothing retried after the close
-
-
-def openai_teacher(url: str, *more: str) -> list[str]:
-    return [
-        "--set",
-        "distill.backend=openai",
-        "--set",
-        f"distill.base_url={url}",
-        "--set",
-        "distill.model=teacher",
-        "--set",
-        "wandb.enabled=false",
-        "--set",
-        "distill.timeout_s=5",
-        *more,
-    ]
 
 
 def test_distill_against_a_teacher_that_is_down_fails_and_says_why(tmp_path):
