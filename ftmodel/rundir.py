@@ -13,6 +13,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import secrets
 import shutil
@@ -223,7 +224,7 @@ class Run:
                 else:
                     state[key] = value
             state["updated"] = time.time()
-            atomic_write_text(self.state_path, json.dumps(state, indent=2, sort_keys=True) + "\n")
+            atomic_write_text(self.state_path, dumps_strict(state, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
             return state
 
     def status(self) -> str:
@@ -373,15 +374,44 @@ def find_run(workspace: str | Path, run_id: str) -> Run:
     raise LookupError(f"run id {run_id!r} is ambiguous: {', '.join(r.id for r in matches[:5])}")
 
 
+# RFC 8259 has no NaN or Infinity: the bare tokens Python's json writes are rejected by jq, pandas and
+# strict readers. A non-finite number is written as one of these strings and read back as the float.
+NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_NONFINITE_BYTES = (b'"NaN"', b'Infinity"')
+
+
+def _nonfinite_as_text(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _nonfinite_as_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nonfinite_as_text(v) for v in value]
+    return value
+
+
+def dumps_strict(obj: Any, **kwargs: Any) -> str:
+    """JSON text that strict readers accept: NaN and ±Infinity become the strings of `NONFINITE`."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError:  # rare (a diverged run): convert only then, so the common row costs nothing more
+        return json.dumps(_nonfinite_as_text(obj), allow_nan=False, **kwargs)
+
+
+def restore_nonfinite(value: Any) -> Any:
+    """Turn a number slot written by `dumps_strict` back into a float (`"NaN"` -> nan); others as they are."""
+    return NONFINITE.get(value, value) if isinstance(value, str) else value
+
+
 class MetricsWriter:
-    """Append metric rows to metrics.jsonl, one flushed line per logged step."""
+    """Append metric rows to metrics.jsonl, one flushed line per logged step (strict JSON)."""
 
     def __init__(self, path: Path):
         self._fh = open(path, "a", encoding="utf-8")
 
     def write(self, row: dict) -> None:
         """Append one row and flush it, so readers see whole lines as soon as they exist."""
-        self._fh.write(json.dumps(row, allow_nan=True, separators=(",", ":")) + "\n")
+        self._fh.write(dumps_strict(row, separators=(",", ":"), ensure_ascii=False) + "\n")
         self._fh.flush()
 
     def close(self) -> None:
@@ -421,7 +451,12 @@ class MetricsReader:
 
 
 def parse_metric_lines(lines: list[bytes]) -> list[dict]:
-    """Parse JSONL lines (metrics.jsonl, completions.jsonl) into dict rows, skipping blank and corrupt ones."""
+    """Parse JSONL lines (metrics.jsonl, completions.jsonl) into dict rows, skipping blank and corrupt ones.
+
+    A top-level value written as `"NaN"`, `"Infinity"` or `"-Infinity"` comes back as that float (old
+    files holding the bare tokens read the same). Nothing else is checked: rows are untrusted input
+    and may hold any JSON type.
+    """
     rows = []
     for line in lines:
         if not line.strip():
@@ -429,7 +464,9 @@ def parse_metric_lines(lines: list[bytes]) -> list[dict]:
         try:
             row = json.loads(line)
         except ValueError:
-            continue  # a corrupt line never stops the reader
+            continue  # a corrupt line (torn, not UTF-8, not JSON) never stops the reader
         if isinstance(row, dict):
+            if _NONFINITE_BYTES[0] in line or _NONFINITE_BYTES[1] in line:
+                row = {k: restore_nonfinite(v) for k, v in row.items()}
             rows.append(row)
     return rows

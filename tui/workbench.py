@@ -18,7 +18,7 @@ from typing import Any
 
 from ftmodel import config as config_mod
 from ftmodel.reports import AblationMatrix, read_ablation  # noqa: F401 - the screens read them from here
-from ftmodel.rundir import atomic_write_text, parse_metric_lines
+from ftmodel.rundir import atomic_write_text, parse_metric_lines, restore_nonfinite
 from ftmodel.words import VARIANTS as VARIANT_NAMES  # noqa: F401
 from tui.view import RunSummary, fmt_duration
 
@@ -391,9 +391,10 @@ def read_completions(run_path: Path) -> list[Completion]:
             str(row.get("answer") or ""),
             str(row.get("qtype") or ""),
             str(row.get("completion") or ""),
-            dict(row.get("rewards") or {}),
+            {str(k): restore_nonfinite(v) for k, v in rewards.items()},
         )
         for row in parse_metric_lines(lines)
+        for rewards in [row.get("rewards") if isinstance(row.get("rewards"), dict) else {}]
     ]
 
 

@@ -113,9 +113,8 @@ def trainer_args(c, output_dir: str, reward_weights: list[float]):
 def completion_recorder(trainer_cls, ctx: StageContext):
     """Subclass a GRPO trainer so every sampled completion is appended to `<run>/completions.jsonl`
     with its rewards (what the console's completions browser reads); rank 0 records its share."""
-    import json
-
     from ftmodel.rewards import completion_text
+    from ftmodel.rundir import dumps_strict
 
     class RecordingTrainer(trainer_cls):
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -126,7 +125,7 @@ def completion_recorder(trainer_cls, ctx: StageContext):
                 with open(ctx.run.path / COMPLETIONS_FILE, "a", encoding="utf-8") as fh:
                     for example, completion, values in zip(inputs, completions, local):
                         fh.write(
-                            json.dumps(
+                            dumps_strict(
                                 {
                                     "step": step,
                                     "question": example.get("question"),
@@ -135,7 +134,6 @@ def completion_recorder(trainer_cls, ctx: StageContext):
                                     "completion": completion_text(completion),
                                     "rewards": dict(zip(self.reward_func_names, values)),
                                 },
-                                allow_nan=True,
                                 ensure_ascii=False,
                             )
                             + "\n"

@@ -53,6 +53,36 @@ def test_metrics_reader_keeps_partial_line_and_survives_truncation(tmp_path):
     w.close()
 
 
+def test_metrics_stay_strict_json_and_keep_nonfinite_values(tmp_path):
+    """A diverged run's NaN and infinities are written as strings (RFC 8259 has no bare NaN) and read
+    back as floats; an old file with Python's bare tokens, a wrong type and a torn line still read."""
+    import math
+
+    path = tmp_path / "metrics.jsonl"
+    w = MetricsWriter(path)
+    w.write({"step": 1, "loss": float("nan"), "grad_norm": float("inf"), "reward": -float("inf"), "lr": 1e308})
+    w.write({"step": 2, "loss": 0.5})
+    w.close()
+    for line in path.read_text().splitlines():
+        json.loads(line, parse_constant=lambda tok: pytest.fail(f"bare {tok} in {line}"))  # strict parse
+    with open(path, "ab") as fh:
+        fh.write(b'{"step": 3, "loss": NaN, "kl": -Infinity}\n{"step": 4, "loss": "high", "x": [1]}\n')
+        fh.write(b'\xff\xfe not utf-8\n{"step": 5, "lo')
+    rows = MetricsReader(path).read_new()
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert math.isnan(rows[0]["loss"]) and rows[0]["grad_norm"] == math.inf and rows[0]["reward"] == -math.inf
+    assert rows[0]["lr"] == 1e308 and math.isnan(rows[2]["loss"]) and rows[2]["kl"] == -math.inf
+    assert rows[3]["loss"] == "high"  # a wrong type is the reader's to skip, not the parser's
+
+
+def test_state_json_keeps_real_characters_and_strict_numbers(tmp_path):
+    run = make(tmp_path, error="答案缺失", summary={"train_loss": float("nan")})
+    text = run.state_path.read_text(encoding="utf-8")
+    assert "答案缺失" in text and "\\u" not in text and "NaN" in text
+    json.loads(text, parse_constant=lambda tok: pytest.fail(f"bare {tok} in state.json"))
+    assert run.read_state()["error"] == "答案缺失"
+
+
 def test_status_reports_lost_when_the_process_is_gone(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     start = rundir.process_start_time(proc.pid)
