@@ -64,7 +64,7 @@ def test_metrics_stay_strict_json_and_keep_nonfinite_values(tmp_path):
     w.write({"step": 2, "loss": 0.5})
     w.close()
     for line in path.read_text().splitlines():
-        json.loads(line, parse_constant=lambda tok: pytest.fail(f"bare {tok} in {line}"))  # strict parse
+        json.loads(line, parse_constant=lambda tok, line=line: pytest.fail(f"bare {tok} in {line}"))  # strict
     with open(path, "ab") as fh:
         fh.write(b'{"step": 3, "loss": NaN, "kl": -Infinity}\n{"step": 4, "loss": "high", "x": [1]}\n')
         fh.write(b'\xff\xfe not utf-8\n{"step": 5, "lo')
