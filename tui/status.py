@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from rich.markup import escape
 
 from ftmodel.i18n import t
-from tui.view import RunSummary, SeriesStore, fmt_duration, health_hints, speed_and_eta
+from tui.rundata.health import health_hints
+from tui.rundata.series import SeriesStore
+from tui.rundata.summary import RunSummary, fmt_duration, speed_and_eta
 
 # A glyph per state, so states read without colour (NO_COLOR, monochrome terminals).
 STATUS_GLYPH = {

@@ -127,7 +127,7 @@ def test_wrong_shaped_fields_are_coerced_for_runs_and_the_console(tmp_path):
     assert "0/?" in listing.stdout
     other.state_path.unlink()
     run.state_path.write_text(json.dumps({"stage": "sft", "state": "running", "progress": {"step": "3", "total": []}}))
-    from tui.view import scan_workspace  # what the console's runs list reads
+    from tui.rundata.summary import scan_workspace  # what the console's runs list reads
 
     (summary,) = scan_workspace(tmp_path)
     assert summary.id == run.id and summary.step == 0 and summary.total is None

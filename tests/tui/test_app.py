@@ -275,9 +275,9 @@ async def test_live_rows_appended_later_reach_the_store(ws):
 async def test_long_history_shows_a_preview_then_the_exact_store_then_live_rows(ws, monkeypatch):
     import json
 
-    import tui.view
+    import tui.rundata.follower
 
-    monkeypatch.setattr(tui.view, "HISTORY_PREVIEW_BYTES", 10_000)  # a few hundred rows count as "long"
+    monkeypatch.setattr(tui.rundata.follower, "HISTORY_PREVIEW_BYTES", 10_000)  # a few hundred rows count as "long"
     pid, start = self_pid()
     path = make_run(
         ws,

@@ -17,7 +17,7 @@ def _run(code: str) -> str:
 def test_tui_app_does_not_import_the_ml_stack():
     # Importing the module and building the app (compose runs imports of its own) must stay light.
     out = _run(
-        "import sys, tui.app, tui.view\n"
+        "import sys, tui.app, tui.rundata.table, tui.configdoc\n"
         "from ftmodel import config\n"
         "tui.app.FtmodelConsole(config.load('configs/default.toml'), 'configs/default.toml', '/tmp/none')\n"
         "import ftmodel.tracking, ftmodel.launcher, ftmodel.stages\n"

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from ftmodel import config
+from ftmodel.reports import read_ablation
 from tests.tui.fake_runs import DEFAULT_CONFIG, make_run, self_pid, sft_rows
 from tests.tui.test_app import make_app, until
+from tui.configdoc import ConfigDocument
 from tui.dialogs import AskScreen, PickScreen, TextScreen
 from tui.screens import (
     AblationScreen,
@@ -25,7 +27,6 @@ from tui.screens import (
     RunsScreen,
     SyncScreen,
 )
-from tui.workbench import ConfigDocument, read_ablation
 
 pytestmark = pytest.mark.anyio
 

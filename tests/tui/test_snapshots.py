@@ -51,7 +51,7 @@ def pinned(tmp_path, monkeypatch):
     monkeypatch.setenv("COLORTERM", "truecolor")
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
-    monkeypatch.setattr("tui.workbench._now", lambda: NOW)
+    monkeypatch.setattr("tui.rundata.table._now", lambda: NOW)
     yield Path("ws")
     monkeypatch.undo()
     time.tzset()

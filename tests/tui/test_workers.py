@@ -119,7 +119,7 @@ async def test_run_directory_removed_under_the_console_clears_its_charts(ws):
 def test_unsaved_edit_error_does_not_cite_a_line_of_the_unsaved_text(tmp_path):
     from ftmodel import config as config_mod
     from tests.tui.fake_runs import DEFAULT_CONFIG
-    from tui.workbench import ConfigDocument
+    from tui.configdoc import ConfigDocument
 
     path = tmp_path / "ftmodel.toml"
     path.write_text("# a comment\n\n" + DEFAULT_CONFIG.read_text())

@@ -11,14 +11,14 @@ from textual.widgets import Checkbox, DataTable, Footer, Static
 
 from ftmodel import config as config_mod
 from ftmodel.i18n import t
+from ftmodel.reports import read_ablation
 from ftmodel.words import VARIANTS as VARIANT_NAMES
 from tui import actions
 from tui.messages import LaunchRequested
+from tui.rundata.argv import stage_argv
 from tui.screens.base import Workbench
-from tui.view import stage_argv
 from tui.widgets.tables import fill_table
 from tui.widgets.toggles import MarkedCheckbox
-from tui.workbench import read_ablation
 
 
 @actions.bind("ablation")

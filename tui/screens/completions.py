@@ -12,8 +12,8 @@ from tui import actions
 from tui.cells import cut
 from tui.dialogs import TextScreen
 from tui.messages import CompletionsLoaded
+from tui.rundata.completions import read_completions
 from tui.screens.base import FilteredTable
-from tui.workbench import read_completions
 
 
 @actions.bind("completions")

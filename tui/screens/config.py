@@ -1,5 +1,5 @@
 """The config editor: one section at a time as a form, every field validated as it is typed;
-saving shows the diff first and keeps the file's comments (see tui.workbench.ConfigDocument)."""
+saving shows the diff first and keeps the file's comments (see tui.configdoc.ConfigDocument)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from ftmodel import config as config_mod
 from ftmodel.i18n import t
 from ftmodel.words import JOBS
 from tui import actions
+from tui.configdoc import ConfigChangedOnDisk, ConfigDocument, display_value
 from tui.dialogs import PickScreen, SweepScreen, TextScreen
 from tui.messages import LaunchRequested, SweepPlanned, SweepQueued
+from tui.rundata.argv import stage_argv
 from tui.screens.base import Workbench
-from tui.view import env_no_color, stage_argv
-from tui.widgets.toggles import MarkedCheckbox
-from tui.workbench import ConfigChangedOnDisk, ConfigDocument, display_value
+from tui.widgets.toggles import MarkedCheckbox, env_no_color
 
 
 @actions.bind("config")

@@ -38,15 +38,12 @@ from tui.messages import (
     RunsScanned,
     StopRequested,
 )
+from tui.rundata.argv import stage_argv
+from tui.rundata.follower import RunFollower
+from tui.rundata.series import SeriesStore
+from tui.rundata.summary import RunSummary, stage_rows
 from tui.screens.console_workers import ConsoleWorkers
 from tui.status import status_label, status_view
-from tui.view import (
-    RunFollower,
-    RunSummary,
-    SeriesStore,
-    stage_argv,
-    stage_rows,
-)
 from tui.widgets.charts import CHARTS, ChartPanel
 from tui.widgets.log import LogPanel, set_text
 

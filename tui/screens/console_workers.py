@@ -11,16 +11,16 @@ import time
 
 from textual import work
 
+from ftmodel.reports import result_tables
+from tui.gpu import NVIDIA_SMI_QUERY, parse_nvidia_smi
 from tui.messages import ChartsReady, GpuPolled, LogLines, MetricsChunk, MetricsHistory, ResultsLoaded, RunsScanned
-from tui.view import RunFollower, columns_from_rows, config_beta, parse_nvidia_smi, read_results, scan_workspace
+from tui.rundata.follower import RunFollower
+from tui.rundata.health import config_beta
+from tui.rundata.series import columns_from_rows
+from tui.rundata.summary import scan_workspace
 
 POLL_SECONDS = 0.5
 GPU_POLL_SECONDS = 2.0
-NVIDIA_SMI_QUERY = [
-    "nvidia-smi",
-    "--query-gpu=index,utilization.gpu,memory.used,memory.total",
-    "--format=csv,noheader,nounits",
-]
 
 
 class ConsoleWorkers:
@@ -68,7 +68,7 @@ class ConsoleWorkers:
             summary = self.runs_by_id.get(run_id)
             if summary is not None and not summary.active:
                 self.post_message(
-                    ResultsLoaded(run_id, read_results(follower.run.path), config_beta(follower.run.path))
+                    ResultsLoaded(run_id, result_tables(follower.run.path), config_beta(follower.run.path))
                 )
             elif self.beta is None:
                 self.post_message(ResultsLoaded(run_id, [], config_beta(follower.run.path)))

@@ -14,13 +14,16 @@ from textual.widgets import DataTable, Footer, Input, Log, Static
 
 from ftmodel import config as config_mod
 from ftmodel.i18n import t
+from ftmodel.reports import result_tables
 from ftmodel.words import JOBS, STATES
 from tui import actions
+from tui.configdoc import snapshot_diff
 from tui.dialogs import AskScreen, TextScreen
 from tui.messages import DetailLoaded, LaunchRequested, OverlayLoaded, RowsLoaded, RunDeleted
+from tui.rundata.argv import stage_argv
+from tui.rundata.summary import scan_workspace
+from tui.rundata.table import KEY_METRICS, RunRow, artifacts, metric_series, remove_run_dir, run_rows
 from tui.screens.base import FilteredTable, Workbench
-from tui.view import read_results, scan_workspace, stage_argv
-from tui.workbench import KEY_METRICS, RunRow, artifacts, metric_series, remove_run_dir, run_rows, snapshot_diff
 
 
 @actions.bind("runs")
@@ -283,7 +286,7 @@ class RunDetailScreen(Workbench):
             DetailLoaded(
                 snapshot_diff(path / "config.toml", self.app.cfg),
                 files,
-                read_results(path),
+                result_tables(path),
                 Run(path).log_tail(60),
                 lineage,
             )

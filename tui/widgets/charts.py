@@ -10,7 +10,9 @@ from textual.widgets import Static
 
 from ftmodel.i18n import t
 from tui.actions import PANELS
-from tui.view import REWARD_PARTS, SeriesStore
+from tui.rundata.series import SeriesStore
+
+REWARD_PARTS = ("reward", "format_reward", "accuracy_reward", "judge_reward")
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,14 @@ shows nothing (Textual draws X in both and tells them apart by colour only)."""
 
 from __future__ import annotations
 
+import os
+
 from textual.widgets import Checkbox
 
-from tui.view import env_no_color
+
+def env_no_color() -> bool:
+    """Tell whether the user asked for no colour (https://no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
 
 
 class MarkedCheckbox(Checkbox):

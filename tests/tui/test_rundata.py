@@ -1,20 +1,15 @@
-"""The console's data layer: bounded series, run summaries, results, hints and nvidia-smi parsing."""
+"""The console's run data: bounded series, run summaries, results, hints and nvidia-smi parsing (no Textual)."""
 
 import json
 import tracemalloc
 
+from ftmodel.reports import result_tables as read_results
 from tests.tui.fake_runs import dead_pid, grpo_rows, make_run
-from tui.view import (
-    RunFollower,
-    Series,
-    SeriesStore,
-    columns_from_rows,
-    health_hints,
-    parse_nvidia_smi,
-    read_results,
-    scan_workspace,
-    stage_rows,
-)
+from tui.gpu import parse_nvidia_smi
+from tui.rundata.follower import RunFollower
+from tui.rundata.health import health_hints
+from tui.rundata.series import Series, SeriesStore, columns_from_rows
+from tui.rundata.summary import scan_workspace, stage_rows
 
 
 def test_series_stays_bounded_and_spread_over_100k_steps():

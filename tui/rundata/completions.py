@@ -1,0 +1,54 @@
+"""A GRPO run's sampled completions with their rewards (completions.jsonl), for the completions browser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftmodel.rundir import parse_metric_lines, restore_nonfinite
+
+
+@dataclass
+class Completion:
+    """One sampled GRPO completion with its rewards."""
+
+    step: int
+    question: str
+    answer: str
+    qtype: str
+    completion: str
+    rewards: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        return sum(v for v in self.rewards.values() if isinstance(v, (int, float)) and v == v)
+
+    def matches(self, qtype: str | None, zero_only: bool, text: str) -> bool:
+        if qtype and self.qtype != qtype:
+            return False
+        if zero_only and self.total != 0:
+            return False
+        if text:
+            t = text.lower()
+            return t in self.completion.lower() or t in self.question.lower()
+        return True
+
+
+def read_completions(run_path: Path) -> list[Completion]:
+    """Every row of a GRPO run's completions.jsonl (corrupt lines skipped)."""
+    try:
+        lines = (Path(run_path) / "completions.jsonl").read_bytes().split(b"\n")
+    except OSError:
+        return []
+    return [
+        Completion(
+            int(row.get("step") or 0),
+            str(row.get("question") or ""),
+            str(row.get("answer") or ""),
+            str(row.get("qtype") or ""),
+            str(row.get("completion") or ""),
+            {str(k): restore_nonfinite(v) for k, v in rewards.items()},
+        )
+        for row in parse_metric_lines(lines)
+        for rewards in [row.get("rewards") if isinstance(row.get("rewards"), dict) else {}]
+    ]

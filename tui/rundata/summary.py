@@ -1,0 +1,128 @@
+"""Run summaries: one run's state as the stage list, the status block and the runs browser show it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftmodel.rundir import ACTIVE_STATES, Run, list_runs
+from tui.rundata.series import SeriesStore
+
+
+@dataclass
+class RunSummary:
+    """What the stage and run lists show about one run (read from its directory)."""
+
+    id: str
+    path: Path
+    stage: str
+    status: str
+    step: int = 0
+    total: int | None = None
+    created: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    group: str | None = None
+    current: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATES
+
+
+def summarize(run: Run) -> RunSummary:
+    """Read one run's state.json (and whether its process lives) into a RunSummary."""
+    state = run.read_state()
+    if state.get("slurm_job_id"):  # the scheduler, not a local pid, knows whether it runs (or killed it)
+        from ftmodel.launcher import run_status
+
+        status = run_status(run)
+    else:
+        status = run.status()
+    progress = state.get("progress") or {}
+    return RunSummary(
+        id=run.id,
+        path=run.path,
+        stage=state.get("stage", "?"),
+        status=status,
+        step=int(progress.get("step") or 0),
+        total=progress.get("total"),
+        created=state.get("created"),
+        started=state.get("started"),
+        ended=state.get("ended"),
+        exit_code=state.get("exit_code"),
+        error=state.get("error"),
+        group=state.get("group"),
+        current=state.get("current"),
+    )
+
+
+def scan_workspace(workspace: Path) -> list[RunSummary]:
+    """Summarise every run of a workspace, oldest first."""
+    out = []
+    for run in list_runs(workspace):
+        try:
+            out.append(summarize(run))
+        except (OSError, ValueError, TypeError):
+            continue  # a run directory being created or removed right now
+    return out
+
+
+@dataclass
+class StageRow:
+    """One line of the stage list: a stage and its latest run."""
+
+    stage: str
+    latest: RunSummary | None = None
+    runs: list[RunSummary] = field(default_factory=list)
+
+
+def stage_rows(stages: tuple[str, ...], runs: list[RunSummary]) -> list[StageRow]:
+    """Group runs by stage (newest first within each stage)."""
+    rows = {s: StageRow(s) for s in stages}
+    for run in runs:
+        row = rows.get(run.stage)
+        if row is not None:
+            row.runs.insert(0, run)
+    for row in rows.values():
+        row.latest = row.runs[0] if row.runs else None
+    return list(rows.values())
+
+
+def speed_and_eta(
+    summary: RunSummary, store: SeriesStore, now: float | None = None
+) -> tuple[float | None, float | None]:
+    """Return (steps per second, seconds left) from logged step times, else from state progress."""
+    now = time.time() if now is None else now
+    rate = None
+    times = store.get("time")
+    if times is not None and len(times) >= 2 and times.last is not None:
+        # Rate over the recent stored window: stored points are spread evenly over the run.
+        k = max(0, len(times.xs) - 16)
+        x0, t0 = times.xs[k], times.ys[k]
+        x1, t1 = times.last
+        if t1 > t0 and x1 > x0:
+            rate = (x1 - x0) / (t1 - t0)
+    if rate is None and summary.started and summary.step:
+        end = summary.ended or now
+        if end > summary.started:
+            rate = summary.step / (end - summary.started)
+    eta = None
+    if rate and summary.total and summary.active:
+        eta = max(0.0, (summary.total - summary.step) / rate)
+    return rate, eta
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """Format seconds as `1h02m`, `3m05s` or `42s`."""
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
