@@ -33,6 +33,7 @@ class StageContext:
     rank: int = 0  # with several processes, only rank 0 writes state.json, metrics.jsonl and wandb
     stop_requested: bool = False
     launch: Any = None  # launcher.launch, set by the worker: the pipeline starts its stages with it
+    contract_of: Any = None  # launcher.stage_contract, set by the worker: the pipeline plans its stages with it
     _last_progress: float = 0.0
     _trackers: list = field(default_factory=list)
 

@@ -124,6 +124,18 @@ def judge_completions(ctx: StageContext, judge, questions: list[dict], completio
     return scores
 
 
+def load_target(ctx: StageContext, which: str, adapter_ref: str | None = None):
+    """Load (model, tokenizer, adapter path or None) for base / sft / grpo (evaluate and ablation)."""
+    from ftmodel.models import find_adapter, load_adapter_model, load_base_model, load_tokenizer, resolve_base
+
+    if which == "base" and not adapter_ref:
+        base = resolve_base(ctx)
+        return load_base_model(base, ctx.cfg), load_tokenizer(base, ctx.cfg, "left"), None
+    adapter = find_adapter(ctx.ws, adapter_ref, which)
+    model, tokenizer, _ = load_adapter_model(adapter, ctx.cfg)
+    return model, tokenizer, adapter
+
+
 def maybe_judge(ctx: StageContext):
     """The judge when [judge] is enabled and `--no-judge` was not given, else None."""
     if not ctx.cfg.judge.enabled or ctx.args.get("no_judge"):

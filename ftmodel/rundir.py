@@ -32,6 +32,7 @@ STATE_FILE = "state.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "stage.log"
 CONFIG_FILE = "config.toml"
+ADAPTER_DIR = "adapter"  # the LoRA adapter a training run saves (and later stages load)
 
 
 def runs_root(workspace: str | Path) -> Path:

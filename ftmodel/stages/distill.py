@@ -13,8 +13,26 @@ import re
 import time
 
 from ftmodel.context import StageContext, StageError
+from ftmodel.contracts import StageContract
 from ftmodel.data.loaders import read_jsonl
 from ftmodel.llm import check_service, map_chat
+from ftmodel.workspace import DISTILLED, RAW_TRAIN
+
+CONTRACT = StageContract(
+    "distill",
+    reads=(
+        "distill.backend",
+        "distill.base_url",
+        "distill.model",
+        "distill.temperature",
+        "distill.max_tokens",
+        "distill.builtin_error_rate",
+        "distill.max_samples",
+        "data.system_prompt",
+    ),
+    inputs=(RAW_TRAIN,),
+    shared_outputs=(DISTILLED,),
+)
 
 
 def preflight(ctx: StageContext) -> None:

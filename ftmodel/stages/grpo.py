@@ -8,9 +8,30 @@ against the SFT policy.
 from __future__ import annotations
 
 from ftmodel.context import StageContext, StageError
+from ftmodel.contracts import RunInput, StageContract
 from ftmodel.data.loaders import read_jsonl
 from ftmodel.models import check_model_source, find_adapter
+from ftmodel.rundir import ADAPTER_DIR
 from ftmodel.training import resume_checkpoint
+from ftmodel.workspace import RAW_TRAIN
+
+CONTRACT = StageContract(
+    "grpo",
+    reads=(
+        "model",
+        "lora",
+        "grpo",
+        "answers",
+        "data.system_prompt",
+        "launch.launcher",
+        "launch.num_processes",
+        "launch.num_machines",  # ranks change the effective batch
+    ),
+    judge_switch="grpo.use_judge",
+    inputs=(RAW_TRAIN,),
+    consumes=lambda args: RunInput("sft", ("sft_run",), "sft_run"),  # `--sft-run`, else the newest SFT run
+    run_outputs=(f"{ADAPTER_DIR}/adapter_config.json",),
+)
 
 
 def judge_enabled(ctx: StageContext) -> bool:
