@@ -113,14 +113,29 @@ def score(
     return {**overall, "per_qtype": dict(sorted(per.items()))}, details
 
 
-def judge_completions(ctx: StageContext, judge, questions: list[dict], completions: list[str]) -> list[float | None]:
-    """Score each completion's answer with the judge (None where the judge failed)."""
+def judge_completions(
+    ctx: StageContext, judge, questions: list[dict], completions: list[str], *, label: str = ""
+) -> list[float | None]:
+    """Score each completion's answer with the judge (None where the judge failed).
+
+    Scores the judge did not give make the run partial: it is never reused as whole, and a rerun asks
+    the judge only for those (the judge's cache keeps the scores it gave, never a failure).
+    """
     from ftmodel.answers import extract_answer
 
     ctx.check_stop()
     triples = [(q["question"], q["answer"], extract_answer(t) or t) for q, t in zip(questions, completions)]
     scores = judge.score_many(triples)
     ctx.log(f"judge scored {sum(s is not None for s in scores)}/{len(scores)} ({judge.errors} judge errors so far)")
+    unscored = [q["id"] for q, s in zip(questions, scores) if s is None]
+    if unscored:
+        ctx.mark_partial(
+            (f"{label}: " if label else "") + f"the judge gave no score for {len(unscored)} of {len(scores)} answers",
+            missing=len(unscored),
+            total=len(scores),
+            retry="ask the judge only for the missing scores",
+            items=unscored,
+        )
     return scores
 
 

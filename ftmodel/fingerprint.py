@@ -4,8 +4,9 @@ A fingerprint is a digest over (1) the config keys the stage reads, (2) its inpu
 hashes, (3) the base model's identity, (4) the stage flags that change its output, and (5) the
 project version. What a stage reads, consumes and writes is its `StageContract`
 (`ftmodel/contracts.py`), declared in its own module and handed in by the launcher: nothing here
-knows a stage by name. A started stage whose fingerprint matches a FINISHED run reuses that run.
-Anything that cannot be hashed (an input missing, an
+knows a stage by name. A started stage whose fingerprint matches a FINISHED, WHOLE run reuses that
+run: a partial run (items that failed, scores the judge never gave: `rundir.partial_note`) is run
+again, which fetches only what it lacks. Anything that cannot be hashed (an input missing, an
 unreadable file) means "run", never "reuse". Stages that write shared workspace files (data/raw,
 data/*.jsonl) also record the hashes of what they wrote; they are reused only while the workspace
 still holds exactly that. Stdlib only: the CLI computes fingerprints before any model loads.
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftmodel.contracts import StageContract
-from ftmodel.rundir import ADAPTER_DIR, Run, find_run, latest_run, list_runs
+from ftmodel.i18n import t
+from ftmodel.rundir import ADAPTER_DIR, Run, find_run, latest_run, list_runs, partial_note, partial_retry
 
 FINGERPRINT_VERSION = 1
 # Files larger than this are identified by (size, mtime) rather than read in full: weights of a
@@ -228,7 +230,7 @@ class Plan:
 
 
 def find_reusable(contract: StageContract, fp: Fingerprint, ws_root: Path) -> tuple[Run | None, str, str | None]:
-    """The newest finished run with this fingerprint whose outputs are intact: (run, why, None),
+    """The newest finished, whole run with this fingerprint whose outputs are intact: (run, why, None),
     or (None, why not, the newest run with the same inputs that could not be reused, if any)."""
     if fp.digest is None:
         return None, fp.missing or "no fingerprint", None
@@ -244,6 +246,10 @@ def find_reusable(contract: StageContract, fp: Fingerprint, ws_root: Path) -> tu
         st = run.read_state()
         rec = st.get("fingerprint") if isinstance(st.get("fingerprint"), dict) else {}
         if st.get("state") != "finished" or rec.get("digest") != fp.digest:
+            continue
+        note = partial_note(st)
+        if note:  # it ended with less than it was asked for: run again, which fetches only what is missing
+            refuse(run, f"{run.id} is partial ({note}): running again to {partial_retry(st)}")
             continue
         outs = rec.get("outputs") if isinstance(rec.get("outputs"), dict) else {}
         if contract.shared_outputs and current is None:
@@ -294,10 +300,12 @@ def lineage_lines(ws_root: Path, run: Run) -> list[str]:
             return
         seen.add(current.id)
         reused = st.get("reused_by") or []
+        note = partial_note(st)
         lines.append(
             head
             + (f" fingerprint {rec['digest'][:12]}" if rec.get("digest") else "")
             + (f", reused {len(reused)}x" if reused else "")
+            + ("; " + t("partial: {reason}", reason=note) if note else "")
         )
         lineage = st.get("lineage") if isinstance(st.get("lineage"), dict) else {}
         inputs = (rec.get("parts") or {}).get("inputs") or {}

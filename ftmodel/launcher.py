@@ -31,6 +31,7 @@ from types import ModuleType
 
 from ftmodel.contracts import StageContract
 from ftmodel.fingerprint import plan_stage, record_reuse
+from ftmodel.i18n import t
 from ftmodel.rundir import Run, create_run, file_lock, process_alive, process_start_time
 from ftmodel.words import PIPELINE
 
@@ -229,6 +230,8 @@ def start_stage(
         raise LaunchError(f"cannot create a run directory in {ws.runs}: {_reason(e)}") from None
     if report and reuse and fp.digest is None and fp.applicable:  # e.g. an input could not be hashed
         report(f"{stage}: running, nothing to reuse ({fp.missing})")
+    elif report and plan.refused:  # a run with the same inputs exists but is partial or stale: say so
+        report(t("{stage}: running again: {why}", stage=stage, why=plan.why))
     if getattr(cfg.launch, "backend", "local") == "slurm":
         from ftmodel import backends
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ftmodel import config as config_mod
 from ftmodel.context import Cancelled, StageContext, StageError
 from ftmodel.contracts import StageContract
-from ftmodel.rundir import STAGES, create_run
+from ftmodel.rundir import STAGES, create_run, partial_note
 from ftmodel.words import PIPELINE
 
 # Never reused as a whole: each of its stages is fingerprinted (and reused) on its own.
@@ -106,6 +106,16 @@ def run(ctx: StageContext) -> dict:
                 raise Cancelled()
             error = child.read_state().get("error") or f"exit {proc.returncode}"
             raise StageError(f"stage {stage} {status}: {error} (log: {child.log_path})")
+        child_state = child.read_state()
+        note = partial_note(child_state)
+        if note:  # the pipeline is only as whole as its stages (the next pipeline reruns this one)
+            mark = child_state["partial"] if isinstance(child_state.get("partial"), dict) else {}
+            missing = mark.get("missing")
+            ctx.mark_partial(
+                f"{child.id} is partial: {note}",
+                missing=missing if isinstance(missing, int) and not isinstance(missing, bool) else 1,
+                retry=f"rerun {stage}",
+            )
         ctx.progress(i + 1, len(stages), force=True)
     ctx.run.update_state(current=None)
     return {"children": ",".join(children)}

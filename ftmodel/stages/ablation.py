@@ -78,7 +78,7 @@ def run(ctx: StageContext) -> dict:
             progress_offset=i * len(questions),
             progress_total=len(variants) * len(questions),
         )
-        judge_scores = judge_completions(ctx, judge, questions, completions) if judge else None
+        judge_scores = judge_completions(ctx, judge, questions, completions, label=prefix) if judge else None
         summary, _ = score(questions, completions, baseline, judge_scores, AnswerRules.from_config(ctx.cfg.answers))
         results[variant] = {**summary, "adapter": str(adapter) if adapter else None}
         del model

@@ -80,7 +80,7 @@ def run(ctx: StageContext) -> dict:
     ctx.log(f"evaluating {label} ({adapter or 'base model'}) on {len(questions)} questions")
     judge = maybe_judge(ctx)
     completions = generate(ctx, model, tokenizer, questions, label=label)
-    judge_scores = judge_completions(ctx, judge, questions, completions) if judge else None
+    judge_scores = judge_completions(ctx, judge, questions, completions, label=label) if judge else None
     summary, details = score(
         questions, completions, baseline_for(ctx, questions), judge_scores, AnswerRules.from_config(ctx.cfg.answers)
     )

@@ -11,6 +11,7 @@ from ftmodel.data.loaders import read_jsonl, write_jsonl
 from ftmodel.textio import pad, write_json
 from ftmodel.workspace import DISTILLED, SFT_DATA
 
+# Its drops are its job (format, correctness, duplicates, length), never a fault: a filter run is never partial.
 CONTRACT = StageContract("filter", reads=("filter", "answers"), inputs=(DISTILLED,), shared_outputs=(SFT_DATA,))
 
 

@@ -204,4 +204,12 @@ def run(ctx: StageContext) -> dict:
         processing_class=tokenizer,
         callbacks=[make_callback(ctx, tracker, judge)],
     )
-    return train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=str(sft_adapter))
+    outputs = train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=str(sft_adapter))
+    if judge is not None and judge.errors:  # rewards computed without the judge's word: not the run asked for
+        ctx.mark_partial(
+            f"the judge gave no score {judge.errors} times in {judge.calls} requests",
+            missing=judge.errors,
+            total=judge.calls,
+            retry="train again with every judge score",
+        )
+    return outputs
