@@ -114,7 +114,7 @@ def run(ctx: StageContext) -> dict:
             ctx.mark_partial(
                 f"{child.id} is partial: {note}",
                 missing=missing if isinstance(missing, int) and not isinstance(missing, bool) else 1,
-                retry=f"rerun {stage}",
+                retry=f"run {stage} again",
             )
         ctx.progress(i + 1, len(stages), force=True)
     ctx.run.update_state(current=None)
