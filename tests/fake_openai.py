@@ -36,6 +36,7 @@ class Faults:
     reject_fields: tuple = ()  # answer 422 to a request holding any of these fields (a strict server)
     stream_cut_after: int | None = None  # streamed: close the connection after this many events
     no_done: bool = False  # streamed: end without `data: [DONE]` (as `transformers serve` does)
+    fail_if: Callable[[list[dict]], bool] | None = None  # requests whose messages match get `status`, every time
 
 
 @dataclass
@@ -112,6 +113,8 @@ class FakeOpenAI:
                     return self._send(f.status_always, b'{"error": {"message": "injected"}}')
                 if n < f.status_first:
                     return self._send(f.status, b'{"error": {"message": "injected"}}')
+                if f.fail_if is not None and f.fail_if(body.get("messages") or []):
+                    return self._send(f.status, b'{"error": {"message": "injected, lasting"}}')
                 if n < f.malformed_first:
                     return self._send(200, b"<html>not json")
                 unexpected = sorted(set(f.reject_fields) & set(body))
