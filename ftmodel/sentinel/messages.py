@@ -146,17 +146,18 @@ def finite(value: Any) -> float | None:
 
 
 def fmt(value: Any) -> str:
-    """A number as a message shows it: 4 significant digits, NaN and inf spelled out."""
+    """A number as a message shows it: an int as it is, a float with 4 significant digits as the user
+    would type it (`1.0`, `0.0002`, `5e-07`), NaN and inf spelled out."""
     if not is_number(value):
         return "?" if value is None else clean_text(value)
-    value = float(value)
+    if isinstance(value, int):
+        return str(value)
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    if value == int(value) and abs(value) < 1e6:
-        return str(int(value))
-    return f"{value:.4g}"
+    text = f"{value:.4g}"
+    return text if any(c in text for c in ".en") else text + ".0"
 
 
 def pct(share: float) -> str:

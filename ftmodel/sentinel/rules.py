@@ -266,6 +266,7 @@ class KLSpike(_SpikeOverMedian):
 
 class GradNormSpike(_SpikeOverMedian):
     rule, stages, key = "grad_norm_spike", ("sft",), "grad_norm"
+    warmup_rows = 3  # a divergence takes few rows from spike to NaN: catch it early
 
     def factor(self):
         return self.s.grad_spike_factor

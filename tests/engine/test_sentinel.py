@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_a_nan_grad_norm_alerts_once_per_episode_naming_the_step_and_the_learnin
     nan = [a for a in alerts if a.rule == "nonfinite_grad_norm"]
     assert [a.step for a in nan] == [10, 25]  # one per episode: again only after it cleared
     assert nan[0].message == "grad-norm is NaN at step 10"
-    assert "lower sft.learning_rate (now 1)" in nan[0].hint and "sft.warmup_ratio (now 0.03)" in nan[0].hint
+    assert "lower sft.learning_rate (now 1.0)" in nan[0].hint and "sft.warmup_ratio (now 0.03)" in nan[0].hint
     assert math.isnan(nan[0].values["grad_norm"]) and nan[0].key == "nonfinite_grad_norm@10"
 
 
@@ -106,7 +107,7 @@ def test_kl_far_above_its_running_median_or_above_the_bound():
     (alert,) = feed("grpo", rows, AlertsSection(), grpo_facts())
     assert alert.rule == "kl_spike" and alert.step == 8 and "running median" in alert.message
     (alert,) = feed("grpo", [row(1, kl_divergence=3.0)], AlertsSection(), grpo_facts())
-    assert alert.variant == "bound" and "alerts.kl_max = 1" in alert.message
+    assert alert.variant == "bound" and "alerts.kl_max = 1.0" in alert.message
 
 
 def test_entropy_collapse_below_the_floor_or_far_below_its_early_level():
@@ -118,7 +119,7 @@ def test_entropy_collapse_below_the_floor_or_far_below_its_early_level():
     assert alert.variant == "floor" and alert.hint == "raise grpo.temperature (now 0.01)"
     falling = [row(i, entropy=1.0) for i in range(1, 4)] + [row(i, entropy=0.05) for i in range(4, 7)]
     (alert,) = feed("grpo", falling, settings, grpo_facts())
-    assert alert.variant == "" and alert.step == 6 and "of its early level 1" in alert.message
+    assert alert.variant == "" and alert.step == 6 and "of its early level 1.0" in alert.message
 
 
 def test_a_reward_that_does_not_move_is_flat_but_a_noisy_one_is_not():
@@ -154,7 +155,7 @@ def test_every_rule_has_a_message_and_a_chinese_one():
     i18n.set_language("zh")
     try:
         alert = feed("sft", [row(3, loss=math.nan)], facts=sft_facts())[0]
-        assert alert.text() == "第 3 步的 loss 为 NaN" and "调低 sft.learning_rate（当前 1）" in alert.hint_text()
+        assert alert.text() == "第 3 步的 loss 为 NaN" and "调低 sft.learning_rate（当前 1.0）" in alert.hint_text()
         assert describe(alert)[1].startswith("建议：")
     finally:
         i18n.set_language("en")
@@ -296,3 +297,52 @@ def test_the_pipeline_driver_and_a_disabled_sentinel_are_never_stalled(tmp_path,
     run = running_run(tmp_path, stopped_process.pid, [], started=now - 10_000)
     assert check_stall(run, status="running", settings=AlertsSection(enabled=False), source="t") is None
     assert Config().alerts.enabled and check_stall(run, status="running", source="t") is not None  # defaults
+
+
+def stalled_workspace(tmp_path, pid):
+    """A workspace with one `running` SFT run whose process (`pid`) made no step for 100 s."""
+    from ftmodel.config import to_toml
+
+    cfg = Config()
+    cfg.alerts.stall_floor_s, cfg.alerts.stall_factor = 30.0, 2.0
+    ws = tmp_path / "ws"
+    now = time.time()
+    run = running_run(
+        ws, pid, [{"step": s, "time": now - 120 + s, "loss": 1.0} for s in range(1, 21)], started=now - 130
+    )
+    run.config_path.write_text(to_toml(cfg))
+    return ws, run
+
+
+def test_runs_and_alerts_find_a_stall_nobody_was_watching_in_english_chinese_and_json(tmp_path, stopped_process):
+    from tests.conftest import cli
+
+    ws, run = stalled_workspace(tmp_path, stopped_process.pid)
+    listing = cli("runs", "--workspace", str(ws))
+    assert listing.returncode == 0 and listing.stdout.splitlines()[0].split()[-1] == "alerts"
+    assert next(line for line in listing.stdout.splitlines() if run.id in line).endswith("1 stall")
+    (stall,) = read_alerts(run)
+    assert stall.source == "ftmodel runs" and stall.step == 20
+    shown = cli("alerts", run.id, "--workspace", str(ws)).stdout
+    assert f"ALERT stall in {run.id} at step 20" in shown and re.search(r"no new step for 1\d\d s", shown)
+    assert f"try: the process is stopped (SIGSTOP or Ctrl-Z): `kill -CONT {stopped_process.pid}`" in shown
+    assert "  | step 3 of 40" in shown  # the stage's last log lines
+    zh = cli("alerts", "--workspace", str(ws), env={"FTMODEL_LANG": "zh"}).stdout
+    assert re.search(r"已 1\d\d s 没有新的步", zh) and "进程已被暂停" in zh and "已暂停（SIGSTOP）" in zh
+    (record,) = [json.loads(line) for line in cli("alerts", "--json", "--workspace", str(ws)).stdout.splitlines()]
+    assert record["run_id"] == run.id and record["rule"] == "stall" and record["values"]["idle_s"] >= 100
+    rules_listed = cli("alerts", "--rules", "--workspace", str(ws)).stdout
+    assert all(rule in rules_listed for rule in ALERT_RULES)
+    assert count_alerts(run) == 1  # listed three more times, recorded once
+
+
+def test_no_alerts_is_said_and_the_queue_runner_checks_its_running_jobs(tmp_path, stopped_process):
+    from ftmodel.queue import check_stalls
+    from tests.conftest import cli
+
+    assert "no alerts in" in cli("alerts", "--workspace", str(tmp_path / "empty")).stdout
+    ws, run = stalled_workspace(tmp_path, stopped_process.pid)
+    said = []
+    check_stalls(ws, [{"id": "job-1", "run_id": run.id, "state": "running"}], said.append)
+    assert said and said[0].startswith("job-1: ALERT stall: no new step for") and count_alerts(run) == 1
+    assert read_alerts(run)[0].source == "queue runner"
