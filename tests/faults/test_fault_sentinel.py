@@ -222,7 +222,8 @@ def test_a_frozen_stage_is_caught_by_its_watchdog_with_no_console_open(trained_w
         assert "stall" in next(
             line for line in cli("runs", "--workspace", str(ws)).stdout.splitlines() if run.name in line
         )
-        assert len([a for a in alerts_of(run) if a["rule"] == "stall"]) == 1  # the CLI found the same stall
+        # the CLI saw the same stall: recorded once (a busy machine may have paused the stage before)
+        assert [a["key"] for a in alerts_of(run)].count(stall["key"]) == 1
     finally:
         os.kill(pid, signal.SIGCONT)
     stop = cli("stop", run.name, "--workspace", str(ws), timeout=300)
