@@ -47,6 +47,7 @@ class Facts:
         return cls()
 
     def params(self) -> dict[str, str]:
+        """The facts as message fields (`learning_rate` → `1.0`)."""
         return {k: fmt(v) for k, v in vars(self).items() if v is not None}
 
 
@@ -65,6 +66,7 @@ class _Rule:
         raise NotImplementedError
 
     def feed(self, row: dict) -> Alert | None:
+        """The alert this row starts (None while the condition does not hold or is already alerted)."""
         result = self.check(row)
         if result is None:
             return None
@@ -94,6 +96,8 @@ class _Rule:
 
 
 class _NonFinite(_Rule):
+    """A logged value that is NaN or ±inf (any stage whose rows hold the keys)."""
+
     keys: tuple[str, ...] = ()
 
     def _keys(self, row: dict) -> list[str]:
@@ -157,6 +161,8 @@ class _Window(_Rule):
 
 
 class ZeroVarianceGroups(_Window):
+    """GRPO: most groups had identical rewards for N rows (no advantage): all right, all wrong, or alike."""
+
     rule, stages, key = "zero_variance_groups", ("grpo",), "frac_reward_zero_std"
 
     def size(self):
@@ -181,6 +187,8 @@ class ZeroVarianceGroups(_Window):
 
 
 class CompletionsClipped(_Window):
+    """GRPO: most completions were cut at grpo.max_completion_length for N rows."""
+
     rule, stages, key = "completions_clipped", ("grpo",), "completions/clipped_ratio"
 
     def size(self):
@@ -252,6 +260,8 @@ class _SpikeOverMedian(_Rule):
 
 
 class KLSpike(_SpikeOverMedian):
+    """GRPO: the KL above a bound, or far above its running median."""
+
     rule, stages, key = "kl_spike", ("grpo",), "kl"
 
     def keys(self):
@@ -265,6 +275,8 @@ class KLSpike(_SpikeOverMedian):
 
 
 class GradNormSpike(_SpikeOverMedian):
+    """SFT: the grad-norm far above its running median."""
+
     rule, stages, key = "grad_norm_spike", ("sft",), "grad_norm"
     warmup_rows = 3  # a divergence takes few rows from spike to NaN: catch it early
 
@@ -273,6 +285,8 @@ class GradNormSpike(_SpikeOverMedian):
 
 
 class EntropyCollapse(_Window):
+    """GRPO: the entropy below a floor, or far below its early level, for N rows."""
+
     rule, stages, key = "entropy_collapse", ("grpo",), "entropy"
     early_rows = 3
 
@@ -315,6 +329,8 @@ class EntropyCollapse(_Window):
 
 
 class RewardFlat(_Window):
+    """GRPO: the reward did not move over N rows."""
+
     rule, stages, key = "reward_flat", ("grpo",), "reward"
 
     def size(self):
@@ -335,6 +351,8 @@ class RewardFlat(_Window):
 
 
 class LossNotFalling(_Rule):
+    """SFT: some steps after warm-up the loss has not fallen by a share of its first value (or it rose)."""
+
     rule, stages = "loss_not_falling", ("sft",)
 
     def __init__(self, settings, facts, stage):
