@@ -369,7 +369,10 @@ class AlertsSection:
     clipped_window: int = F(2, "… for this many logged rows in a row.", lo=1)
     kl_max: float = F(1.0, "GRPO: alert when the KL exceeds this bound.", lo=0.0)
     kl_spike_factor: float = F(
-        10.0, "GRPO: alert when the KL exceeds this multiple of its running median (after 5 logged rows).", lo=1.0
+        10.0, "GRPO: alert when the KL exceeds this multiple of its running median (after 5 logged rows) …", lo=1.0
+    )
+    kl_spike_min: float = F(
+        0.1, "… and this value (a KL growing from 0 early in training is many times its median, and harmless).", lo=0.0
     )
     entropy_min: float = F(
         0.005,

@@ -228,6 +228,10 @@ class _SpikeOverMedian(_Rule):
     def bound(self) -> float | None:
         return None
 
+    def floor(self) -> float:
+        """Values at or below this are never a spike."""
+        return 0.0
+
     def check(self, row):
         value = None
         for key in self.keys():
@@ -246,7 +250,7 @@ class _SpikeOverMedian(_Rule):
                 "bound": fmt(bound),
                 "variant": "bound",
             }
-        if median is not None and median > 0 and value > self.factor() * median:
+        if median is not None and median > 0 and value > max(self.factor() * median, self.floor()):
             return True, {
                 "values": {self.key: value, "median": median},
                 "value": fmt(value),
@@ -272,6 +276,9 @@ class KLSpike(_SpikeOverMedian):
 
     def bound(self):
         return self.s.kl_max
+
+    def floor(self):
+        return self.s.kl_spike_min
 
 
 class GradNormSpike(_SpikeOverMedian):

@@ -106,6 +106,9 @@ def test_kl_far_above_its_running_median_or_above_the_bound():
     rows = [row(i, kl=0.01 + 0.001 * i) for i in range(1, 8)] + [row(8, kl=0.5)]
     (alert,) = feed("grpo", rows, AlertsSection(), grpo_facts())
     assert alert.rule == "kl_spike" and alert.step == 8 and "running median" in alert.message
+    # a KL growing from 0 early in training is many times its running median, and no spike
+    growing = [row(i, kl=v) for i, v in enumerate((0.0, 1e-4, 2e-4, 3e-4, 4e-4, 0.005, 0.01, 0.02, 0.04), 1)]
+    assert feed("grpo", growing, AlertsSection(), grpo_facts()) == []
     (alert,) = feed("grpo", [row(1, kl_divergence=3.0)], AlertsSection(), grpo_facts())
     assert alert.variant == "bound" and "alerts.kl_max = 1.0" in alert.message
 
