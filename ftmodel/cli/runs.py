@@ -212,7 +212,8 @@ def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:
         status = run_status(run)  # a Slurm run asks the scheduler (and records a job it killed)
         stall_check(run, status, "ftmodel runs")  # a stall nobody was watching is found now
         shown = f"{t(BROKEN)}: {run.problem()}" if status == BROKEN else t(status)
-        print(f"{run.id:34} {st.get('stage', '?'):9} {pad(shown, 10)} {progress:>12} {duration:>9} {alerts_cell(run)}")
+        line = f"{run.id:34} {st.get('stage', '?'):9} {pad(shown, 10)} {progress:>12} {duration:>9} {alerts_cell(run)}"
+        print(line.rstrip())
     return 0
 
 

@@ -16,6 +16,16 @@ text is stored too, for wandb and the user's command.
 Modules: `messages` (templates and number formats), `alerts` (the record, the file, recording and
 the command), `rules` (the row rules and `Sentinel`), `watch` (`RunWatch`, stalls). Stdlib only:
 the console imports this package.
+
+For a reader such as the console (nothing here needs the ML stack):
+- a marker per run: `count_alerts(run_dir)` (counts lines, parses nothing);
+- the alerts of a run: `read_alerts(run_dir)`, or `AlertsReader(run_dir).read_new()` while following;
+  each shows itself in the UI language with `alert.text()`, `alert.hint_text()` or `describe(alert)`;
+- a stall nobody else saw: `check_stall(Run(run_dir), status=<the run's status>, source="console")`
+  every few seconds for running runs (it records the alert once, like every other checker);
+- a run recorded before the sentinel existed: `Sentinel(stage, *settings_for(run)).feed_all(rows)`
+  gives the same alerts without recording them; `config_notes(stage, facts)` says "no KL: grpo.beta
+  is 0" (what the console's GRPO hints said, with the zero-variance and clipping rules).
 """
 
 from ftmodel.sentinel.alerts import (
