@@ -183,7 +183,8 @@ def check_stall(
     if idle < clock.window:
         return None
     pid = state.get("worker_pid") or state.get("pid")
-    process = process_state(pid) if state.get("host") in (None, _hostname()) else "unknown"
+    host = state.get("slurm_node") or state.get("host")  # a Slurm worker runs on its node, not the submitter
+    process = process_state(pid) if host in (None, _hostname()) else "unknown"
     per_step = clock.interval / clock.steps_per_row if clock.interval and clock.steps_per_row else None
     params = {
         "idle": seconds(idle),
