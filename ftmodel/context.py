@@ -34,6 +34,7 @@ class StageContext:
     args: dict = field(default_factory=dict)
     rank: int = 0  # with several processes, only rank 0 writes state.json, metrics.jsonl and wandb
     stop_requested: bool = False
+    stop_reason: str | None = None  # why, when not a plain stop request (the sentinel's `[alerts] stop_on`)
     launch: Any = None  # launcher.launch, set by the worker: the pipeline starts its stages with it
     contract_of: Any = None  # launcher.stage_contract, set by the worker: the pipeline plans its stages with it
     _last_progress: float = 0.0
@@ -56,7 +57,16 @@ class StageContext:
         now = time.monotonic()
         if force or step == total or now - self._last_progress >= 1.0:
             self._last_progress = now
-            self.run.update_state(progress={"step": int(step), "total": total})
+            # progress_at: when the stage last moved (the sentinel's stall check reads it)
+            self.run.update_state(progress={"step": int(step), "total": total}, progress_at=round(time.time(), 3))
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the stage to save and stop, as a first SIGINT does, saying why (the run ends `cancelled`
+        with `reason` as its error)."""
+        if self.stop_requested:
+            return
+        self.stop_requested, self.stop_reason = True, reason
+        self.log(f"{reason}: saving and exiting")
 
     def check_stop(self) -> None:
         """Raise Cancelled if a stop was requested (called between units of work)."""
@@ -84,6 +94,7 @@ class StageContext:
             wandb_config=wandb_config,
             group=self.run.read_state().get("group"),
             log=self.log,
+            request_stop=self.request_stop,
         )
         self._trackers.append(tracker)
         return tracker

@@ -36,6 +36,7 @@ QUEUE_FILE = "queue.json"
 JOB_STATES = ("queued", "starting", "running", "done", "failed", "cancelled", "invalid")
 OPEN_STATES = ("queued", "starting", "running")
 MAX_LOST = 2  # a job whose process vanished (reboot) is requeued this often, then marked failed
+STALL_CHECK_S = 10.0  # how often the runner checks its running jobs for a stall (ftmodel/sentinel)
 
 
 class QueueError(FtmodelError):
@@ -284,6 +285,24 @@ def reconcile(ws: str | Path) -> list[str]:
     return notes
 
 
+def check_stalls(ws: Path, jobs: list[dict], report: Callable[[str], None]) -> None:
+    """Check the runs of running jobs (a pipeline's stages too) for a stall; a new one is recorded in
+    the run and named in the runner's log. A run nobody watches overnight is still caught."""
+    from ftmodel.launcher import run_status
+    from ftmodel.sentinel import check_stall
+
+    for job in jobs:
+        run = _run_of_job(ws, job)
+        if run is None:
+            continue
+        say = lambda message, job_id=job["id"]: report(f"{job_id}: {message}")  # noqa: E731
+        for one in [run, *(Run(run.path.parent / c) for c in run.read_state().get("children", []))]:
+            try:
+                check_stall(one, status=run_status(one), source="queue runner", log=say)
+            except OSError as e:
+                say(f"could not check run {one.id} for a stall: {e}")
+
+
 def _claim(ws: Path, gpu: str | None) -> dict | None:
     """Mark the first queued job `starting` for this runner (under the queue lock); None if none."""
     with editing(ws) as data:
@@ -444,11 +463,15 @@ def run_queue(
             ),
         )
         report(f"runner {me} started")
+        next_stall_check = 0.0
         while True:
             for note in reconcile(ws):
                 report(note)
             data = read_queue(ws)
             running = [j for j in data["jobs"] if j["state"] in ("starting", "running")]
+            if time.monotonic() >= next_stall_check:
+                next_stall_check = time.monotonic() + STALL_CHECK_S
+                check_stalls(ws, running, report)
             queued = [j for j in data["jobs"] if j["state"] == "queued"]
             if not running and (not queued or data.get("paused")):
                 report("queue " + ("paused" if queued else "empty") + "; runner exits")

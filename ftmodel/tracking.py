@@ -66,6 +66,7 @@ class Tracker:
         wandb_config: dict,
         group: str | None,
         log: Callable[[str], None],
+        request_stop: Callable[[str], None] | None = None,
     ):
         self.run = run
         self._writer = MetricsWriter(run.metrics_path)
@@ -84,6 +85,14 @@ class Tracker:
                 "ftmodel_fingerprint": fp.get("digest"),
                 "ftmodel_lineage": state.get("lineage") or {},
             }
+        # The run sentinel sees every row this tracker logs (`request_stop`: `[alerts] stop_on`).
+        self._watch = None
+        self._alerts_seen = 0
+        if cfg.alerts.enabled:
+            from ftmodel.sentinel import Facts, RunWatch
+
+            facts = Facts.from_config(cfg, stage)
+            self._watch = RunWatch(run, stage, cfg.alerts, facts, log=log, request_stop=request_stop)
         if self.mode != "disabled":
             self._start_wandb(cfg, ws, stage, run_name, tags, wandb_config, group)
         self.run.update_state(
@@ -136,7 +145,26 @@ class Tracker:
         self._writer.write(row)
         if self._wb_run is not None:
             self._wb_run.log(values, step=step)
+        if self._watch is not None:
+            self._publish_alerts(self._watch.observe(row))
         return row
+
+    def _publish_alerts(self, alerts: list) -> None:
+        """Mirror alerts to the wandb run (offline too): `alerts/count`, `alerts/<rule>` (the English
+        message and hint), `alerts/<rule>/step` in the summary, and an `alert:<rule>` tag."""
+        if not alerts or self._wb_run is None:
+            return
+        self._alerts_seen += len(alerts)
+        try:
+            summary: dict[str, Any] = {"alerts/count": self._alerts_seen}
+            for alert in alerts:
+                summary[f"alerts/{alert.rule}"] = f"{alert.message}; try: {alert.hint}"
+                summary[f"alerts/{alert.rule}/step"] = alert.step
+            self._wb_run.summary.update(summary)
+            tags = list(self._wb_run.tags or ())
+            self._wb_run.tags = tuple(dict.fromkeys([*tags, *(f"alert:{a.rule}" for a in alerts)]))
+        except Exception as e:  # wandb must never take a training run down with it
+            self._log(f"warning: could not record alerts in wandb: {e}")
 
     def summary(self, values: dict[str, Any]) -> None:
         """Set final summary values (wandb summary; state.json `summary`)."""
@@ -164,6 +192,8 @@ class Tracker:
     def finish(self, exit_code: int = 0) -> None:
         """Close metrics.jsonl and the wandb run."""
         self._writer.close()
+        if self._watch is not None:  # alerts another process recorded since the last row (a stall)
+            self._publish_alerts(self._watch.pending())
         if self._wb_run is not None:
             try:
                 self._wb_run.finish(exit_code=exit_code)

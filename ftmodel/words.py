@@ -15,3 +15,20 @@ STATES = (*ACTIVE_STATES, *FINAL_STATES, LOST)
 
 VARIANTS = ("base", "sft_only", "sft_grpo")  # the ablation's model variants, in report order
 VARIANT_PREFIX = {"base": "base_model", "sft_only": "sft_only", "sft_grpo": "sft_grpo"}  # eval_<prefix>.json
+
+# The run sentinel's rules (ftmodel/sentinel.py), as alerts.jsonl and `[alerts] stop_on` name them.
+ALERT_RULES = (
+    "nonfinite_loss",
+    "nonfinite_grad_norm",
+    "nonfinite_reward",
+    "nonfinite_kl",
+    "stall",
+    "zero_variance_groups",
+    "completions_clipped",
+    "kl_spike",
+    "entropy_collapse",
+    "reward_flat",
+    "loss_not_falling",
+    "grad_norm_spike",
+)
+NONFINITE_RULES = ALERT_RULES[:4]  # `stop_on = ["nonfinite"]` names these four

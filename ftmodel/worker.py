@@ -20,6 +20,7 @@ from ftmodel import config as config_mod
 from ftmodel.context import Cancelled, StageContext, StageError
 from ftmodel.launcher import job_module, launch, preflight, stage_contract
 from ftmodel.rundir import Run, process_start_time
+from ftmodel.watchdog import start_watchdog, stop_watchdog
 from ftmodel.workspace import OutputBusy, Workspace, writing_outputs
 
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
@@ -100,7 +101,7 @@ def _run(run: Run, rank: int) -> int:
     state = run.read_state()
     stage = state["stage"]
     args = state.get("args", {})
-    ctx = None
+    ctx = watchdog = None
     code, status, error = EXIT_FAILED, "failed", None
     try:
         cfg = config_mod.load(run.config_path)
@@ -115,6 +116,8 @@ def _run(run: Run, rank: int) -> int:
             contract_of=stage_contract,
         )
         _install_signal_handlers(ctx)
+        if rank == 0:  # looks for a stall from outside: a frozen process cannot see its own
+            watchdog = start_watchdog(run, cfg)
         module = job_module(stage)
         preflight(stage, ctx)
         # Shared workspace outputs (data/distilled.jsonl, …) have one writer at a time.
@@ -129,7 +132,7 @@ def _run(run: Run, rank: int) -> int:
             ctx.output(**outputs)
         code, status = EXIT_OK, "finished"
     except Cancelled:
-        code, status, error = EXIT_CANCELLED, "cancelled", "stopped on request"
+        code, status, error = EXIT_CANCELLED, "cancelled", getattr(ctx, "stop_reason", None) or "stopped on request"
         print(f"{stage}: cancelled", flush=True)
     except (StageError, config_mod.ConfigError, OutputBusy) as e:
         code, status, error = EXIT_USER_ERROR, "failed", str(e)
@@ -147,6 +150,7 @@ def _run(run: Run, rank: int) -> int:
         traceback.print_exc()
         error = f"{type(e).__name__}: {e}"
     finally:
+        stop_watchdog(watchdog)
         if ctx is not None:
             try:
                 ctx.close_trackers(code)

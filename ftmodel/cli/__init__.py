@@ -1,8 +1,9 @@
 """The `ftmodel` command: every stage, the pipeline, config checks and run management, headless.
 
 One module per family of commands, each registering its own parsers: `runs` (stages, the pipeline,
-run management), `start` (init, data check, model import), `sync` (W&B sync and bundles), `queue`
-(the overnight queue and sweeps). Every action the console offers exists here too.
+run management), `alerts` (what the run sentinel saw), `start` (init, data check, model import),
+`sync` (W&B sync and bundles), `queue` (the overnight queue and sweeps). Every action the console
+offers exists here too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ftmodel.cli import alerts as alert_cmds
 from ftmodel.cli import queue as queue_cmds
 from ftmodel.cli import runs, start
 from ftmodel.cli import sync as sync_cmds
@@ -27,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ftmodel", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     runs.add_parsers(sub)
+    alert_cmds.add_parsers(sub)
     sync_cmds.add_parsers(sub)
     start.add_parsers(sub)
     queue_cmds.add_parsers(sub)
@@ -38,6 +41,7 @@ COMMANDS = {
     "config": runs.cmd_config,
     "runs": runs.cmd_runs,
     **dict.fromkeys(runs.RUN_COMMANDS, runs.cmd_run),
+    "alerts": alert_cmds.cmd_alerts,
     "init": start.cmd_init,
     "data": start.cmd_data,
     "model": start.cmd_model,

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ftmodel import config as config_mod
+from ftmodel.cli.alerts import AlertFollower, alerts_cell, stall_check
 from ftmodel.cli.common import add_common, add_workspace, load_config, workspace_of
 from ftmodel.i18n import t
 from ftmodel.launcher import run_status, start_stage, stop
@@ -93,7 +94,8 @@ def _stage_args(ns: argparse.Namespace) -> dict:
 
 
 def follow(run: Run, out=None, poll: float = 0.2) -> int:
-    """Print the run's log (and its child runs' logs) until it ends; return its exit code."""
+    """Print the run's log (and its child runs' logs) until it ends, and each alert the sentinel records
+    for them (checking running ones for a stall now and then); return its exit code."""
     out = out or sys.stdout
     offsets: dict[Path, int] = {}
 
@@ -116,10 +118,13 @@ def follow(run: Run, out=None, poll: float = 0.2) -> int:
                 moved = True
         return moved
 
+    alerts = AlertFollower(lambda text: (out.write(text), out.flush()))
     interrupted = False
     while True:
         try:
             moved = pump()
+            children = [Run(run.path.parent / c) for c in run.read_state().get("children", [])]
+            moved = alerts.pump([run, *children]) or moved
             if run_status(run) not in ACTIVE_STATES and not moved:
                 break
             time.sleep(poll)
@@ -194,6 +199,7 @@ def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:
                 pad(t("state"), 10),
                 pad(t("progress"), 12, right=True),
                 pad(t("duration"), 9, right=True),
+                t("alerts"),
             ]
         )
     )
@@ -204,8 +210,10 @@ def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:
         start, end = st.get("started"), st.get("ended") or time.time()
         duration = f"{end - start:8.0f}s" if start else ""
         status = run_status(run)  # a Slurm run asks the scheduler (and records a job it killed)
+        stall_check(run, status, "ftmodel runs")  # a stall nobody was watching is found now
         shown = f"{t(BROKEN)}: {run.problem()}" if status == BROKEN else t(status)
-        print(f"{run.id:34} {st.get('stage', '?'):9} {pad(shown, 10)} {progress:>12} {duration:>9}")
+        line = f"{run.id:34} {st.get('stage', '?'):9} {pad(shown, 10)} {progress:>12} {duration:>9} {alerts_cell(run)}"
+        print(line.rstrip())
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from ftmodel.answers import parse_alias_group, parse_tolerance
 from ftmodel.config.schema import SECTIONS, Config, field_specs
 from ftmodel.errors import ConfigError
+from ftmodel.words import ALERT_RULES
 
 # No setting needs a number beyond this; larger ones are typos (1e30) that would only fail mid-run.
 _MAX_MAGNITUDE = 1e9
@@ -162,6 +163,13 @@ def _check_consistency(cfg: Config, fail) -> None:
     for item in cfg.answers.regex_qtypes:
         if item in cfg.answers.exact_qtypes:
             raise fail("answers", "regex_qtypes", f"answers: {item!r} is in both exact_qtypes and regex_qtypes")
+    for name in cfg.alerts.stop_on:
+        if name not in ALERT_RULES and name != "nonfinite":
+            raise fail(
+                "alerts",
+                "stop_on",
+                f"alerts.stop_on: unknown rule {name!r} (rules: nonfinite, {', '.join(ALERT_RULES)})",
+            )
     for name in cfg.ablation.variants:
         if name not in ("base", "sft_only", "sft_grpo"):
             raise fail(

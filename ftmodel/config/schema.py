@@ -3,7 +3,8 @@
 Every section is a dataclass whose fields carry their documentation, allowed values and bounds in
 `metadata`. The console builds its form and help text from the same metadata. Sections are named
 `…Section` so they are never mistaken for the TRL / peft classes they feed (`SFTConfig`,
-`GRPOConfig`, `LoraConfig`).
+`GRPOConfig`, `LoraConfig`). (Over 400 lines: one dataclass per `[section]`, every field with its
+documentation and bounds — the single source of truth is easier to read whole than split.)
 """
 
 from __future__ import annotations
@@ -318,6 +319,86 @@ class LaunchSection:
 
 
 @dataclass
+class AlertsSection:
+    """The run sentinel: rules that watch every run for a failure that would otherwise stay silent
+    (a NaN, a stall, GRPO with no learning signal, …). Windows count logged rows (wandb.log_interval
+    steps apart). Rule ids: see `ftmodel alerts --rules`."""
+
+    enabled: bool = F(True, "Watch runs and record alerts (alerts.jsonl, wandb, the console, `ftmodel alerts`).")
+    command: list = F(
+        [],
+        "Command run once per new alert, as an argument list, never through a shell (e.g. "
+        '`["notify-send", "ftmodel"]`; write `["sh", "-c", "…"]` to use one on purpose). Its environment '
+        "holds FTMODEL_ALERT_RUN, _STAGE, _RULE, _STEP, _MESSAGE, _HINT, _RUN_DIR and _JSON; its output "
+        "goes to <run>/alerts_command.log. Empty: none.",
+    )
+    command_timeout_s: float = F(30.0, "Seconds the alert command may run before it is killed.", lo=1.0, hi=3600.0)
+    stop_on: list = F(
+        [],
+        "Rule ids that stop the run when they fire, as a stop request does: the trainer saves a "
+        'checkpoint and the run ends `cancelled` naming the alert (e.g. `["nonfinite_loss", '
+        '"nonfinite_grad_norm"]`; `nonfinite` means all four non-finite rules).',
+    )
+    stall_floor_s: float = F(
+        600.0,
+        "stall: a running stage with no new step for max(this, stall_factor × its median time between "
+        "logged steps) seconds raises an alert (checkpoint saves and evaluation fit under 10 minutes).",
+        lo=1.0,
+    )
+    stall_factor: float = F(10.0, "stall: how many median step intervals without a step count as stalled.", lo=1.0)
+    stall_startup_s: float = F(
+        1800.0,
+        "stall: seconds a stage may take before its first step or progress (loading a model, "
+        "tokenising, a teacher slow to start).",
+        lo=1.0,
+    )
+    zero_std_share: float = F(
+        0.9,
+        "GRPO: alert when at least this share of groups has identical rewards (no advantage to learn "
+        "from) for zero_std_window logged rows in a row.",
+        lo=0.0,
+        hi=1.0,
+    )
+    zero_std_window: int = F(5, "GRPO: logged rows the zero-variance share must stay high.", lo=1)
+    clipped_share: float = F(
+        0.5,
+        "GRPO: alert when at least this share of completions is cut at grpo.max_completion_length …",
+        lo=0.0,
+        hi=1.0,
+    )
+    clipped_window: int = F(2, "… for this many logged rows in a row.", lo=1)
+    kl_max: float = F(1.0, "GRPO: alert when the KL exceeds this bound.", lo=0.0)
+    kl_spike_factor: float = F(
+        10.0, "GRPO: alert when the KL exceeds this multiple of its running median (after 5 logged rows) …", lo=1.0
+    )
+    kl_spike_min: float = F(
+        0.1, "… and this value (a KL growing from 0 early in training is many times its median, and harmless).", lo=0.0
+    )
+    entropy_min: float = F(
+        0.005,
+        "GRPO: alert when the entropy stays below this value (nearly identical samples) for entropy_window rows.",
+        lo=0.0,
+    )
+    entropy_collapse_ratio: float = F(
+        0.1, "GRPO: alert when the entropy stays below this fraction of its early level …", lo=0.0, hi=1.0
+    )
+    entropy_window: int = F(3, "… for this many logged rows in a row.", lo=1)
+    reward_flat_window: int = F(
+        20, "GRPO: alert when the reward has not moved by more than reward_flat_delta for this many rows.", lo=2
+    )
+    reward_flat_delta: float = F(1e-3, "GRPO: the reward's range below which it counts as not moving.", lo=0.0)
+    loss_patience_steps: int = F(
+        100, "SFT: steps after warm-up by which the loss must have fallen by loss_min_drop of its first value.", lo=1
+    )
+    loss_min_drop: float = F(
+        0.1, "SFT: the fraction of its first logged value the loss must have lost.", lo=0.0, hi=1.0
+    )
+    grad_spike_factor: float = F(
+        10.0, "SFT: alert when the grad-norm exceeds this multiple of its running median (after 5 logged rows).", lo=1.0
+    )
+
+
+@dataclass
 class UiSection:
     """The console's own settings."""
 
@@ -346,6 +427,7 @@ class Config:
     answers: AnswersSection = field(default_factory=AnswersSection)
     wandb: WandbSection = field(default_factory=WandbSection)
     launch: LaunchSection = field(default_factory=LaunchSection)
+    alerts: AlertsSection = field(default_factory=AlertsSection)
     ui: UiSection = field(default_factory=UiSection)
 
     def to_dict(self) -> dict:

@@ -43,3 +43,6 @@ def test_embedded_pipeline_learns_answers_and_grpo_adds(tmp_path):
     ]
     fifth = max(1, len(rewards) // 5)
     assert sum(rewards[-fifth:]) / fifth > sum(rewards[:fifth]) / fifth, rewards
+    # A healthy run raises no alert: the sentinel's rules (README "When a run goes wrong") stay quiet.
+    alerts = {run.name: path.read_text() for run in (ws / "runs").iterdir() if (path := run / "alerts.jsonl").exists()}
+    assert not alerts, alerts

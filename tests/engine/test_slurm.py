@@ -120,3 +120,38 @@ def test_stop_under_slurm_saves_a_checkpoint(slurm_cluster, tmp_path):
     assert list(run.glob("checkpoints/checkpoint-*")), "the graceful stop saved a checkpoint"
     assert json.loads((run / "slurm_exit.json").read_text())["exit_code"] == 130
     assert "stop requested: saving" in (run / "stage.log").read_text()
+
+
+def test_a_stalled_slurm_job_is_caught_by_the_watchdog_beside_it_on_the_node(slurm_cluster, tmp_path):
+    from tests.fake_openai import FakeOpenAI
+
+    env = {"SLURM_CONF": slurm_cluster.env["SLURM_CONF"], "WANDB_MODE": "disabled"}
+    ws = prepared_workspace(tmp_path, n_train=4)
+    answer = threading.Event()  # a teacher that accepts requests and says nothing until the test lets it
+    with FakeOpenAI(responder=lambda messages: answer.wait(120) and "<think>x</think><answer>1</answer>") as srv:
+        try:
+            res = cli(
+                "distill",
+                "--detach",
+                "--workspace",
+                str(ws),
+                *openai_teacher(srv.base_url, "--set", "distill.timeout_s=200", "--set", "distill.concurrency=1"),
+                *("--set", "alerts.stall_startup_s=2"),
+                *SLURM,
+                env=env,
+            )
+            assert res.returncode == 0 and "submitted to Slurm as job" in res.stdout, res.stdout + res.stderr
+            run = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
+
+            def stall():
+                path = run / "alerts.jsonl"
+                return path.exists() and [json.loads(line) for line in path.read_text().splitlines()]
+
+            (alert,) = wait_for(stall, timeout=120, what="the stall under Slurm")
+            # seen inside the job, by the stage's own watchdog: no console, no `ftmodel runs` was asked
+            assert alert["rule"] == "stall" and alert["source"] == "watchdog" and alert["variant"] == "startup"
+            assert "[sentinel] ALERT stall" in (run / "stage.log").read_text()
+            assert "1 stall" in cli("runs", "--workspace", str(ws), env=env).stdout
+        finally:
+            answer.set()
+        wait_for(lambda: read_state(run).get("state") == "finished", timeout=120, what="the job to finish")

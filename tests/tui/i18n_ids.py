@@ -1,5 +1,5 @@
 """Every message id the console and the CLI translate: the literal `t("…")` calls in tui/ and in the
-CLI's modules, plus words used as ids."""
+CLI's modules, words used as ids, and the run sentinel's messages."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 from ftmodel.queue import JOB_STATES
+from ftmodel.sentinel import message_ids
 from ftmodel.words import JOBS, STATES
 from tui.actions import ACTIONS, PANELS, SCREEN_HELP
 from tui.screens.queue import JOB_COLUMNS
@@ -84,6 +85,7 @@ def literal_ids() -> set[str]:
 def all_ids() -> set[str]:
     """Every id the console may pass to t()."""
     ids = literal_ids() | set(HINTS) | set(WORDS) | {c.title for c in CHARTS} | {s[0] for s in SCREEN_HELP}
+    ids |= message_ids()  # the run sentinel's messages and hints: the CLI and the console show them
     for a in ACTIONS:
         if not a.id.startswith("panel."):
             ids.add(a.label)

@@ -1,0 +1,118 @@
+"""`ftmodel alerts [RUN]`: what the run sentinel saw (rule, step, evidence, what to try), and the
+helpers `runs` and `follow` share to show alerts and to check running stages for a stall."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+from ftmodel.cli.common import add_workspace, workspace_of
+from ftmodel.i18n import t
+from ftmodel.launcher import run_status
+from ftmodel.rundir import Run, dumps_strict, find_run, list_runs
+from ftmodel.sentinel import Alert, check_stall, count_alerts, describe, read_alerts, rule_help
+
+
+def add_parsers(sub) -> None:
+    """Register `alerts`."""
+    p = sub.add_parser("alerts", help="what the run sentinel saw: rule, step, evidence and what to try")
+    p.add_argument("run", nargs="?", help="a run id or unique prefix (default: every run with alerts)")
+    p.add_argument("--json", action="store_true", help="one JSON record per alert (English), for scripts")
+    p.add_argument("--rules", action="store_true", help="list the rules ([alerts] stop_on takes their ids)")
+    add_workspace(p)
+
+
+def stall_check(run: Run, status: str, source: str) -> Alert | None:
+    """Check a running stage for a stall and record it; never fails the command that asked (a run
+    directory we may not write to is only read)."""
+    if status != "running":
+        return None
+    try:
+        return check_stall(run, status=status, source=source)
+    except OSError:
+        try:
+            return check_stall(run, status=status, source=source, record=False)
+        except OSError:
+            return None
+
+
+def alerts_cell(run: Run) -> str:
+    """The `runs` column: how many alerts and the newest rule (`2 stall`), empty when none."""
+    count = count_alerts(run)
+    if not count:
+        return ""
+    alerts = read_alerts(run)
+    return f"{count} {alerts[-1].rule}" if alerts else str(count)
+
+
+def alert_lines(alert: Alert, run_id: str) -> list[str]:
+    """An alert as `follow` and `alerts` print it, in the UI language."""
+    when = time.strftime("%H:%M:%S", time.localtime(alert.time)) if alert.time else "?"
+    step = "?" if alert.step is None else alert.step
+    head = t("ALERT {rule} in {run} at step {step} ({time})", rule=alert.rule, run=run_id, step=step, time=when)
+    return [head, *("  " + line for line in describe(alert))]
+
+
+def print_alerts(runs: list[Run], out=None, *, as_json: bool = False) -> int:
+    """Print the alerts of `runs`; return how many there were."""
+    out = out or sys.stdout
+    shown = 0
+    for run in runs:
+        for alert in read_alerts(run):
+            shown += 1
+            if as_json:
+                print(dumps_strict({**alert.to_json(), "run_id": run.id}, ensure_ascii=False), file=out)
+            else:
+                print("\n".join(alert_lines(alert, run.id)), file=out)
+    return shown
+
+
+def cmd_alerts(ns: argparse.Namespace, argv: list[str]) -> int:
+    """`ftmodel alerts [RUN] [--json] [--rules]`."""
+    if ns.rules:
+        for rule, text in rule_help():
+            print(f"{rule:22} {text}")
+        print(t("`[alerts] stop_on` takes these ids (and `nonfinite` for the four non-finite rules)"))
+        return 0
+    workspace = workspace_of(ns)
+    if ns.run:
+        run = find_run(workspace, ns.run)
+        runs = [run, *(Run(run.path.parent / c) for c in run.read_state().get("children", []))]
+    else:
+        runs = list_runs(workspace)
+    for run in runs:  # a stall nobody was watching is found now
+        stall_check(run, run_status(run), "ftmodel alerts")
+    if not print_alerts(runs, as_json=ns.json) and not ns.json:
+        print(t("no alerts in {path}", path=runs[0].path if ns.run else workspace / "runs"))
+    return 0
+
+
+class AlertFollower:
+    """`ftmodel follow`'s view of alerts: prints each new one of the followed runs, and checks the
+    running ones for a stall now and then (the same check the watchdog makes)."""
+
+    STALL_CHECK_S = 5.0
+
+    def __init__(self, write: Callable[[str], None]):
+        from ftmodel.sentinel import AlertsReader
+
+        self._reader_cls = AlertsReader
+        self._readers: dict[str, AlertsReader] = {}
+        self._write = write
+        self._next_check = 0.0
+
+    def pump(self, runs: list[Run]) -> bool:
+        """Print new alerts of `runs`; say whether there were any."""
+        if time.monotonic() >= self._next_check:
+            self._next_check = time.monotonic() + self.STALL_CHECK_S
+            for run in runs:
+                stall_check(run, run_status(run), "ftmodel follow")
+        moved = False
+        for run in runs:
+            reader = self._readers.setdefault(run.id, self._reader_cls(run))
+            for alert in reader.read_new():
+                self._write("\n".join(alert_lines(alert, run.id)) + "\n")
+                moved = True
+        return moved
