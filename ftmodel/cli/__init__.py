@@ -18,6 +18,7 @@ from ftmodel.errors import FtmodelError
 from ftmodel.i18n import set_language, t
 from ftmodel.launcher import LaunchError
 from ftmodel.stages import PIPELINE
+from ftmodel.textio import printable
 from ftmodel.words import STAGES
 
 __all__ = ["build_parser", "main"]
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[ns.command](ns, argv)
     except (StageError, LaunchError, LookupError, FtmodelError) as e:
         msg = e.args[0] if isinstance(e, LookupError) and e.args else e
-        print(t("error: {message}", message=msg), file=sys.stderr)
+        # The message may quote a run's files (a corrupt state.json, a run id): shown, never obeyed.
+        print(printable(t("error: {message}", message=msg)), file=sys.stderr)
         return 2
 
 

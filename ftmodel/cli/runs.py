@@ -19,7 +19,7 @@ from ftmodel.i18n import t
 from ftmodel.launcher import run_status, start_stage, stop
 from ftmodel.rundir import ACTIVE_STATES, BROKEN, STAGES, Run, find_run, list_runs
 from ftmodel.stages import PIPELINE
-from ftmodel.textio import pad
+from ftmodel.textio import pad, printable
 
 RUN_COMMANDS = ("stop", "logs", "follow", "lineage")
 
@@ -92,6 +92,17 @@ def _stage_args(ns: argparse.Namespace) -> dict:
     return {k: getattr(ns, k) for k in keep if getattr(ns, k, None) not in (None, False)}
 
 
+def log_text(text: str, out) -> str:
+    """A log's text as written to `out`: to a terminal with control sequences shown, not obeyed (a
+    model's output in a log may clear the screen or retitle the window); newlines and the carriage
+    returns of progress bars kept. To a file or a pipe as it is."""
+    try:
+        terminal = out.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    return printable(text, keep="\n\r") if terminal else text
+
+
 def follow(run: Run, out=None, poll: float = 0.2) -> int:
     """Print the run's log (and its child runs' logs) until it ends; return its exit code."""
     out = out or sys.stdout
@@ -111,7 +122,7 @@ def follow(run: Run, out=None, poll: float = 0.2) -> int:
                 continue
             if data:
                 offsets[path] = offsets.get(path, 0) + len(data)
-                out.write(data.decode("utf-8", "replace"))
+                out.write(log_text(data.decode("utf-8", "replace"), out))
                 out.flush()
                 moved = True
         return moved
@@ -205,7 +216,8 @@ def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:
         duration = f"{end - start:8.0f}s" if start else ""
         status = run_status(run)  # a Slurm run asks the scheduler (and records a job it killed)
         shown = f"{t(BROKEN)}: {run.problem()}" if status == BROKEN else t(status)
-        print(f"{run.id:34} {st.get('stage', '?'):9} {pad(shown, 10)} {progress:>12} {duration:>9}")
+        # The id is a directory's name and the rest comes from state.json: shown, never obeyed.
+        print(printable(f"{run.id:34} {st.get('stage', '?'):9} {pad(shown, 10)} {progress:>12} {duration:>9}"))
     return 0
 
 
@@ -238,7 +250,8 @@ def cmd_run(ns: argparse.Namespace, argv: list[str]) -> int:
     if ns.command == "logs":
         if run.problem():  # the log is still worth reading; say the run itself is broken
             print(t("warning: run {run} is broken: {problem}", run=run.id, problem=run.problem()), file=sys.stderr)
-        sys.stdout.write(run.log_path.read_text(encoding="utf-8", errors="replace") if run.log_path.exists() else "")
+        text = run.log_path.read_text(encoding="utf-8", errors="replace") if run.log_path.exists() else ""
+        sys.stdout.write(log_text(text, sys.stdout))
         return 0
     run.check_state()  # a missing or corrupt state.json is an error, not "unknown"
     return follow(run)
