@@ -191,7 +191,7 @@ async def test_evaluation_results_show_as_a_table(ws):
         await select_stage(app, pilot, "evaluate")
         await until(pilot, lambda: app.query("#panel-results DataTable"), what="results table")
         table = app.query_one("#panel-results DataTable")
-        assert table.row_count == 2 and table.get_row_at(1)[0] == "tf"
+        assert table.row_count == 2 and str(table.get_row_at(1)[0]) == "tf"
         assert app.query_one("#panel-results").display
 
 

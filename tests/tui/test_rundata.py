@@ -88,9 +88,22 @@ def test_history_reader_stops_when_cancelled(tmp_path):
     assert shown == [False]  # the preview only: the exact pass gave up
 
 
-def test_columns_skip_non_numbers_and_nan():
-    cols = columns_from_rows([{"step": 1, "loss": 2.0, "note": "x", "ok": True}, {"step": 2, "loss": float("nan")}])
-    assert cols == {"loss": ([1], [2.0])}
+def test_columns_keep_numbers_and_non_finite_values_and_leave_out_the_rest():
+    nan, inf = float("nan"), float("inf")
+    rows = [
+        {"step": 1, "loss": 2.0, "note": "x", "ok": True, "l": [1], "d": {"a": 1}, "z": None, "big": 10**400},
+        {"step": 2, "loss": nan, "grad_norm": inf},
+        {"step": "3", "loss": 9.0},  # a step that is not a number: no place on a chart
+        {"step": True, "loss": 9.0},
+        {"step": nan, "loss": 9.0},
+        {"step": 1e308, "loss": 9.0},
+        {"step": 4, "loss": -inf, "grad_norm": 1e308},
+    ]
+    cols = columns_from_rows(rows)
+    assert set(cols) == {"loss", "grad_norm"}
+    assert cols["loss"][0] == [1, 2, 4] and cols["loss"][1][0] == 2.0 and cols["loss"][1][2] == -inf
+    assert cols["loss"][1][1] != cols["loss"][1][1]  # the NaN itself, for the Series to note
+    assert cols["grad_norm"] == ([2, 4], [inf, 1e308])
 
 
 def test_grpo_health_hints():

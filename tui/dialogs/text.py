@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ftmodel.i18n import t
+from ftmodel.textio import printable
 from tui import actions
+from tui.plain import Plain, plain
 
 
 @actions.bind("text")
@@ -21,12 +24,13 @@ class TextScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = self.title_text
+            box.border_title = plain(self.title_text)
             if self.text:
                 with VerticalScroll():
-                    yield Static(self.text, markup=False, id="text-body")
+                    yield Plain(self.text, id="text-body")
             if self.question:
-                yield Static(f"{self.question}   [b]y[/b] {t('yes')}   [b]n[/b] {t('no')}", id="text-question")
+                question = escape(printable(self.question))  # it may name a run or a file: shown as it is
+                yield Static(f"{question}   [b]y[/b] {t('yes')}   [b]n[/b] {t('no')}", id="text-question")
 
     def action_answer(self, yes: bool) -> None:
         """Close, answering the question (yes only when there is one)."""

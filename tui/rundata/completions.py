@@ -34,6 +34,15 @@ class Completion:
         return True
 
 
+def _step(value) -> int:
+    """A row's step as an int (0 when it is not a whole number: the file is the model's run's, any shape)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def read_completions(run_path: Path) -> list[Completion]:
     """Every row of a GRPO run's completions.jsonl (corrupt lines skipped)."""
     try:
@@ -42,7 +51,7 @@ def read_completions(run_path: Path) -> list[Completion]:
         return []
     return [
         Completion(
-            int(row.get("step") or 0),
+            _step(row.get("step")),
             str(row.get("question") or ""),
             str(row.get("answer") or ""),
             str(row.get("qtype") or ""),

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ftmodel.i18n import t
 from ftmodel.rundir import METRICS_FILE, MetricsReader, restore_nonfinite
-from tui.rundata.summary import RunSummary, fmt_duration
+from tui.rundata.series import columns_from_rows, drawable
+from tui.rundata.summary import RunSummary, clock, fmt_duration
 
 KEY_METRICS = ("loss", "reward", "answer_accuracy")
 
@@ -24,6 +25,7 @@ class RunRow:
     metrics: dict[str, float] = field(default_factory=dict)
     wandb_mode: str = "—"
     sync: str = "—"
+    link_target: str | None = None  # where the run directory really is, when it is a symbolic link
 
     @property
     def id(self) -> str:
@@ -31,7 +33,7 @@ class RunRow:
 
     def cells(self) -> tuple[str, ...]:
         s = self.summary
-        start = _clock(s.started or s.created)
+        start = clock(s.started or s.created)
         duration = fmt_duration((s.ended or _now()) - s.started) if s.started else "—"
         return (
             s.id,
@@ -57,14 +59,11 @@ def _now() -> float:
     return time.time()
 
 
-def _clock(t: float | None) -> str:
-    return time.strftime("%m-%d %H:%M", time.localtime(t)) if t else "—"
-
-
 def _num(v: float | None) -> str:
+    """A metric as the table shows it: `nan` and `inf` as such, an absurd magnitude in a few cells."""
     if v is None:
         return "—"
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    return f"{v:.0f}" if 1000 <= abs(v) < 1e15 else f"{v:.3g}"
 
 
 def last_metrics(run_path: Path, names=KEY_METRICS, tail_bytes: int = 256 * 1024) -> dict[str, float]:
@@ -127,6 +126,7 @@ def run_rows(summaries: list[RunSummary], workspace: Path) -> list[RunRow]:
                 last_metrics(s.path),
                 wandb.get("mode") or "—",
                 sync_state.get(s.id, "—" if wandb.get("mode") != "offline" else "never"),
+                os.path.realpath(s.path) if s.path.is_symlink() else None,
             )
         )
     return rows
@@ -148,14 +148,14 @@ def artifacts(run_path: Path) -> list[tuple[str, int]]:
 
 
 def metric_series(run_path: Path, name: str) -> tuple[list[float], list[float]]:
-    """All (step, value) points of one metric of a run."""
-    xs, ys = [], []
-    for i, row in enumerate(MetricsReader(Path(run_path) / METRICS_FILE).read_new()):
-        v = row.get(name)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
-            xs.append(row.get("step", i))
-            ys.append(float(v))
-    return xs, ys
+    """All drawable (step, value) points of one metric of a run: what a chart of it draws (NaN and
+    ±inf left out, absurd magnitudes at ±DRAW_LIMIT; see tui.rundata.series)."""
+    rows = MetricsReader(Path(run_path) / METRICS_FILE).read_new()
+    xs, ys = columns_from_rows([{"step": row.get("step", i), name: row.get(name)} for i, row in enumerate(rows)]).get(
+        name, ([], [])
+    )
+    shown = [(x, y) for x, y in zip(xs, map(drawable, ys)) if y is not None]
+    return [x for x, _ in shown], [y for _, y in shown]
 
 
 def remove_run_dir(path: Path) -> tuple[bool, str]:
