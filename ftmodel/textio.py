@@ -133,3 +133,39 @@ def printable(text: object, keep: str = "") -> str:
     if forms is None:
         forms = _FORMS_KEEPING[keep] = {c: f for c, f in _FORMS.items() if chr(c) not in keep}
     return text.translate(forms)
+
+
+class ShownText:
+    """A text stream to a terminal through which every control character is shown, not obeyed
+    (newlines, carriage returns and tabs pass: a followed progress bar still redraws its line)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(printable(text, keep="\n\r\t"))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def show_controls_on_terminals() -> None:
+    """Route sys.stdout and sys.stderr through ShownText when they are terminals (the CLI calls it
+    once): every line the CLI prints may quote a run's files. A pipe or a file gets the text as it
+    is, except that a character no encoding can write (a lone surrogate from a file name that is not
+    UTF-8) is written escaped instead of failing."""
+    import sys
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if isinstance(stream, ShownText):
+            continue
+        try:
+            terminal = stream.isatty()
+        except (AttributeError, ValueError):
+            terminal = False
+        if terminal:
+            setattr(sys, name, ShownText(stream))
+        elif hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")

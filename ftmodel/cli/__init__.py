@@ -18,7 +18,7 @@ from ftmodel.errors import FtmodelError
 from ftmodel.i18n import set_language, t
 from ftmodel.launcher import LaunchError
 from ftmodel.stages import PIPELINE
-from ftmodel.textio import printable
+from ftmodel.textio import show_controls_on_terminals
 from ftmodel.words import STAGES
 
 __all__ = ["build_parser", "main"]
@@ -53,14 +53,14 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ftmodel` command: errors the engine phrased for the user are one line, exit 2."""
     argv = sys.argv[1:] if argv is None else argv
+    show_controls_on_terminals()  # whatever a run's files hold reaches a terminal shown, not obeyed
     set_language()  # FTMODEL_LANG / LC_ALL / LANG; a config's [ui] language may change it once loaded
     ns = build_parser().parse_args(argv)
     try:
         return COMMANDS[ns.command](ns, argv)
     except (StageError, LaunchError, LookupError, FtmodelError) as e:
         msg = e.args[0] if isinstance(e, LookupError) and e.args else e
-        # The message may quote a run's files (a corrupt state.json, a run id): shown, never obeyed.
-        print(printable(t("error: {message}", message=msg)), file=sys.stderr)
+        print(t("error: {message}", message=msg), file=sys.stderr)
         return 2
 
 

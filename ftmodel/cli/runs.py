@@ -92,17 +92,6 @@ def _stage_args(ns: argparse.Namespace) -> dict:
     return {k: getattr(ns, k) for k in keep if getattr(ns, k, None) not in (None, False)}
 
 
-def log_text(text: str, out) -> str:
-    """A log's text as written to `out`: to a terminal with control sequences shown, not obeyed (a
-    model's output in a log may clear the screen or retitle the window); newlines and the carriage
-    returns of progress bars kept. To a file or a pipe as it is."""
-    try:
-        terminal = out.isatty()
-    except (AttributeError, ValueError):
-        terminal = False
-    return printable(text, keep="\n\r") if terminal else text
-
-
 def follow(run: Run, out=None, poll: float = 0.2) -> int:
     """Print the run's log (and its child runs' logs) until it ends; return its exit code."""
     out = out or sys.stdout
@@ -122,7 +111,7 @@ def follow(run: Run, out=None, poll: float = 0.2) -> int:
                 continue
             if data:
                 offsets[path] = offsets.get(path, 0) + len(data)
-                out.write(log_text(data.decode("utf-8", "replace"), out))
+                out.write(data.decode("utf-8", "replace"))
                 out.flush()
                 moved = True
         return moved
@@ -250,8 +239,7 @@ def cmd_run(ns: argparse.Namespace, argv: list[str]) -> int:
     if ns.command == "logs":
         if run.problem():  # the log is still worth reading; say the run itself is broken
             print(t("warning: run {run} is broken: {problem}", run=run.id, problem=run.problem()), file=sys.stderr)
-        text = run.log_path.read_text(encoding="utf-8", errors="replace") if run.log_path.exists() else ""
-        sys.stdout.write(log_text(text, sys.stdout))
+        sys.stdout.write(run.log_path.read_text(encoding="utf-8", errors="replace") if run.log_path.exists() else "")
         return 0
     run.check_state()  # a missing or corrupt state.json is an error, not "unknown"
     return follow(run)
