@@ -16,13 +16,15 @@ from tui.screens import ConsoleScreen
 
 
 def make_app(ws: Path, cfg_path: Path = DEFAULT_CONFIG, **kw) -> FtmodelConsole:
-    """The console on `cfg_path` and workspace `ws`, recording every notification in `app.notes`."""
+    """The console on `cfg_path` and workspace `ws`, recording every notification in `app.notes` (its
+    title in `app.titles`)."""
     app = FtmodelConsole(config.load(cfg_path), str(cfg_path), ws, gpu=kw.pop("gpu", False), **kw)
-    app.notes = []
+    app.notes, app.titles = [], []
     real_notify = app.notify
 
     def notify(message, **kwargs):
         app.notes.append(str(message))
+        app.titles.append(str(kwargs.get("title", "")))
         real_notify(message, **kwargs)
 
     app.notify = notify
