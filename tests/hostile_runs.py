@@ -56,8 +56,9 @@ def metrics_bytes() -> bytes:
         b'{"step": 34, "loss": \xff\xfe 0.1}',  # not UTF-8
         b"",
         json.dumps({"step": 35, "loss": 0.2, HOSTILE: 1.0}).encode(),  # a metric named with escapes
+        json.dumps({"step": 36, "reward": 10**400, "answer_accuracy": 10**400}).encode(),  # the last ones
     ]
-    return b"\n".join(lines) + b'\n{"step": 36, "loss": 0.'  # a torn last line
+    return b"\n".join(lines) + b'\n{"step": 37, "loss": 0.'  # a torn last line
 
 
 def log_bytes() -> bytes:
@@ -79,7 +80,7 @@ def completions_text() -> str:
             "answer": f"A {HOSTILE}",
             "qtype": f"tf{HOSTILE}",
             "completion": f"<think>\x1b[2J{HOSTILE}</think><answer>{SURROGATE}</answer>",
-            "rewards": {"format_reward": NAN, "accuracy_reward": INF, "judge_reward": "high", "x": [1]},
+            "rewards": {"format_reward": NAN, "accuracy_reward": INF, "judge_reward": 10**400, "x": [1], "y": "high"},
         },
         {"step": "8", "question": None, "answer": 3, "qtype": ["mc"], "completion": {"a": 1}, "rewards": "none"},
         {"step": 10**30, "question": "q", "answer": "a", "qtype": "mc", "completion": "ok", "rewards": {}},

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -29,8 +29,13 @@ class TextScreen(ModalScreen[bool]):
                 with VerticalScroll():
                     yield Plain(self.text, id="text-body")
             if self.question:
-                question = escape(printable(self.question))  # it may name a run or a file: shown as it is
-                yield Static(f"{question}   [b]y[/b] {t('yes')}   [b]n[/b] {t('no')}", id="text-question")
+                # The question may name a run or a file: assembled as text, never spliced into markup.
+                yield Static(
+                    Content.assemble(
+                        printable(self.question), "   ", ("y", "bold"), f" {t('yes')}   ", ("n", "bold"), f" {t('no')}"
+                    ),
+                    id="text-question",
+                )
 
     def action_answer(self, yes: bool) -> None:
         """Close, answering the question (yes only when there is one)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,8 @@ class Completion:
 
     @property
     def total(self) -> float:
-        return sum(v for v in self.rewards.values() if isinstance(v, (int, float)) and v == v)
+        """The sum of the numeric rewards (NaN ones left out; an int too big for a float counts as inf)."""
+        return sum(_as_float(v) for v in self.rewards.values() if isinstance(v, (int, float)) and v == v)
 
     def matches(self, qtype: str | None, zero_only: bool, text: str) -> bool:
         if qtype and self.qtype != qtype:
@@ -32,6 +34,13 @@ class Completion:
             t = text.lower()
             return t in self.completion.lower() or t in self.question.lower()
         return True
+
+
+def _as_float(value) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond any float
+        return math.inf if value > 0 else -math.inf
 
 
 def _step(value) -> int:

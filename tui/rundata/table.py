@@ -7,6 +7,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from ftmodel.i18n import t
@@ -60,10 +61,24 @@ def _now() -> float:
 
 
 def _num(v: float | None) -> str:
-    """A metric as the table shows it: `nan` and `inf` as such, an absurd magnitude in a few cells."""
-    if v is None:
+    """A metric as the runs table shows it (see number_cell)."""
+    return number_cell(v, "{:.3g}")
+
+
+def number_cell(value, fmt: str = "{:.3g}") -> str:
+    """A number from a run's files as a table cell: `—` for none, `nan` and `inf` as such, an
+    absurd magnitude (1e308, an integer beyond any float) in a few cells, exactly: never raises."""
+    if value is None:
         return "—"
-    return f"{v:.0f}" if 1000 <= abs(v) < 1e15 else f"{v:.3g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) and not -(10**15) < value < 10**15:
+        return format(Decimal(value), ".3g")  # float() of 10**400 would raise
+    if value - value != 0 or abs(value) >= 1e15:
+        return f"{value:.3g}"  # nan, inf, 1e308
+    if abs(value) >= 1000:
+        return f"{value:.0f}"
+    return fmt.format(value)
 
 
 def last_metrics(run_path: Path, names=KEY_METRICS, tail_bytes: int = 256 * 1024) -> dict[str, float]:
@@ -91,15 +106,15 @@ def last_metrics(run_path: Path, names=KEY_METRICS, tail_bytes: int = 256 * 1024
         for name in names:
             v = restore_nonfinite(row.get(name))
             if name not in out and isinstance(v, (int, float)) and not isinstance(v, bool):
-                out[name] = float(v)
+                out[name] = v  # as written: number_cell shows it, an int too big for a float too
     if "answer_accuracy" in names and "answer_accuracy" not in out:
         for report in sorted(Path(run_path).glob("eval_*.json")):
             try:
                 v = json.loads(report.read_text(encoding="utf-8")).get("answer_accuracy")
             except (OSError, ValueError, AttributeError):
                 continue
-            if isinstance(v, (int, float)):
-                out["answer_accuracy"] = float(v)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out["answer_accuracy"] = v
     return out
 
 

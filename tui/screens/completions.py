@@ -14,6 +14,7 @@ from tui.dialogs import TextScreen
 from tui.messages import CompletionsLoaded
 from tui.plain import Plain
 from tui.rundata.completions import read_completions
+from tui.rundata.table import number_cell
 from tui.screens.base import FilteredTable
 from tui.widgets.tables import Table
 from tui.workers import background
@@ -124,6 +125,4 @@ class CompletionsScreen(FilteredTable):
 
 
 def _r(v) -> str:
-    if v is None:
-        return "—"
-    return f"{v:.2f}" if isinstance(v, (int, float)) else str(v)
+    return number_cell(v, "{:.2f}")
