@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 import unicodedata
 from collections.abc import Iterable
@@ -98,7 +97,6 @@ def _table_float(value: float, float_format: str) -> str:
 
 # Bidirectional overrides, embeddings and isolates, marks and the Unicode line separators.
 _BIDI_AND_SEPARATORS = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff" + "".join(chr(c) for c in _BIDI_AND_SEPARATORS) + "]")
 
 
 def _visible_forms() -> dict[int, str]:
@@ -118,12 +116,12 @@ def printable(text: object, keep: str = "") -> str:
     """Return text with every terminal control character shown as a visible symbol instead of obeyed.
 
     `keep` names layout characters to pass through as they are: "\\n" for a text shown on several
-    lines, "\\r" for a terminal following a progress bar. Tabs become spaces. Text without control
-    characters is returned as it is (one regex scan: cheap enough for every log line).
+    lines, "\\r" for a terminal following a progress bar. Tabs become spaces. Text with nothing
+    unprintable is returned as it is (`str.isprintable` is one pass in C: cheap for every log line).
     """
     if not isinstance(text, str):
         text = str(text)
-    if not _CONTROL.search(text):
+    if text.isprintable():  # no control, format, separator or surrogate character: nothing to show
         return text
     if "\t" in text and "\t" not in keep:
         text = text.expandtabs(4)
