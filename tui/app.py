@@ -4,6 +4,8 @@ Stages run detached, so closing the console, killing tmux or losing SSH leaves t
 opening the console again re-attaches purely from `<workspace>/runs/*`. The app owns what outlives
 a screen: starting and stopping runs, the sync worker, quitting, the language; screens ask for
 that work with messages (tui.messages) and the main console is a screen of its own.
+A little over 400 lines: the app-wide work (launch, stop, sync, pack, reaping launched jobs), what
+reaches the terminal from it (notifications, a failed worker told) and the entry point share its state.
 """
 
 from __future__ import annotations

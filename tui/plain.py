@@ -15,15 +15,15 @@ from textual.widgets import Input, Static
 from ftmodel.textio import printable
 
 
-def plain(text: object, *, multiline: bool = False) -> Text:
-    """Text for a widget that would read a str as markup (a border title, an option, a table cell):
-    never markup, control characters shown."""
+def plain(text: object) -> Text:
+    """One line for a widget that would read a str as markup (a border title, an option, a table
+    cell): never markup, control characters shown. A Text keeps its style."""
     if isinstance(text, Text):
-        shown = printable(text.plain, keep="\n" if multiline else "")
+        shown = printable(text.plain)
         if shown == text.plain:
             return text
         return Text(shown, style=text.style, justify=text.justify, end=text.end)
-    return Text(printable(text, keep="\n" if multiline else ""))
+    return Text(printable(text))
 
 
 class Plain(Static):

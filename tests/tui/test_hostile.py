@@ -202,3 +202,20 @@ async def test_a_live_run_that_diverges_is_followed_and_marked(ws):
         await pilot.press("5")  # keys still answered: the log panel hides
         await until(pilot, lambda: not app.query_one("#panel-log").display, what="log panel hidden")
         assert app.is_running
+
+
+def test_the_console_makes_tables_and_logs_only_from_the_widgets_that_show_text_safely():
+    """A bare DataTable reads str cells as markup, a bare Log or RichLog writes control characters:
+    tui/ builds tables with Table (tui/widgets/tables.py) and logs with LogPanel (tui/widgets/log.py)."""
+    import ast
+    from pathlib import Path
+
+    tui = Path(__file__).resolve().parents[2] / "tui"
+    allowed = {"DataTable": "widgets/tables.py", "Log": None, "RichLog": "widgets/log.py"}
+    found = []
+    for path in tui.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in allowed:
+                if allowed[node.func.id] is None or not path.as_posix().endswith(allowed[node.func.id]):
+                    found.append(f"{path.relative_to(tui)}:{node.lineno} {node.func.id}(…)")
+    assert not found, found

@@ -289,7 +289,7 @@ class RunDetailScreen(Workbench):
             files = []
         try:
             lineage = lineage_lines(self.app.workspace, Run(path))
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # state.json: any shape
             lineage = [t("cannot read the lineage: {error}", error=e)]
         self.post_message(
             DetailLoaded(
