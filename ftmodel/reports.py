@@ -26,6 +26,8 @@ def result_tables(run_path: Path) -> list[ResultTable]:
             continue
         if not isinstance(data, dict) or "total" not in data:
             continue
+        per_qtype = data.get("per_qtype")
+        per_qtype = per_qtype if isinstance(per_qtype, dict) else {}  # a report is a file: any shape
         cols = ["qtype", "n", "format", "answer", "majority"]
         rows = [
             [
@@ -36,7 +38,9 @@ def result_tables(run_path: Path) -> list[ResultTable]:
                 _fmt(data.get("majority_baseline")),
             ]
         ]
-        for qtype, d in sorted((data.get("per_qtype") or {}).items()):
+        for qtype, d in sorted(per_qtype.items()):
+            if not isinstance(d, dict):
+                continue
             rows.append(
                 [
                     qtype,
@@ -52,8 +56,10 @@ def result_tables(run_path: Path) -> list[ResultTable]:
             data = json.loads(path.read_text(encoding="utf-8"))
             table = data["table"]
             cols = [str(c) for c in table["columns"]]
-            rows = [[_fmt(v) for v in row] for row in table["rows"]]
-        except (OSError, ValueError, KeyError, TypeError):
+            # Every row as wide as the header: a short one padded, a long one cut, a non-list left out.
+            width = len(cols)
+            rows = [[_fmt(v) for v in (*r, *[None] * width)[:width]] for r in table["rows"] if isinstance(r, list)]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
         tables.append((path.name, cols, rows))
     return tables
@@ -62,8 +68,10 @@ def result_tables(run_path: Path) -> list[ResultTable]:
 def _fmt(value) -> str:
     if value is None:
         return ""
-    if isinstance(value, float):
-        return f"{value:.3f}"
+    if isinstance(value, float):  # nan and inf as such; an absurd magnitude in a few cells
+        return f"{value:.3f}" if abs(value) < 1e15 else f"{value:.4g}"
+    if isinstance(value, int) and not -(10**15) < value < 10**15:
+        return f"{value:.4g}" if abs(value) < 2**1023 else "huge"
     return str(value)
 
 
@@ -114,6 +122,14 @@ def read_ablation(run_path: Path) -> AblationMatrix | None:
     if not summaries:
         return None
     data = json.loads(summaries[-1].read_text(encoding="utf-8"))
+    try:
+        return _ablation_matrix(summaries[-1], data)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError, OverflowError) as e:
+        # A summary is a file: any shape may come. Say which file is wrong, as one ValueError.
+        raise ValueError(f"{summaries[-1].name} is malformed ({type(e).__name__}: {e})") from None
+
+
+def _ablation_matrix(source: Path, data: dict) -> AblationMatrix:
     results = data["variants"]
     variants = [v for v in results]
     first = results[variants[0]]
@@ -125,4 +141,4 @@ def read_ablation(run_path: Path) -> AblationMatrix | None:
             vals[v] = (float(r.get("format_accuracy") or 0.0), float(r.get("answer_accuracy") or 0.0))
         total = (first if qtype == "overall" else first["per_qtype"][qtype]).get("total", 0)
         rows.append((qtype, int(total or 0), vals))
-    return AblationMatrix(summaries[-1], variants, rows)
+    return AblationMatrix(source, variants, rows)

@@ -135,8 +135,9 @@ def coerce_state(raw: Any) -> dict:
     for key in _INT_KEYS:
         if key in state and _int(state[key]) is None:
             del state[key]
-    for key in _FLOAT_KEYS:
-        if key in state and (isinstance(state[key], bool) or not isinstance(state[key], (int, float))):
+    for key in _FLOAT_KEYS:  # times: a NaN or infinite one is no time at all
+        value = state.get(key)
+        if key in state and (isinstance(value, bool) or not isinstance(value, (int, float)) or value - value != 0):
             del state[key]
     for key, kind in [
         *((k, str) for k in _STR_KEYS),

@@ -182,10 +182,21 @@ def _eval_report(ws: Path, pipeline_run_id: str | None) -> dict | None:
 
 def comparison(ws: str | Path, sweep_id: str) -> tuple[list[str], list[list], int | None]:
     """The sweep's table: (columns, rows, index of the best row or None). Best = highest answer_accuracy."""
-    from ftmodel.queue import read_queue
-
     ws = Path(ws)
     rec = load_sweep_record(ws, sweep_id)
+    try:
+        return _comparison(ws, rec)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        # sweep.json and the runs' eval reports are files: a wrong shape is named, never a traceback.
+        name = rec.get("id", sweep_id) if isinstance(rec, dict) else sweep_id
+        raise SweepError(
+            f"sweep {name} cannot be compared: a malformed record or report ({type(e).__name__}: {e})"
+        ) from None
+
+
+def _comparison(ws: Path, rec: dict) -> tuple[list[str], list[list], int | None]:
+    from ftmodel.queue import read_queue
+
     jobs = {j["id"]: j for j in read_queue(ws)["jobs"]}
     reports = []
     qtypes: list[str] = []

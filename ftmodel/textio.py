@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import unicodedata
@@ -64,8 +65,10 @@ def pad(text: str, width: int, *, right: bool = False) -> str:
 def format_table(columns: list[str], rows: list[list], *, float_format: str = "{:.3f}") -> str:
     """Render rows as an aligned plain-text table: numbers (and None, shown as `-`) right-aligned, text
     left; floats to 3 decimals; widths in terminal cells, so CJK text keeps the columns straight."""
+    columns = [printable(c) for c in columns]  # cells may be a run's or a dataset's text: never obeyed
     cells = [
-        [float_format.format(v) if isinstance(v, float) else ("-" if v is None else str(v)) for v in r] for r in rows
+        [_table_float(v, float_format) if isinstance(v, float) else ("-" if v is None else printable(v)) for v in r]
+        for r in rows
     ]
     widths = [max([cell_width(c), *(cell_width(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     numeric = [
@@ -76,3 +79,91 @@ def format_table(columns: list[str], rows: list[list], *, float_format: str = "{
         return "  ".join(pad(v, w, right=numeric[i]) for i, (v, w) in enumerate(zip(values, widths))).rstrip()
 
     return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def _table_float(value: float, float_format: str) -> str:
+    """A float as a table cell: `nan` and `inf` as such, an absurd magnitude (1e308) in a few cells."""
+    if math.isfinite(value) and abs(value) < 1e15:
+        return float_format.format(value)
+    return f"{value:.4g}"
+
+
+# ---------------------------------------------------------------- text we did not write: shown, never obeyed
+# A run's log, a model's completion, a dataset's question, a run directory's name or a config value may
+# hold terminal control sequences: ESC [2J clears the screen, ESC ]0;…BEL retitles the window, U+202E
+# reverses what follows, a lone surrogate makes a UTF-8 terminal write fail. Every such text reaches a
+# terminal through `printable` (the console's widgets and the CLI's tables call it), which shows each
+# control character as a visible symbol (ESC as ␛, BEL as ␇) so a user sees what is there.
+
+# Bidirectional overrides, embeddings and isolates, marks and the Unicode line separators.
+_BIDI_AND_SEPARATORS = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)
+
+
+def _visible_forms() -> dict[int, str]:
+    forms = {c: chr(0x2400 + c) for c in range(0x20)}  # the Control Pictures block: ␀ … ␟, ESC is ␛
+    forms[0x7F] = "\u2421"  # ␡
+    forms.update({c: f"\\x{c:02x}" for c in range(0x80, 0xA0)})  # C1: no pictures exist, name the code
+    forms.update({c: f"\\u{c:04x}" for c in _BIDI_AND_SEPARATORS})
+    forms.update({c: "\ufffd" for c in range(0xD800, 0xE000)})  # lone surrogates cannot be encoded at all
+    return forms
+
+
+_FORMS = _visible_forms()
+_FORMS_KEEPING: dict[str, dict[int, str]] = {}
+
+
+def printable(text: object, keep: str = "") -> str:
+    """Return text with every terminal control character shown as a visible symbol instead of obeyed.
+
+    `keep` names layout characters to pass through as they are: "\\n" for a text shown on several
+    lines, "\\r" for a terminal following a progress bar. Tabs become spaces. Text with nothing
+    unprintable is returned as it is (`str.isprintable` is one pass in C: cheap for every log line).
+    """
+    if not isinstance(text, str):
+        text = str(text)
+    if text.isprintable():  # no control, format, separator or surrogate character: nothing to show
+        return text
+    if "\t" in text and "\t" not in keep:
+        text = text.expandtabs(4)
+    if "\n" in keep and "\r" not in keep:
+        text = text.replace("\r\n", "\n")
+    forms = _FORMS_KEEPING.get(keep)
+    if forms is None:
+        forms = _FORMS_KEEPING[keep] = {c: f for c, f in _FORMS.items() if chr(c) not in keep}
+    return text.translate(forms)
+
+
+class ShownText:
+    """A text stream to a terminal through which every control character is shown, not obeyed
+    (newlines, carriage returns and tabs pass: a followed progress bar still redraws its line)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(printable(text, keep="\n\r\t"))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def show_controls_on_terminals() -> None:
+    """Route sys.stdout and sys.stderr through ShownText when they are terminals (the CLI calls it
+    once): every line the CLI prints may quote a run's files. A pipe or a file gets the text as it
+    is, except that a character no encoding can write (a lone surrogate from a file name that is not
+    UTF-8) is written escaped instead of failing."""
+    import sys
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if isinstance(stream, ShownText):
+            continue
+        try:
+            terminal = stream.isatty()
+        except (AttributeError, ValueError):
+            terminal = False
+        if terminal:
+            setattr(sys, name, ShownText(stream))
+        elif hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")

@@ -4,6 +4,8 @@ Stages run detached, so closing the console, killing tmux or losing SSH leaves t
 opening the console again re-attaches purely from `<workspace>/runs/*`. The app owns what outlives
 a screen: starting and stopping runs, the sync worker, quitting, the language; screens ask for
 that work with messages (tui.messages) and the main console is a screen of its own.
+A little over 400 lines: the app-wide work (launch, stop, sync, pack, reaping launched jobs), what
+reaches the terminal from it (notifications, a failed worker told) and the entry point share its state.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from textual import work
 from textual.app import App, SystemCommand
 
 from ftmodel import config as config_mod
 from ftmodel.i18n import language, set_language, t
 from ftmodel.profiles import resolve_config
+from ftmodel.textio import printable
 from tui import actions
 from tui.dialogs import HelpScreen
 from tui.messages import (
@@ -39,6 +41,10 @@ from tui.messages import (
     SyncRunDone,
 )
 from tui.screens.console import STAGE_ITEMS, ConsoleScreen  # noqa: F401 - STAGE_ITEMS: tests read it here
+from tui.workers import WorkerFailed, background
+
+# The same failure of the same worker is told once a minute, not at every restart of a poll.
+FAILURE_REPEAT_SECONDS = 60.0
 
 
 @dataclass
@@ -82,7 +88,11 @@ class FtmodelConsole(App[None]):
         self.main = ConsoleScreen(self.workspace, gpu=gpu)
         self._watch_terminal = watch_terminal
         self.quit_message: str | None = None
-        self._launched = []  # Popen handles kept only so finished children get reaped, never read
+        # Popen (or Slurm) handles kept only so finished children get reaped, never read; the launch
+        # worker adds to it and the reap worker takes from it, each in its own thread.
+        self._launched = []
+        self._launched_lock = threading.Lock()
+        self._failures_told: dict[tuple[str, str], float] = {}
         self.sync = SyncState()
 
     @property
@@ -104,7 +114,42 @@ class FtmodelConsole(App[None]):
                 signal.signal(signal.SIGHUP, self._on_sighup)
             except ValueError:
                 pass  # not the main thread (embedded use): the isatty timer still covers it
-        self.set_interval(2.0, self._reap)
+        self.set_interval(2.0, self._reap_if_launched)
+
+    # ---------------------------------------------------------------- what reaches the terminal
+
+    def notify(self, message, *, title: str = "", severity="information", timeout=None, markup: bool = False) -> None:
+        """Show a notification. Its text may quote a run's files, a server's reply or an exception:
+        never read as markup, control characters shown (`markup` is accepted and ignored)."""
+        super().notify(
+            printable(message, keep="\n"), title=printable(title), severity=severity, timeout=timeout, markup=False
+        )
+
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        """A worker raised (tui.workers): say what failed and why, and start a polling worker again."""
+        if message.name == "sync-runs":  # the app's own work: its state must not say "busy" forever
+            self.sync.busy, self.sync.cancel = None, None
+        elif message.name == "pack-bundle":
+            self.sync.packing = None
+        key, now = (message.name, message.error), time.monotonic()
+        if now - self._failures_told.get(key, -FAILURE_REPEAT_SECONDS) >= FAILURE_REPEAT_SECONDS:
+            self._failures_told[key] = now
+            lines = [message.error]
+            if message.restart is not None:
+                lines.append(t("it starts again in {seconds}s", seconds=f"{message.restart_after:g}"))
+            if message.log is not None:
+                lines.append(t("the console goes on; the traceback is in {path}", path=message.log))
+            else:
+                lines.append(t("the console goes on"))
+            self.notify("\n".join(lines), title=t("{what} failed", what=t(message.what)), severity="error", timeout=15)
+        if message.restart is not None:
+            owner, restart = message.owner, message.restart
+
+            def again() -> None:
+                if owner is self or getattr(owner, "is_attached", False):
+                    restart()
+
+            self.set_timer(message.restart_after, again)
 
     # ---------------------------------------------------------------- terminal watch
 
@@ -127,17 +172,28 @@ class FtmodelConsole(App[None]):
         timer.daemon = True
         timer.start()
 
+    def _reap_if_launched(self) -> None:
+        with self._launched_lock:
+            launched = bool(self._launched)
+        if launched:
+            self._reap()
+
+    @background("reap-launched", "checking the runs this console started", skip_if_running=True)
     def _reap(self) -> None:
-        for proc in list(self._launched):
-            if proc.poll() is not None:  # reap, so finished children do not linger as zombies
-                self._launched.remove(proc)
+        """Reap finished children so they do not linger as zombies. In a worker: a Slurm handle's
+        poll() asks squeue and scontrol, which may take seconds on a busy scheduler."""
+        with self._launched_lock:
+            handles = list(self._launched)
+        done = [proc for proc in handles if proc.poll() is not None]
+        with self._launched_lock:
+            self._launched = [proc for proc in self._launched if proc not in done]
 
     # ---------------------------------------------------------------- app-wide work asked for by screens
 
     def on_launch_requested(self, message: LaunchRequested) -> None:
         self._launch(message.stage, message.cfg, message.args, message.argv)
 
-    @work(thread=True, group="launch", name="start-stage")
+    @background("start-stage", "starting a stage", group="launch")
     def _launch(self, stage: str, cfg, args: dict, argv: list[str]) -> None:
         """Preflight and start a stage (or the pipeline) detached; report how it went.
 
@@ -153,7 +209,8 @@ class FtmodelConsole(App[None]):
         except (StageError, LaunchError, config_mod.ConfigError, OSError, LookupError) as e:
             self.post_message(LaunchDone(stage, None, str(e)))
             return
-        self._launched.append(proc)
+        with self._launched_lock:
+            self._launched.append(proc)
         self.post_message(LaunchDone(stage, run.id, None))
 
     def on_launch_done(self, message: LaunchDone) -> None:
@@ -171,7 +228,7 @@ class FtmodelConsole(App[None]):
     def on_stop_requested(self, message: StopRequested) -> None:
         self._stop(message.run_id)
 
-    @work(thread=True, group="stop", name="stop-run")
+    @background("stop-run", "stopping a run", group="stop")
     def _stop(self, run_id: str) -> None:
         """Stop a run (SIGINT, then SIGTERM, then SIGKILL; may take a minute)."""
         from ftmodel.launcher import LaunchError, stop
@@ -198,7 +255,7 @@ class FtmodelConsole(App[None]):
         self.sync.cancel = threading.Event()
         self._sync(message.runs, self.sync.cancel)
 
-    @work(thread=True, exclusive=True, group="sync", name="sync-runs")
+    @background("sync-runs", "syncing runs to W&B", group="sync", exclusive=True)
     def _sync(self, runs: list, cancel: threading.Event) -> None:
         """Upload and verify offline runs; progress and each final outcome are posted as messages.
         Like `ftmodel sync`, a receipt of what reached the server is written (to carry back to the box)."""
@@ -259,7 +316,7 @@ class FtmodelConsole(App[None]):
         self.sync.packing = str(message.out)
         self._pack(message.plan, message.out, message.new_only)
 
-    @work(thread=True, exclusive=True, group="bundle", name="pack-bundle")
+    @background("pack-bundle", "packing a bundle", group="bundle", exclusive=True)
     def _pack(self, plan, out: Path, new_only: bool) -> None:
         """Pack a planned bundle (written to `out.part`, renamed when whole); the app's, so leaving
         the sync screen does not lose the outcome."""

@@ -269,6 +269,31 @@ class ReceiptImported(Message):
 
 
 @dataclass(eq=False)
+class ConfigDiskChecked(Message):
+    """The config editor's file was read again in a worker: whether it changed since `doc` read it."""
+
+    doc: Any  # tui.configdoc.ConfigDocument
+    changed: bool
+
+
+@dataclass(eq=False)
+class AblationRead(Message):
+    """An ablation run's summary read in a worker: its matrix (reports.AblationMatrix), or why there is none."""
+
+    run_id: str
+    matrix: Any
+    why: str | None
+
+
+@dataclass(eq=False)
+class AblationExported(Message):
+    """The ablation matrix was written as Markdown to `path`, or the error."""
+
+    path: Path
+    error: str | None
+
+
+@dataclass(eq=False)
 class CompletionsLoaded(Message):
     """A GRPO run's completions, read in a worker."""
 

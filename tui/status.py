@@ -1,16 +1,24 @@
-"""What the main console's status lines say about the selected run (plain text with Rich markup;
-no Textual): state with a glyph that reads without colour, exit code, error, progress, speed, ETA
-and GRPO health hints, all in the UI language."""
+"""What the main console's status lines say about the selected run: state with a glyph that reads
+without colour, exit code, error, progress, speed, ETA, values a chart cannot draw and GRPO health
+hints, all in the UI language.
+
+Styled text is Textual `Content` (no widgets here). A run's own text (its id, error, state) is never
+spliced into markup: Textual's markup has no escape that survives every text (`[2J` followed by
+`\\[b]`, a trailing backslash), so values go in as template variables or assembled parts, which
+are plain text by construction, with their control characters shown.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich.markup import escape
+from textual.content import Content
 
 from ftmodel.i18n import t
+from ftmodel.textio import printable
+from tui.cells import cut
 from tui.rundata.health import health_hints
-from tui.rundata.series import SeriesStore
+from tui.rundata.series import DRAW_LIMIT, NonFinite, SeriesStore
 from tui.rundata.summary import RunSummary, fmt_duration, speed_and_eta
 
 # A glyph per state, so states read without colour (NO_COLOR, monochrome terminals).
@@ -33,18 +41,45 @@ STATUS_STYLE = {
 }
 
 
-def status_label(status: str) -> str:
-    """A state as shown: its glyph, then its name in the UI language, coloured when there is colour."""
-    label = f"{STATUS_GLYPH.get(status, ' ')} {t(status)}"
+def markup(template: str, **values: object) -> Content:
+    """Content from markup we wrote, with `$name` filled by values from a run's files as plain text
+    (never parsed as markup; control characters shown). Name values unlike theme colours ($error)."""
+    return Content.from_markup(template, **{name: printable(value) for name, value in values.items()})
+
+
+def status_label(status: str) -> Content:
+    """A state as shown: its glyph, then its name in the UI language, coloured when there is colour.
+    A state.json may hold any text as its state: such a state is shown as text, cut to fit a list."""
+    if status in STATUS_GLYPH:
+        label = f"{STATUS_GLYPH[status]} {t(status)}"
+    else:
+        label = cut(f"  {printable(t(status))}", 14)
     style = STATUS_STYLE.get(status)
-    return f"[{style}]{label}[/]" if style else label
+    return Content.assemble((label, style)) if style else Content(label)
+
+
+NOTE_KINDS = {"nan": "NaN", "inf": "inf", "-inf": "-inf"}
+
+
+def note_text(metric: str, kind: str, note: NonFinite) -> str:
+    """Say where a metric was not drawable as it is: `loss NaN from step 10 (31×)`, `… at step 10`."""
+    what = NOTE_KINDS.get(kind) or t("beyond ±{limit} (drawn at the edge)", limit=f"{DRAW_LIMIT:g}")
+    if note.count == 1:
+        return t("{metric} {what} at step {step}", metric=metric, what=what, step=f"{note.first:g}")
+    return t(
+        "{metric} {what} from step {step} ({count}×)",
+        metric=metric,
+        what=what,
+        step=f"{note.first:g}",
+        count=note.count,
+    )
 
 
 @dataclass
 class StatusView:
-    """The status block: markup lines, the progress bar's state, the progress text and hints."""
+    """The status block: styled lines, the progress bar's state, the progress text and hints."""
 
-    status: str
+    status: Content
     bar: bool | None = None  # whether the bar shows (None: as it was)
     total: int | None = None
     step: int = 0
@@ -58,18 +93,22 @@ def status_view(
     """Describe the selected run (or say that the stage has none, or that it is being read)."""
     if summary is None:
         if run_id:
-            return StatusView(t("{run}: reading…", run=run_id))
-        return StatusView(t("[b]{stage}[/b]: no runs yet — press [b]s[/b] to start it", stage=stage))
-    parts = [f"[b]{summary.id}[/b]", status_label(summary.status)]
+            return StatusView(Content(printable(t("{run}: reading…", run=run_id))))
+        return StatusView(
+            markup(t("[b]{stage}[/b]: no runs yet — press [b]s[/b] to start it", stage="$stage"), stage=stage)
+        )
+    parts = [markup("[b]$run_id[/b]", run_id=summary.id), status_label(summary.status)]
     if summary.exit_code is not None:
-        parts.append(t("exit {code}", code=summary.exit_code))
+        parts.append(Content(t("exit {code}", code=summary.exit_code)))
     if summary.current:
-        parts.append(t("now: {stage}", stage=summary.current))
-    lines = [" · ".join(parts)]
+        parts.append(Content(printable(t("now: {stage}", stage=summary.current))))
+    lines = [Content(" · ").join(parts)]
     if summary.error:
-        lines.append(f"[$error]{t('error:')}[/] {escape(summary.error)}")
+        lines.append(markup("[$error]$label[/] $message", label=t("error:"), message=summary.error))
     if summary.status == "lost":
-        lines.append(t("[$error]its process is gone[/] (killed, machine rebooted?) — last log lines below"))
+        lines.append(
+            Content.from_markup(t("[$error]its process is gone[/] (killed, machine rebooted?) — last log lines below"))
+        )
     rate, eta = speed_and_eta(summary, store)
     total = summary.total if summary.total is not None else "?"
     bits = [f"{summary.step}/{total}"] if summary.step or summary.total or summary.active else []
@@ -79,13 +118,15 @@ def status_view(
         bits.append(t("ETA {time}", time=fmt_duration(eta)))
     elif summary.started and summary.ended:
         bits.append(t("took {time}", time=fmt_duration(summary.ended - summary.started)))
-    hints = health_hints(summary.stage, store, beta)
+    hints = [t(h) for h in health_hints(summary.stage, store, beta)]
+    # A value that is not a finite number (a diverged run's NaN loss) is said first, in words.
+    hints[:0] = [note_text(metric, kind, note) for metric, kind, note in store.notes()]
     # A finished stage that never counted steps has no progress to show, not an endless spinner.
     return StatusView(
-        "\n".join(lines),
+        Content("\n").join(lines),
         bar=summary.active or bool(summary.total),
         total=summary.total or None,
         step=summary.step,
         progress="  ".join(bits),
-        hints="\n".join(f"⚠ {t(h)}" for h in hints),
+        hints="\n".join(f"⚠ {h}" for h in hints),
     )

@@ -19,6 +19,7 @@ from ftmodel.context import StageError
 from ftmodel.errors import FtmodelError
 from ftmodel.i18n import set_language, t
 from ftmodel.launcher import LaunchError
+from ftmodel.textio import show_controls_on_terminals
 from ftmodel.words import PIPELINE, STAGES
 
 __all__ = ["build_parser", "main"]
@@ -55,6 +56,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ftmodel` command: errors the engine phrased for the user are one line, exit 2."""
     argv = sys.argv[1:] if argv is None else argv
+    show_controls_on_terminals()  # whatever a run's files hold reaches a terminal shown, not obeyed
     set_language()  # FTMODEL_LANG / LC_ALL / LANG; a config's [ui] language may change it once loaded
     ns = build_parser().parse_args(argv)
     try:

@@ -19,7 +19,7 @@ from ftmodel.cli.common import add_common, add_workspace, load_config, workspace
 from ftmodel.i18n import t
 from ftmodel.launcher import run_status, start_stage, stop
 from ftmodel.rundir import ACTIVE_STATES, BROKEN, STAGES, Run, find_run, list_runs
-from ftmodel.textio import pad
+from ftmodel.textio import pad, printable
 from ftmodel.words import PIPELINE
 
 RUN_COMMANDS = ("stop", "logs", "follow", "lineage")
@@ -212,8 +212,9 @@ def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:
         status = run_status(run)  # a Slurm run asks the scheduler (and records a job it killed)
         stall_check(run, status, "ftmodel runs")  # a stall nobody was watching is found now
         shown = f"{t(BROKEN)}: {run.problem()}" if status == BROKEN else t(status)
+        # The id is a directory's name and the rest comes from state.json: shown, never obeyed.
         line = f"{run.id:34} {st.get('stage', '?'):9} {pad(shown, 10)} {progress:>12} {duration:>9} {alerts_cell(run)}"
-        print(line.rstrip())
+        print(printable(line.rstrip()))
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ftmodel.cli.common import add_workspace, workspace_of
 from ftmodel.i18n import t
-from ftmodel.textio import pad
+from ftmodel.textio import pad, printable
 
 
 def add_parsers(sub) -> None:
@@ -75,7 +75,8 @@ def _print_sync_status(sync, runs) -> int:
         else:
             label, detail = labels.get(r.state, r.state), (r.url if r.state == sync.SYNCED else r.reason)
         size = sync.human_size(r.size)
-        print(f"{r.run_id:34} {r.wandb_id:10} {size:>9}  {label}" + (f": {detail}" if detail else ""))
+        line = f"{r.run_id:34} {r.wandb_id:10} {size:>9}  {label}" + (f": {detail}" if detail else "")
+        print(printable(line))  # run ids, reasons and receipt fields are files' text: never obeyed
     return 1 if any(r.state == sync.FAILED for r in runs) else 0
 
 

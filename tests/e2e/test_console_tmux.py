@@ -154,3 +154,41 @@ def test_stage_survives_a_killed_terminal_and_the_console_reattaches(tmp_path):
         assert "finished" in status_line
     finally:
         second.kill()
+
+
+def test_a_diverging_sft_followed_live_is_marked_and_never_ends_the_console(tmp_path):
+    """A real SFT that diverges (float16 at a learning rate of 1.0 overflows: grad norm NaN within a few
+    steps, the stage still ends `finished`), started from the console and followed live at 80x24:
+    the console marks where the values stopped being finite and is still there when the run ends."""
+    workspace = tmp_path / "ws"
+    config = write_config(
+        tmp_path / "diverge.toml",
+        {
+            **SMALL_OVERRIDES,
+            "model": {**SMALL_OVERRIDES["model"], "dtype": "float16"},
+            "sft": {"max_steps": 20, "save_steps": 20, "batch_size": 8, "learning_rate": 1.0},
+            "wandb": {"log_interval": 1, "enabled": False},
+        },
+    )
+    done = cli("pipeline", "--stages", "prepare,distill,filter", "--config", str(config), "--workspace", str(workspace))
+    assert done.returncode == 0, done.stdout + done.stderr
+    console = Tmux(console_command(config, workspace), width=80, height=24)
+    try:
+        console.wait_screen(lambda s: "filter" in s and "finished" in s, 30, "console painted")
+        console.select_stage("sft")
+        console.keys("s")
+        console.wait_screen(lambda s: sft_runs(workspace), 30, "an sft run directory")
+        run_dir = sft_runs(workspace)[-1]
+        marked = re.compile(r"grad_norm NaN (from|at) step \d+")
+        screen = console.wait_screen(lambda s: marked.search(s), 600, "the NaN marked while the run is followed")
+        state = json.loads((run_dir / "state.json").read_text())["state"]
+        assert state in ("running", "finished"), state
+        console.wait_screen(lambda s: "20/20" in s and "finished" in s, 600, "the diverged run finished")
+        screen = console.wait_screen(lambda s: marked.search(s), 30, "still marked once finished")
+        assert "Traceback" not in screen and "Error" not in screen
+        metrics = (run_dir / "metrics.jsonl").read_text()
+        assert '"grad_norm":"NaN"' in metrics  # strict JSON on disk, shown as NaN on screen
+        console.keys("r")  # the console still takes keys: the runs browser opens
+        console.wait_screen(lambda s: run_dir.name[:20] in s and "nan" in s.lower(), 30, "the runs browser")
+    finally:
+        console.kill()

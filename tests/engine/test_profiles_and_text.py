@@ -124,3 +124,19 @@ def test_the_cli_speaks_chinese_from_the_environment_or_the_config(tmp_path):
     assert "运行" in res.stdout.splitlines()[0]  # [ui] language speaks for the CLI too
     bad = cli("stop", "nope", "--workspace", str(tmp_path / "ws"), env={"FTMODEL_LANG": "zh"})
     assert bad.returncode == 2 and bad.stderr.startswith("错误")
+
+
+def test_printable_shows_every_control_character_and_leaves_text_alone():
+    from ftmodel.textio import printable
+
+    assert printable("plain 中文 text [b]") == "plain 中文 text [b]"
+    assert printable("a\x1b[2Jb\x07c") == "a␛[2Jb␇c"  # ESC, BEL: the Control Pictures
+    assert printable("\x00\x7f\x1b]0;title\x07") == "␀␡␛]0;title␇"
+    assert printable("\x9b31m") == "\\x9b31m"  # C1 has no pictures: named by its code
+    assert printable("abc\u202eevil\u2066") == "abc\\u202eevil\\u2066"  # bidi overrides and isolates
+    assert printable("x\ud800y") == "x\ufffdy"  # a lone surrogate, which no UTF-8 terminal can take
+    assert printable("a\r\nb\n") == "a␍␊b␊"  # one line: line breaks shown too
+    assert printable("a\r\nb\rc\n", keep="\n") == "a\nb␍c\n"  # several lines: newlines kept
+    assert printable("a\rb\n", keep="\n\r") == "a\rb\n"  # a progress bar on a terminal
+    assert printable("a\tb") == "a   b"  # tabs become spaces
+    assert printable(3.5) == "3.5"  # not text: its str()

@@ -66,19 +66,21 @@ WORDS = (
 
 
 def literal_ids() -> set[str]:
-    """The first argument of every `t("literal", …)` call in tui/ and the CLI."""
+    """The first argument of every `t("literal", …)` call in tui/ and the CLI, and what each worker
+    does (the second argument of `background("name", "what", …)`, said when it fails)."""
     ids = set()
     for path in (*TUI.rglob("*.py"), *CLI_FILES):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+                continue
+            position = {"t": 0, "background": 1}.get(node.func.id)
             if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "t"
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
+                position is not None
+                and len(node.args) > position
+                and isinstance(node.args[position], ast.Constant)
+                and isinstance(node.args[position].value, str)
             ):
-                ids.add(node.args[0].value)
+                ids.add(node.args[position].value)
     return ids
 
 

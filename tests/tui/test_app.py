@@ -16,13 +16,15 @@ from tui.screens import ConsoleScreen
 
 
 def make_app(ws: Path, cfg_path: Path = DEFAULT_CONFIG, **kw) -> FtmodelConsole:
-    """The console on `cfg_path` and workspace `ws`, recording every notification in `app.notes`."""
+    """The console on `cfg_path` and workspace `ws`, recording every notification in `app.notes` (its
+    title in `app.titles`)."""
     app = FtmodelConsole(config.load(cfg_path), str(cfg_path), ws, gpu=kw.pop("gpu", False), **kw)
-    app.notes = []
+    app.notes, app.titles = [], []
     real_notify = app.notify
 
     def notify(message, **kwargs):
         app.notes.append(str(message))
+        app.titles.append(str(kwargs.get("title", "")))
         real_notify(message, **kwargs)
 
     app.notify = notify
@@ -191,7 +193,7 @@ async def test_evaluation_results_show_as_a_table(ws):
         await select_stage(app, pilot, "evaluate")
         await until(pilot, lambda: app.query("#panel-results DataTable"), what="results table")
         table = app.query_one("#panel-results DataTable")
-        assert table.row_count == 2 and table.get_row_at(1)[0] == "tf"
+        assert table.row_count == 2 and str(table.get_row_at(1)[0]) == "tf"
         assert app.query_one("#panel-results").display
 
 

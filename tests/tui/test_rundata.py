@@ -88,9 +88,22 @@ def test_history_reader_stops_when_cancelled(tmp_path):
     assert shown == [False]  # the preview only: the exact pass gave up
 
 
-def test_columns_skip_non_numbers_and_nan():
-    cols = columns_from_rows([{"step": 1, "loss": 2.0, "note": "x", "ok": True}, {"step": 2, "loss": float("nan")}])
-    assert cols == {"loss": ([1], [2.0])}
+def test_columns_keep_numbers_and_non_finite_values_and_leave_out_the_rest():
+    nan, inf = float("nan"), float("inf")
+    rows = [
+        {"step": 1, "loss": 2.0, "note": "x", "ok": True, "l": [1], "d": {"a": 1}, "z": None, "big": 10**400},
+        {"step": 2, "loss": nan, "grad_norm": inf},
+        {"step": "3", "loss": 9.0},  # a step that is not a number: no place on a chart
+        {"step": True, "loss": 9.0},
+        {"step": nan, "loss": 9.0},
+        {"step": 1e308, "loss": 9.0},
+        {"step": 4, "loss": -inf, "grad_norm": 1e308},
+    ]
+    cols = columns_from_rows(rows)
+    assert set(cols) == {"loss", "grad_norm"}
+    assert cols["loss"][0] == [1, 2, 4] and cols["loss"][1][0] == 2.0 and cols["loss"][1][2] == -inf
+    assert cols["loss"][1][1] != cols["loss"][1][1]  # the NaN itself, for the Series to note
+    assert cols["grad_norm"] == ([2, 4], [inf, 1e308])
 
 
 def test_grpo_health_hints():
@@ -159,3 +172,46 @@ def test_scan_marks_dead_running_runs_lost(tmp_path):
 def test_parse_nvidia_smi():
     gpus = parse_nvidia_smi("0, 87, 40000, 81559\n1, [N/A], 1, 2\n")
     assert len(gpus) == 1 and gpus[0].util == 87 and gpus[0].mem_total == 81559
+
+
+def test_series_notes_where_values_were_not_finite_and_draws_only_what_it_can():
+    nan, inf = float("nan"), float("inf")
+    series = Series(capacity=8)
+    series.extend([1, 2, 3], [1.0, 2.0, 3.0])
+    assert series.notes == {}
+    series.extend(list(range(4, 41)), [nan] * 20 + [inf] * 10 + [1e308] + [-inf] + [2.0] * 5)
+    notes = {kind: (n.first, n.last, n.count) for kind, n in series.notes.items()}
+    assert notes == {"nan": (4, 23, 20), "inf": (24, 33, 10), "huge": (34, 34, 1), "-inf": (35, 35, 1)}
+    assert series.count == 40 and len(series) <= 8  # bounded as always: the notes saw every point
+    xs, ys = series.points(100)
+    assert all(y == y and abs(y) <= 1e15 for y in ys)  # no NaN, no inf, nothing beyond the limit
+    assert xs[-1] == 40 and ys[-1] == 2.0  # still ends at the latest point
+    assert series.recent(100) and all(y == y and abs(y) != inf for y in series.recent(100))
+
+
+def test_series_clamps_absurd_values_and_a_chart_of_them_draws():
+    series = Series()
+    series.extend([1, 2, 3], [1.0, 1e308, -1e300])
+    assert series.points(10) == ([1, 2, 3], [1.0, 1e15, -1e15])
+    assert set(series.notes) == {"huge"} and series.notes["huge"].count == 2
+
+
+def test_steps_going_backwards_or_repeating_keep_the_series_and_its_sampling_whole():
+    series = Series(capacity=16)
+    steps = [*range(1, 51), *range(20, 71), 70, 70]  # a resumed run that restarted at step 20, then repeats
+    series.extend(steps, [float(i) for i in range(len(steps))])
+    assert series.count == len(steps) and len(series) <= 16
+    assert series.last == (70, float(len(steps) - 1))
+    xs, ys = series.points(8)
+    assert xs[-1] == 70 and ys[-1] == float(len(steps) - 1) and len(xs) <= 9
+
+
+def test_a_history_read_from_an_old_file_with_bare_nan_tokens_notes_where_the_loss_went_nan(tmp_path):
+    rows = [{"step": i, "loss": float("nan") if i >= 10 else 1.0 / i, "grad_norm": 1.0} for i in range(1, 41)]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))  # Python's bare NaN tokens
+    shown = []
+    RunFollower(tmp_path, chunk_bytes=200).read_history(lambda store, exact: shown.append(store), lambda: False)
+    for store in shown:
+        ((metric, kind, note),) = store.notes()
+        assert (metric, kind, note.first, note.count) == ("loss", "nan", 10, 31)

@@ -438,7 +438,7 @@ async def test_ablation_matrix_with_deltas_exports_markdown(ws):
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, AblationScreen) and app.screen.matrix, what="matrix")
         table = app.screen.query_one("#abl-matrix")
-        assert table.row_count == 3 and table.get_row_at(0)[0] == "mc"
+        assert table.row_count == 3 and str(table.get_row_at(0)[0]) == "mc"
         # Sized from the data when filled, never left at the header's five cells to be measured later.
         qtype = table.ordered_columns[0]
         assert not qtype.auto_width and qtype.width == len("overall")
@@ -508,7 +508,8 @@ async def test_completions_browser_filters_by_reward_qtype_and_text(ws):
         await until(pilot, lambda: isinstance(app.screen, CompletionsScreen) and app.screen.rows, what="rows")
         screen = app.screen
         table = screen.query_one("#comp-table")
-        assert table.row_count == 9 and table.get_row_at(0)[:6] == ["1", "tf", "1.00", "1.00", "—", "2.00"]
+        assert table.row_count == 9
+        assert list(map(str, table.get_row_at(0)[:6])) == ["1", "tf", "1.00", "1.00", "—", "2.00"]
         await pilot.press("z")
         await until(pilot, lambda: table.row_count == 3, what="reward 0 only")
         assert {str(table.get_row_at(i)[1]) for i in range(3)} == {"mc"}

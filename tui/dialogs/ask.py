@@ -10,6 +10,7 @@ from textual.widgets import Input, Static
 
 from ftmodel.i18n import t
 from tui import actions
+from tui.plain import Plain, PlainInput, plain
 
 
 @actions.bind("ask")
@@ -22,10 +23,10 @@ class AskScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = self.title_text
-            yield Static(self.prompt, markup=False)
-            yield Input(self.value, id="ask-input")
-            yield Static("", id="ask-error", markup=False)
+            box.border_title = plain(self.title_text)
+            yield Plain(self.prompt)
+            yield PlainInput(self.value, id="ask-input")
+            yield Plain("", id="ask-error")
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:

@@ -9,6 +9,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from tui import actions
+from tui.plain import plain
 
 
 @actions.bind("pick")
@@ -22,8 +23,9 @@ class PickScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         pairs = zip(self.items, self.labels, strict=True)
-        options = OptionList(*[Option(label, id=i) for i, label in pairs], id="pick")
-        options.border_title = self.title_text
+        # Items may be names from the workspace (sweep ids): options and title read no markup.
+        options = OptionList(*[Option(plain(label), id=i) for i, label in pairs], id="pick")
+        options.border_title = plain(self.title_text)
         yield options
 
     @on(OptionList.OptionSelected)

@@ -4,7 +4,7 @@ will run) and closes with the plan, or shows the engine's error naming the key a
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
@@ -13,6 +13,8 @@ from textual.widgets import Input, Static
 from ftmodel.i18n import t
 from tui import actions
 from tui.messages import SweepPlanned
+from tui.plain import Plain
+from tui.workers import background
 
 DEFAULT_STAGES = "sft,grpo,evaluate"
 
@@ -35,11 +37,11 @@ class SweepScreen(ModalScreen["SweepPlanned | None"]):
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = t("plan a sweep")
-            yield Static(t("axes: section.key=v1,v2, several separated by spaces"), markup=False)
+            yield Plain(t("axes: section.key=v1,v2, several separated by spaces"))
             yield Input(self.axis, placeholder="sft.learning_rate=1e-4,2e-4 grpo.beta=0.0,0.04", id="sweep-grid")
-            yield Static(t("stages (comma-separated)"), markup=False)
+            yield Plain(t("stages (comma-separated)"))
             yield Input(self.stages, id="sweep-stages")
-            yield Static(t("enter plans every point · escape cancels"), id="sweep-error", markup=False)
+            yield Plain(t("enter plans every point · escape cancels"), id="sweep-error")
 
     def on_mount(self) -> None:
         field = self.query_one("#sweep-grid", Input)
@@ -56,7 +58,7 @@ class SweepScreen(ModalScreen["SweepPlanned | None"]):
         self.query_one("#sweep-error", Static).update(t("planning {n} axis(es)…", n=len(grid)))
         self.plan(grid, stages)
 
-    @work(thread=True, exclusive=True, group="sweep-plan", name="sweep-plan")
+    @background("sweep-plan", "planning a sweep", exclusive=True)
     def plan(self, grid: list[str], stages: list[str]) -> None:
         """Parse and type the grid values, then validate every point's config (reads the config file)."""
         from ftmodel import config as config_mod

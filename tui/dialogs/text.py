@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ftmodel.i18n import t
+from ftmodel.textio import printable
 from tui import actions
+from tui.plain import Plain, plain
 
 
 @actions.bind("text")
@@ -21,12 +24,18 @@ class TextScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = self.title_text
+            box.border_title = plain(self.title_text)
             if self.text:
                 with VerticalScroll():
-                    yield Static(self.text, markup=False, id="text-body")
+                    yield Plain(self.text, id="text-body")
             if self.question:
-                yield Static(f"{self.question}   [b]y[/b] {t('yes')}   [b]n[/b] {t('no')}", id="text-question")
+                # The question may name a run or a file: assembled as text, never spliced into markup.
+                yield Static(
+                    Content.assemble(
+                        printable(self.question), "   ", ("y", "bold"), f" {t('yes')}   ", ("n", "bold"), f" {t('no')}"
+                    ),
+                    id="text-question",
+                )
 
     def action_answer(self, yes: bool) -> None:
         """Close, answering the question (yes only when there is one)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,8 @@ class Completion:
 
     @property
     def total(self) -> float:
-        return sum(v for v in self.rewards.values() if isinstance(v, (int, float)) and v == v)
+        """The sum of the numeric rewards (NaN ones left out; an int too big for a float counts as inf)."""
+        return sum(_as_float(v) for v in self.rewards.values() if isinstance(v, (int, float)) and v == v)
 
     def matches(self, qtype: str | None, zero_only: bool, text: str) -> bool:
         if qtype and self.qtype != qtype:
@@ -34,6 +36,22 @@ class Completion:
         return True
 
 
+def _as_float(value) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond any float
+        return math.inf if value > 0 else -math.inf
+
+
+def _step(value) -> int:
+    """A row's step as an int (0 when it is not a whole number: the file is the model's run's, any shape)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def read_completions(run_path: Path) -> list[Completion]:
     """Every row of a GRPO run's completions.jsonl (corrupt lines skipped)."""
     try:
@@ -42,7 +60,7 @@ def read_completions(run_path: Path) -> list[Completion]:
         return []
     return [
         Completion(
-            int(row.get("step") or 0),
+            _step(row.get("step")),
             str(row.get("question") or ""),
             str(row.get("answer") or ""),
             str(row.get("qtype") or ""),

@@ -48,8 +48,8 @@ def summarize(run: Run) -> RunSummary:
         path=run.path,
         stage=state.get("stage", "?"),
         status=status,
-        step=int(progress.get("step") or 0),
-        total=progress.get("total"),
+        step=_count(progress.get("step")) or 0,
+        total=_count(progress.get("total")),
         created=state.get("created"),
         started=state.get("started"),
         ended=state.get("ended"),
@@ -58,6 +58,16 @@ def summarize(run: Run) -> RunSummary:
         group=state.get("group"),
         current=state.get("current"),
     )
+
+
+def _count(value) -> int | None:
+    """A step count from state.json as a number a progress bar can take (10**30 steps is no count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_STEPS:
+        return None
+    return value
+
+
+MAX_STEPS = 10**15
 
 
 def scan_workspace(workspace: Path) -> list[RunSummary]:
@@ -116,11 +126,24 @@ def speed_and_eta(
     return rate, eta
 
 
+def clock(timestamp: float | None, fmt: str = "%m-%d %H:%M") -> str:
+    """Format a time from a run's files as local time, `—` when there is none or it is not a time
+    (NaN, 1e308: a state.json may hold anything)."""
+    if not timestamp:
+        return "—"
+    try:
+        return time.strftime(fmt, time.localtime(timestamp))
+    except (OverflowError, OSError, ValueError, TypeError):
+        return "—"
+
+
 def fmt_duration(seconds: float | None) -> str:
-    """Format seconds as `1h02m`, `3m05s` or `42s`."""
-    if seconds is None:
+    """Format seconds as `1h02m`, `3m05s` or `42s` (`—` for none, NaN or an endless time)."""
+    if seconds is None or seconds - seconds != 0:
         return "—"
     seconds = int(seconds)
+    if seconds >= 100 * 3600 * 24 * 365:  # a century: not a real duration
+        return "—"
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     if seconds >= 60:

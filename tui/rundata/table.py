@@ -7,11 +7,13 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from ftmodel.i18n import t
 from ftmodel.rundir import METRICS_FILE, MetricsReader, restore_nonfinite
-from tui.rundata.summary import RunSummary, fmt_duration
+from tui.rundata.series import columns_from_rows, drawable
+from tui.rundata.summary import RunSummary, clock, fmt_duration
 
 KEY_METRICS = ("loss", "reward", "answer_accuracy")
 
@@ -24,6 +26,7 @@ class RunRow:
     metrics: dict[str, float] = field(default_factory=dict)
     wandb_mode: str = "—"
     sync: str = "—"
+    link_target: str | None = None  # where the run directory really is, when it is a symbolic link
 
     @property
     def id(self) -> str:
@@ -31,7 +34,7 @@ class RunRow:
 
     def cells(self) -> tuple[str, ...]:
         s = self.summary
-        start = _clock(s.started or s.created)
+        start = clock(s.started or s.created)
         duration = fmt_duration((s.ended or _now()) - s.started) if s.started else "—"
         return (
             s.id,
@@ -57,14 +60,25 @@ def _now() -> float:
     return time.time()
 
 
-def _clock(t: float | None) -> str:
-    return time.strftime("%m-%d %H:%M", time.localtime(t)) if t else "—"
-
-
 def _num(v: float | None) -> str:
-    if v is None:
+    """A metric as the runs table shows it (see number_cell)."""
+    return number_cell(v, "{:.3g}")
+
+
+def number_cell(value, fmt: str = "{:.3g}") -> str:
+    """A number from a run's files as a table cell: `—` for none, `nan` and `inf` as such, an
+    absurd magnitude (1e308, an integer beyond any float) in a few cells, exactly: never raises."""
+    if value is None:
         return "—"
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) and not -(10**15) < value < 10**15:
+        return format(Decimal(value), ".3g")  # float() of 10**400 would raise
+    if value - value != 0 or abs(value) >= 1e15:
+        return f"{value:.3g}"  # nan, inf, 1e308
+    if abs(value) >= 1000:
+        return f"{value:.0f}"
+    return fmt.format(value)
 
 
 def last_metrics(run_path: Path, names=KEY_METRICS, tail_bytes: int = 256 * 1024) -> dict[str, float]:
@@ -92,15 +106,15 @@ def last_metrics(run_path: Path, names=KEY_METRICS, tail_bytes: int = 256 * 1024
         for name in names:
             v = restore_nonfinite(row.get(name))
             if name not in out and isinstance(v, (int, float)) and not isinstance(v, bool):
-                out[name] = float(v)
+                out[name] = v  # as written: number_cell shows it, an int too big for a float too
     if "answer_accuracy" in names and "answer_accuracy" not in out:
         for report in sorted(Path(run_path).glob("eval_*.json")):
             try:
                 v = json.loads(report.read_text(encoding="utf-8")).get("answer_accuracy")
             except (OSError, ValueError, AttributeError):
                 continue
-            if isinstance(v, (int, float)):
-                out["answer_accuracy"] = float(v)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out["answer_accuracy"] = v
     return out
 
 
@@ -127,6 +141,7 @@ def run_rows(summaries: list[RunSummary], workspace: Path) -> list[RunRow]:
                 last_metrics(s.path),
                 wandb.get("mode") or "—",
                 sync_state.get(s.id, "—" if wandb.get("mode") != "offline" else "never"),
+                os.path.realpath(s.path) if s.path.is_symlink() else None,
             )
         )
     return rows
@@ -148,14 +163,14 @@ def artifacts(run_path: Path) -> list[tuple[str, int]]:
 
 
 def metric_series(run_path: Path, name: str) -> tuple[list[float], list[float]]:
-    """All (step, value) points of one metric of a run."""
-    xs, ys = [], []
-    for i, row in enumerate(MetricsReader(Path(run_path) / METRICS_FILE).read_new()):
-        v = row.get(name)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
-            xs.append(row.get("step", i))
-            ys.append(float(v))
-    return xs, ys
+    """All drawable (step, value) points of one metric of a run: what a chart of it draws (NaN and
+    ±inf left out, absurd magnitudes at ±DRAW_LIMIT; see tui.rundata.series)."""
+    rows = MetricsReader(Path(run_path) / METRICS_FILE).read_new()
+    xs, ys = columns_from_rows([{"step": row.get("step", i), name: row.get(name)} for i, row in enumerate(rows)]).get(
+        name, ([], [])
+    )
+    shown = [(x, y) for x, y in zip(xs, map(drawable, ys)) if y is not None]
+    return [x for x, _ in shown], [y for _, y in shown]
 
 
 def remove_run_dir(path: Path) -> tuple[bool, str]:

@@ -1,5 +1,6 @@
 """The ablation screen: tick variants and the judge, launch one detached ablation, read its result
-as a question type x variant matrix (deltas against base) and export it as Markdown."""
+as a question type x variant matrix (deltas against base) and export it as Markdown. The summary
+is read and the Markdown written in thread workers."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from ftmodel.i18n import t
 from ftmodel.reports import read_ablation
 from ftmodel.words import VARIANTS as VARIANT_NAMES
 from tui import actions
-from tui.messages import LaunchRequested
+from tui.messages import AblationExported, AblationRead, LaunchRequested
+from tui.plain import Plain
 from tui.rundata.argv import stage_argv
 from tui.screens.base import Workbench
-from tui.widgets.tables import fill_table
+from tui.widgets.tables import Table, fill_table
 from tui.widgets.toggles import MarkedCheckbox
+from tui.workers import background
 
 
 @actions.bind("ablation")
@@ -38,8 +41,8 @@ class AblationScreen(Workbench):
             for v in VARIANT_NAMES:
                 yield MarkedCheckbox(v, value=v in variants, id=f"abl-{v}")
             yield MarkedCheckbox(t("judge"), value=bool(self.app.cfg.judge.enabled), id="abl-judge")
-        yield Static("", id="abl-status", markup=False)
-        yield DataTable(show_cursor=False, zebra_stripes=True, id="abl-matrix")
+        yield Plain("", id="abl-status")
+        yield Table(show_cursor=False, zebra_stripes=True, id="abl-matrix")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -72,21 +75,31 @@ class AblationScreen(Workbench):
             return
         if self.shown_run == run.id:
             return
+        self.read_matrix(run.id, run.path)
+
+    @background("ablation-read", "reading the ablation matrix", skip_if_running=True)
+    def read_matrix(self, run_id: str, path) -> None:
+        """Read the run's newest ablation summary into a matrix (or say why there is none)."""
         try:
-            matrix = read_ablation(run.path)
+            matrix = read_ablation(path)
         except (OSError, ValueError, KeyError, TypeError) as e:
-            matrix, why = None, str(e)
-        else:
-            why = t("no ablation_summary_*.json")
-        self.shown_run = run.id
-        self.matrix = matrix
+            self.post_message(AblationRead(run_id, None, str(e)))
+            return
+        self.post_message(AblationRead(run_id, matrix, None if matrix else t("no ablation_summary_*.json")))
+
+    def on_ablation_read(self, message: AblationRead) -> None:
+        run = next((r for r in self.app.runs if r.id == message.run_id), None)
+        state = t(run.status) if run else "?"
+        self.shown_run = message.run_id
+        self.matrix = matrix = message.matrix
         table = self.query_one("#abl-matrix", DataTable)
+        status = self.query_one("#abl-status", Static)
         if matrix is None:
             table.clear(columns=True)
-            status.update(t("{run}: {state}, no matrix ({why})", run=run.id, state=t(run.status), why=why))
+            status.update(t("{run}: {state}, no matrix ({why})", run=message.run_id, state=state, why=message.why))
             return
         fill_table(table, matrix.columns(), matrix.table())
-        status.update(t("{run}: {state} · deltas against base · e exports Markdown", run=run.id, state=t(run.status)))
+        status.update(t("{run}: {state} · deltas against base · e exports Markdown", run=message.run_id, state=state))
 
     def action_toggle_judge(self) -> None:
         """Turn the judge on or off."""
@@ -123,7 +136,22 @@ class AblationScreen(Workbench):
         if self.matrix is None:
             self.notify(t("no matrix to export yet"), severity="warning")
             return
-        path = self.matrix.source.parent / "ablation_matrix.md"
-        path.write_text(self.matrix.markdown(), encoding="utf-8")
-        self.exported = path
-        self.notify(t("wrote {path}", path=path), title=t("exported"), timeout=10)
+        self.export_matrix(self.matrix)
+
+    @background("ablation-export", "exporting the ablation matrix")
+    def export_matrix(self, matrix) -> None:
+        """Write the matrix as Markdown beside its summary."""
+        path = matrix.source.parent / "ablation_matrix.md"
+        try:
+            path.write_text(matrix.markdown(), encoding="utf-8")
+        except OSError as e:
+            self.post_message(AblationExported(path, str(e)))
+            return
+        self.post_message(AblationExported(path, None))
+
+    def on_ablation_exported(self, message: AblationExported) -> None:
+        if message.error:
+            self.notify(message.error, title=t("not exported"), severity="error", timeout=10)
+            return
+        self.exported = message.path
+        self.notify(t("wrote {path}", path=message.path), title=t("exported"), timeout=10)

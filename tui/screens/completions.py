@@ -3,7 +3,7 @@ by text, question type and zero reward."""
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -12,8 +12,12 @@ from tui import actions
 from tui.cells import cut
 from tui.dialogs import TextScreen
 from tui.messages import CompletionsLoaded
+from tui.plain import Plain
 from tui.rundata.completions import read_completions
+from tui.rundata.table import number_cell
 from tui.screens.base import FilteredTable
+from tui.widgets.tables import Table
+from tui.workers import background
 
 
 @actions.bind("completions")
@@ -35,9 +39,9 @@ class CompletionsScreen(FilteredTable):
         self.qtype: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(t("reading completions…"), id="comp-status", markup=False)
+        yield Plain(t("reading completions…"), id="comp-status")
         yield Input(placeholder=t("filter text in question or completion (/)"), id="comp-text")
-        yield DataTable(cursor_type="row", zebra_stripes=True, id="comp-table")
+        yield Table(cursor_type="row", zebra_stripes=True, id="comp-table")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -46,7 +50,7 @@ class CompletionsScreen(FilteredTable):
         table.focus()
         self.load()
 
-    @work(thread=True, exclusive=True, group="completions", name="completions-read")
+    @background("completions-read", "reading the completions", group="completions", exclusive=True)
     def load(self) -> None:
         """Read the GRPO run's completions.jsonl."""
         run_id = self.run_id
@@ -121,6 +125,4 @@ class CompletionsScreen(FilteredTable):
 
 
 def _r(v) -> str:
-    if v is None:
-        return "—"
-    return f"{v:.2f}" if isinstance(v, (int, float)) else str(v)
+    return number_cell(v, "{:.2f}")

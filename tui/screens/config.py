@@ -7,7 +7,7 @@ import os
 import shlex
 import subprocess
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Checkbox, Footer, Input, OptionList, Select, Static, Switch
@@ -19,10 +19,12 @@ from ftmodel.words import JOBS
 from tui import actions
 from tui.configdoc import ConfigChangedOnDisk, ConfigDocument, display_value
 from tui.dialogs import PickScreen, SweepScreen, TextScreen
-from tui.messages import LaunchRequested, SweepPlanned, SweepQueued
+from tui.messages import ConfigDiskChecked, LaunchRequested, SweepPlanned, SweepQueued
+from tui.plain import Plain, PlainInput
 from tui.rundata.argv import stage_argv
 from tui.screens.base import Workbench
 from tui.widgets.toggles import MarkedCheckbox, env_no_color
+from tui.workers import background
 
 
 @actions.bind("config")
@@ -39,7 +41,7 @@ class ConfigScreen(Workbench):
         self.load_error: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="cfg-banner", markup=False)
+        yield Plain("", id="cfg-banner")
         with Horizontal():
             sections = OptionList(*[Option(s, id=s) for s in config_mod.SECTIONS], id="cfg-sections")
             sections.border_title = t("sections")
@@ -52,7 +54,7 @@ class ConfigScreen(Workbench):
     async def on_mount(self) -> None:
         self.doc = ConfigDocument(self.app.config_path)
         await self.show_section(self.section)
-        self.set_interval(1.0, self._check_disk, name="config-disk-check")
+        self.set_interval(1.0, self._check_disk_soon, name="config-disk-check")
         self.query_one("#cfg-sections").focus()
 
     @on(OptionList.OptionHighlighted, "#cfg-sections")
@@ -85,7 +87,7 @@ class ConfigScreen(Workbench):
             if meta.get("hi") is not None:
                 bounds.append(f"≤ {meta['hi']}")
             label = f"{name}  ({t(kind)}{', ' + ' '.join(bounds) if bounds else ''})"
-            widgets.append(Static(label, classes="fld-label", markup=False))
+            widgets.append(Plain(label, classes="fld-label"))
             fid = f"fld-{section}-{name}"
             if typ is bool:
                 # Without colour a Switch renders blank either way: a checkbox marks its state with X.
@@ -97,14 +99,14 @@ class ConfigScreen(Workbench):
             elif meta.get("choices"):
                 widget = Select([(c, c) for c in meta["choices"]], value=value, allow_blank=False, id=fid, compact=True)
             else:
-                widget = Input(display_value(value), id=fid, compact=True)
+                widget = PlainInput(display_value(value), id=fid, compact=True)
             widget.field_key = (section, name)
             widgets.append(widget)
             error = self.doc.invalid.get((section, name), "")
-            err = Static(f"✗ {error}" if error else "", id=f"err-{section}-{name}", classes="fld-error", markup=False)
+            err = Plain(f"✗ {error}" if error else "", id=f"err-{section}-{name}", classes="fld-error")
             err.display = bool(error)
             widgets.append(err)
-            widgets.append(Static(meta.get("doc") or "", classes="fld-help", markup=False))
+            widgets.append(Plain(meta.get("doc") or "", classes="fld-help"))
         await form.mount_all(widgets)
         form.border_title = t("section {section} · enter/tab: fields · ctrl+s: save", section=section)
         form.scroll_home(animate=False)
@@ -164,8 +166,17 @@ class ConfigScreen(Workbench):
     def _refresh_banner(self) -> None:
         self.query_one("#cfg-banner", Static).update(self.banner_text())
 
-    def _check_disk(self) -> None:
-        if self.doc is not None and not self.disk_warned and self.doc.changed_on_disk():
+    def _check_disk_soon(self) -> None:
+        if self.doc is not None and not self.disk_warned:
+            self._check_disk(self.doc)
+
+    @background("config-disk-check", "checking the config file on disk", skip_if_running=True)
+    def _check_disk(self, doc: ConfigDocument) -> None:
+        """Read and hash the file (a home on a network disk may answer slowly): changed since it was opened?"""
+        self.post_message(ConfigDiskChecked(doc, doc.changed_on_disk()))
+
+    def on_config_disk_checked(self, message: ConfigDiskChecked) -> None:
+        if message.doc is self.doc and message.changed and not self.disk_warned:
             self.disk_warned = True
             self.notify(
                 t("{path} changed on disk; ctrl+o reloads it (your edits are not saved over it)", path=self.doc.path),
@@ -336,7 +347,7 @@ class ConfigScreen(Workbench):
             answered,
         )
 
-    @work(thread=True, group="sweep-queue", name="sweep-queue")
+    @background("sweep-queue", "queueing a sweep")
     def queue_sweep(self, points: list, stages: list[str]) -> None:
         """Queue the sweep's points as jobs and start a detached runner unless one runs."""
         from ftmodel import queue, sweep

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, OptionList, ProgressBar, Static
+from textual.widgets import Footer, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from ftmodel.i18n import t
@@ -38,14 +38,16 @@ from tui.messages import (
     RunsScanned,
     StopRequested,
 )
+from tui.plain import Plain
 from tui.rundata.argv import stage_argv
 from tui.rundata.follower import RunFollower
 from tui.rundata.series import SeriesStore
-from tui.rundata.summary import RunSummary, stage_rows
+from tui.rundata.summary import RunSummary, clock, stage_rows
 from tui.screens.console_workers import ConsoleWorkers
 from tui.status import status_label, status_view
-from tui.widgets.charts import CHARTS, ChartPanel
+from tui.widgets.charts import CHARTS, ChartPanel, chart_widget
 from tui.widgets.log import LogPanel, set_text
+from tui.widgets.tables import Table
 
 STAGE_ITEMS = JOBS
 
@@ -111,7 +113,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self._refresh_status()
 
     def compose(self) -> ComposeResult:
-        yield Static(self._top_line(), id="top", markup=False)
+        yield Plain(self._top_line(), id="top")
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 stages = OptionList(*[Option(s, id=s) for s in STAGE_ITEMS], id="stages")
@@ -123,12 +125,12 @@ class ConsoleScreen(ConsoleWorkers, Screen):
             with VerticalScroll(id="right"):
                 yield Static("", id="status")
                 with Horizontal(id="progress-row"):
-                    yield Static("", id="progress-text", markup=False)
+                    yield Plain("", id="progress-text")
                     yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="progress")
-                yield Static("", id="hints", markup=False)
+                yield Plain("", id="hints")
                 if self.gpu_enabled:
                     gpu = Vertical(
-                        Static(t("waiting for nvidia-smi…"), id="gpu-text", markup=False),
+                        Plain(t("waiting for nvidia-smi…"), id="gpu-text"),
                         id="panel-gpu",
                         classes="panel",
                     )
@@ -216,10 +218,10 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         panel.remove_children()
         tables = []
         for title, cols, rows in message.tables:
-            table = DataTable(show_cursor=False, zebra_stripes=True)
+            table = Table(show_cursor=False, zebra_stripes=True)
             table.add_columns(*cols)
             table.add_rows(rows)
-            tables.append(Static(title, classes="placeholder", markup=False))
+            tables.append(Plain(title, classes="placeholder"))
             tables.append(table)
         if tables:
             panel.mount_all(tables)
@@ -241,11 +243,9 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self.query_one("#gpu-text", Static).update(text)
 
     def on_charts_ready(self, message: ChartsReady) -> None:
-        from textual_plotext import PlotextPlot
-
         for panel in self.query(ChartPanel):
             panel.remove_children()
-            panel.plot = PlotextPlot()
+            panel.plot = chart_widget()
             panel.mount(panel.plot)
         self.charts_ready = True
         self.call_after_refresh(self._redraw, True)
@@ -308,7 +308,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         prompts = []
         for row in stage_rows(STAGE_ITEMS, self.runs):
             status = row.latest.status if row.latest else None
-            prompts.append(pad(row.stage, 9) + (status_label(status) if status else "  —"))
+            prompts.append(Content(pad(row.stage, 9)) + (status_label(status) if status else Content("  —")))
         if prompts != self._stage_prompts:
             for i, prompt in enumerate(prompts):
                 stages.replace_option_prompt_at_index(i, prompt)
@@ -331,9 +331,8 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         runs_list.border_title = t("runs of {stage}", stage=self.selected_stage)
 
     @staticmethod
-    def _run_prompt(run: RunSummary) -> str:
-        when = time.strftime("%m-%d %H:%M", time.localtime(run.created or run.started or 0))
-        return f"{when} {status_label(run.status)}"
+    def _run_prompt(run: RunSummary) -> Content:
+        return Content(f"{clock(run.created or run.started)} ") + status_label(run.status)
 
     def _refresh_status(self) -> None:
         summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None

@@ -9,8 +9,6 @@ from __future__ import annotations
 import subprocess
 import time
 
-from textual import work
-
 from ftmodel.reports import result_tables
 from tui.gpu import NVIDIA_SMI_QUERY, parse_nvidia_smi
 from tui.messages import ChartsReady, GpuPolled, LogLines, MetricsChunk, MetricsHistory, ResultsLoaded, RunsScanned
@@ -18,6 +16,7 @@ from tui.rundata.follower import RunFollower
 from tui.rundata.health import config_beta
 from tui.rundata.series import columns_from_rows
 from tui.rundata.summary import scan_workspace
+from tui.workers import background
 
 POLL_SECONDS = 0.5
 GPU_POLL_SECONDS = 2.0
@@ -27,14 +26,14 @@ class ConsoleWorkers:
     """Workers of ConsoleScreen; they read its `workspace`, `follower`, `runs_by_id`, `results_for`,
     `beta` and `_wake` and write nothing but messages."""
 
-    @work(thread=True, exclusive=True, group="charts", name="import-plotext")
+    @background("import-plotext", "loading the charts", group="charts", exclusive=True)
     def _import_charts(self) -> None:
         """Import textual_plotext off the main thread (it costs ~0.35 s) so the first frame is fast."""
         import textual_plotext  # noqa: F401
 
         self.post_message(ChartsReady())
 
-    @work(thread=True, exclusive=True, group="poll", name="poll-runs")
+    @background("poll-runs", "following the runs", group="poll", exclusive=True, restart_after=2.0)
     def _poll_runs(self) -> None:
         """Scan the workspace's runs and tail the selected run's metrics and log, forever."""
         from textual.worker import get_current_worker
@@ -73,7 +72,7 @@ class ConsoleWorkers:
             elif self.beta is None:
                 self.post_message(ResultsLoaded(run_id, [], config_beta(follower.run.path)))
 
-    @work(thread=True, exclusive=True, group="gpu", name="poll-gpu")
+    @background("poll-gpu", "polling nvidia-smi", group="gpu", exclusive=True, restart_after=5.0)
     def _poll_gpu(self) -> None:
         """Sample nvidia-smi every couple of seconds."""
         from textual.worker import get_current_worker

@@ -5,7 +5,6 @@ sortable by any column with the best row marked. Every file read or edit runs in
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Static
 
@@ -13,8 +12,10 @@ from ftmodel.i18n import t
 from tui import actions
 from tui.dialogs import PickScreen
 from tui.messages import QueueEdited, QueueRead, SweepTableRead
+from tui.plain import Plain
 from tui.screens.base import Workbench
-from tui.widgets.tables import fill_table
+from tui.widgets.tables import Table, fill_table
+from tui.workers import background
 
 # What a job is and how it went come first, so they stay visible at 80 columns (the rest scrolls sideways).
 JOB_COLUMNS = ("label", "state", "run", "attempts", "reused", "gpu", "error", "job")
@@ -60,10 +61,10 @@ class QueueScreen(Workbench):
         self.follow: tuple[str, int] | None = None  # a moved job the cursor stays on: (id, its new place)
 
     def compose(self) -> ComposeResult:
-        yield Static(t("reading the queue…"), id="queue-status", markup=False)
-        yield DataTable(cursor_type="row", zebra_stripes=True, id="queue-table")
-        yield Static(t("no sweep shown · v picks one"), id="sweep-title", markup=False)
-        yield DataTable(cursor_type="row", zebra_stripes=True, id="sweep-table")
+        yield Plain(t("reading the queue…"), id="queue-status")
+        yield Table(cursor_type="row", zebra_stripes=True, id="queue-table")
+        yield Plain(t("no sweep shown · v picks one"), id="sweep-title")
+        yield Table(cursor_type="row", zebra_stripes=True, id="sweep-table")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -76,7 +77,7 @@ class QueueScreen(Workbench):
 
     # ------------------------------------------------------------ reading
 
-    @work(thread=True, exclusive=True, group="queue-read", name="queue-read")
+    @background("queue-read", "reading the queue", exclusive=True, skip_if_running=True)
     def read(self) -> None:
         """Read the queue, ask whether a runner holds its lock, list sweeps; start a runner if one is due."""
         from ftmodel import queue, sweep
@@ -173,7 +174,7 @@ class QueueScreen(Workbench):
 
     # ------------------------------------------------------------ editing
 
-    @work(thread=True, group="queue-edit", name="queue-edit")
+    @background("queue-edit", "editing the queue")
     def edit(self, what: str, *args) -> None:
         """Apply one queue edit with the engine (it locks the queue file), then report it."""
         from ftmodel import queue
@@ -259,7 +260,7 @@ class QueueScreen(Workbench):
         self.columns, self.rows, self.best = [], [], None
         self.load_sweep(sweep_id)
 
-    @work(thread=True, exclusive=True, group="sweep-read", name="sweep-read")
+    @background("sweep-read", "reading a sweep's table", exclusive=True)
     def load_sweep(self, sweep_id: str) -> None:
         self._read_sweep(sweep_id)
 

@@ -3,27 +3,31 @@ a run's detail and an overlay of several runs' curves. Files are read and remove
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Input, Log, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from ftmodel import config as config_mod
 from ftmodel.i18n import t
 from ftmodel.reports import result_tables
+from ftmodel.textio import printable
 from ftmodel.words import JOBS, STATES
 from tui import actions
 from tui.configdoc import snapshot_diff
 from tui.dialogs import AskScreen, TextScreen
-from tui.messages import DetailLoaded, LaunchRequested, OverlayLoaded, RowsLoaded, RunDeleted
+from tui.messages import DetailLoaded, LaunchDone, LaunchRequested, OverlayLoaded, RowsLoaded, RunDeleted
+from tui.plain import Plain
 from tui.rundata.argv import stage_argv
 from tui.rundata.summary import scan_workspace
 from tui.rundata.table import KEY_METRICS, RunRow, artifacts, metric_series, remove_run_dir, run_rows
 from tui.screens.base import FilteredTable, Workbench
+from tui.widgets.charts import chart_widget
+from tui.widgets.log import LogPanel
+from tui.widgets.tables import Table
+from tui.workers import background
 
 
 @actions.bind("runs")
@@ -46,9 +50,9 @@ class RunsScreen(FilteredTable):
         self.state_filter: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="runs-filters", markup=False)
+        yield Plain("", id="runs-filters")
         yield Input(placeholder=t("filter text (/ to focus, escape to leave)"), id="runs-text")
-        table = DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
+        table = Table(cursor_type="row", zebra_stripes=True, id="runs-table")
         yield table
         yield Footer()
 
@@ -61,7 +65,7 @@ class RunsScreen(FilteredTable):
         self.load_rows()
         self.set_interval(2.0, self.load_rows, name="runs-refresh")
 
-    @work(thread=True, exclusive=True, group="runs-rows", name="runs-rows")
+    @background("runs-rows", "reading the runs browser's rows", exclusive=True, skip_if_running=True)
     def load_rows(self) -> None:
         """Read every run's summary, final metrics and sync state."""
         ws = self.app.workspace
@@ -167,17 +171,8 @@ class RunsScreen(FilteredTable):
             return None
 
         def answered(spec: str | None) -> None:
-            if not spec:
-                return
-            cfg = config_mod.load(snapshot, [spec])
-            state = row.summary.path / "state.json"
-            try:
-                args = json.loads(state.read_text(encoding="utf-8")).get("args") or {}
-            except (OSError, ValueError):
-                args = {}
-            args = {k: v for k, v in args.items() if k != "workspace"}
-            argv = stage_argv(row.summary.stage, snapshot, self.app.workspace, [spec])
-            self.post_message(LaunchRequested(row.summary.stage, cfg, args, argv))
+            if spec:
+                self.clone_run(row.summary.path, row.summary.stage, spec)
 
         self.app.push_screen(
             AskScreen(
@@ -187,6 +182,21 @@ class RunsScreen(FilteredTable):
             ),
             answered,
         )
+
+    @background("runs-clone", "cloning a run")
+    def clone_run(self, path: Path, stage: str, spec: str) -> None:
+        """Load the run's config snapshot with the change and its stage flags, then ask the app to start it."""
+        from ftmodel.rundir import Run
+
+        snapshot = path / "config.toml"
+        try:
+            cfg = config_mod.load(snapshot, [spec])
+        except config_mod.ConfigError as e:
+            self.post_message(LaunchDone(stage, None, str(e)))
+            return
+        args = {k: v for k, v in (Run(path).read_state().get("args") or {}).items() if k != "workspace"}
+        argv = stage_argv(stage, snapshot, self.app.workspace, [spec])
+        self.post_message(LaunchRequested(stage, cfg, args, argv))
 
     def action_delete(self) -> None:
         """Delete the run under the cursor after confirmation (never an active one)."""
@@ -207,13 +217,13 @@ class RunsScreen(FilteredTable):
             self.delete_run(row.id, path)
 
         what = t("{path}\n({stage}, {state})", path=path, stage=row.summary.stage, state=t(row.summary.status))
-        if path.is_symlink():
-            what += "\n" + t("it is a link to {target}: only the link is removed", target=os.path.realpath(path))
+        if row.link_target:  # found when the rows were read (in a worker), not stat-ed here
+            what += "\n" + t("it is a link to {target}: only the link is removed", target=row.link_target)
         self.app.push_screen(
             TextScreen(t("delete"), what, t("Delete run {run} and all its files?", run=row.id)), answered
         )
 
-    @work(thread=True, group="runs-delete", name="runs-delete")
+    @background("runs-delete", "deleting a run")
     def delete_run(self, run_id: str, path: Path) -> None:
         """Remove a run directory off the UI thread (a big run takes a while); a link loses only itself."""
         self.post_message(RunDeleted(run_id, *remove_run_dir(path)))
@@ -246,28 +256,27 @@ class RunDetailScreen(Workbench):
     def compose(self) -> ComposeResult:
         s = self.row.summary
         with VerticalScroll(id="detail"):
-            yield Static(
+            yield Plain(
                 f"{s.id} · {s.stage} · {t(s.status)}"
                 + (" · " + t("exit {code}", code=s.exit_code) if s.exit_code else "")
                 + ("\n" + t("error:") + f" {s.error}" if s.error else ""),
-                markup=False,
                 id="detail-head",
             )
             yield Static(t("config: snapshot vs current"), classes="detail-title")
-            yield Static(t("reading…"), markup=False, id="detail-config")
+            yield Plain(t("reading…"), id="detail-config")
             yield Static(t("lineage (← what it consumed)"), classes="detail-title")
-            yield Static(t("reading…"), markup=False, id="detail-lineage")
+            yield Plain(t("reading…"), id="detail-lineage")
             yield Static(t("artifacts"), classes="detail-title")
-            yield Static(t("reading…"), markup=False, id="detail-artifacts")
+            yield Plain(t("reading…"), id="detail-artifacts")
             yield VerticalScroll(id="detail-results")
             yield Static(t("log tail"), classes="detail-title")
-            yield Log(id="detail-log")
+            yield LogPanel(id="detail-log")
         yield Footer()
 
     def on_mount(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, group="run-detail", name="run-detail")
+    @background("run-detail", "reading a run's details", exclusive=True)
     def load(self) -> None:
         """Walk the run directory (sizes of big checkpoints), diff its config, read results, lineage and log."""
         from ftmodel.fingerprint import lineage_lines
@@ -280,7 +289,7 @@ class RunDetailScreen(Workbench):
             files = []
         try:
             lineage = lineage_lines(self.app.workspace, Run(path))
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # state.json: any shape
             lineage = [t("cannot read the lineage: {error}", error=e)]
         self.post_message(
             DetailLoaded(
@@ -302,13 +311,13 @@ class RunDetailScreen(Workbench):
         )
         widgets = []
         for title, cols, rows in message.tables:
-            widgets.append(Static(title, classes="detail-title", markup=False))
-            table = DataTable(show_cursor=False, zebra_stripes=True)
+            widgets.append(Plain(title, classes="detail-title"))
+            table = Table(show_cursor=False, zebra_stripes=True)
             table.add_columns(*cols)
             table.add_rows(rows)
             widgets.append(table)
         await self.query_one("#detail-results").mount_all(widgets)
-        self.query_one("#detail-log", Log).write_lines(message.log)
+        self.query_one("#detail-log", LogPanel).write_lines(message.log)
         self.loaded = True
 
 
@@ -326,16 +335,14 @@ class OverlayScreen(Workbench):
         self.drawn = 0
 
     def compose(self) -> ComposeResult:
-        from textual_plotext import PlotextPlot
-
-        yield Static(t("reading…"), id="overlay-title", markup=False)
-        yield PlotextPlot(id="overlay-plot")
+        yield Plain(t("reading…"), id="overlay-title")
+        yield chart_widget(id="overlay-plot")
         yield Footer()
 
     def on_mount(self) -> None:
         self.load(self.metric)
 
-    @work(thread=True, exclusive=True, group="overlay", name="overlay-read")
+    @background("overlay-read", "reading the runs' curves", group="overlay", exclusive=True)
     def load(self, metric: str) -> None:
         """Read the metric names and every run's points of `metric` (whole metrics files: a worker)."""
         from ftmodel.rundir import MetricsReader
@@ -368,7 +375,7 @@ class OverlayScreen(Workbench):
         for name, xs, ys in message.series:
             if xs:
                 step = max(1, len(xs) // 400)
-                plt.plot(xs[::step], ys[::step], label=name, marker="braille")
+                plt.plot(xs[::step], ys[::step], label=printable(name), marker="braille")
                 drawn += 1
         plt.xlabel(t("step"))
         plot.refresh()

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import os
 
-from textual import work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from ftmodel.i18n import t
 from tui import actions
 from tui.messages import OfflineListed, SyncFinished, SyncProgress, SyncRequested, SyncRunDone
+from tui.plain import Plain
 from tui.screens.base import Workbench
 from tui.screens.sync_bundle import BundleActions
+from tui.widgets.tables import Table
+from tui.workers import background
 
 
 @actions.bind("sync")
@@ -31,10 +33,10 @@ class SyncScreen(BundleActions, Workbench):
         self.marked: set[str] = set()
 
     def compose(self) -> ComposeResult:
-        yield Static(t("reading offline runs…"), id="sync-status", markup=False)
-        yield Static("", id="bundle-status", markup=False)
+        yield Plain(t("reading offline runs…"), id="sync-status")
+        yield Plain("", id="bundle-status")
         yield ProgressBar(total=None, show_eta=False, id="sync-progress")
-        table = DataTable(cursor_type="row", zebra_stripes=True, id="sync-table")
+        table = Table(cursor_type="row", zebra_stripes=True, id="sync-table")
         yield table
         # Eight keys: the roomy footer would cut the bundle keys off at 80 columns (^p still opens the palette).
         yield Footer(compact=True, show_command_palette=False)
@@ -48,7 +50,7 @@ class SyncScreen(BundleActions, Workbench):
         self.mount_bundle()
         self.list_offline()
 
-    @work(thread=True, exclusive=True, group="sync-list", name="sync-list")
+    @background("sync-list", "listing the offline runs", exclusive=True)
     def list_offline(self) -> None:
         """List offline runs with their ledger state and size (and which have grown since a receipt)."""
         from ftmodel.sync import list_offline_runs

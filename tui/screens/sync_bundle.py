@@ -11,7 +11,6 @@ import os
 import time
 from pathlib import Path
 
-from textual import work
 from textual.widgets import ProgressBar, Static
 
 from ftmodel.i18n import t
@@ -26,6 +25,7 @@ from tui.messages import (
     ReceiptImported,
     ReceiptsListed,
 )
+from tui.workers import background
 
 BUNDLE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
@@ -174,7 +174,7 @@ class BundleActions:
             chosen,
         )
 
-    @work(thread=True, exclusive=True, group="bundle-plan", name="bundle-plan")
+    @background("bundle-plan", "planning a bundle", exclusive=True)
     def plan_pack(self, run_ids: list[str], new_only: bool) -> None:
         """Decide what the bundle would carry (reads every file's size; hashes prefixes for --new)."""
         from ftmodel import bundle
@@ -312,7 +312,7 @@ class BundleActions:
             answered,
         )
 
-    @work(thread=True, exclusive=True, group="bundle-import", name="bundle-verify")
+    @background("bundle-verify", "verifying a bundle", group="bundle-import", exclusive=True)
     def check_bundle(self, path: Path) -> None:
         """Verify a bundle against its manifest (in a temp dir inside the workspace)."""
         from ftmodel import bundle
@@ -345,7 +345,7 @@ class BundleActions:
             confirmed,
         )
 
-    @work(thread=True, exclusive=True, group="bundle-import", name="bundle-import")
+    @background("bundle-import", "importing a bundle", exclusive=True)
     def import_bundle(self, path: Path) -> None:
         """Import a bundle (the engine verifies it again; nothing is visible until it matches)."""
         from ftmodel import bundle
@@ -402,7 +402,7 @@ class BundleActions:
         """List the workspace's sync receipts; offer to import one carried back."""
         self.list_receipts()
 
-    @work(thread=True, exclusive=True, group="receipts", name="receipts-list")
+    @background("receipts-list", "listing the receipts", group="receipts", exclusive=True)
     def list_receipts(self) -> None:
         from ftmodel import receipts
 
@@ -440,7 +440,7 @@ class BundleActions:
             answered,
         )
 
-    @work(thread=True, exclusive=True, group="receipts", name="receipt-import")
+    @background("receipt-import", "importing a receipt", group="receipts", exclusive=True)
     def import_receipt(self, path: Path) -> None:
         from ftmodel import receipts
 

@@ -9,8 +9,11 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from ftmodel.i18n import t
+from ftmodel.textio import printable
 from tui.actions import PANELS
+from tui.plain import plain
 from tui.rundata.series import SeriesStore
+from tui.status import note_text
 
 REWARD_PARTS = ("reward", "format_reward", "accuracy_reward", "judge_reward")
 
@@ -53,6 +56,7 @@ class ChartPanel(Vertical):
     def clear(self) -> None:
         """Forget what was drawn (the run changed or its directory is gone)."""
         self.drawn_version = -1
+        self.border_subtitle = None
         if self.plot is not None:
             self.plot.plt.clear_data()
             self.plot.refresh()
@@ -68,13 +72,43 @@ class ChartPanel(Vertical):
         left = [m for m in self.spec.metrics if m in store]
         if self.spec.key == "kl":
             left = left[:1]  # kl_divergence and kl are the same number under two names
-        for name in left:
-            xs, ys = store.get(name).points(2 * width)
-            plt.plot(xs, ys, label=name if len(left) > 1 or self.spec.right else None, marker="braille")
-        for name in self.spec.right:
-            if name in store:
-                xs, ys = store.get(name).points(2 * width)
-                plt.plot(xs, ys, label=name, yside="right", marker="braille")
+        drawn = [(name, "left") for name in left] + [(n, "right") for n in self.spec.right if n in store]
+        labelled = len(left) > 1 or bool(self.spec.right)
+        marks: list[str] = []
+        for name, side in drawn:
+            series = store.get(name)
+            xs, ys = series.points(2 * width)
+            if xs:  # a metric that was never finite has nothing to draw, only its marks
+                plt.plot(xs, ys, label=name if labelled else None, yside=side, marker="braille")
+            for kind, note in series.notes.items():
+                if kind != "huge":  # drawn at the edge: no line, the subtitle says so
+                    plt.vline(note.first, "red")
+                marks.append(note_text(name, kind, note))
         plt.xlabel(t("step"))
+        # Where a value could not be drawn as it is, the panel says so in words (colour-blind, NO_COLOR).
+        self.border_subtitle = plain(" · ".join(marks)) if marks else None
         self.plot.refresh()
         self.drawn_version = store.version
+
+
+def chart_widget(**kwargs):
+    """A plotext chart widget that shows why it cannot draw instead of raising (plotext is imported here,
+    off the first frame's path). Its numbers come from files a run wrote: whatever plotext makes of
+    them must not end the console."""
+    global _SafePlot
+    if _SafePlot is None:
+        from rich.text import Text
+        from textual_plotext import PlotextPlot
+
+        class SafePlot(PlotextPlot):
+            def render(self):
+                try:
+                    return super().render()
+                except Exception as e:  # noqa: BLE001 - any failure of a third-party drawing is shown
+                    return Text(printable(t("cannot draw this chart: {error}", error=e)), style="italic")
+
+        _SafePlot = SafePlot
+    return _SafePlot(**kwargs)
+
+
+_SafePlot = None

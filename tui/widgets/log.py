@@ -7,6 +7,8 @@ from collections import deque
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
+from ftmodel.textio import printable
+
 MAX_LINES = 2000
 
 
@@ -27,8 +29,9 @@ class LogPanel(RichLog):
         return len(self.lines_text)
 
     def write_lines(self, lines: list[str]) -> None:
-        """Append log lines (shown as plain text: a log is never markup)."""
-        for line in lines:
+        """Append log lines: plain text (a log is never markup), control characters shown, not obeyed
+        (a model's output in a log may hold ESC [2J or ESC ]0;title BEL)."""
+        for line in map(printable, lines):
             self.lines_text.append(line)
             self.write(Text(line, no_wrap=False, overflow="fold"))
         self._wrapped_at = self.scrollable_content_region.width
@@ -51,7 +54,7 @@ class LogPanel(RichLog):
         return super().clear()
 
 
-def set_text(widget: Static, text: str) -> None:
+def set_text(widget: Static, text) -> None:
     """Update a Static only when its text changed: every update lays the screen out again, and the
     status is refreshed on every chunk of metrics a live run writes."""
     if getattr(widget, "_shown_text", None) != text:

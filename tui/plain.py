@@ -1,0 +1,57 @@
+"""Text we did not write, on screen: widgets and helpers through which every run's, model's, dataset's or
+config file's text reaches the terminal. Never markup, and every control character shown, not obeyed
+(`ftmodel.textio.printable`: ESC as ␛, so a completion holding ESC [2J cannot blank the screen).
+
+What shows such text uses these: `Plain` for a block of text, `plain()` for a border title, an option
+or a table cell, `PlainInput` for a field whose value came from a file. Tables (tui.widgets.tables),
+the log panel (tui.widgets.log) and the app's notifications apply the same function.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Input, Static
+
+from ftmodel.textio import printable
+
+
+def plain(text: object) -> Text:
+    """One line for a widget that would read a str as markup (a border title, an option, a table
+    cell): never markup, control characters shown. A Text keeps its style."""
+    if isinstance(text, Text):
+        shown = printable(text.plain)
+        if shown == text.plain:
+            return text
+        return Text(shown, style=text.style, justify=text.justify, end=text.end)
+    return Text(printable(text))
+
+
+class Plain(Static):
+    """A Static that shows data: never markup, control characters shown (line breaks kept)."""
+
+    def __init__(self, text: object = "", **kwargs):
+        kwargs.pop("markup", None)
+        super().__init__(printable(text, keep="\n"), markup=False, **kwargs)
+
+    def update(self, text: object = "", *, layout: bool = True) -> None:
+        super().update(printable(text, keep="\n"), layout=layout)
+
+
+class PlainInput(Input):
+    """A text field whose value may come from a file: shown with control characters as one visible
+    symbol each (the cursor stays on the character it is on), and edited as it really is."""
+
+    @property
+    def _value(self) -> Text:
+        text = super()._value
+        value = text.plain
+        if printable(value) == value:
+            return text
+        return Text("".join(map(_one_cell, value)), no_wrap=True, overflow="ignore", end="")
+
+
+def _one_cell(char: str) -> str:
+    # printable() names some characters in several cells (\x9b, \u202e) and widens tabs; a field
+    # needs one symbol per character so that the cursor lands where the text really is.
+    shown = printable(char)
+    return shown if len(shown) == 1 else " " if char == "\t" else "\ufffd"
