@@ -41,13 +41,16 @@ from tui.messages import (
 from tui.rundata.argv import stage_argv
 from tui.rundata.follower import RunFollower
 from tui.rundata.series import SeriesStore
-from tui.rundata.summary import RunSummary, stage_rows
+from tui.rundata.summary import RunSummary, WorkspaceScanner, stage_rows
 from tui.screens.console_workers import ConsoleWorkers
 from tui.status import status_label, status_view
 from tui.widgets.charts import CHARTS, ChartPanel
 from tui.widgets.log import LogPanel, set_text
 
 STAGE_ITEMS = JOBS
+# How long the first frame waits for the first scan of the workspace, so that it already shows the runs (a
+# slow disk is not waited for: its runs appear when the scan lands).
+FIRST_SCAN_WAIT = 0.25
 
 
 @actions.bind("console")
@@ -79,6 +82,12 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self.gpus = []
         self._pending_run: str | None = None
         self._wake = threading.Event()
+        self.scanner = WorkspaceScanner(self.workspace)  # it keeps what it read last time
+        self._first_runs: list[RunSummary] | None = None
+        # Scan while Textual starts (a few ms of work): the first frame can then show the runs.
+        self._first_scan = threading.Thread(target=self._scan_first, name="first-scan", daemon=True)
+        self._first_scan.start()
+        self._painted = False  # the first frame is on the screen
         self._stage_prompts: list[str] = []
         self._run_ids: list[str] = []
 
@@ -147,12 +156,27 @@ class ConsoleScreen(ConsoleWorkers, Screen):
     def on_mount(self) -> None:
         self.query_one("#stages", OptionList).highlighted = 0
         self.query_one("#stages").focus()
-        self._import_charts()
         self._poll_runs()
         if self.gpu_enabled:
             self._poll_gpu()
         self.set_interval(1.0, self._redraw)
+        # One frame that shows the runs instead of an empty one redrawn a moment later (a slow disk
+        # is waited for only briefly: then the poller's scan shows them).
+        self._first_scan.join(FIRST_SCAN_WAIT)
+        if not self._first_scan.is_alive() and self._first_runs is not None:
+            self._show_runs(self._first_runs)
         self._apply_visibility()
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        """Start what the first frame does not show: reading the selected run, importing the charts.
+
+        Both run in threads, but until the first frame is painted they would only take the
+        interpreter away from it.
+        """
+        self._painted = True
+        self._wake.set()
+        self._import_charts()
 
     def wake(self) -> None:
         """Scan again now (after a launch or a stop) instead of at the next poll."""
@@ -166,8 +190,12 @@ class ConsoleScreen(ConsoleWorkers, Screen):
     # ---------------------------------------------------------------- message handlers
 
     def on_runs_scanned(self, message: RunsScanned) -> None:
-        self.runs = message.runs
-        self.runs_by_id = {r.id: r for r in message.runs}
+        self._show_runs(message.runs)
+
+    def _show_runs(self, runs: list[RunSummary]) -> None:
+        """Show a scan of the workspace: stage and run lists, the selected run (it may be gone), its status."""
+        self.runs = runs
+        self.runs_by_id = {r.id: r for r in runs}
         self._refresh_stage_list()
         self._refresh_run_list()
         if self._pending_run and self._pending_run in self.runs_by_id:
@@ -244,6 +272,8 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         from textual_plotext import PlotextPlot
 
         for panel in self.query(ChartPanel):
+            if not panel.is_attached:  # the console is closing (quit before the import ended)
+                continue
             panel.remove_children()
             panel.plot = PlotextPlot()
             panel.mount(panel.plot)
@@ -296,7 +326,8 @@ class ConsoleScreen(ConsoleWorkers, Screen):
                 runs_list.highlighted = index
         self._apply_visibility()
         self._refresh_status()
-        self._wake.set()
+        if self._painted:  # before that, the first frame is being made: the poller starts after it
+            self._wake.set()
 
     def _stage_runs(self, stage: str) -> list[RunSummary]:
         return [r for r in reversed(self.runs) if r.stage == stage]

@@ -17,15 +17,23 @@ from tui.messages import ChartsReady, GpuPolled, LogLines, MetricsChunk, Metrics
 from tui.rundata.follower import RunFollower
 from tui.rundata.health import config_beta
 from tui.rundata.series import columns_from_rows
-from tui.rundata.summary import scan_workspace
 
 POLL_SECONDS = 0.5
 GPU_POLL_SECONDS = 2.0
 
 
 class ConsoleWorkers:
-    """Workers of ConsoleScreen; they read its `workspace`, `follower`, `runs_by_id`, `results_for`,
-    `beta` and `_wake` and write nothing but messages."""
+    """Workers of ConsoleScreen; they read its `workspace`, `follower`, `runs_by_id`, `results_for`
+    and `_wake` and write nothing but messages. The poller owns the screen's `scanner` (once the
+    first scan, made while Textual starts, is done) and the followers it is handed."""
+
+    def _scan_first(self) -> None:
+        """Scan the workspace once, in a plain thread started before the app runs (a Textual worker
+        would only start once the first frame is under way)."""
+        try:
+            self._first_runs = self.scanner.scan()
+        except OSError:
+            pass  # the poller scans again, and says what is wrong
 
     @work(thread=True, exclusive=True, group="charts", name="import-plotext")
     def _import_charts(self) -> None:
@@ -40,9 +48,10 @@ class ConsoleWorkers:
         from textual.worker import get_current_worker
 
         worker = get_current_worker()
+        self._first_scan.join()  # the scanner is the first scan's until it is done
         while not worker.is_cancelled:
             self._wake.clear()
-            self.post_message(RunsScanned(scan_workspace(self.workspace)))
+            self.post_message(RunsScanned(self.scanner.scan()))
             follower = self.follower
             if follower is not None:
                 self._follow_once(follower, worker)
