@@ -23,6 +23,7 @@ class RunFollower:
         self.chunk_bytes = chunk_bytes
         self.log_offset: int | None = None
         self._log_partial = b""
+        self.config_read = False  # the run's config snapshot has been read (for GRPO's beta)
 
     def read_metrics(self) -> list[dict]:
         """Return up to about `chunk_bytes` of new rows (callers loop for big backfills)."""

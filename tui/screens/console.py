@@ -90,6 +90,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self._painted = False  # the first frame is on the screen
         self._stage_prompts: list[str] = []
         self._run_ids: list[str] = []
+        self._run_prompts: list[str] = []
 
     # ---------------------------------------------------------------- layout
 
@@ -357,9 +358,14 @@ class ConsoleScreen(ConsoleWorkers, Screen):
             if self.selected_run in ids:
                 runs_list.highlighted = ids.index(self.selected_run)
         else:
-            for i, prompt in enumerate(prompts):
-                runs_list.replace_option_prompt_at_index(i, prompt)
-        runs_list.border_title = t("runs of {stage}", stage=self.selected_stage)
+            # Every scan lands here: touch only what changed (each replaced prompt redraws the list).
+            for i, (prompt, shown) in enumerate(zip(prompts, self._run_prompts)):
+                if prompt != shown:
+                    runs_list.replace_option_prompt_at_index(i, prompt)
+        self._run_prompts = prompts
+        title = t("runs of {stage}", stage=self.selected_stage)
+        if runs_list.border_title != title:  # setting a title redraws the list, even the same title
+            runs_list.border_title = title
 
     @staticmethod
     def _run_prompt(run: RunSummary) -> str:

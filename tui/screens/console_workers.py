@@ -79,7 +79,9 @@ class ConsoleWorkers:
                 self.post_message(
                     ResultsLoaded(run_id, result_tables(follower.run.path), config_beta(follower.run.path))
                 )
-            elif self.beta is None:
+            elif not follower.config_read:
+                # The config snapshot never changes: read its beta once per run, not on every poll.
+                follower.config_read = True
                 self.post_message(ResultsLoaded(run_id, [], config_beta(follower.run.path)))
 
     @work(thread=True, exclusive=True, group="gpu", name="poll-gpu")
