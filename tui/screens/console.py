@@ -91,6 +91,8 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self._stage_prompts: list[str] = []
         self._run_ids: list[str] = []
         self._run_prompts: list[str] = []
+        self._status_summary: RunSummary | None = None  # the summary and metrics the status block shows
+        self._status_version: int | None = None
 
     # ---------------------------------------------------------------- layout
 
@@ -207,16 +209,17 @@ class ConsoleScreen(ConsoleWorkers, Screen):
             self._select_run(self._run_ids[0] if self._run_ids else None)
         elif self.selected_run is None and self._run_ids:
             self._select_run(self._run_ids[0])  # the stage's first run appeared (or the first scan landed)
-        self._refresh_status()
+        summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
+        if summary != self._status_summary:  # new metrics alone wait for the 1 Hz tick (see _redraw)
+            self._refresh_status()
 
     def on_metrics_chunk(self, message: MetricsChunk) -> None:
         if message.run_id != self.selected_run:
             return
         self.store.add_columns(message.columns, message.rows)
-        self._refresh_status()
         if not message.caught_up:
             self._backfilling = True
-        elif self._backfilling or any(p.drawn_version == -1 for p in self.query(ChartPanel)):
+        elif self._backfilling or any(p.drawn_version == -1 and p.has_data(self.store) for p in self.query(ChartPanel)):
             self._backfilling = False
             self._redraw()  # a run's history just finished loading: draw it now, not at the next 1 Hz tick
 
@@ -374,6 +377,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
 
     def _refresh_status(self) -> None:
         summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
+        self._status_summary, self._status_version = summary, self.store.version
         shown = status_view(summary, self.store, self.beta, self.selected_stage, self.selected_run)
         set_text(self.query_one("#status", Static), shown.status)
         bar = self.query_one("#progress", ProgressBar)
@@ -398,9 +402,13 @@ class ConsoleScreen(ConsoleWorkers, Screen):
             self.query_one("#panel-gpu").display = "gpu" not in hidden
 
     def _redraw(self, force: bool = False) -> None:
-        """Redraw charts whose data changed (about once a second), and only visible ones."""
+        """Redraw charts whose data changed (about once a second), and only visible ones; and the
+        status block's numbers (steps, speed, ETA, hints), which follow the same tick: a live run
+        sends new rows on every poll, and each new status text lays the screen out again."""
         if not self.is_mounted:
             return
+        if self._status_version != self.store.version:
+            self._refresh_status()
         before = {p.id: p.display for p in self.query(ChartPanel)}
         self._apply_visibility()
         if not self.charts_ready:
