@@ -87,7 +87,6 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         # Scan while Textual starts (a few ms of work): the first frame can then show the runs.
         self._first_scan = threading.Thread(target=self._scan_first, name="first-scan", daemon=True)
         self._first_scan.start()
-        self._painted = False  # the first frame is on the screen
         self._stage_prompts: list[str] = []
         self._run_ids: list[str] = []
         self._run_prompts: list[str] = []
@@ -159,9 +158,6 @@ class ConsoleScreen(ConsoleWorkers, Screen):
     def on_mount(self) -> None:
         self.query_one("#stages", OptionList).highlighted = 0
         self.query_one("#stages").focus()
-        self._poll_runs()
-        if self.gpu_enabled:
-            self._poll_gpu()
         self.set_interval(1.0, self._redraw)
         # One frame that shows the runs instead of an empty one redrawn a moment later (a slow disk
         # is waited for only briefly: then the poller's scan shows them).
@@ -172,13 +168,12 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self.call_after_refresh(self._after_first_frame)
 
     def _after_first_frame(self) -> None:
-        """Start what the first frame does not show: reading the selected run, importing the charts.
-
-        Both run in threads, but until the first frame is painted they would only take the
-        interpreter away from it.
-        """
-        self._painted = True
-        self._wake.set()
+        """Start the threads the first frame does not need: the poller (it reads the selected run's
+        log, metrics and results), the GPU poll and the plotext import. Before the frame is painted
+        they would only take the interpreter away from it."""
+        self._poll_runs()
+        if self.gpu_enabled:
+            self._poll_gpu()
         self._import_charts()
 
     def wake(self) -> None:
@@ -330,8 +325,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
                 runs_list.highlighted = index
         self._apply_visibility()
         self._refresh_status()
-        if self._painted:  # before that, the first frame is being made: the poller starts after it
-            self._wake.set()
+        self._wake.set()
 
     def _stage_runs(self, stage: str) -> list[RunSummary]:
         return [r for r in reversed(self.runs) if r.stage == stage]
