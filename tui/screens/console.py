@@ -412,6 +412,10 @@ class ConsoleScreen(ConsoleWorkers, Screen):
                 continue
             if force or panel.drawn_version != self.store.version or not before.get(panel.id):
                 panel.draw(self.store)
+        if not self.history_complete and self.follower is not None:
+            # A long history's preview is drawn (on screen after this refresh): the poller may now
+            # parse every row, which it holds back so that this first chart is not.
+            self.call_after_refresh(self.follower.preview_drawn.set)
 
     # ---------------------------------------------------------------- actions
 

@@ -63,6 +63,7 @@ class ConsoleWorkers:
             follower.read_history(
                 lambda store, exact: self.post_message(MetricsHistory(run_id, store, exact)),
                 lambda: worker.is_cancelled or self.follower is not follower,
+                preview_drawn=follower.preview_drawn,
             )
         while not worker.is_cancelled and self.follower is follower:
             rows = follower.read_metrics()
