@@ -12,10 +12,9 @@ from tui.rundata.series import SERIES_CAPACITY, SeriesStore, columns_from_rows
 
 # A run with more history than this is shown from a sample first (see RunFollower.read_history).
 HISTORY_PREVIEW_BYTES = 2 << 20
-# The exact pass parses this much at a time, then lets other threads run (EXACT_PAUSE seconds): in
-# one go, 100,000 rows hold the interpreter for most of a second and the console stops answering.
+# The exact pass parses this much at a time, then hands the interpreter over: in one go, 100,000
+# rows hold it for most of a second and the console stops answering.
 EXACT_CHUNK_BYTES = 1 << 20
-EXACT_PAUSE = 0.002
 # How long the exact pass waits for the screen to draw the preview (it is a refinement of it).
 PREVIEW_WAIT = 5.0
 
@@ -61,7 +60,7 @@ class RunFollower:
         points it would show from the exact store. The second pass parses every line, which adds the metrics logged
         on only some rows, and replaces the preview. Both passes read in chunks: memory is bounded.
         With `preview_drawn`, the second pass starts once that event is set (the screen drew the
-        preview; at most PREVIEW_WAIT seconds later), and it pauses between chunks, so neither the
+        preview; at most PREVIEW_WAIT seconds later), and it yields between chunks, so neither the
         first chart nor the keys wait for it.
         """
         sampler = MetricsReader(self.metrics.path)
@@ -93,7 +92,7 @@ class RunFollower:
             rows = self.metrics.read_new(max_bytes=min(chunk, sampler.offset - self.metrics.offset))
             exact.add_columns(columns_from_rows(rows), len(rows))
             if preview_drawn is not None:
-                time.sleep(EXACT_PAUSE)
+                time.sleep(0)  # lets a waiting thread (the UI) take the interpreter now, not 5 ms later
         show(exact, True)
 
     def read_log(self) -> list[str]:
