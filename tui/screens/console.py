@@ -46,6 +46,7 @@ from tui.screens.console_workers import ConsoleWorkers
 from tui.status import status_label, status_view
 from tui.widgets.charts import CHARTS, ChartPanel
 from tui.widgets.log import LogPanel, set_text
+from tui.widgets.progress import RunProgressBar
 
 STAGE_ITEMS = JOBS
 # How long the first frame waits for the first scan of the workspace, so that it already shows the runs (a
@@ -135,7 +136,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
                 yield Static("", id="status")
                 with Horizontal(id="progress-row"):
                     yield Static("", id="progress-text", markup=False)
-                    yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="progress")
+                    yield RunProgressBar(total=None, show_eta=False, show_percentage=True, id="progress")
                 yield Static("", id="hints", markup=False)
                 if self.gpu_enabled:
                     gpu = Vertical(
