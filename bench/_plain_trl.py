@@ -1,15 +1,13 @@
-"""Baseline for bench/train_overhead.py: the same TRL trainer with the same settings, no ftmodel
+"""Baseline for bench.train_overhead: the same TRL trainer with the same settings, no ftmodel
 instrumentation (no callback, no metrics.jsonl, no wandb, no completion recording).
 
-usage: python bench/_plain_trl.py sft|grpo WORKSPACE CONFIG OUT_DIR [SFT_ADAPTER] [--set k=v ...]
+usage: python -m bench._plain_trl sft|grpo WORKSPACE CONFIG OUT_DIR [SFT_ADAPTER] [--set k=v ...]
 Prints one JSON line with the trainer's own metrics.
 """
 
 import json
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:

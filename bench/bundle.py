@@ -1,7 +1,7 @@
 """Bundles: pack the embedded pipeline's runs, verify and import them, with sizes and times side by side
 (plain tar vs gzip, without vs with model weights, a full bundle vs a --new one with nothing new).
 
-    python bench/bundle.py [--workspace W]
+    python -m bench.bundle [--workspace W]
 
 Without --workspace it first runs a small embedded pipeline (the tests' small settings, about a
 minute on 2 cores) into a temp dir. Nothing is sent anywhere; imports go to temp workspaces.
@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def build_workspace(tmp: Path) -> Path:

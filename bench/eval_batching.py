@@ -1,7 +1,7 @@
 """Evaluation: batched, left-padded greedy generation vs one prompt at a time, side by side on the
 same model and questions; checks the outputs are identical and prints the speed-up.
 
-    python bench/eval_batching.py --workspace W [--adapter RUN|DIR] [--n 200] [--batch-size 50]
+    python -m bench.eval_batching --workspace W [--adapter RUN|DIR] [--n 200] [--batch-size 50]
 
 W needs a prepared eval split and an SFT (or GRPO) adapter, e.g. after `ftmodel pipeline`.
 """
@@ -9,12 +9,9 @@ W needs a prepared eval split and an SFT (or GRPO) adapter, e.g. after `ftmodel 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """GPU throughput: SFT tokens/s and GRPO steps/s on a small real model size, ours vs plain TRL,
-side by side (it drives bench/train_overhead.py with a model built locally: no hub access).
+side by side (it drives bench.train_overhead with a model built locally: no hub access).
 
-    python bench/gpu_throughput.py [--hidden 1024 --layers 16 --heads 16] [--sft-steps 60] [--grpo-steps 15]
-                                   [--device cuda] [--dtype bfloat16] [--rounds 2]
+    python -m bench.gpu_throughput [--hidden 1024 --layers 16 --heads 16] [--sft-steps 60] [--grpo-steps 15]
+                                    [--device cuda] [--dtype bfloat16] [--rounds 2]
 
 The default size (hidden 1024, 16 layers, ~0.2B parameters plus embeddings) is a Llama-style
 model with random weights: throughput depends on the shapes, not on what the weights know.
@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def build_model(out: Path, hidden: int, layers: int, heads: int) -> Path:
@@ -74,7 +73,8 @@ def main() -> None:
     ]
     argv = [
         sys.executable,
-        str(ROOT / "bench" / "train_overhead.py"),
+        "-m",
+        "bench.train_overhead",
         "--rounds",
         str(a.rounds),
         "--sft-steps",

@@ -1,7 +1,7 @@
 """The run sentinel's cost: what it adds to each logged row inside the trainer, and what one stall
 check costs the console, the CLI or the watchdog on a long run. Measured side by side in one run.
 
-    python bench/sentinel_overhead.py [--rows 20000] [--history 100000] [--rounds 3]
+    python -m bench.sentinel_overhead [--rows 20000] [--history 100000] [--rounds 3]
 
 Prints µs per `Tracker.log` call with `[alerts] enabled = false` and `true` (GRPO-shaped rows of 30
 metrics, metrics.jsonl written, wandb off) and their ratio, in ABBA order; then the time of one
@@ -14,19 +14,15 @@ import argparse
 import json
 import math
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ftmodel.config import Config  # noqa: E402
-from ftmodel.rundir import create_run  # noqa: E402
-from ftmodel.sentinel import check_stall  # noqa: E402
-from ftmodel.tracking import Tracker  # noqa: E402
-from ftmodel.workspace import Workspace  # noqa: E402
+from ftmodel.config import Config
+from ftmodel.rundir import create_run
+from ftmodel.sentinel import check_stall
+from ftmodel.tracking import Tracker
+from ftmodel.workspace import Workspace
 
 KEYS = (
     "loss grad_norm learning_rate reward reward_std frac_reward_zero_std completions/clipped_ratio "

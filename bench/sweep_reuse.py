@@ -1,7 +1,7 @@
 """Sweep reuse: wall time of a 4-point GRPO-only sweep (stages sft,grpo; the grid varies grpo.beta only)
 with reuse of unchanged stages vs the same sweep with --force, side by side in one run.
 
-    python bench/sweep_reuse.py [--points 4] [--sft-steps 30] [--grpo-steps 2] [--set section.key=value ...]
+    python -m bench.sweep_reuse [--points 4] [--sft-steps 30] [--grpo-steps 2] [--set section.key=value ...]
 
 Both sweeps start from copies of one prepared workspace (prepare, distill, filter and the tiny base
 done once, outside the timing) and are drained by `ftmodel queue run` in the foreground. With reuse
@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+# Children run `python -m ftmodel` from ROOT: the checkout under test, whatever is installed.
+ENV = {**os.environ, "WANDB_MODE": "disabled", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
 
 
 def ftmodel(*args: str) -> subprocess.CompletedProcess:

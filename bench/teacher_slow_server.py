@@ -2,8 +2,8 @@
 replies, fixed concurrency) and the new one (streamed, silence timeout, adaptive concurrency),
 side by side on the same questions; prints items back, requests sent and wall time of each.
 
-    python bench/teacher_slow_server.py [--items 12] [--concurrency 8] [--timeout 1.0] [--retries 3]
-    python bench/teacher_slow_server.py --base-url http://127.0.0.1:8000/v1 --model NAME  # a real server
+    python -m bench.teacher_slow_server [--items 12] [--concurrency 8] [--timeout 1.0] [--retries 3]
+    python -m bench.teacher_slow_server --base-url http://127.0.0.1:8000/v1 --model NAME  # a real server
 
 Without --base-url it runs tests/fake_openai.py in its one-at-a-time mode: each reply is
 `--pieces` pieces generated `--piece-delay` seconds apart, so a whole reply takes longer than the
@@ -13,12 +13,8 @@ timeout while a streamed one is never silent that long.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def run(label: str, url: str, model: str, a, stream: bool, adaptive: bool) -> dict:

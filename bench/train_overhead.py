@@ -1,12 +1,12 @@
 """Training overhead: our `sft` and `grpo` stages vs the same TRL trainer with the same settings
 and no instrumentation, measured side by side in one run (ABBA order cancels drift).
 
-    python bench/train_overhead.py [--config configs/default.toml] [--rounds 2] [--sft-steps 120]
-                                   [--grpo-steps 30] [--set section.key=value ...]
+    python -m bench.train_overhead [--config configs/default.toml] [--rounds 2] [--sft-steps 120]
+                                    [--grpo-steps 30] [--set section.key=value ...]
 
 Prints steps/s for each run and the ratio ours / plain per stage (1.00 = no overhead). Ours runs
 exactly as a user's stage does: the callback, metrics.jsonl, progress in state.json, the
-completion log and a wandb offline run. The GPU variant is bench/gpu_throughput.py.
+completion log and a wandb offline run. The GPU variant is bench.gpu_throughput.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+# Children run `python -m …` from ROOT: the checkout under test, whatever is installed.
+ENV = {**os.environ, "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
 
 
 def ftmodel(*args: str) -> subprocess.CompletedProcess:
@@ -54,7 +55,8 @@ def plain(stage: str, ws: Path, config: str, overrides: list[str], adapter: str 
     with tempfile.TemporaryDirectory() as out:
         argv = [
             sys.executable,
-            str(ROOT / "bench" / "_plain_trl.py"),
+            "-m",
+            "bench._plain_trl",
             stage,
             str(ws),
             config,

@@ -1,29 +1,33 @@
 """Load on the console: a 100,000-step finished run, and a live run logging 1,000 rows/s.
 
-Usage: python bench/tui_load.py [--rows 100000] [--rate 1000] [--seconds 10]
+Usage (from the repository root): python -m bench.tui_load [--rows 100000] [--rate 1000] [--seconds 10]
+                                                           [--repeat 3] [--against DIR]
 1. Headless (Pilot): time from app start until the loss chart is drawn with all rows loaded.
 2. In tmux: the console follows a running stage whose metrics.jsonl grows by `--rate` rows/s;
    prints the console process's CPU% over `--seconds` (from /proc/<pid>/stat).
+Each part is repeated (medians printed) and prints the load average beside its figures.
+--against DIR measures another checkout of this repository (say a worktree of main) the same way,
+with the same Python, alternating with this one: a before/after measured side by side.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench._tmux import Tmux, cpu_seconds, load_average
+from ftmodel.rundir import process_start_time
 
-from bench._tmux import Tmux  # noqa: E402
-from ftmodel.rundir import process_start_time  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+# Runs in the checkout under test (its working directory), so that checkout's console is the one timed.
+CHART_PROBE = f"import runpy; runpy.run_path({str(ROOT / 'bench' / '_chart_probe.py')!r}, run_name='__main__')"
 
 
 def write_run(ws: Path, run_id: str, stage: str, state: str, rows: int, **extra) -> Path:
@@ -64,40 +68,14 @@ def row(i: int, t0: float) -> dict:
     }
 
 
-async def time_to_chart(ws: Path, rows: int) -> tuple[float, float, float]:
-    """Return seconds from app start to: the first frame, the loss chart drawn with every row (the
-    preview, sampled as the chart's store keeps them), and the exact store (every row parsed) drawn."""
-    from ftmodel import config
-    from tui.app import FtmodelConsole
-
-    t0 = time.perf_counter()
-    app = FtmodelConsole(config.load(ROOT / "configs/default.toml"), "configs/default.toml", ws, gpu=False)
-    async with app.run_test(size=(100, 30)) as pilot:
-        first = time.perf_counter() - t0
-        drawn: dict[int, float] = {}  # id(store) -> when its loss chart was drawn
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            panel = app.query_one("#panel-loss")
-            store = app.main.store
-            if store.rows == rows and app.main.charts_ready and panel.drawn_version == store.version:
-                drawn.setdefault(id(store), time.perf_counter() - t0)
-                # The reader is done when nothing is left to parse: no exact pass pending.
-                follower = app.main.follower
-                if (
-                    follower is not None
-                    and not follower.history_pending()
-                    and follower.caught_up()
-                    and app.main.history_complete
-                ):
-                    times = sorted(drawn.values())
-                    return first, times[0], times[-1]
-            await pilot.pause(0.01)
-    raise TimeoutError("the chart never drew")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def time_to_chart(checkout: Path, ws: Path, rows: int) -> tuple[float, float, float]:
+    """Seconds from app start to: the first frame, the loss chart drawn with every row, every row parsed and drawn."""
+    out = subprocess.run(
+        [sys.executable, "-c", CHART_PROBE, str(ws), str(rows)], cwd=checkout, capture_output=True, text=True
+    )
+    if out.returncode:
+        raise RuntimeError(f"the chart probe failed in {checkout}:\n{out.stderr[-3000:]}")
+    return tuple(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 WRITER = """
@@ -117,7 +95,8 @@ print(i)
 """
 
 
-def live_cpu(ws: Path, rate: int, seconds: float) -> tuple[float, int]:
+def live_cpu(checkout: Path, ws: Path, rate: int, seconds: float) -> tuple[float, int]:
+    """The console's CPU% of one core while it follows a run that logs `rate` rows/s, and its RSS."""
     writer_path = ws / "runs" / "prepare-20990101-000000-beef"
     writer_path.mkdir(parents=True)
     writer = subprocess.Popen(
@@ -137,7 +116,7 @@ def live_cpu(ws: Path, rate: int, seconds: float) -> tuple[float, int]:
     (writer_path / "state.json").write_text(json.dumps(st))
     (writer_path / "stage.log").write_text("")
     cmd = (
-        f"cd {shlex.quote(str(ROOT))} && exec {shlex.quote(sys.executable)} -m tui.app "
+        f"cd {shlex.quote(str(checkout))} && exec {shlex.quote(sys.executable)} -m tui.app "
         f"--workspace {shlex.quote(str(ws))}"
     )
     t = Tmux(cmd)
@@ -161,7 +140,12 @@ def main() -> int:
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--rate", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--against", type=Path, help="another checkout measured the same way in the same run")
     ns = p.parse_args()
+    checkouts = {"this checkout": ROOT}
+    if ns.against:
+        checkouts[str(ns.against)] = ns.against.resolve()
     with tempfile.TemporaryDirectory(prefix="ftmodel-bench-") as tmp:
         ws = Path(tmp) / "ws"
         t = time.perf_counter()
@@ -170,16 +154,31 @@ def main() -> int:
         )
         size = (path / "metrics.jsonl").stat().st_size
         print(f"wrote {ns.rows:,} rows ({size / 1e6:.1f} MB) in {time.perf_counter() - t:.1f}s")
-        first, charts, exact = asyncio.run(time_to_chart(ws, ns.rows))
+        print(f"load average before: {load_average()}")
+        charts: dict[str, list[tuple[float, float, float]]] = {name: [] for name in checkouts}
+        for _ in range(ns.repeat):
+            for name, checkout in checkouts.items():
+                charts[name].append(time_to_chart(checkout, ws, ns.rows))
+        print(f"load average after: {load_average()}")
+        for name, times in charts.items():
+            first, chart, exact = (statistics.median(x[k] for x in times) for k in range(3))
+            print(
+                f"{name}: {ns.rows:,}-step finished run: first frame {first:.3f}s, loss chart drawn with all rows "
+                f"{chart:.3f}s (every row parsed and redrawn at {exact:.3f}s); medians of {ns.repeat}, "
+                f"charts: {', '.join(f'{x[1]:.3f}' for x in times)}"
+            )
+    print(f"load average before: {load_average()}")
+    live: dict[str, list[tuple[float, int]]] = {name: [] for name in checkouts}
+    for _ in range(ns.repeat):
+        for name, checkout in checkouts.items():
+            with tempfile.TemporaryDirectory(prefix="ftmodel-bench-") as tmp:
+                live[name].append(live_cpu(checkout, Path(tmp) / "ws", ns.rate, ns.seconds))
+    print(f"load average after: {load_average()}")
+    for name, samples in live.items():
+        cpu, rss = statistics.median(x[0] for x in samples), statistics.median(x[1] for x in samples)
         print(
-            f"{ns.rows:,}-step finished run: first frame {first:.3f}s, loss chart drawn with all rows "
-            f"{charts:.3f}s (every row parsed and redrawn at {exact:.3f}s)"
-        )
-    with tempfile.TemporaryDirectory(prefix="ftmodel-bench-") as tmp:
-        cpu, rss = live_cpu(Path(tmp) / "ws", ns.rate, ns.seconds)
-        print(
-            f"live run at {ns.rate} rows/s: console CPU {cpu:.1f}% of one core over {ns.seconds:.0f}s, "
-            f"RSS {rss / 1024:.0f} MiB"
+            f"{name}: live run at {ns.rate} rows/s: console CPU {cpu:.1f}% of one core over {ns.seconds:.0f}s "
+            f"(median of {ns.repeat}: {', '.join(f'{x[0]:.1f}' for x in samples)}), RSS {rss / 1024:.0f} MiB"
         )
     return 0
 

@@ -173,6 +173,19 @@ def load_state(path: Path) -> tuple[dict, str | None]:
     return coerce_state(raw), None
 
 
+def status_of(state: dict, problem: str | None) -> str:
+    """Say what state to show for a run from its `load_state` result (a reader that already holds
+    the state need not read it again): the recorded one, `broken`, or `lost` when an active run's
+    process is gone."""
+    if problem:
+        return BROKEN
+    recorded = state.get("state", "unknown")
+    if recorded in ACTIVE_STATES and state.get("pid"):
+        if not process_alive(state.get("pid"), state.get("proc_start")):
+            return "lost"
+    return recorded
+
+
 @dataclass
 class Run:
     """A handle on one run directory."""
@@ -235,14 +248,7 @@ class Run:
 
     def status(self) -> str:
         """Return the state to show: the recorded one, or `lost` when an active run's process is gone."""
-        state, problem = load_state(self.state_path)
-        if problem:
-            return BROKEN
-        recorded = state.get("state", "unknown")
-        if recorded in ACTIVE_STATES and state.get("pid"):
-            if not process_alive(state.get("pid"), state.get("proc_start")):
-                return "lost"
-        return recorded
+        return status_of(*load_state(self.state_path))
 
     def metrics(self) -> list[dict]:
         """Read every metrics row logged so far."""

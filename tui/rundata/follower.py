@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +12,11 @@ from tui.rundata.series import SERIES_CAPACITY, SeriesStore, columns_from_rows
 
 # A run with more history than this is shown from a sample first (see RunFollower.read_history).
 HISTORY_PREVIEW_BYTES = 2 << 20
+# The exact pass parses this much at a time, then hands the interpreter over: in one go, 100,000
+# rows hold it for most of a second and the console stops answering.
+EXACT_CHUNK_BYTES = 1 << 20
+# How long the exact pass waits for the screen to draw the preview (it is a refinement of it).
+PREVIEW_WAIT = 5.0
 
 
 class RunFollower:
@@ -23,6 +30,8 @@ class RunFollower:
         self.chunk_bytes = chunk_bytes
         self.log_offset: int | None = None
         self._log_partial = b""
+        self.config_read = False  # the run's config snapshot has been read (for GRPO's beta)
+        self.preview_drawn = threading.Event()  # set by the screen once it has drawn a history's preview
 
     def read_metrics(self) -> list[dict]:
         """Return up to about `chunk_bytes` of new rows (callers loop for big backfills)."""
@@ -37,7 +46,11 @@ class RunFollower:
         return self.metrics.offset == 0 and _size(self.metrics.path) > HISTORY_PREVIEW_BYTES
 
     def read_history(
-        self, show: Callable[[SeriesStore, bool], None], cancelled: Callable[[], bool], capacity: int = SERIES_CAPACITY
+        self,
+        show: Callable[[SeriesStore, bool], None],
+        cancelled: Callable[[], bool],
+        capacity: int = SERIES_CAPACITY,
+        preview_drawn: threading.Event | None = None,
     ) -> None:
         """Read the metrics file as it is now: `show(preview, False)` soon, then `show(exact, True)`.
 
@@ -46,6 +59,9 @@ class RunFollower:
         last): for metrics logged on every row, a chart drawn from the preview shows exactly the
         points it would show from the exact store. The second pass parses every line, which adds the metrics logged
         on only some rows, and replaces the preview. Both passes read in chunks: memory is bounded.
+        With `preview_drawn`, the second pass starts once that event is set (the screen drew the
+        preview; at most PREVIEW_WAIT seconds later), and it yields between chunks, so neither the
+        first chart nor the keys wait for it.
         """
         sampler = MetricsReader(self.metrics.path)
         kept: list[bytes] = []
@@ -63,12 +79,20 @@ class RunFollower:
         preview = SeriesStore(capacity)
         preview.add_columns(columns_from_rows(parse_metric_lines(kept)), n)
         show(preview, False)
+        if preview_drawn is not None:
+            deadline = time.monotonic() + PREVIEW_WAIT
+            while not preview_drawn.wait(0.05) and time.monotonic() < deadline:
+                if cancelled():
+                    return
         exact = SeriesStore(capacity)
+        chunk = self.chunk_bytes if preview_drawn is None else min(self.chunk_bytes, EXACT_CHUNK_BYTES)
         while self.metrics.offset < sampler.offset:  # the same bytes again, every line parsed
             if cancelled():
                 return
-            rows = self.metrics.read_new(max_bytes=min(self.chunk_bytes, sampler.offset - self.metrics.offset))
+            rows = self.metrics.read_new(max_bytes=min(chunk, sampler.offset - self.metrics.offset))
             exact.add_columns(columns_from_rows(rows), len(rows))
+            if preview_drawn is not None:
+                time.sleep(0)  # lets a waiting thread (the UI) take the interpreter now, not 5 ms later
         show(exact, True)
 
     def read_log(self) -> list[str]:

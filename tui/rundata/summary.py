@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftmodel.rundir import ACTIVE_STATES, Run, list_runs
+from ftmodel.rundir import ACTIVE_STATES, STATE_FILE, Run, load_state, runs_root, status_of
 from tui.rundata.series import SeriesStore
 
 
@@ -35,13 +36,17 @@ class RunSummary:
 
 def summarize(run: Run) -> RunSummary:
     """Read one run's state.json (and whether its process lives) into a RunSummary."""
-    state = run.read_state()
+    return summary_of(run, *load_state(run.state_path))
+
+
+def summary_of(run: Run, state: dict, problem: str | None) -> RunSummary:
+    """Make a run's RunSummary from its state.json as `load_state` read it (and whether its process lives)."""
     if state.get("slurm_job_id"):  # the scheduler, not a local pid, knows whether it runs (or killed it)
         from ftmodel.launcher import run_status
 
         status = run_status(run)
     else:
-        status = run.status()
+        status = status_of(state, problem)
     progress = state.get("progress") or {}
     return RunSummary(
         id=run.id,
@@ -72,13 +77,53 @@ MAX_STEPS = 10**15
 
 def scan_workspace(workspace: Path) -> list[RunSummary]:
     """Summarise every run of a workspace, oldest first."""
-    out = []
-    for run in list_runs(workspace):
-        try:
-            out.append(summarize(run))
-        except (OSError, ValueError, TypeError):
-            continue  # a run directory being created or removed right now
-    return out
+    return WorkspaceScanner(workspace).scan()
+
+
+class WorkspaceScanner:
+    """Summarise a workspace's runs scan after scan, reading a run's state.json again only when it changed.
+
+    The console scans every half second; most runs finished long ago, so a scan costs a stat per run
+    (state.json is replaced by rename, so a new version has a new inode and mtime) instead of reading
+    and parsing every state.json. Whether an active run's process still lives is asked every scan.
+    One thread at a time uses a scanner.
+    """
+
+    def __init__(self, workspace: Path):
+        self.workspace = Path(workspace)
+        # run dir -> (state.json's inode, mtime and size; its content as load_state read it; its problem)
+        self._read: dict[Path, tuple[tuple[int, int, int], dict, str | None]] = {}
+
+    def scan(self) -> list[RunSummary]:
+        """Summarise every run of the workspace, oldest first (the runs `rundir.list_runs` lists)."""
+        root = runs_root(self.workspace)
+        if not root.is_dir():
+            self._read.clear()
+            return []
+        read = {}
+        with os.scandir(root) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                try:
+                    if entry.name.startswith(".") or not entry.is_dir():
+                        continue
+                    st = os.stat(path / STATE_FILE)
+                except OSError:
+                    continue  # no state.json (yet): not a run; or the directory went away
+                key = (st.st_ino, st.st_mtime_ns, st.st_size)
+                known = self._read.get(path)
+                read[path] = known if known is not None and known[0] == key else (key, *load_state(path / STATE_FILE))
+        self._read = read
+        # The id's timestamp has one-second resolution; `created` orders runs started within a second.
+        order = sorted(read, key=lambda p: (p.name.split("-", 1)[-1][:15], read[p][1].get("created") or 0, p.name))
+        out = []
+        for path in order:
+            _, state, problem = read[path]
+            try:
+                out.append(summary_of(Run(path), state, problem))
+            except (OSError, ValueError, TypeError):
+                continue  # a run directory being created or removed right now
+        return out
 
 
 @dataclass

@@ -42,14 +42,18 @@ from tui.plain import Plain
 from tui.rundata.argv import stage_argv
 from tui.rundata.follower import RunFollower
 from tui.rundata.series import SeriesStore
-from tui.rundata.summary import RunSummary, clock, stage_rows
+from tui.rundata.summary import RunSummary, WorkspaceScanner, clock, stage_rows
 from tui.screens.console_workers import ConsoleWorkers
 from tui.status import status_label, status_view
 from tui.widgets.charts import CHARTS, ChartPanel, chart_widget
 from tui.widgets.log import LogPanel, set_text
+from tui.widgets.progress import RunProgressBar
 from tui.widgets.tables import Table
 
 STAGE_ITEMS = JOBS
+# How long the first frame waits for the first scan of the workspace, so that it already shows the runs (a
+# slow disk is not waited for: its runs appear when the scan lands).
+FIRST_SCAN_WAIT = 0.25
 
 
 @actions.bind("console")
@@ -81,8 +85,16 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self.gpus = []
         self._pending_run: str | None = None
         self._wake = threading.Event()
+        self.scanner = WorkspaceScanner(self.workspace)  # it keeps what it read last time
+        self._first_runs: list[RunSummary] | None = None
+        # Scan while Textual starts (a few ms of work): the first frame can then show the runs.
+        self._first_scan = threading.Thread(target=self._scan_first, name="first-scan", daemon=True)
+        self._first_scan.start()
         self._stage_prompts: list[str] = []
         self._run_ids: list[str] = []
+        self._run_prompts: list[str] = []
+        self._status_summary: RunSummary | None = None  # the summary and metrics the status block shows
+        self._status_version: int | None = None
 
     # ---------------------------------------------------------------- layout
 
@@ -126,7 +138,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
                 yield Static("", id="status")
                 with Horizontal(id="progress-row"):
                     yield Plain("", id="progress-text")
-                    yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="progress")
+                    yield RunProgressBar(total=None, show_eta=False, show_percentage=True, id="progress")
                 yield Plain("", id="hints")
                 if self.gpu_enabled:
                     gpu = Vertical(
@@ -149,12 +161,23 @@ class ConsoleScreen(ConsoleWorkers, Screen):
     def on_mount(self) -> None:
         self.query_one("#stages", OptionList).highlighted = 0
         self.query_one("#stages").focus()
-        self._import_charts()
+        self.set_interval(1.0, self._redraw)
+        # One frame that shows the runs instead of an empty one redrawn a moment later (a slow disk
+        # is waited for only briefly: then the poller's scan shows them).
+        self._first_scan.join(FIRST_SCAN_WAIT)
+        if not self._first_scan.is_alive() and self._first_runs is not None:
+            self._show_runs(self._first_runs)
+        self._apply_visibility()
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        """Start the threads the first frame does not need: the poller (it reads the selected run's
+        log, metrics and results), the GPU poll and the plotext import. Before the frame is painted
+        they would only take the interpreter away from it."""
         self._poll_runs()
         if self.gpu_enabled:
             self._poll_gpu()
-        self.set_interval(1.0, self._redraw)
-        self._apply_visibility()
+        self._import_charts()
 
     def wake(self) -> None:
         """Scan again now (after a launch or a stop) instead of at the next poll."""
@@ -168,8 +191,12 @@ class ConsoleScreen(ConsoleWorkers, Screen):
     # ---------------------------------------------------------------- message handlers
 
     def on_runs_scanned(self, message: RunsScanned) -> None:
-        self.runs = message.runs
-        self.runs_by_id = {r.id: r for r in message.runs}
+        self._show_runs(message.runs)
+
+    def _show_runs(self, runs: list[RunSummary]) -> None:
+        """Show a scan of the workspace: stage and run lists, the selected run (it may be gone), its status."""
+        self.runs = runs
+        self.runs_by_id = {r.id: r for r in runs}
         self._refresh_stage_list()
         self._refresh_run_list()
         if self._pending_run and self._pending_run in self.runs_by_id:
@@ -180,16 +207,17 @@ class ConsoleScreen(ConsoleWorkers, Screen):
             self._select_run(self._run_ids[0] if self._run_ids else None)
         elif self.selected_run is None and self._run_ids:
             self._select_run(self._run_ids[0])  # the stage's first run appeared (or the first scan landed)
-        self._refresh_status()
+        summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
+        if summary != self._status_summary:  # new metrics alone wait for the 1 Hz tick (see _redraw)
+            self._refresh_status()
 
     def on_metrics_chunk(self, message: MetricsChunk) -> None:
         if message.run_id != self.selected_run:
             return
         self.store.add_columns(message.columns, message.rows)
-        self._refresh_status()
         if not message.caught_up:
             self._backfilling = True
-        elif self._backfilling or any(p.drawn_version == -1 for p in self.query(ChartPanel)):
+        elif self._backfilling or any(p.drawn_version == -1 and p.has_data(self.store) for p in self.query(ChartPanel)):
             self._backfilling = False
             self._redraw()  # a run's history just finished loading: draw it now, not at the next 1 Hz tick
 
@@ -244,6 +272,8 @@ class ConsoleScreen(ConsoleWorkers, Screen):
 
     def on_charts_ready(self, message: ChartsReady) -> None:
         for panel in self.query(ChartPanel):
+            if not panel.is_attached:  # the console is closing (quit before the import ended)
+                continue
             panel.remove_children()
             panel.plot = chart_widget()
             panel.mount(panel.plot)
@@ -326,9 +356,14 @@ class ConsoleScreen(ConsoleWorkers, Screen):
             if self.selected_run in ids:
                 runs_list.highlighted = ids.index(self.selected_run)
         else:
-            for i, prompt in enumerate(prompts):
-                runs_list.replace_option_prompt_at_index(i, prompt)
-        runs_list.border_title = t("runs of {stage}", stage=self.selected_stage)
+            # Every scan lands here: touch only what changed (each replaced prompt redraws the list).
+            for i, (prompt, shown) in enumerate(zip(prompts, self._run_prompts)):
+                if prompt != shown:
+                    runs_list.replace_option_prompt_at_index(i, prompt)
+        self._run_prompts = prompts
+        title = t("runs of {stage}", stage=self.selected_stage)
+        if runs_list.border_title != title:  # setting a title redraws the list, even the same title
+            runs_list.border_title = title
 
     @staticmethod
     def _run_prompt(run: RunSummary) -> Content:
@@ -336,6 +371,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
 
     def _refresh_status(self) -> None:
         summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
+        self._status_summary, self._status_version = summary, self.store.version
         shown = status_view(summary, self.store, self.beta, self.selected_stage, self.selected_run)
         set_text(self.query_one("#status", Static), shown.status)
         bar = self.query_one("#progress", ProgressBar)
@@ -360,9 +396,13 @@ class ConsoleScreen(ConsoleWorkers, Screen):
             self.query_one("#panel-gpu").display = "gpu" not in hidden
 
     def _redraw(self, force: bool = False) -> None:
-        """Redraw charts whose data changed (about once a second), and only visible ones."""
+        """Redraw charts whose data changed (about once a second), and only visible ones; and the
+        status block's numbers (steps, speed, ETA, hints), which follow the same tick: a live run
+        sends new rows on every poll, and each new status text lays the screen out again."""
         if not self.is_mounted:
             return
+        if self._status_version != self.store.version:
+            self._refresh_status()
         before = {p.id: p.display for p in self.query(ChartPanel)}
         self._apply_visibility()
         if not self.charts_ready:
@@ -372,6 +412,10 @@ class ConsoleScreen(ConsoleWorkers, Screen):
                 continue
             if force or panel.drawn_version != self.store.version or not before.get(panel.id):
                 panel.draw(self.store)
+        if not self.history_complete and self.follower is not None:
+            # A long history's preview is drawn (on screen after this refresh): the poller may now
+            # parse every row, which it holds back so that this first chart is not.
+            self.call_after_refresh(self.follower.preview_drawn.set)
 
     # ---------------------------------------------------------------- actions
 

@@ -15,7 +15,6 @@ from tui.messages import ChartsReady, GpuPolled, LogLines, MetricsChunk, Metrics
 from tui.rundata.follower import RunFollower
 from tui.rundata.health import config_beta
 from tui.rundata.series import columns_from_rows
-from tui.rundata.summary import scan_workspace
 from tui.workers import background
 
 POLL_SECONDS = 0.5
@@ -23,8 +22,17 @@ GPU_POLL_SECONDS = 2.0
 
 
 class ConsoleWorkers:
-    """Workers of ConsoleScreen; they read its `workspace`, `follower`, `runs_by_id`, `results_for`,
-    `beta` and `_wake` and write nothing but messages."""
+    """Workers of ConsoleScreen; they read its `workspace`, `follower`, `runs_by_id`, `results_for`
+    and `_wake` and write nothing but messages. The poller owns the screen's `scanner` (once the
+    first scan, made while Textual starts, is done) and the followers it is handed."""
+
+    def _scan_first(self) -> None:
+        """Scan the workspace once, in a plain thread started before the app runs (a Textual worker
+        would only start once the first frame is under way)."""
+        try:
+            self._first_runs = self.scanner.scan()
+        except OSError:
+            pass  # the poller scans again, and says what is wrong
 
     @background("import-plotext", "loading the charts", group="charts", exclusive=True)
     def _import_charts(self) -> None:
@@ -39,9 +47,10 @@ class ConsoleWorkers:
         from textual.worker import get_current_worker
 
         worker = get_current_worker()
+        self._first_scan.join()  # the scanner is the first scan's until it is done
         while not worker.is_cancelled:
             self._wake.clear()
-            self.post_message(RunsScanned(scan_workspace(self.workspace)))
+            self.post_message(RunsScanned(self.scanner.scan()))
             follower = self.follower
             if follower is not None:
                 self._follow_once(follower, worker)
@@ -53,6 +62,7 @@ class ConsoleWorkers:
             follower.read_history(
                 lambda store, exact: self.post_message(MetricsHistory(run_id, store, exact)),
                 lambda: worker.is_cancelled or self.follower is not follower,
+                preview_drawn=follower.preview_drawn,
             )
         while not worker.is_cancelled and self.follower is follower:
             rows = follower.read_metrics()
@@ -69,7 +79,9 @@ class ConsoleWorkers:
                 self.post_message(
                     ResultsLoaded(run_id, result_tables(follower.run.path), config_beta(follower.run.path))
                 )
-            elif self.beta is None:
+            elif not follower.config_read:
+                # The config snapshot never changes: read its beta once per run, not on every poll.
+                follower.config_read = True
                 self.post_message(ResultsLoaded(run_id, [], config_beta(follower.run.path)))
 
     @background("poll-gpu", "polling nvidia-smi", group="gpu", exclusive=True, restart_after=5.0)

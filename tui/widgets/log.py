@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
@@ -55,8 +56,20 @@ class LogPanel(RichLog):
 
 
 def set_text(widget: Static, text) -> None:
-    """Update a Static only when its text changed: every update lays the screen out again, and the
-    status is refreshed on every chunk of metrics a live run writes."""
-    if getattr(widget, "_shown_text", None) != text:
-        widget._shown_text = text
-        widget.update(text)
+    """Update a Static only when its text changed, and lay the screen out again only when the text's
+    size changed: a layout arranges the whole screen again, and while a run is followed the status
+    line's numbers change every second while its size mostly does not."""
+    if getattr(widget, "_shown_text", None) == text:
+        return
+    before = _text_size(widget.visual) if hasattr(widget, "_shown_text") else None
+    widget._shown_text = text
+    widget.update(text, layout=False)
+    after = _text_size(widget.visual)
+    if after is None or after != before:
+        widget.refresh(layout=True)
+
+
+def _text_size(visual) -> tuple[int, ...] | None:
+    """The width of each line of a text as shown (markup already applied), or None if not a text."""
+    plain = getattr(visual, "plain", None)
+    return None if plain is None else tuple(cell_len(line) for line in plain.split("\n"))
