@@ -22,8 +22,18 @@ pytestmark = pytest.mark.anyio
 
 def fail(monkeypatch, target: str, times: int | None = None) -> list:
     """Make `target` raise RuntimeError (the first `times` calls, or always); return the list of calls."""
-    module_name, name = target.rsplit(".", 1)
+    owner_name, name = target.rsplit(".", 1)
+    head, _, rest = owner_name.partition(".")
+    module_name, attrs = head, rest.split(".") if rest else []
+    while attrs:  # the longest importable prefix is the module; the rest are attributes (a class)
+        try:
+            importlib.import_module(f"{module_name}.{attrs[0]}")
+        except ImportError:
+            break
+        module_name = f"{module_name}.{attrs.pop(0)}"
     module = importlib.import_module(module_name)
+    for attr in attrs:
+        module = getattr(module, attr)
     real = getattr(module, name)
     calls = []
     lock = threading.Lock()
@@ -50,14 +60,15 @@ def told(app, what: str) -> bool:
 
 async def test_a_failing_poll_is_told_and_starts_again_so_the_console_keeps_following(ws, monkeypatch):
     make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=sft_rows(5))
-    calls = fail(monkeypatch, "tui.screens.console_workers.scan_workspace", times=1)
+    # The first scan (a plain thread while the app starts) and the poller's first one fail.
+    calls = fail(monkeypatch, "tui.rundata.summary.WorkspaceScanner.scan", times=2)
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: told(app, "following the runs"), what="the failure told")
         note = next(n for n in app.notes if "injected failure" in n)
         assert "it starts again in 2s" in note and "console.log" in note
         log = (ws / "console.log").read_text()
-        assert "worker poll-runs" in log and "Traceback" in log and "injected failure in scan_workspace" in log
+        assert "worker poll-runs" in log and "Traceback" in log and "injected failure in scan" in log
         await pilot.press("5")  # the console answers keys meanwhile
         await until(pilot, lambda: "log" in app.main.hidden_panels, what="key answered")
         await until(pilot, lambda: app.main.runs, timeout=15, what="the poll back, the run scanned")
@@ -67,7 +78,7 @@ async def test_a_failing_poll_is_told_and_starts_again_so_the_console_keeps_foll
 
 
 async def test_a_poll_that_keeps_failing_is_told_once_not_at_every_restart(ws, monkeypatch):
-    calls = fail(monkeypatch, "tui.screens.console_workers.scan_workspace")
+    calls = fail(monkeypatch, "tui.rundata.summary.WorkspaceScanner.scan")
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: len(calls) >= 3, timeout=20, what="three restarts")

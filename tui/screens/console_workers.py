@@ -31,8 +31,8 @@ class ConsoleWorkers:
         would only start once the first frame is under way)."""
         try:
             self._first_runs = self.scanner.scan()
-        except OSError:
-            pass  # the poller scans again, and says what is wrong
+        except Exception:  # a plain thread has no worker to tell: the poller scans again and says what is wrong
+            pass
 
     @background("import-plotext", "loading the charts", group="charts", exclusive=True)
     def _import_charts(self) -> None:
