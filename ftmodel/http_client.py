@@ -25,7 +25,8 @@ Connections are kept alive and reused (ftmodel.http_transport: urllib3 pools); a
 end gives its connection back, one closed early drops it. A request that fails before any byte of
 a reply on a REUSED connection (the server closed it while idle) is sent again once on a new one.
 Proxies come from the environment as requests reads them (`no_proxy` by domain and CIDR,
-`ALL_PROXY`, https:// proxies); loopback hosts never take one. Longer than 400 lines because the
+`ALL_PROXY`, https:// proxies); loopback hosts never take one. urllib3 loads on the first request
+(the console imports the sync modules, never sends a request). Longer than 400 lines because the
 errors, the watchdog and the exchange are one mechanism, read together.
 """
 
@@ -38,11 +39,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from urllib.parse import urljoin, urlsplit
-
-import urllib3
-from urllib3 import exceptions as u3
-
-from ftmodel import http_transport as transport
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key"})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
@@ -247,7 +243,7 @@ class Reply:
     Use as a context manager (or call close()): a body read to its end gives the connection back
     to the pool; closing before the end drops the connection, so the server sees the client go."""
 
-    def __init__(self, url: str, resp: urllib3.BaseHTTPResponse, guard: _Guard, timeout: float, max_bytes: int):
+    def __init__(self, url: str, resp, guard: _Guard, timeout: float, max_bytes: int):
         self.url = url
         self.status = resp.status
         self.reason = resp.reason
@@ -266,6 +262,8 @@ class Reply:
 
     def read_some(self) -> bytes:
         """The next piece of the body (b"" at its end); raises HTTPError on silence, deadline or a cut."""
+        from urllib3 import exceptions as u3
+
         if self._eof:
             return b""
         where = display(self.url)
@@ -411,6 +409,9 @@ def retry_after(reply: Reply, most: float | None = RETRY_AFTER_MAX_S) -> float |
     value = reply.headers.get("Retry-After")
     if reply.status not in (429, 503) or not value:
         return None
+    import urllib3
+    from urllib3 import exceptions as u3
+
     bound = 10**12 if most is None else int(most)
     try:
         return float(urllib3.Retry(0, retry_after_max=bound).parse_retry_after(value))
@@ -480,6 +481,10 @@ def _exchange(
 ) -> Reply:
     """One request/response exchange (no redirects): connect or reuse a connection, send, read the
     status and headers. A connection the server closed while it sat in the pool is replaced."""
+    import urllib3
+
+    from ftmodel import http_transport as transport
+
     parts = urlsplit(url)
     where = display(url)
     scheme = parts.scheme.lower()
@@ -548,6 +553,8 @@ def _aborted(guard: _Guard, url: str) -> HTTPError:
 
 def _root(e: BaseException) -> BaseException:
     """The error under urllib3's wrappers (a ProtocolError's reason, a NewConnectionError's cause…)."""
+    from urllib3 import exceptions as u3
+
     seen = set()
     while id(e) not in seen:
         seen.add(id(e))
@@ -568,6 +575,8 @@ def _network_error(
     e: Exception, url: str, host: str, proxy: str | None, timeout: float, connect_timeout: float
 ) -> HTTPError:
     """The HTTPError for an exception raised while connecting or waiting for the status line."""
+    from urllib3 import exceptions as u3
+
     where = display(url)
     if isinstance(e, u3.ProxyError):
         root = _root(e)
