@@ -116,7 +116,7 @@ class FakeWandb:
         self.runs: dict[str, RunRecord] = {}  # by run name (the run id)
         self.artifacts: dict[str, dict] = {}  # by artifact id
         self.uploads: dict[str, bytes] = {}  # by upload path
-        self.requests: list[dict] = []  # {method, path, op, run, status, agent}
+        self.requests: list[dict] = []  # {method, path, op, run, status, agent, auth (the Authorization header)}
         self.unknown: list[dict] = []
         self.file_stream_log: list[dict] = []  # per accepted POST: {run, files: {name: [offset, n]}, complete}
         self.lock = threading.RLock()
@@ -165,6 +165,18 @@ class FakeWandb:
         """Client requests attributed to a run (our own verification queries excluded)."""
         with self.lock:
             return [r for r in self.requests if r["run"] == run and not r["agent"].startswith("ftmodel")]
+
+    def keys_seen(self) -> set[str]:
+        """Every API key a request carried (basic auth `api:<key>`, as wandb and ftmodel send it)."""
+        with self.lock:
+            headers = [r["auth"] for r in self.requests if r.get("auth")]
+        keys = set()
+        for header in headers:
+            if header.startswith("Basic "):
+                keys.add(base64.b64decode(header[6:]).decode(errors="replace").partition(":")[2])
+            else:
+                keys.add(header)
+        return keys
 
     def client_requests(self) -> list[dict]:
         """Every request not made by ftmodel's verifier."""
@@ -239,6 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "run": run,
                     "status": status,
                     "agent": self.headers.get("User-Agent", ""),
+                    "auth": self.headers.get("Authorization"),
                     "time": time.time(),
                 }
             )
