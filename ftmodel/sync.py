@@ -38,6 +38,7 @@ from ftmodel.sync_client import (
     read_output,
     remove_stale_marker,
     run_client,
+    scratch_environment,
     stage_copy,
     sync_environment,
 )
@@ -150,7 +151,7 @@ def sync_runs(
     if not pending:
         return results
     try:
-        creds = resolve_credentials(base_env, cwd)
+        creds = resolve_credentials(base_env, cwd, scratch=scratch_environment(ws))
     except SyncError as e:
         for run in pending:
             results.append(_fail(ws, run, str(e), None, dry_run))

@@ -89,6 +89,16 @@ def stage_copy(ws: Workspace, run: OfflineRun, skip_history: int, log: tuple[byt
     return staged
 
 
+def scratch_environment(ws: Workspace) -> dict[str, str]:
+    """Where wandb writes while it syncs for us: its cache and logs, and the access tokens an
+    identity-token login caches (`WANDB_CREDENTIALS_FILE`), all inside the workspace."""
+    dirs = wandb_environment(ws)
+    return {
+        "WANDB_CACHE_DIR": dirs["WANDB_CACHE_DIR"],
+        "WANDB_CREDENTIALS_FILE": str(Path(dirs["WANDB_CONFIG_DIR"]) / "credentials.json"),
+    }
+
+
 def sync_environment(
     ws: Workspace, base_env: dict[str, str], credentials: dict[str, str], limits: dict[str, str] | None = None
 ) -> dict[str, str]:
@@ -99,6 +109,7 @@ def sync_environment(
     for name in _CREDENTIAL_VARS:
         env.pop(name, None)
     env.update(wandb_environment(ws))
+    env.setdefault("WANDB_CREDENTIALS_FILE", scratch_environment(ws)["WANDB_CREDENTIALS_FILE"])
     env.update(credentials)
     env.update({"WANDB_MODE": "online", "WANDB_SILENT": "false", "NO_COLOR": "1"})
     env.pop("WANDB_DIR", None)

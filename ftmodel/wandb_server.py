@@ -124,11 +124,20 @@ class Credentials:
 
 
 def resolve_credentials(
-    env: dict[str, str], cwd: str | Path | None = None, *, access_token: bool = True
+    env: dict[str, str],
+    cwd: str | Path | None = None,
+    *,
+    access_token: bool = True,
+    scratch: dict[str, str] | None = None,
 ) -> Credentials:
     """The server and key (or identity token) wandb itself would use in `env` and `cwd` (default:
-    this process's). SyncError, naming the server, when there is no key for it or wandb cannot say."""
+    this process's). SyncError, naming the server, when there is no key for it or wandb cannot say.
+
+    `scratch`: where wandb may write while it answers (its cache and logs, the access-token cache
+    of an identity-token login), e.g. the workspace's directories; the user's own settings win."""
     env = {k: v for k, v in env.items() if k != "WANDB_MODE"}
+    for name, value in (scratch or {}).items():
+        env.setdefault(name, value)
     env["WANDB_SILENT"] = "true"
     argv = [sys.executable, "-c", _ASK_WANDB] + (["--access-token"] if access_token else [])
     try:

@@ -100,3 +100,34 @@ def test_the_lookup_is_wandbs_own(tmp_path):
     creds = resolve_credentials(bare_env(home, WANDB_API_KEY="k" * 40), cwd=tmp_path)
     assert (creds.base_url, creds.api_key) == (url_a, "k" * 40)
     assert creds.client_environment() == {"WANDB_BASE_URL": url_a, "WANDB_API_KEY": "k" * 40}
+
+
+def identity_token(folder: Path) -> Path:
+    """A JWT in a file, as a CI system's OIDC provider writes it (the fake server takes any)."""
+    import base64
+    import json
+    import time
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    claims = {"iss": "https://idp.example", "sub": "ci", "aud": "wandb", "iat": int(time.time())}
+    path = folder / "identity.jwt"
+    path.write_text(f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part({**claims, 'exp': claims['iat'] + 3600})}.c2ln")
+    return path
+
+
+def test_an_identity_token_is_exchanged_as_wandb_does_and_the_run_verifies(tmp_path):
+    """WANDB_IDENTITY_TOKEN_FILE (federated identity) instead of a key: wandb's client and our
+    checks both use the access token the server issued for it; no key is involved anywhere."""
+    ws, home = tmp_path / "ws", tmp_path / "home"
+    home.mkdir()
+    make_offline_run(ws, "sft-20260101-000000-aaaa", steps=3, artifact=False)
+    token = identity_token(tmp_path)
+    with FakeWandb(api_key=KEY_A) as server:
+        env = bare_env(home, WANDB_BASE_URL=server.url, WANDB_IDENTITY_TOKEN_FILE=str(token), **FAST)
+        (res,) = sync.sync_runs(ws, env=env, cwd=tmp_path, timeout=120)
+        assert res.state == "synced", res.reason
+        assert {r["op"] for r in server.requests} >= {"oidc_token", "FtmodelVerifyRun", "UpsertBucket"}
+        assert server.keys_seen() <= {f"Bearer {t}" for t in server.access_tokens.values()}
+    assert not (home / ".config").exists() and not (home / ".cache").exists()  # wandb wrote in the workspace
