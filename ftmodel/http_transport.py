@@ -42,7 +42,7 @@ class ProxyUnsupported(ValueError):
 # ---------------------------------------------------------------------------------------------
 
 watching = threading.local()  # .watch: Callable[[connection], None] | None, set around one request
-_opened = threading.local()  # .count: connections opened by this thread (to tell a reused one)
+_opened = threading.local()  # .count: connections this thread tried to open (to tell a reused one)
 
 
 def _hand_over(conn) -> None:
@@ -52,7 +52,7 @@ def _hand_over(conn) -> None:
 
 
 def opened_count() -> int:
-    """How many connections this thread has opened so far (a request that opened none reused one)."""
+    """How many connections this thread has tried to open so far (a request that tried none reused one)."""
     return getattr(_opened, "count", 0)
 
 
@@ -63,9 +63,9 @@ class _Watched:
     owner = None  # the watcher (http_client's guard) of the request using it now
 
     def _new_conn(self):
+        _opened.count = opened_count() + 1  # before connecting: a refused connection was not a reused one
         sock = super()._new_conn()
         self.raw_socket = sock
-        _opened.count = opened_count() + 1
         _hand_over(self)
         return sock
 

@@ -12,6 +12,7 @@ binds another address of this machine than 127.0.0.1 (proxy tests need a non-loo
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -71,6 +72,8 @@ class FakeOpenAI:
                 pass
 
             def setup(self):
+                # As uvicorn does: kept alive, Nagle's algorithm would hold each reply ~40 ms.
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 super().setup()
                 with fake._lock:
                     fake.connections += 1

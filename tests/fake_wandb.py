@@ -214,6 +214,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # keep pytest output clean
         pass
 
+    def setup(self):
+        # As real servers do: on a kept-alive connection Nagle's algorithm would hold every reply
+        # body until the client's delayed ACK (~40 ms a request).
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().setup()
+
     # ---- plumbing ---------------------------------------------------------------------------
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
