@@ -76,6 +76,8 @@ def read_log_records(path: Path) -> tuple[bytes, list[bytes]]:
     byte where it happened."""
     data = Path(path).read_bytes()
     header = data[: HEADER.size]
+    if len(data) < HEADER.size and HEADER.pack(IDENT, MAGIC, min(KNOWN_VERSIONS)).startswith(data):
+        return HEADER.pack(IDENT, MAGIC, min(KNOWN_VERSIONS)), []  # the writer died before its header was out
     check_header(header, path)
     pos, records, pending = HEADER.size, [], None
     while pos + _CHUNK.size <= len(data):

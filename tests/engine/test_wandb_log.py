@@ -92,6 +92,10 @@ def test_damage_in_the_middle_is_refused_but_a_torn_tail_keeps_what_is_whole(off
     # The same with zeros where the rest should be (a power cut on a preallocated block).
     torn.write_bytes(data[: len(data) - 100] + b"\0" * 100)
     assert read_log_records(torn)[1] == kept
+    # Killed before even the header was out: no record, not an error.
+    for size in (0, 4):
+        torn.write_bytes(data[:size])
+        assert read_log_records(torn) == (data[: HEADER.size], [])
 
 
 def test_a_sync_and_a_bundle_of_an_unreadable_record_fail_by_name(tmp_path):
