@@ -12,6 +12,8 @@ from ftmodel.config import Config
 from ftmodel.rundir import Run
 from ftmodel.workspace import Workspace
 
+PARTIAL_ITEMS = 20  # missing ids a partial mark names (enough to look one up; the count says the rest)
+
 
 class StageError(RuntimeError):
     """A problem the user can fix, reported as one clear message (never a traceback)."""
@@ -33,8 +35,10 @@ class StageContext:
     rank: int = 0  # with several processes, only rank 0 writes state.json, metrics.jsonl and wandb
     stop_requested: bool = False
     launch: Any = None  # launcher.launch, set by the worker: the pipeline starts its stages with it
+    contract_of: Any = None  # launcher.stage_contract, set by the worker: the pipeline plans its stages with it
     _last_progress: float = 0.0
     _trackers: list = field(default_factory=list)
+    _partial: list = field(default_factory=list)
 
     def log(self, message: str) -> None:
         """Write a timestamped line to the stage's log."""
@@ -89,6 +93,40 @@ class StageContext:
         for tracker in self._trackers:
             tracker.finish(exit_code)
         self._trackers.clear()
+
+    def mark_partial(
+        self, reason: str, *, missing: int, total: int | None = None, retry: str, items: list | tuple = ()
+    ) -> None:
+        """Record in state.json that this run ends with less than it was asked for, so it is never reused as whole.
+
+        `reason` says what is missing ("the teacher failed on 1 of 10 items"), `retry` what a rerun
+        does about it ("fetch the missing ones"), `items` names the first missing ids. Called again,
+        the marks add up (an ablation's variants each missing judge scores). Written before the run
+        can be recorded `finished`, so no reader ever sees it whole.
+        """
+        if not self.is_main:
+            return
+        self._partial.append(
+            {
+                "reason": reason,
+                "missing": int(missing),
+                "total": total,
+                "retry": retry,
+                "items": [str(i) for i in items][:PARTIAL_ITEMS],
+            }
+        )
+        marks = self._partial
+        totals = [m["total"] for m in marks]
+        self.run.update_state(
+            partial={
+                "reason": "; ".join(m["reason"] for m in marks),
+                "missing": sum(m["missing"] for m in marks),
+                "total": None if None in totals else sum(totals),
+                "retry": "; ".join(dict.fromkeys(m["retry"] for m in marks)),
+                "items": [i for m in marks for i in m["items"]][:PARTIAL_ITEMS],
+            }
+        )
+        self.log(f"partial: {marks[-1]['reason']} (a rerun will {retry})")
 
     def output(self, **paths: str | Path) -> None:
         """Record the run's outputs (artifact paths) in state.json."""

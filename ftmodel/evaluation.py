@@ -113,15 +113,42 @@ def score(
     return {**overall, "per_qtype": dict(sorted(per.items()))}, details
 
 
-def judge_completions(ctx: StageContext, judge, questions: list[dict], completions: list[str]) -> list[float | None]:
-    """Score each completion's answer with the judge (None where the judge failed)."""
+def judge_completions(
+    ctx: StageContext, judge, questions: list[dict], completions: list[str], *, label: str = ""
+) -> list[float | None]:
+    """Score each completion's answer with the judge (None where the judge failed).
+
+    Scores the judge did not give make the run partial: it is never reused as whole, and a rerun asks
+    the judge only for those (the judge's cache keeps the scores it gave, never a failure).
+    """
     from ftmodel.answers import extract_answer
 
     ctx.check_stop()
     triples = [(q["question"], q["answer"], extract_answer(t) or t) for q, t in zip(questions, completions)]
     scores = judge.score_many(triples)
     ctx.log(f"judge scored {sum(s is not None for s in scores)}/{len(scores)} ({judge.errors} judge errors so far)")
+    unscored = [q["id"] for q, s in zip(questions, scores) if s is None]
+    if unscored:
+        ctx.mark_partial(
+            (f"{label}: " if label else "") + f"the judge gave no score for {len(unscored)} of {len(scores)} answers",
+            missing=len(unscored),
+            total=len(scores),
+            retry="ask the judge only for the missing scores",
+            items=unscored,
+        )
     return scores
+
+
+def load_target(ctx: StageContext, which: str, adapter_ref: str | None = None):
+    """Load (model, tokenizer, adapter path or None) for base / sft / grpo (evaluate and ablation)."""
+    from ftmodel.models import find_adapter, load_adapter_model, load_base_model, load_tokenizer, resolve_base
+
+    if which == "base" and not adapter_ref:
+        base = resolve_base(ctx)
+        return load_base_model(base, ctx.cfg), load_tokenizer(base, ctx.cfg, "left"), None
+    adapter = find_adapter(ctx.ws, adapter_ref, which)
+    model, tokenizer, _ = load_adapter_model(adapter, ctx.cfg)
+    return model, tokenizer, adapter
 
 
 def maybe_judge(ctx: StageContext):

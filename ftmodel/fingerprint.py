@@ -1,12 +1,15 @@
 """Fingerprints and lineage of stage runs: what determines a stage's output, and which runs it consumed.
 
-A fingerprint is a digest over (1) the config keys the stage reads (one table, `STAGE_READS`), (2)
-its input files' content hashes, (3) the base model's identity, (4) the stage flags that change
-its output, and (5) the project version. A started stage whose fingerprint matches a FINISHED run
-reuses that run. Anything that cannot be hashed (an input missing, an unreadable file) means "run",
-never "reuse". Stages that write shared workspace files (data/raw, data/*.jsonl) also record the
-hashes of what they wrote; they are reused only while the workspace still holds exactly that.
-Stdlib only: the CLI computes fingerprints before any model loads.
+A fingerprint is a digest over (1) the config keys the stage reads, (2) its input files' content
+hashes, (3) the base model's identity, (4) the stage flags that change its output, and (5) the
+project version. What a stage reads, consumes and writes is its `StageContract`
+(`ftmodel/contracts.py`), declared in its own module and handed in by the launcher: nothing here
+knows a stage by name. A started stage whose fingerprint matches a FINISHED, WHOLE run reuses that
+run: a partial run (items that failed, scores the judge never gave: `rundir.partial_note`) is run
+again, which fetches only what it lacks. Anything that cannot be hashed (an input missing, an
+unreadable file) means "run", never "reuse". Stages that write shared workspace files (data/raw,
+data/*.jsonl) also record the hashes of what they wrote; they are reused only while the workspace
+still holds exactly that. Stdlib only: the CLI computes fingerprints before any model loads.
 """
 
 from __future__ import annotations
@@ -17,62 +20,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftmodel.rundir import Run, find_run, latest_run, list_runs
+from ftmodel.contracts import StageContract
+from ftmodel.i18n import t
+from ftmodel.rundir import ADAPTER_DIR, Run, find_run, latest_run, list_runs, partial_note, partial_retry
 
 FINGERPRINT_VERSION = 1
 # Files larger than this are identified by (size, mtime) rather than read in full: weights of a
 # multi-GB base model would cost minutes per start. Adapters and data files are far below it.
 CONTENT_HASH_LIMIT = 256 * 2**20
 
-# What each stage reads: whole sections ("lora") or single keys ("data.system_prompt"). Sections a
-# stage reads only when a feature is on are added by `_reads` (the judge). None: never reused.
-STAGE_READS: dict[str, tuple[str, ...] | None] = {
-    "prepare": ("data", "model", "answers"),
-    "distill": (
-        "distill.backend",
-        "distill.base_url",
-        "distill.model",
-        "distill.temperature",
-        "distill.max_tokens",
-        "distill.builtin_error_rate",
-        "distill.max_samples",
-        "data.system_prompt",
-    ),
-    "filter": ("filter", "answers"),
-    "sft": (
-        "model",
-        "lora",
-        "sft",
-        "data.system_prompt",
-        "launch.launcher",
-        "launch.num_processes",
-        "launch.num_machines",
-    ),  # ranks change the effective batch
-    "grpo": (
-        "model",
-        "lora",
-        "grpo",
-        "answers",
-        "data.system_prompt",
-        "launch.launcher",
-        "launch.num_processes",
-        "launch.num_machines",
-    ),
-    "evaluate": ("model", "eval", "answers", "data.system_prompt"),
-    "export": None,  # writes a merged model wherever asked: cheap to redo relative to its risk
-    "ablation": None,  # compares whatever is latest: its inputs are not pinned
-    "pipeline": None,  # the driver; its stages are fingerprinted one by one
-}
-# Workspace files (relative to the workspace) each stage reads, and the shared ones it writes.
-STAGE_INPUT_FILES = {
-    "prepare": (),
-    "distill": ("data/raw/train.jsonl",),
-    "filter": ("data/distilled.jsonl",),
-    "sft": ("data/sft.jsonl",),
-    "grpo": ("data/raw/train.jsonl",),
-    "evaluate": ("data/raw/eval.jsonl",),
-}
-STAGE_SHARED_OUTPUTS = {"prepare": ("data/raw",), "distill": ("data/distilled.jsonl",), "filter": ("data/sft.jsonl",)}
 # Stage flags that change the output (workspace, resume and queue bookkeeping do not).
 OUTPUT_ARGS = ("no_judge", "sft_run", "eval_sft", "model", "adapter", "adapter_run")
 
@@ -144,14 +100,6 @@ def model_identity(cfg) -> str:
     return f"hub:{name}"  # no revision is known before it loads; the name is the identity we have
 
 
-def _reads(stage: str, cfg, args: dict) -> tuple[str, ...]:
-    reads = tuple(STAGE_READS.get(stage) or ())
-    judged = (stage == "grpo" and cfg.grpo.use_judge) or (stage == "evaluate" and cfg.judge.enabled)
-    if judged and not args.get("no_judge"):
-        reads += ("judge.backend", "judge.base_url", "judge.model", "judge.temperature", "judge.max_tokens")
-    return reads
-
-
 def config_values(cfg, reads: tuple[str, ...]) -> dict:
     """The values of the config keys a stage reads, as a flat `{section.key: value}` dict."""
     data = cfg.to_dict()
@@ -165,23 +113,18 @@ def config_values(cfg, reads: tuple[str, ...]) -> dict:
     return dict(sorted(out.items()))
 
 
-def pin_inputs(stage: str, ws_root: Path, args: dict) -> dict:
-    """Name the runs a stage will consume (GRPO's SFT run, evaluate's adapter run) in its args.
+def pin_inputs(contract: StageContract, ws_root: Path, args: dict) -> dict:
+    """Name the run a stage will consume (GRPO's SFT run, evaluate's adapter run) in its args.
 
     The worker then loads exactly the run that was fingerprinted, not whichever is latest when it
     starts. An input that cannot be found is left unpinned (the stage's preflight says why).
     """
     args = dict(args)
-    if stage == "grpo" and not args.get("sft_run"):
-        run = latest_run(ws_root, "sft")
+    consumed = contract.consumed(args)
+    if consumed is not None and not consumed.ref(args):
+        run = latest_run(ws_root, consumed.stage)
         if run:
-            args["sft_run"] = run.id
-    if stage == "evaluate" and not args.get("adapter") and not args.get("adapter_run"):
-        which = args.get("model") or ("sft" if args.get("eval_sft") else "grpo")
-        if which != "base":
-            run = latest_run(ws_root, which)
-            if run:
-                args["adapter_run"] = run.id
+            args[consumed.pin_key] = run.id
     return args
 
 
@@ -189,15 +132,16 @@ def _input_run(ws_root: Path, ref: str) -> tuple[str, Path]:
     """(run id or path, adapter dir) for an adapter reference (a run id or a directory)."""
     p = Path(ref)
     if p.is_dir():
-        return str(p.resolve()), (p / "adapter" if (p / "adapter").is_dir() else p)
+        return str(p.resolve()), (p / ADAPTER_DIR if (p / ADAPTER_DIR).is_dir() else p)
     run = find_run(ws_root, ref)
-    return run.id, run.path / "adapter"
+    return run.id, run.path / ADAPTER_DIR
 
 
-def compute(stage: str, cfg, ws_root: Path, args: dict) -> Fingerprint:
-    """Compute a stage's fingerprint and lineage from its config, pinned args and workspace inputs."""
+def compute(contract: StageContract, cfg, ws_root: Path, args: dict) -> Fingerprint:
+    """Compute a stage's fingerprint and lineage from its contract, config, pinned args and workspace inputs."""
     ws_root = Path(ws_root)
-    if STAGE_READS.get(stage) is None:
+    stage = contract.stage
+    if not contract.reusable:
         return Fingerprint(stage, None, missing=f"{stage} runs are never reused", applicable=False)
     if args.get("resume"):
         return Fingerprint(stage, None, missing="a resumed run continues its own checkpoint", applicable=False)
@@ -205,21 +149,18 @@ def compute(stage: str, cfg, ws_root: Path, args: dict) -> Fingerprint:
         "stage": stage,
         "version": project_version(),
         "fingerprint_version": FINGERPRINT_VERSION,
-        "config": config_values(cfg, _reads(stage, cfg, args)),
+        "config": config_values(cfg, contract.config_reads(cfg, args)),
         "args": {k: args[k] for k in OUTPUT_ARGS if args.get(k) not in (None, False)},
     }
     lineage: dict = {}
     try:
         parts["model"] = model_identity(cfg)
-        inputs = {}
-        for rel in STAGE_INPUT_FILES.get(stage, ()):
-            inputs[rel] = hash_path(ws_root / rel)
-        if stage == "prepare" and cfg.data.source != "builtin":
-            from ftmodel.stages.prepare import source_path
-
-            inputs["data.source"] = hash_path(source_path(cfg.data.source))
-        ref = args.get("sft_run") if stage == "grpo" else (args.get("adapter") or args.get("adapter_run"))
-        if stage in ("grpo", "evaluate") and (stage == "grpo" or ref or args.get("model") != "base"):
+        inputs = {rel: hash_path(ws_root / rel) for rel in contract.inputs}
+        for name, path in (contract.source_inputs(cfg) if contract.source_inputs else {}).items():
+            inputs[name] = hash_path(path)
+        consumed = contract.consumed(args)
+        if consumed is not None:
+            ref = consumed.ref(args)
             if not ref:
                 return Fingerprint(stage, None, parts, lineage, missing="no adapter run to start from")
             run_ref, adapter = _input_run(ws_root, ref)
@@ -235,7 +176,7 @@ def compute(stage: str, cfg, ws_root: Path, args: dict) -> Fingerprint:
             lineage,
             missing=f"input unavailable: {why}" + (f" ({e.filename})" if getattr(e, "filename", None) else ""),
         )
-    for rel in STAGE_INPUT_FILES.get(stage, ()):
+    for rel in contract.inputs:
         producer = producer_of(ws_root, rel, parts["inputs"][rel])
         if producer:
             lineage[rel] = producer
@@ -244,23 +185,25 @@ def compute(stage: str, cfg, ws_root: Path, args: dict) -> Fingerprint:
 
 
 def producer_of(ws_root: Path, rel: str, digest: str) -> str | None:
-    """The newest finished run whose recorded output `rel` has this content hash (lineage of a data file)."""
-    top = rel if rel in ("data/distilled.jsonl", "data/sft.jsonl") else "data/raw"
+    """The newest finished run whose recorded output `rel` (a file it wrote, or one inside a folder it
+    wrote) has this content hash (lineage of a data file)."""
     for run in reversed(list_runs(ws_root)):
         st = run.read_state()
         outs = (st.get("fingerprint") or {}).get("outputs") if isinstance(st.get("fingerprint"), dict) else None
-        if st.get("state") == "finished" and isinstance(outs, dict) and top in outs:
-            if top == rel and outs[top] == digest:
+        if st.get("state") != "finished" or not isinstance(outs, dict):
+            continue
+        if rel in outs:
+            if outs[rel] == digest:
                 return run.id
-            if top != rel and (outs.get("files") or {}).get(rel) == digest:
-                return run.id
+        elif any(rel.startswith(f"{top}/") for top in outs) and (outs.get("files") or {}).get(rel) == digest:
+            return run.id
     return None
 
 
-def output_hashes(stage: str, ws_root: Path) -> dict:
+def output_hashes(contract: StageContract, ws_root: Path) -> dict:
     """Content hashes of the shared workspace files a stage wrote (recorded when it finishes)."""
     out: dict = {}
-    for rel in STAGE_SHARED_OUTPUTS.get(stage, ()):
+    for rel in contract.shared_outputs:
         path = Path(ws_root) / rel
         try:
             out[rel] = hash_path(path)
@@ -271,38 +214,66 @@ def output_hashes(stage: str, ws_root: Path) -> dict:
     return out
 
 
-def find_reusable(stage: str, fp: Fingerprint, ws_root: Path) -> tuple[Run | None, str]:
-    """The newest finished run with this fingerprint whose outputs are intact, or (None, why not)."""
+NO_MATCH = "no finished run with the same inputs"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What starting a stage comes to: the finished run it reuses (or None), its fingerprint and pinned
+    args, why that run (or why none), and `refused`: the run with the same inputs that was not reused."""
+
+    reused: Run | None
+    fingerprint: Fingerprint
+    args: dict
+    why: str
+    refused: str | None = None
+
+
+def find_reusable(contract: StageContract, fp: Fingerprint, ws_root: Path) -> tuple[Run | None, str, str | None]:
+    """The newest finished, whole run with this fingerprint whose outputs are intact: (run, why, None),
+    or (None, why not, the newest run with the same inputs that could not be reused, if any)."""
     if fp.digest is None:
-        return None, fp.missing or "no fingerprint"
-    why = "no finished run with the same inputs"
-    for run in reversed(list_runs(ws_root, stage)):
+        return None, fp.missing or "no fingerprint", None
+    why, refused = NO_MATCH, None
+    current: dict | None = None  # the workspace's shared outputs, hashed once and only when needed
+
+    def refuse(run: Run, reason: str) -> None:
+        nonlocal why, refused
+        if refused is None:  # the newest refusal is the one to tell
+            why, refused = reason, run.id
+
+    for run in reversed(list_runs(ws_root, contract.stage)):
         st = run.read_state()
         rec = st.get("fingerprint") if isinstance(st.get("fingerprint"), dict) else {}
         if st.get("state") != "finished" or rec.get("digest") != fp.digest:
             continue
-        outs = rec.get("outputs") or {}
-        stale = [
-            rel
-            for rel in STAGE_SHARED_OUTPUTS.get(stage, ())
-            if outs.get(rel) is None or output_hashes(stage, ws_root).get(rel) != outs.get(rel)
-        ]
+        note = partial_note(st)
+        if note:  # it ended with less than it was asked for: run again, which fetches only what is missing
+            refuse(run, f"{run.id} is partial ({note}): running again to {partial_retry(st)}")
+            continue
+        outs = rec.get("outputs") if isinstance(rec.get("outputs"), dict) else {}
+        if contract.shared_outputs and current is None:
+            current = output_hashes(contract, ws_root)
+        stale = [rel for rel in contract.shared_outputs if outs.get(rel) is None or current.get(rel) != outs.get(rel)]
         if stale:  # the workspace no longer holds what that run wrote: run again to make it so
-            why = f"{run.id} had the same inputs but {', '.join(stale)} changed since"
+            refuse(run, f"{run.id} had the same inputs but {', '.join(stale)} changed since")
             continue
-        if stage in ("sft", "grpo") and not (run.path / "adapter" / "adapter_config.json").exists():
-            why = f"{run.id} had the same inputs but its adapter is gone"
+        gone = [rel for rel in contract.run_outputs if not (run.path / rel).exists()]
+        if gone:
+            refuse(run, f"{run.id} had the same inputs but its {', '.join(gone)} is gone")
             continue
-        return run, f"same inputs as {run.id}"
-    return None, why
+        return run, f"same inputs as {run.id}", None
+    return None, why, refused
 
 
-def plan_stage(stage: str, cfg, ws_root: Path, args: dict, *, reuse: bool):
-    """Pin a stage's input runs into its args and fingerprint it: (reusable run or None, fingerprint, args)."""
-    args = pin_inputs(stage, Path(ws_root), args)
-    fp = compute(stage, cfg, Path(ws_root), args)
-    found = find_reusable(stage, fp, Path(ws_root))[0] if reuse else None
-    return found, fp, args
+def plan_stage(contract: StageContract, cfg, ws_root: Path, args: dict, *, reuse: bool) -> Plan:
+    """Pin a stage's input runs into its args, fingerprint it and, with `reuse`, find the run to reuse."""
+    args = pin_inputs(contract, Path(ws_root), args)
+    fp = compute(contract, cfg, Path(ws_root), args)
+    if not reuse:
+        return Plan(None, fp, args, "--force" if fp.applicable else (fp.missing or ""))
+    found, why, refused = find_reusable(contract, fp, Path(ws_root))
+    return Plan(found, fp, args, why, refused)
 
 
 def record_reuse(run: Run, *, by: str) -> None:
@@ -329,10 +300,12 @@ def lineage_lines(ws_root: Path, run: Run) -> list[str]:
             return
         seen.add(current.id)
         reused = st.get("reused_by") or []
+        note = partial_note(st)
         lines.append(
             head
             + (f" fingerprint {rec['digest'][:12]}" if rec.get("digest") else "")
             + (f", reused {len(reused)}x" if reused else "")
+            + ("; " + t("partial: {reason}", reason=note) if note else "")
         )
         lineage = st.get("lineage") if isinstance(st.get("lineage"), dict) else {}
         inputs = (rec.get("parts") or {}).get("inputs") or {}

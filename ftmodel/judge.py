@@ -41,6 +41,11 @@ def parse_score(text: str) -> float | None:
     return None
 
 
+def _is_score(value) -> bool:
+    """Whether a cached value is a score the judge gave (a number in [0, 1]), not a failure or garbage."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
 def judge_messages(question: str, gold: str, answer: str) -> list[dict]:
     """The rubric prompt for one answer."""
     return [
@@ -62,17 +67,22 @@ class Judge:
         self._lock = threading.Lock()
         self._cache: dict[str, float | None] = {}
         if cache_path and cache_path.exists():
-            for line in cache_path.read_text(encoding="utf-8").splitlines():
+            for line in cache_path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     row = json.loads(line)
-                    self._cache[row["key"]] = row["score"]
+                    key, score = row["key"], row["score"]
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn line from a crash is re-judged
+                # Only a score counts as an answer: a null, a string or a number off the rubric (a
+                # hand-edited or foreign file) is asked again, never read as a verdict.
+                if isinstance(key, str) and _is_score(score):
+                    self._cache[key] = float(score)
 
     def _key(self, question: str, gold: str, answer: str) -> str:
         return hashlib.sha256(json.dumps([self.model_id, RUBRIC, question, gold, answer]).encode()).hexdigest()
 
     def _remember(self, key: str, score: float) -> None:
+        """Cache a score the judge gave (failures are never stored: a rerun asks for them again)."""
         with self._lock:
             self._cache[key] = score
             if self.cache_path:

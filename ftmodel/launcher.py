@@ -8,6 +8,13 @@ Only one stopper drives that sequence. The first records a `stop_request` (who, 
 state.json under a lock before signalling; a second stopper (the console and `ftmodel stop` at
 once) finds it, sends nothing and waits for the run to end, taking over the sequence only if the
 first stopper is gone. A second SIGINT would otherwise mean "stop now" and lose the checkpoint.
+
+The job table (`job_modules`) is the one place that imports the stage modules and the pipeline
+driver: everything else gets a job's `CONTRACT` (what it reads, consumes and writes) and its
+`preflight` through it. Stage modules import only the stdlib and light ftmodel modules at import
+time (their ML imports are inside `run`, which only the worker calls), so the console and the CLI
+may import them here to check and plan a start. (Over 400 lines: starting a job, its table, its
+Slurm handle and the stop sequence are the one place that turns a job into a process and back.)
 """
 
 from __future__ import annotations
@@ -20,9 +27,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
+from ftmodel.contracts import StageContract
 from ftmodel.fingerprint import plan_stage, record_reuse
+from ftmodel.i18n import t
 from ftmodel.rundir import Run, create_run, file_lock, process_alive, process_start_time
+from ftmodel.words import PIPELINE
 
 
 class LaunchError(RuntimeError):
@@ -125,16 +136,36 @@ def launch(run: Run, *, new_session: bool = True, launch_cfg=None, env: dict | N
     return proc
 
 
-def job_module(stage: str):
-    """Return the module that runs a job: a stage's module, or the pipeline driver.
+def job_modules() -> dict[str, ModuleType]:
+    """Every job's module by name: each stage's, and the pipeline driver. The one importer of them.
 
-    The driver gets `launch` through its context (see worker), so it never imports this module and
-    the engine's imports stay free of circles (launcher -> pipeline -> stages).
+    The driver gets `launch` and `stage_contract` through its context (see worker), so it never
+    imports this module and the engine's imports stay free of circles (launcher -> pipeline).
     """
     from ftmodel import pipeline
-    from ftmodel.stages import PIPELINE, stage_module
+    from ftmodel.stages import ablation, distill, evaluate, export, grpo, prepare, sft
+    from ftmodel.stages import filter as filter_stage
 
-    return pipeline if stage == PIPELINE else stage_module(stage)
+    modules = (prepare, distill, filter_stage, sft, grpo, evaluate, export, ablation, pipeline)
+    return {module.CONTRACT.stage: module for module in modules}
+
+
+def job_module(stage: str) -> ModuleType:
+    """Return the module that runs a job: a stage's module, or the pipeline driver (KeyError if unknown)."""
+    return job_modules()[stage]
+
+
+def stage_contract(stage: str) -> StageContract:
+    """What a job reads, consumes and writes, as its module declares it."""
+    return job_module(stage).CONTRACT
+
+
+def preflight(stage: str, ctx) -> None:
+    """Check a job's preconditions before anything loads; the pipeline's are its first stage's too."""
+    module = job_module(stage)
+    module.preflight(ctx)
+    if stage == PIPELINE:
+        job_module(module.first_stage(ctx.args)).preflight(ctx)
 
 
 def _reason(e: OSError) -> str:
@@ -178,17 +209,18 @@ def start_stage(
 
     ws = Workspace(Path(workspace))
     args = {**args, "workspace": str(ws.root.resolve())}  # the worker may run from another directory
-    found, fp, args = plan_stage(stage, cfg, ws.root, args, reuse=reuse)
+    contract = stage_contract(stage)
+    plan = plan_stage(contract, cfg, ws.root, args, reuse=reuse)
+    found, fp, args = plan.reused, plan.fingerprint, plan.args
     if found is not None:
         record_reuse(found, by=" ".join(argv))
         if report:
             report(f"{stage}: reusing {found.id} (same inputs)")
         return found, None
-    module = job_module(stage)
     probe = StageContext(run=Run(ws.runs / "(preflight)"), cfg=cfg, ws=ws, stage=stage, args=args)
-    module.preflight(probe)
+    preflight(stage, probe)
     try:
-        check_outputs_free(ws.root, stage)  # refused before a run exists; the worker's lock is the real guard
+        check_outputs_free(ws.root, contract.shared_outputs)  # refused before a run exists; the worker's lock guards
     except OutputBusy as e:
         raise LaunchError(str(e)) from None
     try:
@@ -198,6 +230,8 @@ def start_stage(
         raise LaunchError(f"cannot create a run directory in {ws.runs}: {_reason(e)}") from None
     if report and reuse and fp.digest is None and fp.applicable:  # e.g. an input could not be hashed
         report(f"{stage}: running, nothing to reuse ({fp.missing})")
+    elif report and plan.refused:  # a run with the same inputs exists but is partial or stale: say so
+        report(t("{stage}: running again: {why}", stage=stage, why=plan.why))
     if getattr(cfg.launch, "backend", "local") == "slurm":
         from ftmodel import backends
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from ftmodel.config import Config
 from ftmodel.context import StageContext, StageError
-from ftmodel.rundir import Run, find_run, latest_run
+from ftmodel.rundir import ADAPTER_DIR, Run, find_run, latest_run
 from ftmodel.workspace import Workspace
 
 BUILTIN_TINY = "builtin:tiny"
-ADAPTER_DIR = "adapter"
 ADAPTER_META = "ftmodel_adapter.json"
 
 

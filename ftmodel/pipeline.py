@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from ftmodel import config as config_mod
 from ftmodel.context import Cancelled, StageContext, StageError
-from ftmodel.rundir import STAGES, create_run
+from ftmodel.contracts import StageContract
+from ftmodel.rundir import STAGES, create_run, partial_note
+from ftmodel.words import PIPELINE
+
+# Never reused as a whole: each of its stages is fingerprinted (and reused) on its own.
+CONTRACT = StageContract(PIPELINE, reusable=False)
 
 
 def selected_stages(spec: str | None) -> list[str]:
@@ -23,11 +28,13 @@ def selected_stages(spec: str | None) -> list[str]:
 
 
 def preflight(ctx: StageContext) -> None:
-    """Check the stage list and the first stage's own preconditions."""
-    from ftmodel.stages import stage_module
+    """Check the stage list (the launcher then checks the first stage's own preconditions)."""
+    selected_stages(ctx.args.get("stages"))
 
-    stages = selected_stages(ctx.args.get("stages"))
-    stage_module(stages[0]).preflight(ctx)
+
+def first_stage(args: dict) -> str:
+    """The stage the pipeline starts with (its preconditions are the pipeline's)."""
+    return selected_stages(args.get("stages"))[0]
 
 
 def child_args(stage: str, args: dict, produced: dict[str, str]) -> dict:
@@ -56,9 +63,14 @@ def run(ctx: StageContext) -> dict:
     ctx.progress(0, len(stages), force=True)
     for i, stage in enumerate(stages):
         ctx.check_stop()
-        found, fp, args = plan_stage(
-            stage, ctx.cfg, ctx.ws.root, child_args(stage, ctx.args, produced), reuse=not ctx.args.get("force")
+        plan = plan_stage(
+            ctx.contract_of(stage),
+            ctx.cfg,
+            ctx.ws.root,
+            child_args(stage, ctx.args, produced),
+            reuse=not ctx.args.get("force"),
         )
+        found, fp, args = plan.reused, plan.fingerprint, plan.args
         if found is not None:
             record_reuse(found, by=ctx.run.id)
             children.append(found.id)
@@ -83,6 +95,7 @@ def run(ctx: StageContext) -> dict:
         ctx.log(
             f"==> {stage} ({i + 1}/{len(stages)}): run {child.id}"
             + (f" ({fp.missing})" if fp.digest is None and fp.applicable else "")
+            + (f" ({plan.why})" if plan.refused else "")
         )
         # Same process group as the driver: stopping the pipeline stops the stage in flight.
         proc = ctx.launch(child, new_session=False, launch_cfg=ctx.cfg.launch)
@@ -93,6 +106,16 @@ def run(ctx: StageContext) -> dict:
                 raise Cancelled()
             error = child.read_state().get("error") or f"exit {proc.returncode}"
             raise StageError(f"stage {stage} {status}: {error} (log: {child.log_path})")
+        child_state = child.read_state()
+        note = partial_note(child_state)
+        if note:  # the pipeline is only as whole as its stages (the next pipeline reruns this one)
+            mark = child_state["partial"] if isinstance(child_state.get("partial"), dict) else {}
+            missing = mark.get("missing")
+            ctx.mark_partial(
+                f"{child.id} is partial: {note}",
+                missing=missing if isinstance(missing, int) and not isinstance(missing, bool) else 1,
+                retry=f"run {stage} again",
+            )
         ctx.progress(i + 1, len(stages), force=True)
     ctx.run.update_state(current=None)
     return {"children": ",".join(children)}

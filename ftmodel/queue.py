@@ -398,14 +398,14 @@ def start_runner(ws: str | Path) -> int | None:
 def writes_shared(job: dict) -> bool:
     """Whether a job runs a stage that rewrites a shared workspace file (data/raw, data/*.jsonl): such a
     job runs alone, even where GPUs or a scheduler could run several at once."""
-    from ftmodel.fingerprint import STAGE_SHARED_OUTPUTS
+    from ftmodel.launcher import stage_contract
     from ftmodel.rundir import STAGES
 
     if job["stage"] != "pipeline":
-        return job["stage"] in STAGE_SHARED_OUTPUTS
+        return bool(stage_contract(job["stage"]).shared_outputs)
     stages = (job.get("args") or {}).get("stages")
     names = [s.strip() for s in stages.split(",")] if stages else list(STAGES)
-    return any(name in STAGE_SHARED_OUTPUTS for name in names)
+    return any(stage_contract(name).shared_outputs for name in names if name in STAGES)
 
 
 def _on_slurm(ws: Path, job: dict) -> bool:

@@ -3,8 +3,8 @@
 `<workspace>/runs/<run-id>/` holds `config.toml` (snapshot), `state.json` (atomic), `metrics.jsonl`
 (one JSON object per logged step), `stage.log` and the stage's artifacts. Everything here is
 stdlib only, so the console can read runs without importing the ML stack. (Over 400 lines: it is
-the one place that knows the contract — state shape and trust, creation, listing, lookup, metrics
-tailing — so no caller re-implements a piece of it.)
+the one place that knows the contract — state shape and trust, partial marks, creation, listing,
+lookup, metrics tailing — so no caller re-implements a piece of it.)
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ STATE_FILE = "state.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "stage.log"
 CONFIG_FILE = "config.toml"
+ADAPTER_DIR = "adapter"  # the LoRA adapter a training run saves (and later stages load)
 
 
 def runs_root(workspace: str | Path) -> Path:
@@ -227,6 +228,10 @@ class Run:
             atomic_write_text(self.state_path, dumps_strict(state, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
             return state
 
+    def partial_note(self) -> str | None:
+        """Say why this run is partial (it ended with less than it was asked for), or None when it is whole."""
+        return partial_note(self.read_state())
+
     def status(self) -> str:
         """Return the state to show: the recorded one, or `lost` when an active run's process is gone."""
         state, problem = load_state(self.state_path)
@@ -253,6 +258,34 @@ class Run:
         except OSError:
             return []
         return data.splitlines()[-lines:]
+
+
+def partial_note(state: dict) -> str | None:
+    """Say why a run is partial — it recorded a `partial` mark: items that failed, scores the judge never
+    gave — or None when it is whole. Such a run is never reused as whole (`fingerprint.find_reusable`).
+
+    A mark of the wrong shape still counts: a damaged state.json must never make a partial run look whole.
+    """
+    mark = state.get("partial")
+    if mark is None or mark is False or mark == {}:
+        return None
+    reason = mark.get("reason") if isinstance(mark, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        return "its partial mark in state.json does not say what is missing"
+    return _printable(reason, 300)
+
+
+def partial_retry(state: dict) -> str:
+    """What rerunning a partial run does about what it lacks (its mark's `retry`), in words."""
+    mark = state.get("partial")
+    retry = mark.get("retry") if isinstance(mark, dict) else None
+    return _printable(retry, 200) if isinstance(retry, str) and retry.strip() else "redo what is missing"
+
+
+def _printable(text: str, limit: int) -> str:
+    """Untrusted text made safe for a terminal line: control characters become spaces, and it is cut at `limit`."""
+    text = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def create_run(

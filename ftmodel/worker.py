@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ftmodel import config as config_mod
 from ftmodel.context import Cancelled, StageContext, StageError
-from ftmodel.launcher import job_module, launch
+from ftmodel.launcher import job_module, launch, preflight, stage_contract
 from ftmodel.rundir import Run, process_start_time
 from ftmodel.workspace import OutputBusy, Workspace, writing_outputs
 
@@ -112,15 +112,17 @@ def _run(run: Run, rank: int) -> int:
             args=args,
             rank=rank,
             launch=launch,
+            contract_of=stage_contract,
         )
         _install_signal_handlers(ctx)
         module = job_module(stage)
-        module.preflight(ctx)
+        preflight(stage, ctx)
         # Shared workspace outputs (data/distilled.jsonl, …) have one writer at a time.
-        with writing_outputs(ctx.ws.root, stage, run.id) if rank == 0 else contextlib.nullcontext():
+        outputs_written = module.CONTRACT.shared_outputs
+        with writing_outputs(ctx.ws.root, outputs_written, run.id) if rank == 0 else contextlib.nullcontext():
             outputs = module.run(ctx) or {}
             if rank == 0 and not ctx.stop_requested:
-                _record_outputs(run, stage, ctx.ws.root)  # under the output lock: what this run wrote
+                _record_outputs(run, module.CONTRACT, ctx.ws.root)  # under the output lock: what this run wrote
         if ctx.stop_requested:
             raise Cancelled()
         if outputs:
@@ -163,12 +165,12 @@ def _run(run: Run, rank: int) -> int:
     return code
 
 
-def _record_outputs(run: Run, stage: str, root: Path) -> None:
+def _record_outputs(run: Run, contract, root: Path) -> None:
     """Record the content hashes of the shared workspace files the stage wrote (reuse checks them)."""
-    from ftmodel.fingerprint import STAGE_SHARED_OUTPUTS, output_hashes
+    from ftmodel.fingerprint import output_hashes
 
-    if stage in STAGE_SHARED_OUTPUTS:
-        run.update_state(fingerprint={"outputs": output_hashes(stage, root)})
+    if contract.shared_outputs:
+        run.update_state(fingerprint={"outputs": output_hashes(contract, root)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,8 @@
-"""Where a workspace keeps its data, models and runs."""
+"""Where a workspace keeps its data, models and runs, and the write locks on its shared files.
+
+Every workspace path is spelled here once: the relative names below are what stage contracts
+(`ftmodel/contracts.py`) declare as inputs and shared outputs, and what `Workspace` resolves.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,13 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+# Workspace files and folders, relative to the workspace root.
+RAW_DIR = "data/raw"
+RAW_TRAIN = f"{RAW_DIR}/train.jsonl"
+RAW_EVAL = f"{RAW_DIR}/eval.jsonl"
+DISTILLED = "data/distilled.jsonl"
+SFT_DATA = "data/sft.jsonl"
 
 
 @dataclass(frozen=True)
@@ -20,19 +31,19 @@ class Workspace:
 
     @property
     def raw_train(self) -> Path:
-        return self.data / "raw" / "train.jsonl"
+        return self.root / RAW_TRAIN
 
     @property
     def raw_eval(self) -> Path:
-        return self.data / "raw" / "eval.jsonl"
+        return self.root / RAW_EVAL
 
     @property
     def distilled(self) -> Path:
-        return self.data / "distilled.jsonl"
+        return self.root / DISTILLED
 
     @property
     def sft_data(self) -> Path:
-        return self.data / "sft.jsonl"
+        return self.root / SFT_DATA
 
     @property
     def models(self) -> Path:
@@ -48,13 +59,8 @@ class Workspace:
         return self.root / ".wandb"
 
 
-# The shared workspace outputs each stage writes (one writer at a time: two distills appending to
-# one file would duplicate rows). Paths are relative to the workspace root.
-STAGE_OUTPUTS = {
-    "prepare": ("data/raw",),
-    "distill": ("data/distilled.jsonl",),
-    "filter": ("data/sft.jsonl",),
-}
+# The shared outputs a stage writes (its contract's `shared_outputs`) have one writer at a time: two
+# distills appending to one file would duplicate rows.
 LOCKS_DIR = ".locks"
 
 
@@ -84,9 +90,9 @@ def output_holder(root: Path, output: str) -> str | None:
         return None
 
 
-def check_outputs_free(root: Path, stage: str) -> None:
-    """Raise OutputBusy if a run is writing one of the outputs `stage` writes (checked before starting)."""
-    for output in STAGE_OUTPUTS.get(stage, ()):
+def check_outputs_free(root: Path, outputs: tuple[str, ...]) -> None:
+    """Raise OutputBusy if a run is writing one of `outputs` (a stage's shared outputs, checked before starting)."""
+    for output in outputs:
         holder = output_holder(root, output)
         if holder:
             raise OutputBusy(
@@ -95,15 +101,15 @@ def check_outputs_free(root: Path, stage: str) -> None:
 
 
 @contextlib.contextmanager
-def writing_outputs(root: Path, stage: str, run_id: str) -> Iterator[None]:
-    """Hold the write locks on the outputs `stage` writes for the block, or raise OutputBusy naming the holder.
+def writing_outputs(root: Path, outputs: tuple[str, ...], run_id: str) -> Iterator[None]:
+    """Hold the write locks on `outputs` (a stage's shared outputs) for the block, or raise OutputBusy naming
+    the holder.
 
     The locks are flocks held by this process: they vanish with it, even on SIGKILL, so a crashed
     run never blocks the next one.
     """
     import fcntl
 
-    outputs = STAGE_OUTPUTS.get(stage, ())
     if not outputs:
         yield
         return

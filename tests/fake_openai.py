@@ -41,6 +41,7 @@ class Faults:
     stream_cut_after: int | None = None  # streamed: close the connection after this many events
     no_done: bool = False  # streamed: end without `data: [DONE]` (as `transformers serve` does)
     retry_after: str | None = None  # sent as `Retry-After` with the injected `status` (429/503)
+    fail_if: Callable[[list[dict]], bool] | None = None  # requests whose messages match get `status`, every time
 
 
 @dataclass
@@ -134,6 +135,8 @@ class FakeOpenAI:
                     return self._send(f.status_always, b'{"error": {"message": "injected"}}', wait)
                 if n < f.status_first:
                     return self._send(f.status, b'{"error": {"message": "injected"}}', wait)
+                if f.fail_if is not None and f.fail_if(body.get("messages") or []):
+                    return self._send(f.status, b'{"error": {"message": "injected, lasting"}}')
                 if n < f.malformed_first:
                     return self._send(200, b"<html>not json")
                 unexpected = sorted(set(f.reject_fields) & set(body))

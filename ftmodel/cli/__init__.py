@@ -17,8 +17,7 @@ from ftmodel.context import StageError
 from ftmodel.errors import FtmodelError
 from ftmodel.i18n import set_language, t
 from ftmodel.launcher import LaunchError
-from ftmodel.stages import PIPELINE
-from ftmodel.words import STAGES
+from ftmodel.words import PIPELINE, STAGES
 
 __all__ = ["build_parser", "main"]
 

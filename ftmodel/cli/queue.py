@@ -10,7 +10,7 @@ from pathlib import Path
 from ftmodel.cli.common import add_config, add_workspace, load_config, workspace_of
 from ftmodel.i18n import t
 from ftmodel.rundir import STAGES
-from ftmodel.stages import PIPELINE
+from ftmodel.words import PIPELINE
 
 
 def add_parsers(sub) -> None:

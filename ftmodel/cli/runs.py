@@ -18,8 +18,8 @@ from ftmodel.cli.common import add_common, add_workspace, load_config, workspace
 from ftmodel.i18n import t
 from ftmodel.launcher import run_status, start_stage, stop
 from ftmodel.rundir import ACTIVE_STATES, BROKEN, STAGES, Run, find_run, list_runs
-from ftmodel.stages import PIPELINE
 from ftmodel.textio import pad
+from ftmodel.words import PIPELINE
 
 RUN_COMMANDS = ("stop", "logs", "follow", "lineage")
 

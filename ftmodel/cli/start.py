@@ -76,7 +76,7 @@ def cmd_data(ns: argparse.Namespace, argv: list[str]) -> int:
     from ftmodel.data.loaders import ColumnMap, load_data
     from ftmodel.data.split import split_records
     from ftmodel.models import tokenizer_for
-    from ftmodel.stages.prepare import source_path
+    from ftmodel.profiles import data_source_path
     from ftmodel.workspace import Workspace
 
     cfg = load_config(ns)
@@ -89,7 +89,7 @@ def cmd_data(ns: argparse.Namespace, argv: list[str]) -> int:
 
         train, evals = bank.generate_bank(cfg.data.seed, cfg.data.n_train, cfg.data.n_eval, cfg.data.qtypes or None)
     else:
-        loaded = load_data(source_path(cfg.data.source), ColumnMap.from_config(cfg.data))
+        loaded = load_data(data_source_path(cfg.data.source), ColumnMap.from_config(cfg.data))
         train, evals = split_records(loaded.records, cfg.data.eval_fraction, cfg.data.seed)
     report = build_report(
         cfg, train, evals, tokenizer_for(cfg, ws), loaded=loaded, tokenizer_name=cfg.model.name_or_path

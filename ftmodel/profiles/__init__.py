@@ -80,6 +80,12 @@ def sample_path(source: str) -> Path | None:
     return path
 
 
+def data_source_path(source: str) -> Path:
+    """The file or directory a user-data source names: a shipped `sample:NAME`, else the path itself
+    (`~` expanded). Raises ProfileError for an unknown sample."""
+    return sample_path(source) or Path(source).expanduser()
+
+
 def init(directory: str | Path, profile: str = "default", *, force: bool = False) -> Path:
     """Write a commented config for a profile to directory/ftmodel.toml and return its path."""
     if profile not in PROFILES:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from ftmodel.answers import AnswerRules
 from ftmodel.context import StageContext, timestamp
+from ftmodel.contracts import StageContract
 from ftmodel.evaluation import check_judge
 from ftmodel.models import check_model_source, find_adapter
 from ftmodel.textio import format_table, write_json, write_text_atomic
+
+# Never reused: it compares whatever is latest, so its inputs are not pinned.
+CONTRACT = StageContract("ablation", reusable=False)
 
 # Variant → (model loaded, metric prefix as in the original project).
 VARIANTS = {"base": ("base", "base_model"), "sft_only": ("sft", "sft_only"), "sft_grpo": ("grpo", "sft_grpo")}
@@ -51,10 +55,10 @@ def run(ctx: StageContext) -> dict:
         flat_metrics,
         generate,
         judge_completions,
+        load_target,
         maybe_judge,
         score,
     )
-    from ftmodel.stages.evaluate import load_target
 
     questions = eval_questions(ctx)
     baseline = baseline_for(ctx, questions)
@@ -74,7 +78,7 @@ def run(ctx: StageContext) -> dict:
             progress_offset=i * len(questions),
             progress_total=len(variants) * len(questions),
         )
-        judge_scores = judge_completions(ctx, judge, questions, completions) if judge else None
+        judge_scores = judge_completions(ctx, judge, questions, completions, label=prefix) if judge else None
         summary, _ = score(questions, completions, baseline, judge_scores, AnswerRules.from_config(ctx.cfg.answers))
         results[variant] = {**summary, "adapter": str(adapter) if adapter else None}
         del model

@@ -13,8 +13,26 @@ import re
 import time
 
 from ftmodel.context import StageContext, StageError
+from ftmodel.contracts import StageContract
 from ftmodel.data.loaders import read_jsonl
 from ftmodel.llm import check_service, map_chat
+from ftmodel.workspace import DISTILLED, RAW_TRAIN
+
+CONTRACT = StageContract(
+    "distill",
+    reads=(
+        "distill.backend",
+        "distill.base_url",
+        "distill.model",
+        "distill.temperature",
+        "distill.max_tokens",
+        "distill.builtin_error_rate",
+        "distill.max_samples",
+        "data.system_prompt",
+    ),
+    inputs=(RAW_TRAIN,),
+    shared_outputs=(DISTILLED,),
+)
 
 
 def preflight(ctx: StageContext) -> None:
@@ -78,6 +96,7 @@ def run(ctx: StageContext) -> dict:
     d = ctx.cfg.distill
     stats = {"done": len(questions) - len(todo), "errors": 0, "missing": 0, "tokens": 0}
     done_before, first_error = stats["done"], ""
+    failed: list[str] = []  # ids the teacher failed on for good (after its retries): a rerun asks for these
     started = time.monotonic()
 
     def record(out, q: dict, solution: str) -> None:
@@ -140,6 +159,7 @@ def run(ctx: StageContext) -> dict:
                     if error.fatal:
                         raise StageError(f"teacher: {error}")
                     stats["errors"] += 1
+                    failed.append(q["id"])
                     first_error = first_error or str(error)
                     ctx.log(f"teacher error on {q['id']}: {error}")
                     if stats["errors"] >= min(GIVE_UP_AFTER, len(todo)) and stats["done"] == done_before:
@@ -157,7 +177,15 @@ def run(ctx: StageContext) -> dict:
     )
     if stats["errors"] and stats["done"] == done_before:  # every request failed: nothing was produced
         _give_up(stats["errors"], first_error, first_error)
-    if stats["missing"]:
+    if failed:  # some items are missing: this run is not whole and is never reused as if it were
+        ctx.mark_partial(
+            f"the teacher failed on {len(failed)} of {len(questions)} items",
+            missing=len(failed),
+            total=len(questions),
+            retry="fetch the missing ones",
+            items=failed,
+        )
+    if stats["missing"]:  # the data has no solution for these: a rerun would not change that (not partial)
         ctx.log(f"{stats['missing']} questions had no worked solution for the builtin teacher")
         if stats["missing"] == len(todo):
             raise StageError(

@@ -9,19 +9,41 @@ from __future__ import annotations
 
 from ftmodel.answers import AnswerRules
 from ftmodel.context import StageContext, timestamp
+from ftmodel.contracts import RunInput, StageContract
 from ftmodel.evaluation import check_judge
 from ftmodel.models import check_model_source, find_adapter
 from ftmodel.textio import format_table, write_json, write_jsonl_lines
+from ftmodel.workspace import RAW_EVAL
 
 # Model labels in run and file names, as the original project named them.
 LABELS = {"base": "base", "sft": "sft_lora", "grpo": "grpo_lora"}
 
 
+def target_of(args: dict) -> str:
+    """Which model the args ask to evaluate: base, sft or grpo."""
+    return args.get("model") or ("sft" if args.get("eval_sft") else "grpo")
+
+
+def consumed_adapter(args: dict) -> RunInput | None:
+    """The run whose adapter is evaluated: `--adapter`, the pinned run, else the newest of the target (base: none)."""
+    keys = ("adapter", "adapter_run")
+    if target_of(args) == "base" and not any(args.get(k) for k in keys):
+        return None
+    return RunInput(target_of(args), keys, "adapter_run")
+
+
+CONTRACT = StageContract(
+    "evaluate",
+    reads=("model", "eval", "answers", "data.system_prompt"),
+    judge_switch="judge.enabled",
+    inputs=(RAW_EVAL,),
+    consumes=consumed_adapter,
+)
+
+
 def target(ctx: StageContext) -> str:
     """Which model to evaluate: base, sft or grpo."""
-    if ctx.args.get("model"):
-        return ctx.args["model"]
-    return "sft" if ctx.args.get("eval_sft") else "grpo"
+    return target_of(ctx.args)
 
 
 def adapter_ref(ctx: StageContext) -> str | None:
@@ -37,18 +59,6 @@ def preflight(ctx: StageContext) -> None:
         find_adapter(ctx.ws, adapter_ref(ctx), target(ctx))
 
 
-def load_target(ctx: StageContext, which: str, adapter_ref: str | None = None):
-    """Load (model, tokenizer, adapter path or None) for base / sft / grpo."""
-    from ftmodel.models import load_adapter_model, load_base_model, load_tokenizer, resolve_base
-
-    if which == "base" and not adapter_ref:
-        base = resolve_base(ctx)
-        return load_base_model(base, ctx.cfg), load_tokenizer(base, ctx.cfg, "left"), None
-    adapter = find_adapter(ctx.ws, adapter_ref, which)
-    model, tokenizer, _ = load_adapter_model(adapter, ctx.cfg)
-    return model, tokenizer, adapter
-
-
 def run(ctx: StageContext) -> dict:
     """Evaluate one model and write its report, details and metrics."""
     from ftmodel.evaluation import (
@@ -57,6 +67,7 @@ def run(ctx: StageContext) -> dict:
         flat_metrics,
         generate,
         judge_completions,
+        load_target,
         maybe_judge,
         qtype_table,
         score,
@@ -69,7 +80,7 @@ def run(ctx: StageContext) -> dict:
     ctx.log(f"evaluating {label} ({adapter or 'base model'}) on {len(questions)} questions")
     judge = maybe_judge(ctx)
     completions = generate(ctx, model, tokenizer, questions, label=label)
-    judge_scores = judge_completions(ctx, judge, questions, completions) if judge else None
+    judge_scores = judge_completions(ctx, judge, questions, completions, label=label) if judge else None
     summary, details = score(
         questions, completions, baseline_for(ctx, questions), judge_scores, AnswerRules.from_config(ctx.cfg.answers)
     )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from ftmodel.context import StageContext, StageError
+from ftmodel.contracts import StageContract
 from ftmodel.models import find_adapter
 from ftmodel.rundir import latest_run
 from ftmodel.textio import write_json
+
+# Never reused: it writes a merged model wherever asked, cheap to redo relative to its risk.
+CONTRACT = StageContract("export", reusable=False)
 
 
 def choose_adapter(ctx: StageContext):

@@ -6,8 +6,13 @@ from collections import Counter, defaultdict
 
 from ftmodel.answers import AnswerRules, answers_match, extract_answer, parse_strict
 from ftmodel.context import StageContext, StageError
+from ftmodel.contracts import StageContract
 from ftmodel.data.loaders import read_jsonl, write_jsonl
 from ftmodel.textio import pad, write_json
+from ftmodel.workspace import DISTILLED, SFT_DATA
+
+# Its drops are its job (format, correctness, duplicates, length), never a fault: a filter run is never partial.
+CONTRACT = StageContract("filter", reads=("filter", "answers"), inputs=(DISTILLED,), shared_outputs=(SFT_DATA,))
 
 
 def preflight(ctx: StageContext) -> None:

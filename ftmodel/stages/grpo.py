@@ -8,9 +8,30 @@ against the SFT policy.
 from __future__ import annotations
 
 from ftmodel.context import StageContext, StageError
+from ftmodel.contracts import RunInput, StageContract
 from ftmodel.data.loaders import read_jsonl
 from ftmodel.models import check_model_source, find_adapter
+from ftmodel.rundir import ADAPTER_DIR
 from ftmodel.training import resume_checkpoint
+from ftmodel.workspace import RAW_TRAIN
+
+CONTRACT = StageContract(
+    "grpo",
+    reads=(
+        "model",
+        "lora",
+        "grpo",
+        "answers",
+        "data.system_prompt",
+        "launch.launcher",
+        "launch.num_processes",
+        "launch.num_machines",  # ranks change the effective batch
+    ),
+    judge_switch="grpo.use_judge",
+    inputs=(RAW_TRAIN,),
+    consumes=lambda args: RunInput("sft", ("sft_run",), "sft_run"),  # `--sft-run`, else the newest SFT run
+    run_outputs=(f"{ADAPTER_DIR}/adapter_config.json",),
+)
 
 
 def judge_enabled(ctx: StageContext) -> bool:
@@ -183,4 +204,12 @@ def run(ctx: StageContext) -> dict:
         processing_class=tokenizer,
         callbacks=[make_callback(ctx, tracker, judge)],
     )
-    return train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=str(sft_adapter))
+    outputs = train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=str(sft_adapter))
+    if judge is not None and judge.errors:  # rewards computed without the judge's word: not the run asked for
+        ctx.mark_partial(
+            f"the judge gave no score {judge.errors} times in {judge.calls} requests",
+            missing=judge.errors,
+            total=judge.calls,
+            retry="train again with every judge score",
+        )
+    return outputs

@@ -11,10 +11,22 @@ from pathlib import Path
 
 from ftmodel.answers import AnswerRules
 from ftmodel.context import StageContext, StageError
+from ftmodel.contracts import StageContract
 from ftmodel.data import bank
 from ftmodel.data.loaders import ColumnMap, DataError, load_data, write_jsonl
 from ftmodel.data.split import split_records
 from ftmodel.textio import write_json
+from ftmodel.workspace import RAW_DIR
+
+
+def source_inputs(cfg) -> dict[str, Path]:
+    """The user's data file or folder, an input of the stage (the built-in bank is generated: none)."""
+    return {} if cfg.data.source == "builtin" else {"data.source": source_path(cfg.data.source)}
+
+
+CONTRACT = StageContract(
+    "prepare", reads=("data", "model", "answers"), source_inputs=source_inputs, shared_outputs=(RAW_DIR,)
+)
 
 
 def preflight(ctx: StageContext) -> None:
@@ -36,10 +48,10 @@ def preflight(ctx: StageContext) -> None:
 
 def source_path(source: str) -> Path:
     """The file or directory a user-data source names (`sample:NAME` is a file shipped with ftmodel)."""
-    from ftmodel.profiles import ProfileError, sample_path
+    from ftmodel.profiles import ProfileError, data_source_path
 
     try:
-        return sample_path(source) or Path(source).expanduser()
+        return data_source_path(source)
     except ProfileError as e:
         raise StageError(str(e)) from None
 

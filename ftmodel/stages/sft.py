@@ -7,9 +7,27 @@ and records `cancelled`; `--resume` continues from the newest checkpoint.
 from __future__ import annotations
 
 from ftmodel.context import StageContext, StageError
+from ftmodel.contracts import StageContract
 from ftmodel.data.loaders import read_jsonl
 from ftmodel.models import check_model_source
+from ftmodel.rundir import ADAPTER_DIR
 from ftmodel.training import resume_checkpoint
+from ftmodel.workspace import SFT_DATA
+
+CONTRACT = StageContract(
+    "sft",
+    reads=(
+        "model",
+        "lora",
+        "sft",
+        "data.system_prompt",
+        "launch.launcher",
+        "launch.num_processes",
+        "launch.num_machines",  # ranks change the effective batch
+    ),
+    inputs=(SFT_DATA,),
+    run_outputs=(f"{ADAPTER_DIR}/adapter_config.json",),  # reused only while its adapter is there
+)
 
 
 def preflight(ctx: StageContext) -> None:

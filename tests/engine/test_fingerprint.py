@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ftmodel import config as config_mod
 from ftmodel.fingerprint import compute, find_reusable, hash_path, model_identity
+from ftmodel.launcher import stage_contract
 from tests.conftest import DEFAULT_CONFIG, cli, read_state
 from tests.engine.test_cli_and_launcher import prepared_workspace
 
@@ -50,15 +51,15 @@ def test_changed_shared_output_is_rebuilt_not_reused(tmp_path):
 def test_missing_input_means_run_never_reuse(tmp_path):
     cfg = config_mod.load(DEFAULT_CONFIG)
     ws = tmp_path / "ws"
-    fp = compute("sft", cfg, ws, {})
+    fp = compute(stage_contract("sft"), cfg, ws, {})
     assert fp.digest is None and "input unavailable" in fp.missing and "sft.jsonl" in fp.missing
-    assert find_reusable("sft", fp, ws) == (None, fp.missing)
-    fp = compute("grpo", cfg, ws, {})
+    assert find_reusable(stage_contract("sft"), fp, ws) == (None, fp.missing, None)
+    fp = compute(stage_contract("grpo"), cfg, ws, {})
     assert fp.digest is None
     cfg.model.name_or_path = str(tmp_path / "nope")
     (ws / "data").mkdir(parents=True)
     (ws / "data/sft.jsonl").write_text("{}\n")
-    assert compute("sft", cfg, ws, {}).digest is None
+    assert compute(stage_contract("sft"), cfg, ws, {}).digest is None
 
 
 def test_base_model_identity_follows_its_files(tmp_path):
@@ -86,3 +87,25 @@ def test_lineage_shows_the_chain_to_the_data_hash(tmp_path):
     assert res.returncode == 0 and lines[0].startswith(f"filter {flt.name} [finished] fingerprint ")
     assert lines[1].startswith(f"  ← distill {distill.name} [finished]")
     assert lines[2].startswith("    ← data/raw/train.jsonl sha256:")
+
+
+def test_each_job_declares_its_contract_and_the_readers_know_no_stage_by_name():
+    import ftmodel.fingerprint
+    import ftmodel.queue
+    import ftmodel.workspace
+    from ftmodel import workspace
+    from ftmodel.launcher import job_modules
+    from ftmodel.words import JOBS, STAGES
+
+    modules = job_modules()
+    assert sorted(modules) == sorted(JOBS)
+    spelled = {workspace.RAW_DIR, workspace.RAW_TRAIN, workspace.RAW_EVAL, workspace.DISTILLED, workspace.SFT_DATA}
+    for name, module in modules.items():
+        contract = module.CONTRACT
+        assert contract.stage == name and callable(module.preflight) and callable(module.run)
+        assert set(contract.inputs) | set(contract.shared_outputs) <= spelled  # one spelling: workspace.py's
+        assert contract.reusable or not (contract.inputs or contract.reads)
+    # What fingerprints, locks and the queue know of a stage comes from its contract, not from tables of names.
+    for reader in (ftmodel.fingerprint, ftmodel.workspace, ftmodel.queue):
+        text = Path(reader.__file__).read_text(encoding="utf-8")
+        assert not [s for s in STAGES if f'"{s}"' in text], reader.__name__

@@ -159,13 +159,15 @@ def test_create_run_leaves_nothing_when_it_cannot_write(tmp_path):
 
 
 def test_a_shared_output_has_one_writer_and_the_refusal_names_it(tmp_path):
+    from ftmodel.launcher import stage_contract
     from ftmodel.workspace import OutputBusy, check_outputs_free, output_holder, writing_outputs
 
-    with writing_outputs(tmp_path, "distill", "distill-1"):
+    distill, filter_ = stage_contract("distill").shared_outputs, stage_contract("filter").shared_outputs
+    with writing_outputs(tmp_path, distill, "distill-1"):
         assert output_holder(tmp_path, "data/distilled.jsonl") == "distill-1"
         with pytest.raises(OutputBusy, match="run distill-1 is already writing data/distilled.jsonl"):
-            check_outputs_free(tmp_path, "distill")
-        with writing_outputs(tmp_path, "filter", "filter-1"):  # another output: no conflict
+            check_outputs_free(tmp_path, distill)
+        with writing_outputs(tmp_path, filter_, "filter-1"):  # another output: no conflict
             pass
     assert output_holder(tmp_path, "data/distilled.jsonl") is None
-    check_outputs_free(tmp_path, "distill")
+    check_outputs_free(tmp_path, distill)

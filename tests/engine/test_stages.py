@@ -333,6 +333,43 @@ def test_evaluate_counts_judge_garbage_instead_of_crashing(pipeline_ws):
     assert row["judge_errors"] == 32 and "avg_judge_score" not in row
 
 
+def test_a_partial_evaluation_is_rerun_and_asks_the_judge_only_for_the_missing_scores(pipeline_ws):
+    import threading
+
+    from tests.fake_openai import FakeOpenAI
+
+    ws, config, _ = pipeline_ws
+    lock, refused = threading.Lock(), []
+
+    def judge(messages):  # the first answer it sees gets no verdict; every other one (and later that one) a score
+        with lock:
+            if not refused:
+                refused.append(messages[-1]["content"])
+                return "I cannot grade this."
+        return "Score: 6"
+
+    def evaluate(url):
+        flags = ["--set", "judge.enabled=true", *judge_flags(url, model="flaky-judge")]
+        res = cli("evaluate", "--config", str(config), "--workspace", str(ws), "--eval-sft", *flags)
+        assert res.returncode == 0, res.stdout[-3000:]
+        return res
+
+    with FakeOpenAI(responder=judge) as srv:  # one server: its URL is part of the fingerprint
+        res = evaluate(srv.base_url)
+        first = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
+        mark = read_state(first)["partial"]
+        assert mark["missing"] >= 1 and mark["total"] == 32 and "the judge gave no score for" in mark["reason"]
+        assert read_metrics(first)[0]["judge_errors"] == mark["missing"]
+        asked = len(srv.requests)
+        res = evaluate(srv.base_url)
+        assert f"evaluate: running again: {first.name} is partial (" in res.stdout
+        assert [r["messages"][-1]["content"] for r in srv.requests[asked:]] == refused  # only the missing one
+        second = ws / "runs" / res.stdout.split("run ", 1)[1].split()[0]
+        assert "partial" not in read_state(second) and read_metrics(second)[0]["judge_errors"] == 0
+        assert f"evaluate: reusing {second.name} (same inputs)" in evaluate(srv.base_url).stdout
+        assert len(srv.requests) == asked + 1
+
+
 def test_grpo_trains_only_on_the_chosen_question_types(pipeline_ws):
     ws, config, _ = pipeline_ws
     res = cli(

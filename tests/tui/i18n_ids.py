@@ -14,7 +14,13 @@ from tui.widgets.charts import CHARTS
 
 ROOT = Path(__file__).resolve().parents[2]
 TUI = ROOT / "tui"
-CLI_FILES = (*sorted((ROOT / "ftmodel" / "cli").glob("*.py")), ROOT / "ftmodel" / "profiles" / "__init__.py")
+CLI_FILES = (
+    *sorted((ROOT / "ftmodel" / "cli").glob("*.py")),
+    ROOT / "ftmodel" / "profiles" / "__init__.py",
+    # Engine messages the CLI and the console print as they are: the reuse note, `partial: …` in lineage.
+    ROOT / "ftmodel" / "launcher.py",
+    ROOT / "ftmodel" / "fingerprint.py",
+)
 HINTS = (
     "little signal left: most groups are all right (these prompts are learned)",
     "no learning signal: most groups are all wrong (SFT more, or easier prompts)",

@@ -27,12 +27,12 @@ def test_tui_app_does_not_import_the_ml_stack():
 
 
 def test_stage_modules_preflight_imports_stay_light():
-    # The console runs preflight in-process through the launcher: stage modules must stay light too.
+    # The console runs preflight and reads contracts in-process through the launcher's job table: stage
+    # modules must stay light too (the import contract lists this edge as its one allowance for stages).
     out = _run(
         "import sys\n"
-        "from ftmodel.rundir import STAGES\n"
-        "from ftmodel.launcher import job_module\n"
-        "[job_module(s) for s in (*STAGES, 'pipeline')]\n"
+        "from ftmodel.launcher import job_modules\n"
+        "[module.CONTRACT for module in job_modules().values()]\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     assert out == "", f"stage modules import {out}"
