@@ -145,23 +145,22 @@ def default_tls() -> ssl.SSLContext:
 def pool_manager(proxy: str | None, context: ssl.SSLContext | None) -> urllib3.PoolManager:
     """The kept pool manager for requests through `proxy` (None: direct) with TLS `context`."""
     context = context or default_tls()
+    proxy_tls = default_tls() if proxy and proxy.lower().startswith("https:") else None
     key = (proxy, id(context))
-    with _lock:
+    with _lock:  # creating a manager does no I/O: one per key, even when threads ask at once
         found = _managers.get(key)
         if found is not None and found[1] is context:
             _managers.move_to_end(key)
             return found[0]
-    manager = _new_manager(proxy, context)
-    with _lock:
+        manager = _new_manager(proxy, context, proxy_tls)
         _managers[key] = (manager, context)  # the context is kept with it: its id is never reused
-        _managers.move_to_end(key)
         while len(_managers) > MAX_MANAGERS:
             _, (old, _ctx) = _managers.popitem(last=False)
             old.clear()
     return manager
 
 
-def _new_manager(proxy: str | None, context: ssl.SSLContext) -> urllib3.PoolManager:
+def _new_manager(proxy: str | None, context: ssl.SSLContext, proxy_tls: ssl.SSLContext | None) -> urllib3.PoolManager:
     common = {"num_pools": 32, "maxsize": PER_HOST, "block": False, "ssl_context": context}
     if proxy is None:
         manager = urllib3.PoolManager(**common)
@@ -186,9 +185,7 @@ def _new_manager(proxy: str | None, context: ssl.SSLContext) -> urllib3.PoolMana
         if scheme not in ("http", "https"):
             raise ProxyUnsupported(f"the environment names a proxy with an unknown scheme: {scheme}://")
         bare = f"{scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        manager = urllib3.ProxyManager(
-            bare, proxy_headers=headers, proxy_ssl_context=default_tls() if scheme == "https" else None, **common
-        )
+        manager = urllib3.ProxyManager(bare, proxy_headers=headers, proxy_ssl_context=proxy_tls, **common)
     manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
     return manager
 
