@@ -1,10 +1,11 @@
-"""One small stdlib HTTP client for our own requests: the sync verifier's GraphQL queries and the
-OpenAI-compatible teacher/judge client.
+"""One HTTP client for our own requests (the sync verifier's GraphQL queries and the
+OpenAI-compatible teacher/judge client): urllib3's connections and proxies under a safety layer
+no library has.
 
-Why not urllib: it follows a redirect to any host with every header still on (an API key
-included), its timeout bounds each socket read only (a server trickling a byte now and then holds
-a request forever), and a body cut short is an IncompleteRead traceback or, read in pieces, a
-silently shorter body. Here:
+Why not plain urllib3 or requests: they follow a redirect to another host (requests strips
+Authorization but not `api-key`/`x-api-key`; urllib3 keeps every header), their timeout bounds
+each socket read only (a server trickling a byte now and then holds a request forever), and a body
+cut short reaches the caller as one of several library exceptions. Here:
 
 - A redirect to another origin (scheme, host or port differ) is REFUSED when the request carries a
   secret header (Authorization, Proxy-Authorization, Cookie, api-key, x-api-key): RedirectRefused
@@ -15,33 +16,38 @@ silently shorter body. Here:
   included: a watchdog shuts the socket down when it passes, whatever phase the request is in.
 - A body shorter than its Content-Length, or a chunked body cut off, is ShortBody.
 - Every failure is an HTTPError subclass with a one-line message naming the URL (never its query
-  or user info), never a traceback from http.client, socket or ssl. `retryable` says whether
-  trying again may help.
+  or user info), never a traceback from urllib3, http.client, socket or ssl. `retryable` says
+  whether trying again may help; `retry_after(reply)` reads a 429/503's `Retry-After`.
 - A Cancel aborts requests from another thread (their sockets are shut down, so the server sees
   the client go and can stop working on an abandoned request).
 
-Proxies from the environment (`https_proxy`, `http_proxy`, `no_proxy`) are honoured as urllib
-honours them, except for loopback hosts. Stdlib only; `urllib.request` loads lazily. Longer than
-400 lines because the errors, the watchdog and the exchange are one mechanism, read together.
+Connections are kept alive and reused (ftmodel.http_transport: urllib3 pools); a reply read to its
+end gives its connection back, one closed early drops it. A request that fails before any byte of
+a reply on a REUSED connection (the server closed it while idle) is sent again once on a new one.
+Proxies come from the environment as requests reads them (`no_proxy` by domain and CIDR,
+`ALL_PROXY`, https:// proxies); loopback hosts never take one. urllib3 loads on the first request
+(the console imports the sync modules, never sends a request). Longer than 400 lines because the
+errors, the watchdog and the exchange are one mechanism, read together.
 """
 
 from __future__ import annotations
 
-import base64
 import http.client
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key"})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_REDIRECTS = 5
 MAX_BYTES = 64 << 20  # a reply larger than this is refused (ours are a few KB)
 _CHUNK = 65536
+FINISH_GRACE_S = 1.0  # how long `Reply.finish` waits for the rest of a body to keep its connection
+RETRY_AFTER_MAX_S = 120.0  # a Retry-After longer than this is cut to it (and said so by the caller)
 
 
 class HTTPError(Exception):
@@ -100,6 +106,10 @@ class TooLarge(HTTPError):
 
 class Cancelled(HTTPError):
     """Cancel.cancel() was called while the request was under way."""
+
+
+class ProxyFailed(Unreachable):
+    """The proxy the environment names could not be reached or refused to carry the request."""
 
 
 def origin(url: str) -> str:
@@ -162,14 +172,20 @@ class Cancel:
 
 
 class _Guard:
-    """One request's watchdog: shuts its socket down at the deadline or on cancel."""
+    """One request's watchdog: shuts its connection's socket down at the deadline or on cancel.
+
+    Connections are pooled, so a guard only ever touches the connection while its request owns it
+    (`conn.owner is self`): a deadline that fires after the reply went back to the pool, or to
+    another request, shuts nothing down."""
+
+    _owners = threading.Lock()  # one lock for every connection's owner: taking over and aborting exclude
 
     def __init__(self, deadline: float | None, cancel: Cancel | None):
         self.reason: str | None = None  # "deadline" | "cancelled" once aborted
         self.deadline = deadline
         self.ends_at = time.monotonic() + deadline if deadline else None
-        self._sock: socket.socket | None = None
-        self._lock = threading.Lock()
+        self._conn = None
+        self._closed = False
         self._cancel = cancel
         self._timer = None
         if deadline:
@@ -182,30 +198,39 @@ class _Guard:
     def remaining(self) -> float | None:
         return None if self.ends_at is None else self.ends_at - time.monotonic()
 
-    def attach(self, sock: socket.socket | None) -> None:
-        with self._lock:
-            self._sock = sock
-            aborted = self.reason is not None
-        if aborted and sock is not None:
-            _shutdown(sock)
+    def watch(self, conn) -> None:
+        """Take over `conn` (opened or reused for this request); shut it down at once if already aborted."""
+        with _Guard._owners:
+            if self._closed:
+                return
+            conn.owner, self._conn = self, conn
+            if self.reason is not None:
+                _shutdown(conn.raw_socket)
 
     def abort(self, reason: str) -> None:
-        with self._lock:
+        with _Guard._owners:
             if self.reason is None:
                 self.reason = reason
-            sock = self._sock
-        if sock is not None:
-            _shutdown(sock)
+            conn = self._conn
+            if conn is not None and conn.owner is self and not self._closed:
+                _shutdown(conn.raw_socket)
 
     def close(self) -> None:
+        """The request is over: let go of its connection and stop the watchdog."""
+        with _Guard._owners:
+            self._closed = True
+            if self._conn is not None and self._conn.owner is self:
+                self._conn.owner = None
         if self._timer is not None:
             self._timer.cancel()
         if self._cancel is not None:
             self._cancel._discard(self)
 
 
-def _shutdown(sock: socket.socket) -> None:
+def _shutdown(sock: socket.socket | None) -> None:
     """Unblock any thread reading the socket (recv returns EOF), without touching TLS state."""
+    if sock is None:
+        return
     try:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:
@@ -215,28 +240,21 @@ def _shutdown(sock: socket.socket) -> None:
 class Reply:
     """A reply whose body is read with the request's silence timeout and deadline still in force.
 
-    Use as a context manager (or call close()): closing before the body is read drops the
-    connection, so the server sees the client go."""
+    Use as a context manager (or call close()): a body read to its end gives the connection back
+    to the pool; closing before the end drops the connection, so the server sees the client go."""
 
-    def __init__(
-        self,
-        url: str,
-        conn: http.client.HTTPConnection,
-        resp: http.client.HTTPResponse,
-        guard: _Guard,
-        timeout: float,
-        max_bytes: int,
-    ):
+    def __init__(self, url: str, resp, guard: _Guard, timeout: float, max_bytes: int):
         self.url = url
         self.status = resp.status
         self.reason = resp.reason
         self.headers = resp.headers
         self.body: bytes | None = None  # set by read()
-        self._conn, self._resp, self._guard = conn, resp, guard
+        self._resp, self._guard = resp, guard
         self._timeout, self._max_bytes = timeout, max_bytes
-        self._expected = resp.length  # None when chunked or delimited by close
+        self._expected = _content_length(resp)  # None when chunked or delimited by close
         self._got = 0
         self._eof = False
+        self._closed = False
 
     @property
     def content_type(self) -> str:
@@ -244,43 +262,56 @@ class Reply:
 
     def read_some(self) -> bytes:
         """The next piece of the body (b"" at its end); raises HTTPError on silence, deadline or a cut."""
+        from urllib3 import exceptions as u3
+
         if self._eof:
             return b""
         where = display(self.url)
+        problem: HTTPError | None = None
         try:
             data = self._resp.read1(_CHUNK)
-        except http.client.IncompleteRead:
-            data = None
-            problem: HTTPError = ShortBody(
-                f"{where}: the connection closed in the middle of the reply (after {self._got} bytes)", self.url
-            )
-        except TimeoutError:
+        except u3.ReadTimeoutError:
             data = None
             problem = Timeout(
                 f"{where}: timed out: no byte of the reply for {self._timeout:g} s (after {self._got} bytes)", self.url
             )
-        except (OSError, http.client.HTTPException, ValueError) as e:
+        except (u3.HTTPError, OSError, http.client.HTTPException, ValueError) as e:
             data = None
-            problem = ShortBody(
-                f"{where}: the reply was cut off after {self._got} bytes ({type(e).__name__}: {e})", self.url
-            )
+            problem = self._cut(e)
         if self._guard.reason:
+            self._drop()
             raise self._aborted()
-        if data is None:
+        if problem is not None:
+            self._drop()
             raise problem
         if not data:
             self._eof = True
             if self._expected is not None and self._got < self._expected:
-                raise ShortBody(
-                    f"{where}: the connection closed in the middle of the reply: got {self._got} "
-                    f"of {self._expected} bytes (Content-Length)",
-                    self.url,
-                )
+                self._drop()
+                raise self._cut(None)
             return b""
         self._got += len(data)
         if self._got > self._max_bytes:
+            self._drop()
             raise TooLarge(f"{where}: reply larger than {self._max_bytes} bytes", self.url)
         return data
+
+    def _cut(self, error: Exception | None) -> HTTPError:
+        where = display(self.url)
+        if self._expected is not None:
+            return ShortBody(
+                f"{where}: the connection closed in the middle of the reply: got {self._got} "
+                f"of {self._expected} bytes (Content-Length)",
+                self.url,
+            )
+        root = _root(error) if error is not None else None
+        if root is None or isinstance(root, http.client.IncompleteRead):
+            return ShortBody(
+                f"{where}: the connection closed in the middle of the reply (after {self._got} bytes)", self.url
+            )
+        return ShortBody(
+            f"{where}: the reply was cut off after {self._got} bytes ({type(root).__name__}: {root})", self.url
+        )
 
     def _aborted(self) -> HTTPError:
         where = display(self.url)
@@ -293,7 +324,7 @@ class Reply:
         )
 
     def read(self) -> bytes:
-        """The whole body (also kept in `.body`); the connection is closed afterwards."""
+        """The whole body (also kept in `.body`); the connection goes back to the pool afterwards."""
         chunks = []
         try:
             while data := self.read_some():
@@ -314,16 +345,44 @@ class Reply:
         if pending:
             yield pending.rstrip(b"\r")
 
+    def finish(self, grace: float = FINISH_GRACE_S) -> None:
+        """The caller has what it needs (a stream's `[DONE]`): if the rest of the body (a few bytes,
+        the end of a chunked stream) comes within `grace` seconds, keep the connection for the next
+        request; otherwise drop it. Then close."""
+        if not self._eof and not self._closed and self._guard.reason is None:
+            conn = getattr(self._resp, "connection", None)
+            sock = getattr(conn, "sock", None)
+            try:
+                if sock is not None:
+                    sock.settimeout(min(grace, self._timeout))
+                left = 64 * 1024
+                while left > 0 and (data := self.read_some()):
+                    left -= len(data)
+            except (HTTPError, OSError):
+                pass  # close() drops what is left
+        self.close()
+
     def close(self) -> None:
-        """Drop the connection and end the request's watchdog."""
+        """End the request's watchdog; give the connection back when the body was read to its end,
+        drop it otherwise."""
+        if self._closed:
+            return
+        self._closed = True
         self._guard.close()
-        self.drop()
+        if not self._eof:
+            self._drop()
+        else:
+            self._resp.release_conn()
 
     def drop(self) -> None:
-        """Close the connection (the file object first: the socket stays open while it refers to it)."""
-        for thing in (self._resp, self._conn):
+        """Close the connection (a redirect hop, a reply abandoned)."""
+        self._drop()
+
+    def _drop(self) -> None:
+        resp = self._resp
+        for step in (resp.close, resp.release_conn):  # release_conn puts the closed slot back in the pool
             try:
-                thing.close()
+                step()
             except Exception:  # noqa: BLE001 - closing a broken connection must not raise
                 pass
 
@@ -332,6 +391,32 @@ class Reply:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _content_length(resp) -> int | None:
+    if resp.headers.get("Transfer-Encoding", "").lower().endswith("chunked"):
+        return None
+    try:
+        length = int(resp.headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+def retry_after(reply: Reply, most: float | None = RETRY_AFTER_MAX_S) -> float | None:
+    """Seconds a 429/503 reply asks us to wait (`Retry-After`: seconds or an HTTP date, as urllib3
+    reads it), at most `most` (None: as asked); None when it does not say or says something unreadable."""
+    value = reply.headers.get("Retry-After")
+    if reply.status not in (429, 503) or not value:
+        return None
+    import urllib3
+    from urllib3 import exceptions as u3
+
+    bound = 10**12 if most is None else int(most)
+    try:
+        return float(urllib3.Retry(0, retry_after_max=bound).parse_retry_after(value))
+    except (u3.InvalidHeader, ValueError, OverflowError):
+        return None
 
 
 def stream(
@@ -350,7 +435,8 @@ def stream(
     """Send a request and return the Reply once its status and headers are in (any status).
 
     `timeout`: seconds of silence allowed; `deadline`: seconds for the whole request, body included
-    (None: no deadline). Redirects are followed as the module's docstring says. Raises HTTPError."""
+    (None: no deadline); `context`: the TLS context (default: the system's trust store). Redirects
+    are followed as the module's docstring says. Raises HTTPError."""
     headers = dict(headers or {})
     guard = _Guard(deadline, cancel)
     try:
@@ -387,87 +473,74 @@ def request(method: str, url: str, **kwargs) -> Reply:
     return reply
 
 
-def _proxy_for(scheme: str, host: str) -> str | None:
-    if host in LOOPBACK:
-        return None
-    import urllib.request  # lazily: only for non-loopback hosts
-
-    proxy = urllib.request.getproxies().get(scheme)
-    if not proxy or urllib.request.proxy_bypass(host):
-        return None
-    return proxy if "://" in proxy else f"http://{proxy}"
-
-
-def _connection(scheme: str, host: str, port: int, timeout: float, context) -> tuple[http.client.HTTPConnection, bool]:
-    """A connection to the host, through the environment's proxy if any; (connection, absolute-form path)."""
-    proxy = _proxy_for(scheme, host)
-    proxy_headers = {}
-    if proxy:
-        p = urlsplit(proxy)
-        if p.username is not None:
-            creds = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
-            proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(creds).decode()
-        phost, pport = p.hostname or "", p.port or DEFAULT_PORTS.get(p.scheme, 80)
-    if scheme == "https":
-        import ssl
-
-        ctx = context or ssl.create_default_context()
-        if proxy:
-            conn = http.client.HTTPSConnection(phost, pport, timeout=timeout, context=ctx)
-            conn.set_tunnel(host, port, headers=proxy_headers)
-            return conn, False
-        return http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx), False
-    if proxy:
-        conn = http.client.HTTPConnection(phost, pport, timeout=timeout)
-        conn._ftmodel_proxy_headers = proxy_headers  # sent with the request, in absolute form
-        return conn, True
-    return http.client.HTTPConnection(host, port, timeout=timeout), False
+STALE_RETRIES = 2  # sends again after a reused connection turned out closed (each on another connection)
 
 
 def _exchange(
     method: str, url: str, headers: dict, body: bytes | None, timeout: float, guard: _Guard, context, max_bytes: int
 ) -> Reply:
-    """One request/response exchange (no redirects): connect, send, read the status and headers."""
+    """One request/response exchange (no redirects): connect or reuse a connection, send, read the
+    status and headers. A connection the server closed while it sat in the pool is replaced."""
+    import urllib3
+
+    from ftmodel import http_transport as transport
+
     parts = urlsplit(url)
     where = display(url)
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS or not parts.hostname:
         raise HTTPError(f"{where}: not an http(s) URL", url)
     try:
-        port = parts.port or DEFAULT_PORTS[scheme]
+        parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise HTTPError(f"{where}: bad port", url) from None
     host = parts.hostname
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    remaining = guard.remaining()
-    if remaining is not None and remaining <= 0:
-        guard.abort("deadline")
-    if guard.reason:
-        raise _aborted(guard, url)
-    connect_timeout = timeout if remaining is None else max(0.001, min(timeout, remaining))
-    conn = None
-    phase = "connect"
     try:
-        conn, absolute = _connection(scheme, host, port, connect_timeout, context)
-        conn.connect()
-        guard.attach(conn.sock)
-        conn.sock.settimeout(timeout)
-        phase = "reply"
-        send_headers = dict(headers)
-        if absolute:
-            send_headers.update(conn._ftmodel_proxy_headers)
-            path = f"{scheme}://{parts.netloc.rpartition('@')[2]}{path}"
-        conn.request(method, path, body=body, headers=send_headers)
-        resp = conn.getresponse()
-    except BaseException as e:
-        if conn is not None:
-            conn.close()
+        proxy = transport.proxy_for(url)
+        manager = transport.pool_manager(proxy, context)
+    except transport.ProxyUnsupported as e:
+        raise ProxyFailed(f"{where}: {e}", url) from None
+    for attempt in range(STALE_RETRIES + 1):
+        remaining = guard.remaining()
+        if remaining is not None and remaining <= 0:
+            guard.abort("deadline")
         if guard.reason:
-            raise _aborted(guard, url) from None
-        if not isinstance(e, Exception):
-            raise
-        raise _network_error(e, phase, url, host, timeout, connect_timeout) from None
-    return Reply(url, conn, resp, guard, timeout, max_bytes)
+            raise _aborted(guard, url)
+        connect_timeout = timeout if remaining is None else max(0.001, min(timeout, remaining))
+        opened = transport.opened_count()
+        transport.watching.watch = guard.watch
+        try:
+            resp = manager.urlopen(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                release_conn=False,
+                timeout=urllib3.Timeout(connect=connect_timeout, read=timeout),
+            )
+        except Exception as e:
+            if guard.reason:
+                raise _aborted(guard, url) from None
+            error = _network_error(e, url, host, proxy, timeout, connect_timeout)
+            reused = transport.opened_count() == opened
+            if (
+                reused
+                and isinstance(error, Unreachable)
+                and attempt < STALE_RETRIES
+                and not isinstance(error, ProxyFailed)
+            ):
+                continue  # the server closed an idle connection we reused: nothing reached it
+            raise error from None
+        finally:
+            transport.watching.watch = None
+        if guard.reason:  # aborted just as the headers came in
+            Reply(url, resp, guard, timeout, max_bytes).drop()
+            raise _aborted(guard, url)
+        return Reply(url, resp, guard, timeout, max_bytes)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _aborted(guard: _Guard, url: str) -> HTTPError:
@@ -478,30 +551,62 @@ def _aborted(guard: _Guard, url: str) -> HTTPError:
     )
 
 
-def _network_error(e: Exception, phase: str, url: str, host: str, timeout: float, connect_timeout: float) -> HTTPError:
+def _root(e: BaseException) -> BaseException:
+    """The error under urllib3's wrappers (a ProtocolError's reason, a NewConnectionError's cause…)."""
+    from urllib3 import exceptions as u3
+
+    seen = set()
+    while id(e) not in seen:
+        seen.add(id(e))
+        inner = None
+        if isinstance(e, (u3.ProtocolError, u3.ProxyError, u3.SSLError)) and len(e.args) > 1:
+            inner = e.args[-1] if isinstance(e.args[-1], BaseException) else None
+        if inner is None and isinstance(e, u3.SSLError) and e.args and isinstance(e.args[0], BaseException):
+            inner = e.args[0]
+        if inner is None and isinstance(e, u3.HTTPError):
+            inner = e.__cause__ or e.__context__
+        if inner is None:
+            return e
+        e = inner
+    return e
+
+
+def _network_error(
+    e: Exception, url: str, host: str, proxy: str | None, timeout: float, connect_timeout: float
+) -> HTTPError:
     """The HTTPError for an exception raised while connecting or waiting for the status line."""
-    import ssl
+    from urllib3 import exceptions as u3
 
     where = display(url)
-    if isinstance(e, ssl.SSLCertVerificationError):
-        return TLSError(f"{where}: TLS certificate not trusted for {host}: {e.verify_message or e}", url)
-    if isinstance(e, ssl.SSLError):
-        return TLSError(f"{where}: TLS handshake failed: {e.reason or e}", url)
-    if isinstance(e, (TimeoutError, socket.timeout)):
-        if phase == "connect":
-            return Timeout(f"{where}: timed out: no connection within {connect_timeout:g} s", url)
-        return Timeout(f"{where}: timed out: no reply for {timeout:g} s", url)
-    if isinstance(e, http.client.RemoteDisconnected):
-        return Unreachable(f"{where}: the server closed the connection without replying", url)
-    if isinstance(e, http.client.HTTPException):
-        return BadReply(f"{where}: not an HTTP reply ({type(e).__name__}: {str(e)[:120]})", url)
-    if isinstance(e, socket.gaierror):
-        return Unreachable(f"{where}: unknown host {host} ({e.strerror or e})", url)
-    if isinstance(e, OSError):
-        reason = e.strerror or str(e) or type(e).__name__
-        return Unreachable(
-            f"{where}: cannot {'connect' if phase == 'connect' else 'talk to the server'}: "
-            f"{type(e).__name__}: {reason}",
+    if isinstance(e, u3.ProxyError):
+        root = _root(e)
+        return ProxyFailed(
+            f"{where}: cannot go through the proxy {display(proxy or '')}: {type(root).__name__}: "
+            f"{getattr(root, 'strerror', None) or root}",
             url,
         )
-    return HTTPError(f"{where}: {type(e).__name__}: {e}", url)
+    if isinstance(e, u3.ConnectTimeoutError) and not isinstance(e, u3.NewConnectionError):
+        return Timeout(f"{where}: timed out: no connection within {connect_timeout:g} s", url)
+    if isinstance(e, u3.ReadTimeoutError):
+        return Timeout(f"{where}: timed out: no reply for {timeout:g} s", url)
+    root = _root(e)
+    if isinstance(root, ssl.SSLCertVerificationError):
+        return TLSError(f"{where}: TLS certificate not trusted for {host}: {root.verify_message or root}", url)
+    if isinstance(root, (ssl.SSLError, ssl.CertificateError)) or isinstance(e, u3.SSLError):
+        return TLSError(f"{where}: TLS handshake failed: {getattr(root, 'reason', None) or root}", url)
+    if isinstance(root, (TimeoutError, socket.timeout)):
+        return Timeout(f"{where}: timed out: no reply for {timeout:g} s", url)
+    if isinstance(root, http.client.RemoteDisconnected):
+        return Unreachable(f"{where}: the server closed the connection without replying", url)
+    if isinstance(root, http.client.HTTPException):
+        return BadReply(f"{where}: not an HTTP reply ({type(root).__name__}: {str(root)[:120]})", url)
+    if isinstance(root, socket.gaierror) or isinstance(e, u3.NameResolutionError):
+        reason = getattr(root, "strerror", None) or root
+        return Unreachable(f"{where}: unknown host {host} ({reason})", url)
+    if isinstance(root, OSError):
+        reason = root.strerror or str(root) or type(root).__name__
+        phase = "connect" if isinstance(e, u3.NewConnectionError) else "talk to the server"
+        return Unreachable(f"{where}: cannot {phase}: {type(root).__name__}: {reason}", url)
+    if isinstance(e, u3.LocationParseError):
+        return HTTPError(f"{where}: not a valid URL", url)
+    return HTTPError(f"{where}: {type(root).__name__}: {root}", url)

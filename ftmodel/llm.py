@@ -5,9 +5,10 @@ The OpenAI client speaks through ftmodel.http_client (stdlib): a redirect to ano
 named error. It STREAMS replies (`"stream": true`, server-sent events) so `timeout_s` bounds
 silence, not the length of a whole reply; a server that does not stream is asked for whole
 replies from then on. Retries with exponential backoff on refused connections, timeouts, HTTP
-429/5xx and malformed replies; a clear error for everything else (401 names the environment
+429/5xx and malformed replies, waiting at least what a 429/503's `Retry-After` asks (bounded by
+http_client.RETRY_AFTER_MAX_S); a clear error for everything else (401 names the environment
 variable that should hold the key). The key is read from the environment at call time and never
-stored.
+stored. Connections are kept alive between requests (http_client's pools).
 
 `map_chat` runs many requests with bounded concurrency, and the client's Pace adapts it to the
 server: it starts with one request in flight and doubles while replies come back in time; a
@@ -264,6 +265,7 @@ class OpenAIChatClient:
                     self._status_error(reply)
                 if self.stream and reply.content_type == "text/event-stream":
                     result = self._read_stream(reply, first)
+                    reply.finish()  # the end of the stream: keeps the connection for the next request
                 else:
                     result = self._parse(reply.read())
                     if self.stream:  # the server answered a whole reply: ask for whole replies from now on
@@ -306,7 +308,10 @@ class OpenAIChatClient:
                 self.pace.note(f"{self.pace.name} refused to stream ({detail[:80]}): asking for whole replies")
             raise _Fallback(detail[:200])
         if code in RETRY_STATUS:
-            raise _Retry(f"HTTP {code} {detail[:120]}")
+            wait, asked = http.retry_after(reply), http.retry_after(reply, most=None)
+            if wait is not None and asked is not None and asked > wait:
+                self.pace.note(f"{self.pace.name} asked to wait {asked:.0f} s (Retry-After): waiting {wait:g} s")
+            raise _Retry(f"HTTP {code} {detail[:120]}", wait=wait)
         raise LLMError(f"{self.url}: HTTP {code}: {detail[:200]}")
 
     @staticmethod
@@ -367,15 +372,19 @@ class OpenAIChatClient:
         while True:
             if cancel is not None and cancel.cancelled:
                 raise LLMError(f"{self.url}: cancelled")
+            asked = None
             try:
                 return self._once(messages, cancel)
             except _Fallback:
                 continue  # the same attempt, asked the way the server understands
             except _Retry as e:
                 last = str(e)
+                asked = e.wait
             if attempt >= self.max_retries:
                 break
             delay = self.backoff_s * (2**attempt) * (0.5 + random.random())
+            if asked is not None:
+                delay = max(delay, asked)  # the server said when it can take the request again
             attempt += 1
             if cancel is not None:
                 if cancel.wait(delay):
@@ -386,7 +395,11 @@ class OpenAIChatClient:
 
 
 class _Retry(Exception):
-    """A failure worth retrying."""
+    """A failure worth retrying; `wait`: the seconds the server asked for (Retry-After), if any."""
+
+    def __init__(self, message: str, *, wait: float | None = None):
+        super().__init__(message)
+        self.wait = wait
 
 
 class _Fallback(Exception):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftmodel.errors import FtmodelError
-from ftmodel.gpus import Gpu, pick_gpu, query_gpus  # noqa: F401 (Gpu, pick_gpu: part of the queue's API)
+from ftmodel.gpus import Gpu, given_gpus, job_environment, pick_gpu, query_gpus  # noqa: F401 (Gpu: the queue's API)
 from ftmodel.rundir import Run, atomic_write_text, file_lock, find_run, list_runs, process_start_time
 
 QUEUE_DIR = "queue"
@@ -362,7 +362,8 @@ def start_job(ws: str | Path, job: dict, env: dict | None = None, report: Callab
         _update_job(ws, job["id"], state="done", run_id=run.id, reused=True, ended=time.time())
         return
     _update_job(ws, job["id"], state="running", run_id=run.id, started=time.time())
-    report(f"{job['id']}: started run {run.id}" + (f" on GPU {env['CUDA_VISIBLE_DEVICES']}" if env else ""))
+    where = f" on GPU {job['gpu']} ({env['CUDA_VISIBLE_DEVICES']})" if env and job.get("gpu") is not None else ""
+    report(f"{job['id']}: started run {run.id}{where}")
 
 
 # --- the runner ---------------------------------------------------------------------------------
@@ -479,19 +480,21 @@ def run_queue(
             started = False
             if queued and not data.get("paused"):
                 slurm = _on_slurm(ws, queued[0])
-                devices = [] if slurm else gpus()
+                # Only the GPUs this runner was given (CUDA_VISIBLE_DEVICES from Slurm or the user);
+                # None: devices it cannot map to nvidia-smi's, so jobs keep them, one at a time.
+                devices = [] if slurm else given_gpus(gpus(), os.environ) or []
                 if running and (writes_shared(queued[0]) or any(writes_shared(j) for j in running)):
                     env, slot = None, False  # data/*.jsonl have one writer, and no reader while it writes
                 elif slurm:
                     env, slot = None, True  # the scheduler places it; submitting is all we do
                 elif devices:
                     gpu = pick_gpu(devices, {str(j.get("gpu")) for j in running if j.get("gpu") is not None})
-                    env = {"CUDA_VISIBLE_DEVICES": gpu.index} if gpu else None
+                    env = job_environment(gpu) if gpu else None
                     slot = gpu is not None
                 else:
                     env, slot = None, not running  # CPU: one job at a time (two trainings on 2 cores crawl)
                 if slot:
-                    job = _claim(ws, env["CUDA_VISIBLE_DEVICES"] if env else None)
+                    job = _claim(ws, str(gpu.index) if env else None)
                     if job:
                         start_job(ws, job, env, report)
                         started = True

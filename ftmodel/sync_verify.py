@@ -125,7 +125,7 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def _json_field(value) -> dict:
+def json_field(value) -> dict:
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -154,7 +154,7 @@ def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
     counts = {"history_local": local.history_rows, "history_server": lines, "artifacts_local": len(local.artifacts)}
     if lines != local.history_rows:
         problems.append(f"history: server has {lines} rows, local run has {local.history_rows}")
-    last_step = _json_field(remote.get("historyKeys")).get("lastStep")
+    last_step = json_field(remote.get("historyKeys")).get("lastStep")
     if (
         local.history_steps
         and last_step is not None
@@ -162,7 +162,7 @@ def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
         and int(last_step) != local.history_steps[-1]
     ):
         problems.append(f"history: server's last step is {last_step}, local last step is {local.history_steps[-1]}")
-    summary = _json_field(remote.get("summaryMetrics"))
+    summary = json_field(remote.get("summaryMetrics"))
     # Keys wandb sets itself (`_step`, `_runtime`, …) are left out: the client drops `_step` from the
     # summary when a retry sends no history rows; the last step is checked through historyKeys.
     bad = [
@@ -170,7 +170,7 @@ def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
     ]
     if bad:
         problems.append(f"summary differs: {', '.join(sorted(bad)[:8])}")
-    config = _unwrap_config(_json_field(remote.get("config")))
+    config = _unwrap_config(json_field(remote.get("config")))
     bad = [k for k, v in local.config.items() if k != "_wandb" and (k not in config or not _same(v, config[k]))]
     if bad:
         problems.append(f"config differs: {', '.join(sorted(bad)[:8])}")
@@ -192,7 +192,7 @@ def compare(local: LocalRecord, remote: dict | None) -> tuple[list[str], dict]:
     return problems, counts
 
 
-def _describe(local: LocalRecord, on_server: int, missing: list[dict]) -> str:
+def describe(local: LocalRecord, on_server: int, missing: list[dict]) -> str:
     parts = [
         f"{local.history_rows - on_server} history rows"
         + (f" (server has {on_server} of {local.history_rows})" if on_server else ""),

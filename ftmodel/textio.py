@@ -1,6 +1,10 @@
 """Text the engine writes for people and for files: JSON with real characters (UTF-8, never
-`\\uXXXX`), and plain-text tables whose columns line up in a terminal even with Chinese in them
-(widths counted in terminal cells: a CJK character takes two, a combining mark none)."""
+`\\uXXXX`), and plain-text tables whose columns line up in a terminal even with Chinese in them.
+
+Widths are terminal cells as `rich.cells.cell_len` counts them — the function the console (Textual,
+tui/cells.py) draws with, so a CLI table and a console table agree on every string: a CJK or
+full-width character takes two cells, a combining mark none, an emoji two, a joined emoji
+sequence (ZWJ, flags, skin tones) two for the whole cluster."""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ import json
 import math
 import os
 import tempfile
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from rich.cells import cell_len
 
 
 def dumps(obj: Any, *, indent: int | None = 2) -> str:
@@ -47,13 +52,8 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def cell_width(text: str) -> int:
-    """Columns text takes in a terminal: wide (CJK, full-width) characters 2, combining marks 0."""
-    width = 0
-    for ch in text:
-        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
-            continue
-        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-    return width
+    """Columns `text` takes in a terminal (rich's count, the console's own; see the module's docstring)."""
+    return cell_len(text)
 
 
 def pad(text: str, width: int, *, right: bool = False) -> str:
@@ -167,3 +167,12 @@ def show_controls_on_terminals() -> None:
             setattr(sys, name, ShownText(stream))
         elif hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+
+
+def human_size(n: float) -> str:
+    """A byte count for people: `512 B`, `1.5 KB`, `3.2 GB`."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"

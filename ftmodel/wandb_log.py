@@ -1,8 +1,16 @@
-"""Read and rewrite wandb's offline `.wandb` files without wandb: framing, records, staged artifact paths.
+"""Read and rewrite wandb's offline `.wandb` files: the framing, the records, staged artifact paths.
 
-A `.wandb` file is leveldb-log framing (7-byte header, then 32 KiB blocks of CRC-checked chunks)
-around `wandb_internal.Record` protobuf messages. We only need a few fields, so this walks the
-protobuf wire format directly (stdlib only: the console imports `ftmodel.sync`, which uses this).
+A `.wandb` file is a 7-byte header (`:W&B`, magic 0xBEE1, format version), then leveldb-log
+framing (32 KiB blocks of CRC-checked chunks) around `wandb_internal.Record` protobuf messages.
+The framing is read here; the records are decoded with wandb's own generated classes
+(`wandb.proto.wandb_internal_pb2`, loaded lazily on the sync and bundle paths only: the console
+lists offline runs without importing wandb). What this refuses by name rather than guessing:
+
+- a header that is not wandb's, or a format version this code does not know (`UnknownVersion`): a
+  wandb release that changes the framing must not have its first checksum read as a torn tail;
+- a chunk that fails its checksum, or has an unknown type, with more data after it (corruption,
+  or a format we do not know): only a bad or short chunk at the END of the file (nothing but
+  zeros after it) is a torn tail — a run killed mid-write — and ends the records.
 
 Why rewrite at all: the file records every staged artifact file by ABSOLUTE path (under
 `<workspace>/.wandb/data/artifacts/staging/` where it was logged). A workspace moved to another
@@ -17,25 +25,27 @@ import os
 import posixpath
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+HEADER = struct.Struct("<4sHB")  # ident, magic, version
+IDENT, MAGIC = b":W&B", 0xBEE1
+KNOWN_VERSIONS = frozenset({0})  # what wandb 0.31 writes
+_BLOCK = 32768
+_CHUNK = struct.Struct("<IHB")  # crc32 over type byte + data, data length, type
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
 
 class LogFormatError(Exception):
-    """A file that is not a .wandb log."""
+    """A file that is not a .wandb log, or one this code cannot read whole (the message says which)."""
 
 
-_HEADER_LEN, _BLOCK = 7, 32768
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+class UnknownVersion(LogFormatError):
+    """A .wandb file written in a format version this code does not know."""
 
-# Field numbers of wandb/proto/wandb_internal.proto (0.31) that we read or rewrite.
-HISTORY, ARTIFACT, EXIT = 2, 8, 18  # Record.history, Record.artifact, Record.exit
-_HISTORY_STEP, _STEP_NUM = 2, 1  # HistoryRecord.step -> HistoryStep.num
-_ART_NAME, _ART_MANIFEST = 5, 12  # ArtifactRecord.name, ArtifactRecord.manifest
-_MANIFEST_CONTENTS, _MANIFEST_FILE = 4, 5  # ArtifactManifest.contents, .manifest_file_path
-_ENTRY_LOCAL_PATH = 6  # ArtifactManifestEntry.local_path
-LOCAL_PATHS = (ARTIFACT, _ART_MANIFEST, _MANIFEST_CONTENTS, _ENTRY_LOCAL_PATH)
-MANIFEST_FILES = (ARTIFACT, _ART_MANIFEST, _MANIFEST_FILE)
+
+class WandbMissing(LogFormatError):
+    """Decoding the records needs wandb's generated classes, and wandb is not installed."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -43,53 +53,95 @@ MANIFEST_FILES = (ARTIFACT, _ART_MANIFEST, _MANIFEST_FILE)
 # ---------------------------------------------------------------------------------------------
 
 
+def check_header(header: bytes, path: Path | str) -> None:
+    """Raise LogFormatError unless `header` is a .wandb header of a version we know."""
+    if len(header) < HEADER.size:
+        raise LogFormatError(f"{path} is not a .wandb file: {len(header)} bytes, shorter than its header")
+    ident, magic, version = HEADER.unpack(header[: HEADER.size])
+    if ident != IDENT or magic != MAGIC:
+        raise LogFormatError(f"{path} is not a .wandb file (its header is {header[: HEADER.size]!r})")
+    if version not in KNOWN_VERSIONS:
+        raise UnknownVersion(
+            f"{path}: .wandb format version {version} is not one this ftmodel reads (it knows "
+            f"{', '.join(map(str, sorted(KNOWN_VERSIONS)))}, written by wandb 0.31): upgrade ftmodel; "
+            "nothing was synced or bundled from this file"
+        )
+
+
 def read_log_records(path: Path) -> tuple[bytes, list[bytes]]:
-    """Read a .wandb file (leveldb-log framing): return (file header, record payloads).
-    A torn tail (a run killed mid-write) ends the records: what came before is intact."""
+    """Read a .wandb file: return (its header, the record payloads).
+
+    A torn tail (a run killed mid-write, a copy of a file still being written) ends the records:
+    what came before is intact. Anything else that does not read is a LogFormatError naming the
+    byte where it happened."""
     data = Path(path).read_bytes()
-    header, pos, records, pending = data[:_HEADER_LEN], _HEADER_LEN, [], b""
-    if header[:4] != b":W&B":
-        raise LogFormatError(f"{path} is not a .wandb file")
-    while pos + _HEADER_LEN <= len(data):
+    header = data[: HEADER.size]
+    if len(data) < HEADER.size and HEADER.pack(IDENT, MAGIC, min(KNOWN_VERSIONS)).startswith(data):
+        return HEADER.pack(IDENT, MAGIC, min(KNOWN_VERSIONS)), []  # the writer died before its header was out
+    check_header(header, path)
+    pos, records, pending = HEADER.size, [], None
+    while pos + _CHUNK.size <= len(data):
         left = _BLOCK - pos % _BLOCK
-        if left < _HEADER_LEN:
-            pos += left
+        if left < _CHUNK.size:
+            pos += left  # the writer pads a block's last few bytes with zeros
             continue
-        crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER_LEN])
+        crc, length, kind = _CHUNK.unpack_from(data, pos)
         if kind == 0 and length == 0:
             pos += left  # zero padding to the end of the block
             continue
-        chunk = data[pos + _HEADER_LEN : pos + _HEADER_LEN + length]
-        if len(chunk) < length or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
-            break
-        pos += _HEADER_LEN + length
+        chunk = data[pos + _CHUNK.size : pos + _CHUNK.size + length]
+        bad = None
+        if len(chunk) < length:
+            bad = f"a chunk of {length} bytes with {len(chunk)} left in the file"
+        elif zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
+            bad = "a chunk whose checksum does not match"
+        elif kind not in (_FULL, _FIRST, _MIDDLE, _LAST) or length > left - _CHUNK.size:
+            bad = f"a chunk of unknown type {kind}" if kind > _LAST else "a chunk that overruns its block"
+        if bad:
+            if _only_zeros(data, pos + _CHUNK.size + min(length, left - _CHUNK.size)):
+                break  # a torn tail: the writer died here
+            raise LogFormatError(
+                f"{path}: {bad} at byte {pos}, with {len(data) - pos} bytes after it: the file is "
+                "damaged or in a format this ftmodel does not read; nothing was synced or bundled from it"
+            )
+        if (kind in (_FULL, _FIRST)) != (pending is None):
+            what = "a record cut off by the next one" if pending is not None else "the rest of a record never begun"
+            raise LogFormatError(
+                f"{path}: {what} at byte {pos}: the file is damaged; nothing was synced or bundled from it"
+            )
+        pos += _CHUNK.size + length
         if kind == _FULL:
             records.append(chunk)
         elif kind == _FIRST:
             pending = chunk
         elif kind == _MIDDLE:
             pending += chunk
-        elif kind == _LAST:
+        else:
             records.append(pending + chunk)
-            pending = b""
-    return header, records
+            pending = None
+    return header, records  # a record begun but not ended at the end of the file is a torn tail too
+
+
+def _only_zeros(data: bytes, start: int) -> bool:
+    return not data[start:].strip(b"\0")
 
 
 def write_log_records(path: Path, header: bytes, records: Iterable[bytes]) -> None:
-    """Write records with the same leveldb-log framing wandb uses (temp file + rename)."""
+    """Write records with the same framing wandb uses (temp file + rename)."""
+    check_header(header, path)
     out = bytearray(header)
     for rec in records:
         first = True
         while True:
             left = _BLOCK - len(out) % _BLOCK
-            if left < _HEADER_LEN:
+            if left < _CHUNK.size:
                 out += b"\0" * left
                 continue
-            room = left - _HEADER_LEN
+            room = left - _CHUNK.size
             chunk, rec = rec[:room], rec[room:]
             kind = (_FULL if not rec else _FIRST) if first else (_LAST if not rec else _MIDDLE)
             crc = zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF
-            out += struct.pack("<IHB", crc, len(chunk), kind) + chunk
+            out += _CHUNK.pack(crc, len(chunk), kind) + chunk
             first = False
             if not rec:
                 break
@@ -99,124 +151,78 @@ def write_log_records(path: Path, header: bytes, records: Iterable[bytes]) -> No
 
 
 # ---------------------------------------------------------------------------------------------
-# Protobuf wire format (no schema)
+# Records, decoded with wandb's own classes
 # ---------------------------------------------------------------------------------------------
 
 
-def _varint(msg: bytes, pos: int) -> tuple[int, int]:
-    shift = value = 0
-    while True:
-        byte = msg[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
+def _pb():
+    """wandb's generated protobuf module (imported on first use: it loads wandb, ~1 s)."""
+    try:
+        from wandb.proto import wandb_internal_pb2
+    except ImportError as e:
+        raise WandbMissing(f"reading a .wandb file needs wandb installed (pip install wandb): {e}") from None
+    return wandb_internal_pb2
 
 
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+def decode(payload: bytes, where: str = "a record"):
+    """One record as wandb's `Record` message; LogFormatError when it does not decode."""
+    from google.protobuf.message import DecodeError
+
+    record = _pb().Record()
+    try:
+        record.ParseFromString(payload)
+    except DecodeError as e:
+        raise LogFormatError(f"{where} does not decode as a wandb record ({e})") from None
+    return record
 
 
-def fields(msg: bytes) -> Iterator[tuple[int, int, int, object]]:
-    """Yield (field number, wire type, start offset of the field, value) for each top-level field;
-    the value is an int (varint/fixed) or the payload bytes (length-delimited)."""
-    pos = 0
-    while pos < len(msg):
-        start = pos
-        key, pos = _varint(msg, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(msg, pos)
-        elif wire == 1:
-            value, pos = int.from_bytes(msg[pos : pos + 8], "little"), pos + 8
-        elif wire == 2:
-            length, pos = _varint(msg, pos)
-            value, pos = msg[pos : pos + length], pos + length
-        elif wire == 5:
-            value, pos = int.from_bytes(msg[pos : pos + 4], "little"), pos + 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        yield number, wire, start, value
-
-
-def top_level_fields(msg: bytes) -> set[int]:
-    """Field numbers present at the top level of a protobuf message."""
-    return {number for number, _, _, _ in fields(msg)}
-
-
-def values_at(msg: bytes, path: tuple[int, ...]) -> list:
-    """Every value reached by following `path` (field numbers, outermost first) through nested messages."""
-    out = []
-    for number, wire, _, value in fields(msg):
-        if number != path[0]:
-            continue
-        if len(path) == 1:
-            out.append(value)
-        elif wire == 2:
-            out += values_at(value, path[1:])
-    return out
-
-
-def rewrite_at(msg: bytes, path: tuple[int, ...], fn: Callable[[bytes], bytes]) -> bytes:
-    """Return `msg` with every length-delimited value reached by `path` replaced by `fn(value)`."""
-    out, pos = bytearray(), 0
-    changed = False
-    for number, wire, start, value in fields(msg):
-        end = _field_end(msg, start)
-        if number == path[0] and wire == 2:
-            new = fn(value) if len(path) == 1 else rewrite_at(value, path[1:], fn)
-            if new != value:
-                out += msg[pos:start] + _encode_varint(number << 3 | 2) + _encode_varint(len(new)) + new
-                pos, changed = end, True
-    if not changed:
-        return msg
-    return bytes(out + msg[pos:])
-
-
-def _field_end(msg: bytes, start: int) -> int:
-    key, pos = _varint(msg, start)
-    wire = key & 7
-    if wire == 0:
-        return _varint(msg, pos)[1]
-    if wire == 1:
-        return pos + 8
-    if wire == 5:
-        return pos + 4
-    length, pos = _varint(msg, pos)
-    return pos + length
-
-
-# ---------------------------------------------------------------------------------------------
-# What a run's records say
-# ---------------------------------------------------------------------------------------------
+def record_type(payload: bytes) -> str | None:
+    """What a record is (`history`, `artifact`, `exit`, `run`, …); None for a kind this wandb does not know."""
+    return decode(payload).WhichOneof("record_type")
 
 
 def history_step(record: bytes) -> int | None:
     """The step of a history record (None for other records)."""
-    hist = values_at(record, (HISTORY,))
-    if not hist:
+    rec = decode(record)
+    if rec.WhichOneof("record_type") != "history":
         return None
-    nums = values_at(hist[0], (_HISTORY_STEP, _STEP_NUM))
-    return int(nums[0]) if nums else 0
+    return int(rec.history.step.num)
 
 
 def staged_paths(records: Iterable[bytes]) -> list[str]:
     """Every artifact file path recorded in the records (manifest entries' local paths and
     manifest files), as recorded (absolute paths on the machine that logged them)."""
     out = []
-    for rec in records:
-        if ARTIFACT in top_level_fields(rec):
-            out += [
-                v.decode("utf-8", "surrogateescape")
-                for v in values_at(rec, LOCAL_PATHS) + values_at(rec, MANIFEST_FILES)
-            ]
+    for payload in records:
+        rec = decode(payload)
+        if rec.WhichOneof("record_type") != "artifact":
+            continue
+        manifest = rec.artifact.manifest
+        out += [entry.local_path for entry in manifest.contents if entry.local_path]
+        if manifest.manifest_file_path:
+            out.append(manifest.manifest_file_path)
     return out
+
+
+def map_artifact_paths(record: bytes, mapping: Callable[[str], str]) -> bytes:
+    """Rewrite an artifact record's staged file paths with `mapping(recorded) -> new path`; any
+    other record (and an artifact record whose paths stay the same) is returned byte for byte."""
+    rec = decode(record)
+    if rec.WhichOneof("record_type") != "artifact":
+        return record
+    manifest = rec.artifact.manifest
+    changed = False
+    for entry in manifest.contents:
+        if entry.local_path and (new := mapping(entry.local_path)) != entry.local_path:
+            entry.local_path, changed = new, True
+    if manifest.manifest_file_path and (new := mapping(manifest.manifest_file_path)) != manifest.manifest_file_path:
+        manifest.manifest_file_path, changed = new, True
+    return rec.SerializeToString() if changed else record
+
+
+# ---------------------------------------------------------------------------------------------
+# Where staged files are now
+# ---------------------------------------------------------------------------------------------
 
 
 def resolve_staged(recorded: str, ws_root: Path, run_dir: Path | None = None) -> Path | None:
@@ -250,14 +256,3 @@ def relative_staged(recorded: str) -> str | None:
     if rel.startswith("..") or rel.startswith("/"):
         return None
     return ".wandb/" + rel
-
-
-def map_artifact_paths(record: bytes, mapping: Callable[[str], str]) -> bytes:
-    """Rewrite an artifact record's staged file paths with `mapping(recorded) -> new path`."""
-    if ARTIFACT not in top_level_fields(record):
-        return record
-
-    def fn(value: bytes) -> bytes:
-        return mapping(value.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-
-    return rewrite_at(rewrite_at(record, LOCAL_PATHS, fn), MANIFEST_FILES, fn)

@@ -1,23 +1,35 @@
-"""Talking to the W&B server ourselves: where it is, which key is ours, and one small GraphQL
-client (through ftmodel.http_client, so a key never follows a redirect to another host and every
-query has a deadline) that asks what the server holds of a run. Stdlib only."""
+"""Talking to the W&B server ourselves: which server and which key (asked of wandb itself), and
+one small GraphQL client (through ftmodel.http_client, so a key never follows a redirect to
+another host and every query has a deadline) that asks what the server holds of a run.
+
+Which server and key: wandb resolves them, in a subprocess with the user's environment and
+working directory, with its own code (`wandb_setup` settings, `wbauth.authenticate_session`) —
+so every rule wandb has is ours, now and after a wandb upgrade: `WANDB_BASE_URL`, else `base_url`
+in the settings files `wandb login --host` writes (`$WANDB_CONFIG_DIR` or `~/.config/wandb`, then
+`./wandb/settings`), else wandb's default server; the key from `WANDB_API_KEY`, else the netrc
+entry for THAT server's host (`$NETRC`, `~/.netrc`, `~/_netrc`), else the settings' `api_key`;
+`WANDB_IDENTITY_TOKEN_FILE` (federated identity) instead of a key. One rule is stricter than
+wandb's: wandb pairs a settings file's `api_key` with whatever server is in force (so
+`WANDB_BASE_URL=B` would send the key saved beside `base_url = A` to B); here that key goes only
+to the server its settings files name. The workspace's private wandb directories never take part: they are for the
+stages' offline runs, not the user's login. The key comes back through a pipe, never to disk.
+"""
 
 from __future__ import annotations
 
 import base64
-import configparser
-import contextlib
 import json
-import netrc
-import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from ftmodel import http_client as http
 from ftmodel.errors import ServerError, SyncError
 
 USER_AGENT = "ftmodel-sync/1"
 QUERY_TIMEOUT = 20.0  # our own GraphQL requests, seconds
+RESOLVE_TIMEOUT = 120.0  # the subprocess that asks wandb (imports wandb: a second or two; a token exchange)
 
 VERIFY_QUERY = """
 query FtmodelVerifyRun($entity: String, $project: String!, $run: String!) {
@@ -42,52 +54,137 @@ query FtmodelVerifyRun($entity: String, $project: String!, $run: String!) {
 """
 VIEWER_QUERY = "query Viewer { viewer { id entity username } }"
 
+# Run by `resolve_credentials` with the user's environment: wandb's own resolution, printed as one
+# JSON object. (wandb_setup prints where it read settings from on stderr; stderr is only for errors.)
+_ASK_WANDB = r"""
+import json, os, sys
+try:
+    from wandb.sdk import wandb_setup
+    from wandb.sdk.lib import urls, wbauth
+    settings = wandb_setup.singleton().settings
+    auth = wbauth.authenticate_session(
+        host=settings.base_url, source="ftmodel sync", prompt=False, update_session=False
+    )
+    out = {"base_url": settings.base_url.rstrip("/"), "app_url": settings.app_url}
+    if isinstance(auth, wbauth.AuthApiKey):
+        out.update(base_url=auth.host.url, app_url=auth.host.app_url, api_key=auth.api_key)
+        from wandb import env as wandb_env
+        from wandb.sdk.lib.wbauth import wbnetrc
+        from_settings = not os.getenv(wandb_env.API_KEY) and not wbnetrc.read_netrc_auth(host=auth.host)
+        if from_settings:  # wandb ties a settings file's api_key to whichever server is in force
+            files = settings.read_system_settings()
+            saved_for = files.all().get("base_url") or urls.DEFAULT_BASE_URL
+            if not auth.host.is_same_url(urls.normalize_forge_base_url(saved_for)):
+                out = {"foreign_key": saved_for, "base_url": auth.host.url,
+                       "files": [str(f) for f in files.sources]}
+    elif isinstance(auth, wbauth.AuthIdentityTokenFile):
+        out.update(base_url=auth.host.url, app_url=auth.host.app_url, identity_token_file=str(auth.path))
+        if sys.argv[1:] == ["--access-token"]:
+            from wandb.apis.public.service_api import ServiceApi
+            settings = settings.model_copy()
+            wbauth.set_auth_settings(settings, auth)
+            out["access_token"] = ServiceApi(settings=settings, timeout=60).access_token()
+    elif auth is not None:
+        out["unsupported"] = type(auth).__name__
+except Exception as e:
+    out = {"error": f"{type(e).__name__}: {e}"}
+sys.stdout.write(json.dumps(out))
+"""
 
-def _settings_file(env: dict[str, str]) -> Path:
-    config_dir = env.get("WANDB_CONFIG_DIR") or os.path.expanduser("~/.config/wandb")
-    return Path(config_dir).expanduser() / "settings"
+
+@dataclass(frozen=True)
+class Credentials:
+    """A W&B server and what proves who we are to it (never printed: `repr` hides the secrets)."""
+
+    base_url: str
+    app_url: str
+    api_key: str | None = field(default=None, repr=False)
+    identity_token_file: str | None = None
+    access_token: str | None = field(default=None, repr=False)  # exchanged for the identity token
+
+    @property
+    def secrets(self) -> list[str]:
+        """What must never appear in a log, the ledger or a printed command."""
+        return [s for s in (self.api_key, self.access_token) if s]
+
+    def authorization(self) -> str:
+        """The Authorization header our own queries send (wandb's: basic `api:<key>`, or the bearer token)."""
+        if self.api_key:
+            return "Basic " + base64.b64encode(f"api:{self.api_key}".encode()).decode()
+        return f"Bearer {self.access_token}"
+
+    def client_environment(self) -> dict[str, str]:
+        """What the `wandb sync` client is told: this server and this proof, nothing left to guess."""
+        env = {"WANDB_BASE_URL": self.base_url}
+        if self.api_key:
+            env["WANDB_API_KEY"] = self.api_key
+        else:
+            env["WANDB_IDENTITY_TOKEN_FILE"] = str(self.identity_token_file)
+        return env
 
 
-def _settings_value(env: dict[str, str], key: str) -> str | None:
-    parser = configparser.ConfigParser()
+def resolve_credentials(
+    env: dict[str, str],
+    cwd: str | Path | None = None,
+    *,
+    access_token: bool = True,
+    scratch: dict[str, str] | None = None,
+) -> Credentials:
+    """The server and key (or identity token) wandb itself would use in `env` and `cwd` (default:
+    this process's). SyncError, naming the server, when there is no key for it or wandb cannot say.
+
+    `scratch`: where wandb may write while it answers (its cache and logs, the access-token cache
+    of an identity-token login), e.g. the workspace's directories; the user's own settings win."""
+    env = {k: v for k, v in env.items() if k != "WANDB_MODE"}
+    for name, value in (scratch or {}).items():
+        env.setdefault(name, value)
+    env["WANDB_SILENT"] = "true"
+    argv = [sys.executable, "-c", _ASK_WANDB] + (["--access-token"] if access_token else [])
     try:
-        parser.read(_settings_file(env))
-    except (OSError, configparser.Error):
-        return None
-    return parser.get("default", key, fallback=None) or None
-
-
-def resolve_base_url(env: dict[str, str]) -> str:
-    """The server: `WANDB_BASE_URL`, else `base_url` in wandb's settings file (as wandb resolves it)."""
-    url = env.get("WANDB_BASE_URL") or _settings_value(env, "base_url")
-    if not url:
-        raise SyncError("no W&B server configured: set WANDB_BASE_URL (e.g. https://api.wandb.ai or your server)")
-    return url.rstrip("/")
-
-
-def resolve_api_key(env: dict[str, str], base_url: str) -> str:
-    """The API key, looked up where wandb 0.31 looks: WANDB_API_KEY, the netrc entry for the
-    server's host ($NETRC or ~/.netrc), then `api_key` in wandb's settings file."""
-    if env.get("WANDB_API_KEY"):
-        return env["WANDB_API_KEY"]
-    netrc_path = env.get("NETRC") or os.path.expanduser("~/.netrc")
-    with contextlib.suppress(OSError, netrc.NetrcParseError):
-        creds = netrc.netrc(netrc_path).authenticators(urlsplit(base_url).netloc)
-        if creds and creds[2]:
-            return creds[2]
-    key = _settings_value(env, "api_key")
-    if key:
-        return key
-    raise SyncError(f"no W&B API key for {base_url}: set WANDB_API_KEY or run `wandb login`")
-
-
-def app_url(base_url: str) -> str:
-    """The web UI's URL for an API URL (wandb's own rule for cloud, on-prem and local servers)."""
-    if "://api.wandb." in base_url:
-        return base_url.replace("://api.", "://", 1).rstrip("/")
-    if "://api." in base_url:
-        return base_url.replace("://api.", "://app.", 1).rstrip("/")
-    return base_url.rstrip("/")
+        proc = subprocess.run(
+            argv,
+            env=env,
+            cwd=str(cwd) if cwd else None,
+            capture_output=True,
+            text=True,
+            timeout=RESOLVE_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        found = json.loads(proc.stdout or "{}")
+    except subprocess.TimeoutExpired:
+        raise SyncError(f"asking wandb which W&B server and key to use took more than {RESOLVE_TIMEOUT:g} s") from None
+    except (OSError, ValueError) as e:
+        raise SyncError(f"cannot ask wandb which W&B server and key to use: {e}") from None
+    if not isinstance(found, dict) or "error" in found or "base_url" not in found:
+        why = found.get("error") if isinstance(found, dict) else None
+        why = why or (proc.stderr.strip().splitlines() or ["no answer"])[-1]
+        raise SyncError(f"cannot tell which W&B server and key to use (wandb says: {why[:300]})")
+    base_url = found["base_url"]
+    if found.get("foreign_key"):
+        raise SyncError(
+            f"the api_key in wandb's settings ({', '.join(found.get('files') or []) or 'settings file'}) was saved "
+            f"for {found['foreign_key']}, not for {base_url}: it is not sent there. Run `wandb login --host "
+            f"{base_url}`, or set WANDB_API_KEY for it"
+        )
+    if found.get("unsupported"):
+        raise SyncError(
+            f"wandb's credentials for {base_url} are of a kind ftmodel cannot check ({found['unsupported']})"
+        )
+    if found.get("api_key"):
+        return Credentials(base_url, found.get("app_url") or base_url, api_key=found["api_key"])
+    if found.get("identity_token_file"):
+        if access_token and not found.get("access_token"):
+            raise SyncError(f"the identity token in {found['identity_token_file']} gave no access token for {base_url}")
+        return Credentials(
+            base_url,
+            found.get("app_url") or base_url,
+            identity_token_file=found["identity_token_file"],
+            access_token=found.get("access_token"),
+        )
+    raise SyncError(
+        f"no W&B API key for {base_url}: run `wandb login --host {base_url}` (or set WANDB_API_KEY; "
+        "set WANDB_BASE_URL, or log in with --host, for another server)"
+    )
 
 
 class Server:
@@ -112,10 +209,18 @@ query FtmodelRunArtifacts($entity: String, $project: String!, $run: String!, $cu
 """
     MAX_ARTIFACT_PAGES = 1000  # 100,000 artifacts: a bound, so a server repeating a cursor cannot loop us
 
-    def __init__(self, base_url: str, api_key: str, timeout: float = QUERY_TIMEOUT):
+    def __init__(
+        self, base_url: str, api_key: str | None = None, timeout: float = QUERY_TIMEOUT, *, app_url=None, auth=None
+    ):
         self.base_url = base_url.rstrip("/")
-        self._auth = "Basic " + base64.b64encode(f"api:{api_key}".encode()).decode()
+        self.app_url = (app_url or self.base_url).rstrip("/")
+        self._auth = auth or "Basic " + base64.b64encode(f"api:{api_key}".encode()).decode()
         self.timeout = timeout
+
+    @classmethod
+    def of(cls, creds: Credentials, timeout: float = QUERY_TIMEOUT) -> Server:
+        """The client for a resolved server and its credentials."""
+        return cls(creds.base_url, timeout=timeout, app_url=creds.app_url, auth=creds.authorization())
 
     def query(self, query: str, variables: dict | None = None, operation: str | None = None) -> dict:
         """Send one GraphQL query; return its `data`, or raise ServerError."""

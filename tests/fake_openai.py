@@ -4,11 +4,15 @@ protocol, so the real client code is what gets tested: a request with `"stream":
 server-sent events (`data: {chunk}` lines, a usage chunk when `stream_options.include_usage`,
 then `data: [DONE]`), unless `no_stream` plays a server that only answers whole replies.
 Transport faults: one request at a time (`serial`, like `transformers serve` without continuous
-batching), pauses between streamed pieces, a redirect, a body cut short, a trickled reply."""
+batching), pauses between streamed pieces, a redirect, a body cut short, a trickled reply, a
+`Retry-After` on injected 429/503s. `keep_alive` speaks HTTP/1.1 (streams chunked, connections
+kept open, as uvicorn does) and `connections` counts the TCP connections clients opened; `host`
+binds another address of this machine than 127.0.0.1 (proxy tests need a non-loopback one)."""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +40,7 @@ class Faults:
     reject_fields: tuple = ()  # answer 422 to a request holding any of these fields (a strict server)
     stream_cut_after: int | None = None  # streamed: close the connection after this many events
     no_done: bool = False  # streamed: end without `data: [DONE]` (as `transformers serve` does)
+    retry_after: str | None = None  # sent as `Retry-After` with the injected `status` (429/503)
     fail_if: Callable[[list[dict]], bool] | None = None  # requests whose messages match get `status`, every time
 
 
@@ -50,6 +55,10 @@ class FakeOpenAI:
     max_in_flight: int = 0
     streamed: int = 0  # replies sent as a stream to the end
     abandoned: int = 0  # replies the client hung up on before the end
+    keep_alive: bool = False
+    host: str = "127.0.0.1"
+    connections: int = 0  # TCP connections accepted
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -58,13 +67,23 @@ class FakeOpenAI:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if fake.keep_alive else "HTTP/1.0"
+
             def log_message(self, *args):  # keep test output clean
                 pass
+
+            def setup(self):
+                # As uvicorn does: kept alive, Nagle's algorithm would hold each reply ~40 ms.
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                super().setup()
+                with fake._lock:
+                    fake.connections += 1
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 with fake._lock:
                     n = len(fake.requests)
+                    fake.arrivals.append(time.monotonic())
                     fake.requests.append(body)
                     fake.auth_headers.append(self.headers.get("Authorization"))
                     fake._in_flight += 1
@@ -86,12 +105,14 @@ class FakeOpenAI:
                     with fake._lock:
                         fake._in_flight -= 1
 
-            def _send(self, status: int, payload: bytes):
+            def _send(self, status: int, payload: bytes, headers: dict | None = None):
                 self._leave()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
@@ -109,10 +130,11 @@ class FakeOpenAI:
                     return
                 if f.delay_s:
                     time.sleep(f.delay_s)
+                wait = {"Retry-After": f.retry_after} if f.retry_after else None
                 if f.status_always:
-                    return self._send(f.status_always, b'{"error": {"message": "injected"}}')
+                    return self._send(f.status_always, b'{"error": {"message": "injected"}}', wait)
                 if n < f.status_first:
-                    return self._send(f.status, b'{"error": {"message": "injected"}}')
+                    return self._send(f.status, b'{"error": {"message": "injected"}}', wait)
                 if f.fail_if is not None and f.fail_if(body.get("messages") or []):
                     return self._send(f.status, b'{"error": {"message": "injected, lasting"}}')
                 if n < f.malformed_first:
@@ -158,20 +180,30 @@ class FakeOpenAI:
                             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                         }
                     )
+                chunked = fake.keep_alive
+
+                def write(data: bytes) -> None:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                    self.wfile.flush()
+
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
+                    if chunked:
+                        self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()  # HTTP/1.0: the body ends when the connection closes
                     for i, event in enumerate(events):
                         if f.stream_cut_after is not None and i >= f.stream_cut_after:
+                            self.close_connection = True
                             return  # the connection closes mid-stream
                         if f.token_delay_s and 0 < i < len(pieces):
                             time.sleep(f.token_delay_s)
-                        self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
-                        self.wfile.flush()
+                        write(b"data: " + json.dumps(event).encode() + b"\n\n")
                     self._leave()
                     if not f.no_done:
-                        self.wfile.write(b"data: [DONE]\n\n")
+                        write(b"data: [DONE]\n\n")
+                    if chunked:
+                        self.wfile.write(b"0\r\n\r\n")
                         self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     with fake._lock:
@@ -182,6 +214,7 @@ class FakeOpenAI:
 
             def _send_badly(self, payload: bytes):
                 f = fake.faults
+                self.close_connection = True
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
@@ -198,13 +231,13 @@ class FakeOpenAI:
                     with fake._lock:
                         fake.abandoned += 1
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"http://{self.host}:{self._server.server_address[1]}/v1"
 
     def __enter__(self) -> FakeOpenAI:
         self._thread.start()

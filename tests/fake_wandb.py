@@ -116,8 +116,9 @@ class FakeWandb:
         self.runs: dict[str, RunRecord] = {}  # by run name (the run id)
         self.artifacts: dict[str, dict] = {}  # by artifact id
         self.uploads: dict[str, bytes] = {}  # by upload path
-        self.requests: list[dict] = []  # {method, path, op, run, status, agent}
+        self.requests: list[dict] = []  # {method, path, op, run, status, agent, auth (the Authorization header)}
         self.unknown: list[dict] = []
+        self.access_tokens: dict[str, str] = {}  # identity token (JWT) -> the access token it was exchanged for
         self.file_stream_log: list[dict] = []  # per accepted POST: {run, files: {name: [offset, n]}, complete}
         self.lock = threading.RLock()
         self._stopping = threading.Event()
@@ -166,6 +167,18 @@ class FakeWandb:
         with self.lock:
             return [r for r in self.requests if r["run"] == run and not r["agent"].startswith("ftmodel")]
 
+    def keys_seen(self) -> set[str]:
+        """Every API key a request carried (basic auth `api:<key>`, as wandb and ftmodel send it)."""
+        with self.lock:
+            headers = [r["auth"] for r in self.requests if r.get("auth")]
+        keys = set()
+        for header in headers:
+            if header.startswith("Basic "):
+                keys.add(base64.b64decode(header[6:]).decode(errors="replace").partition(":")[2])
+            else:
+                keys.add(header)
+        return keys
+
     def client_requests(self) -> list[dict]:
         """Every request not made by ftmodel's verifier."""
         with self.lock:
@@ -200,6 +213,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # keep pytest output clean
         pass
+
+    def setup(self):
+        # As real servers do: on a kept-alive connection Nagle's algorithm would hold every reply
+        # body until the client's delayed ACK (~40 ms a request).
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().setup()
 
     # ---- plumbing ---------------------------------------------------------------------------
     def _body(self) -> bytes:
@@ -239,6 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "run": run,
                     "status": status,
                     "agent": self.headers.get("User-Agent", ""),
+                    "auth": self.headers.get("Authorization"),
                     "time": time.time(),
                 }
             )
@@ -249,6 +269,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.api_key is None:
             return True
         auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer ") and auth[7:] in self.fake.access_tokens.values():
+            return True
         if not auth.startswith("Basic "):
             return False
         try:
@@ -260,6 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- HTTP verbs -------------------------------------------------------------------------
     def do_POST(self):
         body = self._body()
+        if self.path == "/oidc/token":  # federated identity: a JWT from the token file for an access token
+            return self._oidc_token(body)
         if not self._authorised():
             self._record("unauthorised", None, 401)
             return self._send(401, {"errors": [{"message": "unauthorised"}]})
@@ -308,6 +332,21 @@ class _Handler(BaseHTTPRequestHandler):
             )
         self._record("unknown", None, 404)
         self._send(404, {"error": "not found"})
+
+    def _oidc_token(self, body: bytes) -> None:
+        from urllib.parse import parse_qs
+
+        form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+        fake = self.fake
+        ok = form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer" and form.get("assertion")
+        with fake.lock:
+            token = f"wb-access-{len(fake.access_tokens) + 1}" if ok else None
+            if token:
+                fake.access_tokens[form["assertion"]] = token
+        self._record("oidc_token", None, 200 if ok else 400)
+        if not ok:
+            return self._send(400, {"error": "invalid_grant"})
+        self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
 
     # ---- file_stream ------------------------------------------------------------------------
     def _file_stream(self, body: bytes) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftmodel.rundir import atomic_write_text, file_lock, list_runs
-from ftmodel.sync import human_size  # noqa: F401 (re-exported: the CLI and console print sizes)
+from ftmodel.textio import human_size  # noqa: F401 (re-exported: the CLI and console print sizes)
 from ftmodel.wandb_log import LogFormatError, read_log_records, relative_staged, staged_paths
 from ftmodel.workspace import Workspace
 
@@ -166,11 +166,16 @@ def _run_files(ws: Workspace, run_dir: Path) -> Iterable[tuple[str, Path, bool]]
             rel_run = path.relative_to(run_dir).as_posix()
             yield path.relative_to(ws.root).as_posix(), path, _is_model_path(rel_run)
     for wandb_file in sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
+        # A record that cannot be read would leave its artifact files out of the bundle without a
+        # word: refuse it by name instead (a torn tail reads fine: what is whole is carried).
         try:
             _, records = read_log_records(wandb_file)
-        except (OSError, LogFormatError):
-            continue
-        for recorded in staged_paths(records):
+            recorded_paths = staged_paths(records)
+        except OSError as e:
+            raise BundleError(f"cannot read {wandb_file}: {e.strerror or e}") from None
+        except LogFormatError as e:
+            raise BundleError(f"cannot tell which artifact files {wandb_file.parent.name} needs: {e}") from None
+        for recorded in recorded_paths:
             rel = relative_staged(recorded)
             if rel and rel.startswith(".wandb/data/") and (ws.root / rel).is_file():
                 yield rel, ws.root / rel, False

@@ -18,7 +18,7 @@ import pytest
 
 from ftmodel import bundle, receipts, sync
 from ftmodel.tracking import wandb_environment
-from ftmodel.wandb_log import HISTORY, read_log_records, top_level_fields
+from ftmodel.wandb_log import read_log_records, record_type
 from ftmodel.workspace import Workspace
 from tests.conftest import ROOT, cli, wait_for
 from tests.engine.test_sync import API_KEY, client_env, history_steps, make_offline_run
@@ -31,7 +31,7 @@ GROWING_RUN = textwrap.dedent("""
     import json, os, sys, time, wandb
     from pathlib import Path
     from ftmodel.rundir import process_start_time
-    from ftmodel.wandb_log import HISTORY, read_log_records, top_level_fields
+    from ftmodel.wandb_log import read_log_records, record_type
     run_dir, first, total, mode = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     def set_state(**kw):
         (run_dir / "state.json").write_text(json.dumps({"run_id": run_dir.name, "stage": "sft", **kw}))
@@ -47,7 +47,7 @@ GROWING_RUN = textwrap.dedent("""
         files = list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
         if not files:
             return 0
-        return sum(HISTORY in top_level_fields(r) for r in read_log_records(files[0])[1])
+        return sum(record_type(r) == "history" for r in read_log_records(files[0])[1])
     for step in range(1, first + 1):
         log(step)
     deadline = time.monotonic() + 120
@@ -270,7 +270,7 @@ def test_a_newer_or_unknown_format_version_is_refused_naming_it(tmp_path):
 
 
 def _history_rows(wandb_file: Path) -> int:
-    return sum(HISTORY in top_level_fields(r) for r in read_log_records(wandb_file)[1])
+    return sum(record_type(r) == "history" for r in read_log_records(wandb_file)[1])
 
 
 def test_new_bundles_carry_only_what_grew_and_the_server_gets_each_row_once(tmp_path, server):

@@ -244,3 +244,18 @@ def test_pace_starts_slow_halves_once_per_congestion_and_grows_back_slowly():
     t = busy.acquire()
     busy.release(t, None, "busy")  # HTTP 429/503: the server says it is overloaded
     assert busy.limit == 1 and "429/503" in busy.take_notes()[0]
+
+
+def test_connections_are_kept_alive_between_requests():
+    """Streamed and whole replies, one after another and a few at a time, over kept-alive
+    connections (HTTP/1.1, chunked streams, as uvicorn serves): the server counts TCP connections."""
+    with FakeOpenAI(responder=lambda m: "answer " * 20, keep_alive=True) as srv:
+        teacher = client(srv.base_url)
+        assert [teacher.chat(MSG).text for _ in range(5)] == ["answer " * 20] * 5
+        assert srv.streamed == 5 and srv.connections == 1
+        whole = client(srv.base_url, stream=False)
+        assert [whole.chat(MSG).text for _ in range(3)] == ["answer " * 20] * 3
+        assert srv.connections == 1
+        results = list(map_chat(client(srv.base_url), range(12), lambda q: MSG, concurrency=3))
+    assert [e for _, _, e in results] == [None] * 12 and len(srv.requests) == 20
+    assert srv.connections <= 1 + 3  # at most one more per request in flight, not one per request

@@ -140,3 +140,27 @@ def test_printable_shows_every_control_character_and_leaves_text_alone():
     assert printable("a\rb\n", keep="\n\r") == "a\rb\n"  # a progress bar on a terminal
     assert printable("a\tb") == "a   b"  # tabs become spaces
     assert printable(3.5) == "3.5"  # not text: its str()
+
+
+WIDTHS = {
+    "abc": 3,
+    "盈亏判断": 8,  # CJK: two cells each
+    "ＡＢ１２": 8,  # full-width forms
+    "e\u0301té": 3,  # a combining acute accent takes no cell
+    "👍": 2,
+    "❤️": 2,  # a text symbol made emoji by VS16
+    "👨‍👩‍👧": 2,  # a ZWJ family: one cluster
+    "🇨🇳": 2,  # a flag: two regional indicators, one cluster
+    "👍🏽": 2,  # a skin tone joins its emoji
+    "准确率 👍 ok": 12,
+}
+
+
+@pytest.mark.parametrize("text", list(WIDTHS))
+def test_cli_and_console_count_the_same_cells(text):
+    """One width function: the CLI's tables (textio) and the console's (tui.cells, Textual's rich)."""
+    from rich.text import Text
+
+    from tui.cells import width
+
+    assert cell_width(text) == WIDTHS[text] == width(text) == Text(text).cell_len

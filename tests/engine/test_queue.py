@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ftmodel import queue
+from ftmodel import gpus, queue
 from tests.conftest import DEFAULT_CONFIG, ROOT, cli, read_state, wait_for
 from tests.engine.test_cli_and_launcher import prepared_workspace
 
@@ -150,20 +150,63 @@ def test_two_runners_never_start_the_same_job(distilled_ws):
     assert len(runs) == 3 and {read_state(r)["args"]["queue_job"] for r in runs} == set(ids)
 
 
-def test_jobs_go_to_the_gpu_with_the_most_free_memory(distilled_ws, tmp_path):
-    ws = distilled_ws
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    smi = bin_dir / "nvidia-smi"
-    smi.write_text("#!/bin/sh\nprintf '0, 2000, 16000\\n1, 15000, 16000\\n2, 9000, 16000\\n'\n")
+# `nvidia-smi --query-gpu=<gpus.QUERY_FIELDS> --format=csv,noheader,nounits` on a box with mixed GPUs.
+UUIDS = [f"GPU-{d * 8}-{d * 4}-{d * 4}-{d * 4}-{d * 12}" for d in "abc"]
+SMI_OUTPUT = (
+    f"0, {UUIDS[0]}, 00000000:07:00.0, 3, 14000, 2000, 16000, Tesla V100-SXM2-16GB\n"
+    f"1, {UUIDS[1]}, 00000000:0F:00.0, 0, 1000, 15000, 16000, Tesla V100-SXM2-16GB\n"
+    f"2, {UUIDS[2]}, 00000000:47:00.0, [N/A], 6000, 9000, 15360, NVIDIA A2, with a comma\n"
+)
+
+
+def fake_nvidia_smi(folder: Path) -> dict:
+    smi = folder / "nvidia-smi"
+    smi.write_text(f"#!/bin/sh\ncat <<'EOF'\n{SMI_OUTPUT}EOF\n")
     smi.chmod(0o755)
+    return {"PATH": f"{folder}:{os.environ['PATH']}"}
+
+
+def test_jobs_go_by_uuid_to_the_gpu_with_the_most_free_memory_within_the_given_ones(distilled_ws, tmp_path):
+    ws = distilled_ws
+    path = fake_nvidia_smi(tmp_path)
     job = add(ws, "filter.min_chars=3")
-    res = cli("queue", "run", "--workspace", str(ws), env={**ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
-    assert res.returncode == 0 and "on GPU 1" in res.stdout, res.stdout
+    res = cli("queue", "run", "--workspace", str(ws), env={**ENV, **path})
+    assert res.returncode == 0 and f"on GPU 1 ({UUIDS[1]})" in res.stdout, res.stdout
     j = jobs(ws)[job]
-    assert j["gpu"] == "1" and read_state(ws / "runs" / j["run_id"])["cuda_visible_devices"] == "1"
-    gpus = [queue.Gpu("0", 2000, 16000), queue.Gpu("1", 15000, 16000), queue.Gpu("2", 9000, 16000)]
-    assert queue.pick_gpu(gpus, {"1"}).index == "2" and queue.pick_gpu(gpus, {"1", "2"}) is None
+    assert j["gpu"] == "1" and read_state(ws / "runs" / j["run_id"])["cuda_visible_devices"] == UUIDS[1]
+    # Slurm (or the user) gave this runner GPUs 0 and 2: GPU 1, the freest, is not ours to use.
+    job = add(ws, "filter.min_chars=4")
+    res = cli(
+        "queue",
+        "run",
+        "--workspace",
+        str(ws),
+        env={**ENV, **path, "CUDA_VISIBLE_DEVICES": f"{UUIDS[0]},{UUIDS[2][:12]}"},
+    )
+    assert res.returncode == 0 and f"on GPU 2 ({UUIDS[2]})" in res.stdout, res.stdout
+    assert read_state(ws / "runs" / jobs(ws)[job]["run_id"])["cuda_visible_devices"] == UUIDS[2]
+
+
+def test_gpus_are_read_once_and_placed_only_where_cuda_would_agree():
+    gpus_ = gpus.parse_nvidia_smi(SMI_OUTPUT + "WARNING: infoROM is corrupted at gpu 0000:07:00.0\n")
+    assert [(g.index, g.uuid, g.free_mib, g.total_mib) for g in gpus_] == [
+        (0, UUIDS[0], 2000, 16000),
+        (1, UUIDS[1], 15000, 16000),
+        (2, UUIDS[2], 9000, 15360),
+    ]
+    assert gpus_[2].util_pct is None and gpus_[2].name == "NVIDIA A2, with a comma"
+    assert queue.pick_gpu(gpus_, {"1"}).index == 2 and queue.pick_gpu(gpus_, {"1", "2"}) is None
+    assert gpus.job_environment(gpus_[1]) == {"CUDA_VISIBLE_DEVICES": UUIDS[1], "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    given = gpus.given_gpus
+    assert given(gpus_, {}) == gpus_ and given(gpus_, {"CUDA_VISIBLE_DEVICES": ""}) == []
+    assert given(gpus_, {"CUDA_VISIBLE_DEVICES": f"{UUIDS[2]},{UUIDS[0][:6]}"}) == [gpus_[2], gpus_[0]]
+    assert given(gpus_, {"CUDA_VISIBLE_DEVICES": f"{UUIDS[1]},GPU-ffff,{UUIDS[0]}"}) == [gpus_[1]]  # CUDA stops there
+    assert given(gpus_, {"CUDA_VISIBLE_DEVICES": "GPU-"}) == []  # a prefix of every GPU names none
+    # Mixed GPUs: CUDA numbers them fastest first unless told PCI_BUS_ID, so an index is not nvidia-smi's.
+    assert given(gpus_, {"CUDA_VISIBLE_DEVICES": "0,2"}) is None
+    assert given(gpus_, {"CUDA_VISIBLE_DEVICES": "0,2", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}) == [gpus_[0], gpus_[2]]
+    assert given(gpus_[:2], {"CUDA_VISIBLE_DEVICES": "1"}) == [gpus_[1]]  # one model: the orders agree
+    assert given(gpus_, {"CUDA_VISIBLE_DEVICES": "MIG-5f0b1c2d-0000-1111-2222-333344445555"}) is None
 
 
 def test_jobs_that_rewrite_shared_data_run_alone():

@@ -58,6 +58,9 @@ def make_offline_run(ws: Path, run_id: str, steps: int = 6, artifact: bool = Tru
     (run_dir / "state.json").write_text(json.dumps({"run_id": run_id, "stage": "sft", "state": "finished"}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(wandb_environment(Workspace(ws)))
+    # In the environment, not only as init's argument: wandb 0.31 sends OTel metrics to its server
+    # from a run that is offline by argument alone.
+    env["WANDB_MODE"] = "offline"
     for key in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
         Path(env[key]).mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -199,7 +202,8 @@ def test_a_stream_cut_mid_way_is_recorded_then_resumed_with_only_the_missing_row
 def test_plain_wandb_sync_would_duplicate_a_partial_run(tmp_path, server):
     """Why we stage a trimmed copy: wandb 0.31 re-sends every local row from the server's count."""
     offline = make_offline_run(tmp_path, "sft-20260101-000000-aaaa", steps=8, artifact=False)
-    env = sync.sync_environment(Workspace(tmp_path), client_env(server.url), server.url, API_KEY)
+    creds = {"WANDB_BASE_URL": server.url, "WANDB_API_KEY": API_KEY}
+    env = sync.sync_environment(Workspace(tmp_path), client_env(server.url), creds)
     server.faults.history_accept_limit = 3
     sync.run_client(offline, env, 60)
     server.faults.history_accept_limit = None
@@ -276,24 +280,6 @@ def test_cli_status_dry_run_and_exit_codes(tmp_path):
     assert res.returncode == 0 and res.stdout.count("synced, verified: http://127.0.0.1:") == 2
     for text in (down.stdout, down.stderr, up.stdout, up.stderr, sync.ledger_path(tmp_path).read_text()):
         assert API_KEY not in text
-
-
-def test_api_key_lookup_follows_wandb(tmp_path):
-    url = "http://127.0.0.1:9"
-    assert sync.resolve_api_key({"WANDB_API_KEY": "k" * 40}, url) == "k" * 40
-    netrc = tmp_path / "netrc"
-    netrc.write_text(f"machine 127.0.0.1:9\n  login user\n  password {'n' * 40}\n")
-    netrc.chmod(0o600)
-    assert sync.resolve_api_key({"NETRC": str(netrc)}, url) == "n" * 40
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "settings").write_text(f"[default]\nbase_url = {url}\napi_key = {'s' * 40}\n")
-    env = {"NETRC": str(tmp_path / "none"), "WANDB_CONFIG_DIR": str(config)}
-    assert sync.resolve_base_url(env) == url and sync.resolve_api_key(env, url) == "s" * 40
-    with pytest.raises(sync.SyncError, match="no W&B API key"):
-        sync.resolve_api_key({"NETRC": str(tmp_path / "none"), "WANDB_CONFIG_DIR": str(tmp_path)}, url)
-    with pytest.raises(sync.SyncError, match="WANDB_BASE_URL"):
-        sync.resolve_base_url({"WANDB_CONFIG_DIR": str(tmp_path)})
 
 
 def test_staged_copy_keeps_wandbs_framing_and_drops_only_the_first_history_rows(tmp_path):

@@ -1,15 +1,21 @@
-"""Loopback servers (127.0.0.1 only) for transport faults: a recording HTTP(S) server that answers
-or redirects, a raw TCP server that breaks HTTP on purpose (bodies cut short, bytes trickled), and
-a self-signed certificate for 127.0.0.1 and localhost made with the `openssl` CLI."""
+"""Loopback servers for transport faults: a recording HTTP(S) server that answers or redirects, a
+raw TCP server that breaks HTTP on purpose (bodies cut short, bytes trickled), a self-signed
+certificate for 127.0.0.1 and localhost (and any address asked for) made with the `openssl` CLI,
+and a real forward proxy (Debian's `tinyproxy`, installed by .ci/run) on 127.0.0.1 whose log says
+which requests went through it. `own_address()` finds an address of this machine that is not
+loopback, for servers the proxy rules must treat as remote."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +34,7 @@ class Recorder:
         redirect_status: int = 307,
         tls: ssl.SSLContext | None = None,
         payload: dict | None = None,
+        host: str = HOST,
     ):
         self.redirect_to = redirect_to
         self.redirect_status = redirect_status
@@ -59,7 +66,8 @@ class Recorder:
 
             do_GET = do_POST = _handle
 
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
+        self.host = host
+        self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
         if tls is not None:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
@@ -70,8 +78,8 @@ class Recorder:
     def port(self) -> int:
         return self._server.server_address[1]
 
-    def url(self, host: str = HOST, path: str = "/graphql") -> str:
-        return f"{self.scheme}://{host}:{self.port}{path}"
+    def url(self, host: str | None = None, path: str = "/graphql") -> str:
+        return f"{self.scheme}://{host or self.host}:{self.port}{path}"
 
     def authorizations(self) -> list[str | None]:
         return [r["headers"].get("Authorization") for r in self.seen]
@@ -149,8 +157,9 @@ class RawServer:
         self._sock.close()
 
 
-def self_signed_cert(folder: Path) -> tuple[Path, Path] | None:
-    """(certificate, key) PEM files, self-signed for 127.0.0.1 and localhost; None without the openssl CLI."""
+def self_signed_cert(folder: Path, *addresses: str) -> tuple[Path, Path] | None:
+    """(certificate, key) PEM files, self-signed for 127.0.0.1, localhost and `addresses` (IPs);
+    None without the openssl CLI."""
     openssl = shutil.which("openssl")
     if not openssl:
         return None
@@ -168,7 +177,7 @@ def self_signed_cert(folder: Path) -> tuple[Path, Path] | None:
             "-subj",
             "/CN=localhost",
             "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ",".join(["subjectAltName=DNS:localhost,IP:127.0.0.1", *(f"IP:{a}" for a in addresses)]),
             "-keyout",
             str(key),
             "-out",
@@ -185,3 +194,126 @@ def server_tls(cert: Path, key: Path) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     return ctx
+
+
+def own_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback (`ip -4 addr`, scope global), or None."""
+    ip = shutil.which("ip")
+    if ip:
+        out = subprocess.run([ip, "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True)
+        for match in re.finditer(r"inet (\d+\.\d+\.\d+\.\d+)/", out.stdout):
+            if not ipaddress.ip_address(match.group(1)).is_loopback:
+                return match.group(1)
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        return None
+    found = [i[4][0] for i in infos if not ipaddress.ip_address(i[4][0]).is_loopback]
+    return found[0] if found else None
+
+
+class TinyProxy:
+    """The real `tinyproxy` forward proxy (HTTP, absolute-form requests and CONNECT) on 127.0.0.1,
+    started from a config in `folder`; `requests()` reads what its log says it carried."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.log = folder / "tinyproxy.log"
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            self.port = s.getsockname()[1]
+        self.conf = folder / "tinyproxy.conf"
+        self.conf.write_text(
+            f'Port {self.port}\nListen {HOST}\nTimeout 30\nLogFile "{self.log}"\nLogLevel Info\n'
+            f'PidFile "{folder / "tinyproxy.pid"}"\nMaxClients 20\nAllow {HOST}\n'
+        )
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def requests(self) -> list[str]:
+        """What the proxy carried, from its log: `GET http://host:port/path` or `CONNECT host:port`."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return []
+        return [m.group(1) for m in re.finditer(r"Request \(file descriptor \d+\): (\S+ \S+)", text)]
+
+    def __enter__(self) -> TinyProxy:
+        exe = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+        self._proc = subprocess.Popen(
+            [exe, "-d", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # poll until it accepts connections (bounded)
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"tinyproxy exited with {self._proc.returncode}: {self.log.read_text()[-500:]}")
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("tinyproxy did not start listening within 20 s")
+
+    def __exit__(self, *exc) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
+class TLSFront:
+    """A TLS front for a plain TCP service (what stunnel does): accepts TLS on 127.0.0.1 and pipes
+    the decrypted bytes to `target_port`. Puts an https:// face on tinyproxy, which speaks plain HTTP."""
+
+    def __init__(self, tls: ssl.SSLContext, target_port: int):
+        self.tls, self.target_port = tls, target_port
+        self._sock = socket.socket()
+        self._sock.bind((HOST, 0))
+        self._sock.listen(8)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                raw, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            client = self.tls.wrap_socket(raw, server_side=True)
+            upstream = socket.create_connection((HOST, self.target_port), timeout=30)
+        except OSError:
+            raw.close()
+            return
+
+        def pipe(src, dst) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def __enter__(self) -> TLSFront:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._sock.close()

@@ -171,3 +171,22 @@ def test_the_environment_proxy_carries_requests_to_other_hosts_but_never_loopbac
         assert proxy.seen[0]["headers"]["Proxy-Authorization"] == "Basic dXNlcjpwdw=="
         http.request("GET", direct.url(), timeout=5, deadline=10)  # loopback: straight there
     assert len(proxy.seen) == 1 and len(direct.seen) == 1
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_once():
+    """A server that closes an idle kept-alive connection just as the next request arrives (the
+    race no pool can see coming): the request is sent again on a new connection, once, because
+    nothing of it reached the server; the caller gets its reply."""
+    connections = []
+
+    def answer_then_drop_the_next(server, conn):
+        connections.append(conn)
+        body = b'{"data": {"viewer": {"entity": "e"}}}'
+        server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        conn.recv(65536)  # the next request on this connection: read, never answered
+
+    with RawServer(answer_then_drop_the_next) as srv:
+        first = http.request("POST", srv.url + "/graphql", headers=AUTH, body=BODY, timeout=5, deadline=10)
+        second = http.request("POST", srv.url + "/graphql", headers=AUTH, body=BODY, timeout=5, deadline=10)
+    assert first.status == second.status == 200 and json.loads(second.body)["data"]["viewer"]["entity"] == "e"
+    assert len(connections) == 2 and len(srv.requests) == 2  # the dropped request was read, not answered

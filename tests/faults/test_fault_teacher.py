@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ftmodel import http_client as http
 from ftmodel.context import StageError
 from ftmodel.judge import Judge
 from ftmodel.llm import LLMError, OpenAIChatClient, map_chat
@@ -156,3 +157,33 @@ def test_distill_against_a_teacher_that_is_down_fails_and_says_why(tmp_path):
         *openai_teacher(down, "--set", "distill.max_samples=3", "--set", "distill.max_retries=0"),
     )
     assert res.returncode != 0 and "the teacher failed 2 times and answered nothing" in res.stdout + res.stderr
+
+
+def test_a_429_with_retry_after_is_waited_for_before_the_retry():
+    """A busy server says when to come back: the client waits that long (not its 0.01 s backoff),
+    bounded by RETRY_AFTER_MAX_S and said in the pace notes when cut."""
+    slept = []
+    with FakeOpenAI(responder=lambda m: "ok", faults=Faults(status_first=1, status=429, retry_after="3")) as srv:
+        assert client(srv.base_url, sleep=slept.append).chat(MSG).text == "ok"
+    assert len(srv.requests) == 2 and slept == [3.0]
+    slept.clear()
+    teacher = None
+    with FakeOpenAI(responder=lambda m: "ok", faults=Faults(status_first=1, status=503, retry_after="86400")) as srv:
+        teacher = client(srv.base_url, sleep=slept.append)
+        assert teacher.chat(MSG).text == "ok"
+    assert slept == [http.RETRY_AFTER_MAX_S]
+    assert any("asked to wait 86400 s (Retry-After): waiting 120 s" in n for n in teacher.pace.take_notes())
+    # An HTTP date is read too; nonsense is ignored (the usual backoff).
+    slept.clear()
+    with FakeOpenAI(responder=lambda m: "ok", faults=Faults(status_first=1, status=429, retry_after="soon")) as srv:
+        assert client(srv.base_url, sleep=slept.append).chat(MSG).text == "ok"
+    assert len(slept) == 1 and slept[0] < 1
+
+
+def test_retry_after_is_honoured_in_real_time_under_map_chat():
+    """As a user meets it: distill's map_chat (which waits on its cancel token, not `sleep`) sends
+    the retry no sooner than the server's Retry-After: 1 (measured by the server)."""
+    with FakeOpenAI(responder=lambda m: "ok", faults=Faults(status_first=1, status=429, retry_after="1")) as srv:
+        ((_, reply, error),) = list(map_chat(client(srv.base_url), ["q"], lambda q: MSG, concurrency=1))
+    assert error is None and reply.text == "ok"
+    assert len(srv.arrivals) == 2 and srv.arrivals[1] - srv.arrivals[0] >= 1.0

@@ -351,7 +351,7 @@ def offline_run(ws: Path, run_id: str, wandb_id: str) -> None:
     make_run(ws, run_id, "sft", "finished")
     d = ws / "runs" / run_id / "wandb" / f"offline-run-20260101_000000-{wandb_id}"
     d.mkdir(parents=True)
-    (d / f"run-{wandb_id}.wandb").write_bytes(b"x" * 2048)
+    (d / f"run-{wandb_id}.wandb").write_bytes(b":W&B\xe1\xbe\x00".ljust(2048, b"\0"))  # a log with no record yet
 
 
 async def test_sync_lists_offline_runs_and_reports_failures_with_the_reason(ws):

@@ -211,7 +211,7 @@ async def test_corrupt_bundle_is_refused_naming_the_file_and_nothing_changes(ws,
     offline_run(ws, RUN2, "bbbb2222")
     path = make_source_bundle(tmp_path)
     raw = bytearray(path.read_bytes())
-    at = raw.index(b"x" * 2048)  # the .wandb file's content inside the (uncompressed) tar
+    at = raw.index(b":W&B\xe1\xbe\x00")  # the .wandb file's content inside the (uncompressed) tar
     raw[at + 100] ^= 0xFF
     path.write_bytes(bytes(raw))
     before = snapshot(ws)
