@@ -15,7 +15,7 @@ from typing import Any
 
 from textual.message import Message
 
-from tui.gpu import GpuSample
+from ftmodel.gpus import Gpu
 from tui.rundata.series import SeriesStore
 from tui.rundata.summary import RunSummary
 
@@ -77,7 +77,7 @@ class ResultsLoaded(Message):
 class GpuPolled(_Latest, Message):
     """One nvidia-smi sample."""
 
-    gpus: list[GpuSample]
+    gpus: list[Gpu]
 
 
 class ChartsReady(Message):

@@ -237,13 +237,19 @@ async def test_gpu_panel_absent_without_nvidia_smi_and_filled_with_it(ws, tmp_pa
         assert not app.query("#panel-gpu")
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "nvidia-smi").write_text("#!/bin/sh\necho '0, 87, 40000, 81559'\n")
+    # The real format of ftmodel.gpus.NVIDIA_SMI's query (the one nvidia-smi query, the queue's too).
+    (fake / "nvidia-smi").write_text(
+        "#!/bin/sh\n"
+        "echo '0, GPU-1f0c2d3e-aaaa-bbbb-cccc-000000000000, 00000000:07:00.0, 87, 40000, 41559, 81559, NVIDIA H100'\n"
+        "echo '1, GPU-1f0c2d3e-aaaa-bbbb-cccc-000000000001, 00000000:0F:00.0, [N/A], 1, 2, 3, NVIDIA A2'\n"
+    )
     (fake / "nvidia-smi").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{__import__('os').environ['PATH']}")
     app = make_app(ws, gpu=None)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.main.gpus, what="gpu sample")
-        assert "87%" in str(app.query_one("#gpu-text").render())
+        text = str(app.query_one("#gpu-text").render())
+        assert "87%" in text and "40,000/81,559" in text and "GPU1 util ?%" in text
 
 
 async def test_live_rows_appended_later_reach_the_store(ws):

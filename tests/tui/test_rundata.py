@@ -5,7 +5,6 @@ import tracemalloc
 
 from ftmodel.reports import result_tables as read_results
 from tests.tui.fake_runs import dead_pid, grpo_rows, make_run
-from tui.gpu import parse_nvidia_smi
 from tui.rundata.follower import RunFollower
 from tui.rundata.health import health_hints
 from tui.rundata.series import Series, SeriesStore, columns_from_rows
@@ -167,11 +166,6 @@ def test_scan_marks_dead_running_runs_lost(tmp_path):
     assert [r.status for r in runs] == ["finished", "lost"]
     rows = {row.stage: row for row in stage_rows(("prepare", "sft"), runs)}
     assert rows["sft"].latest.status == "lost" and rows["prepare"].latest is None
-
-
-def test_parse_nvidia_smi():
-    gpus = parse_nvidia_smi("0, 87, 40000, 81559\n1, [N/A], 1, 2\n")
-    assert len(gpus) == 1 and gpus[0].util == 87 and gpus[0].mem_total == 81559
 
 
 def test_series_notes_where_values_were_not_finite_and_draws_only_what_it_can():

@@ -260,11 +260,11 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self.gpus = message.gpus
         text = "\n".join(
             t(
-                "GPU{index} util {util:3.0f}%  mem {used:,.0f}/{total:,.0f} MiB",
+                "GPU{index} util {util}%  mem {used}/{total} MiB",
                 index=g.index,
-                util=g.util,
-                used=g.mem_used,
-                total=g.mem_total,
+                util=_gpu_number(g.util_pct, "{:3.0f}"),
+                used=_gpu_number(g.used_mib, "{:,.0f}"),
+                total=_gpu_number(g.total_mib, "{:,.0f}"),
             )
             for g in message.gpus
         ) or t("nvidia-smi returned no GPUs")
@@ -491,3 +491,8 @@ class ConsoleScreen(ConsoleWorkers, Screen):
                 "queue": screens.QueueScreen,
             }[name]()
         self.app.push_screen(screen)
+
+
+def _gpu_number(value: float | None, fmt: str) -> str:
+    """A number nvidia-smi gave, or `?` where the board reports none (`[N/A]`)."""
+    return "?" if value is None else fmt.format(value)

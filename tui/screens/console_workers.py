@@ -6,11 +6,10 @@ own every widget and all state. A mixin so the screen module stays about layout 
 
 from __future__ import annotations
 
-import subprocess
 import time
 
+from ftmodel.gpus import query_gpus
 from ftmodel.reports import result_tables
-from tui.gpu import NVIDIA_SMI_QUERY, parse_nvidia_smi
 from tui.messages import ChartsReady, GpuPolled, LogLines, MetricsChunk, MetricsHistory, ResultsLoaded, RunsScanned
 from tui.rundata.follower import RunFollower
 from tui.rundata.health import config_beta
@@ -91,9 +90,5 @@ class ConsoleWorkers:
 
         worker = get_current_worker()
         while not worker.is_cancelled:
-            try:
-                out = subprocess.run(NVIDIA_SMI_QUERY, capture_output=True, text=True, timeout=10).stdout
-                self.post_message(GpuPolled(parse_nvidia_smi(out)))
-            except (OSError, subprocess.SubprocessError):
-                self.post_message(GpuPolled([]))
+            self.post_message(GpuPolled(query_gpus(timeout=10)))  # [] when nvidia-smi fails or hangs
             time.sleep(GPU_POLL_SECONDS)
