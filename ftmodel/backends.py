@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
 from ftmodel.rundir import Run, atomic_write_text
 
 EXIT_FILE = "slurm_exit.json"
@@ -26,7 +27,7 @@ KILLED = ("TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL", "DE
 ACTIVE_SLURM = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING")
 
 
-class BackendError(RuntimeError):
+class BackendError(FtmodelError, RuntimeError):
     """The scheduler refused or failed a request (its message included)."""
 
 

@@ -19,7 +19,9 @@ cut short reaches the caller as one of several library exceptions. Here:
   or user info), never a traceback from urllib3, http.client, socket or ssl. `retryable` says
   whether trying again may help; `retry_after(reply)` reads a 429/503's `Retry-After`.
 - A Cancel aborts requests from another thread (their sockets are shut down, so the server sees
-  the client go and can stop working on an abandoned request).
+  the client go and can stop working on an abandoned request); the request raises
+  `ftmodel.errors.Cancelled`, the one stop request of the engine, which is no HTTPError (a stop
+  is not a failure, and no `except HTTPError` may retry or swallow it).
 
 Connections are kept alive and reused (ftmodel.http_transport: urllib3 pools); a reply read to its
 end gives its connection back, one closed early drops it. A request that fails before any byte of
@@ -40,6 +42,8 @@ import time
 from collections.abc import Iterator, Mapping
 from urllib.parse import urljoin, urlsplit
 
+from ftmodel.errors import Cancelled, FtmodelError  # Cancelled: Cancel.cancel() during a request
+
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key"})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -50,7 +54,7 @@ FINISH_GRACE_S = 1.0  # how long `Reply.finish` waits for the rest of a body to 
 RETRY_AFTER_MAX_S = 120.0  # a Retry-After longer than this is cut to it (and said so by the caller)
 
 
-class HTTPError(Exception):
+class HTTPError(FtmodelError):
     """A request that failed; the message names the URL and says what happened."""
 
     retryable = False
@@ -102,10 +106,6 @@ class TooManyRedirects(HTTPError):
 
 class TooLarge(HTTPError):
     """A reply larger than `max_bytes`."""
-
-
-class Cancelled(HTTPError):
-    """Cancel.cancel() was called while the request was under way."""
 
 
 class ProxyFailed(Unreachable):
@@ -313,7 +313,7 @@ class Reply:
             f"{where}: the reply was cut off after {self._got} bytes ({type(root).__name__}: {root})", self.url
         )
 
-    def _aborted(self) -> HTTPError:
+    def _aborted(self) -> HTTPError | Cancelled:
         where = display(self.url)
         if self._guard.reason == "cancelled":
             return Cancelled(f"{where}: cancelled", self.url)
@@ -358,7 +358,7 @@ class Reply:
                 left = 64 * 1024
                 while left > 0 and (data := self.read_some()):
                     left -= len(data)
-            except (HTTPError, OSError):
+            except (HTTPError, Cancelled, OSError):
                 pass  # close() drops what is left
         self.close()
 
@@ -543,7 +543,7 @@ def _exchange(
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-def _aborted(guard: _Guard, url: str) -> HTTPError:
+def _aborted(guard: _Guard, url: str) -> HTTPError | Cancelled:
     if guard.reason == "cancelled":
         return Cancelled(f"{display(url)}: cancelled", url)
     return DeadlineExceeded(

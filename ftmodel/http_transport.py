@@ -28,12 +28,14 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ftmodel.errors import FtmodelError
+
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 PER_HOST = 64  # connections kept per host: above a teacher's usual concurrency (its schema allows 256)
 MAX_MANAGERS = 16  # (proxy, TLS context) pairs kept; the oldest is closed beyond that
 
 
-class ProxyUnsupported(ValueError):
+class ProxyUnsupported(FtmodelError, ValueError):
     """The environment names a proxy this process cannot use (a SOCKS proxy without PySocks)."""
 
 

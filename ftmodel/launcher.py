@@ -30,13 +30,14 @@ from pathlib import Path
 from types import ModuleType
 
 from ftmodel.contracts import StageContract
+from ftmodel.errors import FtmodelError
 from ftmodel.fingerprint import plan_stage, record_reuse
 from ftmodel.i18n import t
 from ftmodel.rundir import Run, create_run, file_lock, process_alive, process_start_time
 from ftmodel.words import PIPELINE
 
 
-class LaunchError(RuntimeError):
+class LaunchError(FtmodelError, RuntimeError):
     """The stage could not be started."""
 
 

@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import Protocol
 
 from ftmodel import http_client as http
+from ftmodel.errors import FtmodelError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 PACE_REPORT_S = 120.0  # map_chat logs the server's pace after a few replies, then at most this often
 NOTE_POLL_S = 5.0  # how often map_chat logs Pace's notes while no reply comes
 
 
-class LLMError(RuntimeError):
+class LLMError(FtmodelError, RuntimeError):
     """A request that failed for good; `fatal` when no other request can succeed either (bad key)."""
 
     def __init__(self, message: str, *, fatal: bool = False):

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
 from ftmodel.rundir import atomic_write_text
 from ftmodel.workspace import Workspace
 
@@ -28,7 +29,7 @@ VERSION = 1
 RECEIPT_DIR = "receipts"
 
 
-class ReceiptError(Exception):
+class ReceiptError(FtmodelError):
     """A file that is not a receipt we can read (the message names the file)."""
 
 

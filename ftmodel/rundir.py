@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftmodel.errors import FtmodelError
 from ftmodel.words import ACTIVE_STATES, FINAL_STATES, STAGES  # noqa: F401 - re-exported, the old home
 
 BROKEN = "broken"  # the status of a run whose state.json is missing, unreadable or not a JSON object
@@ -45,7 +46,7 @@ def new_run_id(stage: str) -> str:
     return f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-class BrokenRun(LookupError):
+class BrokenRun(FtmodelError, LookupError):
     """A run directory whose state cannot be trusted (missing, corrupt or wrong-shaped state.json)."""
 
 

@@ -20,13 +20,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
 from ftmodel.rundir import ACTIVE_STATES, METRICS_FILE, Run, parse_metric_lines
 
 LOCK_DIR = "sync-locks"
 IMPORT_MARK = ".ftmodel-import.json"  # in an imported run dir: the bundles that brought it (ftmodel.bundle)
 
 
-class RunBusy(Exception):
+class RunBusy(FtmodelError):
     """Another process is syncing this run."""
 
     def __init__(self, key: str, pid: int | None):

@@ -28,6 +28,8 @@ import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
+
 HEADER = struct.Struct("<4sHB")  # ident, magic, version
 IDENT, MAGIC = b":W&B", 0xBEE1
 KNOWN_VERSIONS = frozenset({0})  # what wandb 0.31 writes
@@ -36,7 +38,7 @@ _CHUNK = struct.Struct("<IHB")  # crc32 over type byte + data, data length, type
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
 
-class LogFormatError(Exception):
+class LogFormatError(FtmodelError):
     """A file that is not a .wandb log, or one this code cannot read whole (the message says which)."""
 
 

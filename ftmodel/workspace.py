@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
+
 # Workspace files and folders, relative to the workspace root.
 RAW_DIR = "data/raw"
 RAW_TRAIN = f"{RAW_DIR}/train.jsonl"
@@ -64,7 +66,7 @@ class Workspace:
 LOCKS_DIR = ".locks"
 
 
-class OutputBusy(RuntimeError):
+class OutputBusy(FtmodelError, RuntimeError):
     """Another run is writing a shared workspace output this stage would write."""
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ftmodel import config as config_mod
+from ftmodel.errors import FtmodelError
 from ftmodel.rundir import atomic_write_text
 
 
-class ConfigChangedOnDisk(Exception):
+class ConfigChangedOnDisk(FtmodelError):
     """The file changed since it was read: saving would overwrite someone else's edit."""
 
 

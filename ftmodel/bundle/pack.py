@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
 from ftmodel.rundir import atomic_write_text, file_lock, list_runs
 from ftmodel.textio import human_size  # noqa: F401 (re-exported: the CLI and console print sizes)
 from ftmodel.wandb_log import LogFormatError, read_log_records, relative_staged, staged_paths
@@ -37,7 +38,7 @@ ALLOWED_ROOTS = ("runs/", ".wandb/data/")
 _CHUNK = 1 << 20
 
 
-class BundleError(Exception):
+class BundleError(FtmodelError):
     """A bundle that cannot be made or must not be imported (the message names the file or version)."""
 
 
