@@ -33,6 +33,7 @@ from typing import Protocol
 
 from ftmodel import http_client as http
 from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 PACE_REPORT_S = 120.0  # map_chat logs the server's pace after a few replies, then at most this often
@@ -452,9 +453,15 @@ def check_service(service, section: str) -> None:
     from ftmodel.context import StageError
 
     if service.backend == "openai" and not service.model:
-        raise StageError(f"{section}.model: name the model served at {service.base_url}")
+        raise StageError(t("{section}.model: name the model served at {url}", section=section, url=service.base_url))
     if service.backend == "hf" and not (Path(service.model).expanduser() / "config.json").exists():
-        raise StageError(f"{section}.model: {service.model or '(empty)'} is not a local model directory")
+        raise StageError(
+            t(
+                "{section}.model: {model} is not a local model directory",
+                section=section,
+                model=service.model or t("(empty)"),
+            )
+        )
 
 
 def make_client(service, *, device: str = "cpu", trust_remote_code: bool = False) -> ChatClient:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ftmodel.errors import FtmodelError
 from ftmodel.gpus import Gpu, given_gpus, job_environment, pick_gpu, query_gpus  # noqa: F401 (Gpu: the queue's API)
+from ftmodel.i18n import language, set_language
 from ftmodel.rundir import Run, atomic_write_text, file_lock, find_run, list_runs, process_start_time
 
 QUEUE_DIR = "queue"
@@ -409,7 +410,7 @@ def start_runner(ws: str | Path) -> int | None:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            env=dict(os.environ, PYTHONUNBUFFERED="1", FTMODEL_LANG=language()),  # the starter's language
         )
     return proc.pid
 
@@ -511,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # detached: a vanished terminal is no reason to stop
+    set_language()  # FTMODEL_LANG from whoever started the runner; its stages inherit it
     try:
         return run_queue(argv[0], report=lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True))
     except QueueError as e:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 from ftmodel.words import ACTIVE_STATES, FINAL_STATES, STAGES  # noqa: F401 - re-exported, the old home
 
 BROKEN = "broken"  # the status of a run whose state.json is missing, unreadable or not a JSON object
@@ -226,7 +227,9 @@ class Run:
         """Return the state, or raise BrokenRun naming the run and what is wrong with its state.json."""
         state, problem = load_state(self.state_path)
         if problem:
-            raise BrokenRun(f"run {self.id} is broken: {problem} ({self.state_path})")
+            raise BrokenRun(
+                t("run {run} is broken: {problem} ({path})", run=self.id, problem=problem, path=self.state_path)
+            )
         return state
 
     def update_state(self, **changes: Any) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ftmodel import config as config_mod
 from ftmodel.context import Cancelled, StageContext, StageError
+from ftmodel.i18n import set_language, t
 from ftmodel.launcher import job_module, launch, preflight, stage_contract
 from ftmodel.rundir import Run, process_start_time
 from ftmodel.watchdog import start_watchdog, stop_watchdog
@@ -105,6 +106,8 @@ def _run(run: Run, rank: int) -> int:
     code, status, error = EXIT_FAILED, "failed", None
     try:
         cfg = config_mod.load(run.config_path)
+        if cfg.ui.language != "auto":  # the run's [ui] language speaks for its errors, as in the CLI
+            set_language(cfg.ui.language)
         ctx = StageContext(
             run=run,
             cfg=cfg,
@@ -134,9 +137,9 @@ def _run(run: Run, rank: int) -> int:
     except Cancelled:
         code, status, error = EXIT_CANCELLED, "cancelled", getattr(ctx, "stop_reason", None) or "stopped on request"
         print(f"{stage}: cancelled", flush=True)
-    except (StageError, config_mod.ConfigError, OutputBusy) as e:
+    except (StageError, config_mod.ConfigError, OutputBusy) as e:  # phrased for the user, in their language
         code, status, error = EXIT_USER_ERROR, "failed", str(e)
-        print(f"error: {e}", flush=True)
+        print(t("error: {message}", message=e), flush=True)
     except KeyboardInterrupt:
         code, status, error = EXIT_CANCELLED, "cancelled", "interrupted"
     except OSError as e:
@@ -187,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m ftmodel.worker RUN_DIR", file=sys.stderr)
         return EXIT_USER_ERROR
+    set_language()  # the launcher passes the starter's language (FTMODEL_LANG); the config may override it
     return run_stage(Run(Path(argv[0])))
 
 

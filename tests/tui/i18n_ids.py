@@ -1,5 +1,5 @@
-"""Every message id the console and the CLI translate: the literal `t("…")` calls in tui/ and in the
-CLI's modules, words used as ids, and the run sentinel's messages."""
+"""Every message id the console, the CLI and the engine translate: the literal `t("…")` calls in tui/
+and ftmodel/ (the engine's errors among them), words used as ids, and the run sentinel's messages."""
 
 from __future__ import annotations
 
@@ -15,13 +15,7 @@ from tui.widgets.charts import CHARTS
 
 ROOT = Path(__file__).resolve().parents[2]
 TUI = ROOT / "tui"
-CLI_FILES = (
-    *sorted((ROOT / "ftmodel" / "cli").glob("*.py")),
-    ROOT / "ftmodel" / "profiles" / "__init__.py",
-    # Engine messages the CLI and the console print as they are: the reuse note, `partial: …` in lineage.
-    ROOT / "ftmodel" / "launcher.py",
-    ROOT / "ftmodel" / "fingerprint.py",
-)
+ENGINE = ROOT / "ftmodel"
 HINTS = (
     "little signal left: most groups are all right (these prompts are learned)",
     "no learning signal: most groups are all wrong (SFT more, or easier prompts)",
@@ -66,10 +60,10 @@ WORDS = (
 
 
 def literal_ids() -> set[str]:
-    """The first argument of every `t("literal", …)` call in tui/ and the CLI, and what each worker
+    """The first argument of every `t("literal", …)` call in tui/ and ftmodel/, and what each worker
     does (the second argument of `background("name", "what", …)`, said when it fails)."""
     ids = set()
-    for path in (*TUI.rglob("*.py"), *CLI_FILES):
+    for path in (*TUI.rglob("*.py"), *ENGINE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
                 continue

@@ -1,0 +1,67 @@
+"""中文 when something is wrong: under LANG=zh_CN.UTF-8 the engine's errors (a config error, a stage's
+preflight error, an error a stage meets while it runs) and `ftmodel --help` read Chinese, and the
+English message ids stay what English users (and logs) see."""
+
+from __future__ import annotations
+
+import json
+
+from ftmodel import i18n
+from tests.conftest import cli
+from tests.engine.test_cli_and_launcher import only_run, prepared_workspace
+
+# What a Chinese-speaking user's shell has: no FTMODEL_LANG, no LC_ALL, LANG=zh_CN.UTF-8.
+ZH = {"FTMODEL_LANG": "", "LC_ALL": "", "LC_MESSAGES": "", "LANG": "zh_CN.UTF-8"}
+
+
+def test_a_config_error_names_file_line_and_key_in_chinese(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[sft]\nlearning_rate = 1e-4\nlerning_rate = 2e-4\n\n[lora]\nr = "eight"\n', encoding="utf-8")
+    res = cli("config", "check", str(bad), env=ZH)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == f"错误：{bad}:3: 未知的键 sft.lerning_rate（您是否想用 sft.learning_rate？）"
+    bad.write_text('[lora]\nr = "eight"\n', encoding="utf-8")
+    res = cli("config", "check", str(bad), env=ZH)
+    assert res.stderr.strip() == f"错误：{bad}:2: lora.r：应为整数，实际为 'eight'"
+    # The same file in English: the id is the English text, greppable in the source and in logs.
+    res = cli("config", "check", str(bad), env={**ZH, "LANG": "en_US.UTF-8"})
+    assert res.stderr.strip() == f"error: {bad}:2: lora.r: expected an integer, got 'eight'"
+
+
+def test_a_stage_preflight_error_is_chinese_and_creates_no_run(tmp_path):
+    ws = tmp_path / "ws"
+    res = cli("evaluate", "--eval-sft", "--workspace", str(ws), env=ZH)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"错误：{ws / 'runs'} 中没有已完成的 sft 运行：请先运行 `ftmodel sft`" in res.stderr
+    assert not (ws / "runs").exists()
+    res = cli("sft", "--workspace", str(ws), "--set", "grpo.num_generations=3", env=ZH)
+    assert res.returncode == 2 and "grpo.num_generations（3）必须整除" in res.stderr
+
+
+def test_an_error_a_stage_meets_while_running_is_chinese_in_its_log_and_state(tmp_path):
+    """The stage's worker is another process: it speaks the language of whoever started it."""
+    ws = prepared_workspace(tmp_path)
+    off = ("--set", "wandb.enabled=false")
+    assert cli("distill", "--workspace", str(ws), *off, "--set", "distill.builtin_error_rate=1.0").returncode == 0
+    res = cli("filter", "--workspace", str(ws), *off, env=ZH)
+    assert res.returncode == 2
+    run = only_run(ws, "filter")
+    state = json.loads((run / "state.json").read_text(encoding="utf-8"))
+    assert state["state"] == "failed" and state["error"].startswith("过滤后 120 个样本一个也没留下")
+    logs = cli("logs", run.name, "--workspace", str(ws), env=ZH).stdout
+    assert "错误：过滤后 120 个样本一个也没留下" in logs and "Traceback" not in logs
+
+
+def test_a_chosen_language_reaches_the_stage_whatever_lang_says(tmp_path):
+    """[ui] language (as the console's --lang) chooses for the CLI and for the stage process it starts."""
+    ws = prepared_workspace(tmp_path)
+    off = ("--set", "wandb.enabled=false")
+    assert cli("distill", "--workspace", str(ws), *off, "--set", "distill.builtin_error_rate=1.0").returncode == 0
+    res = cli("filter", "--workspace", str(ws), *off, "--set", "ui.language=zh", env={**ZH, "LANG": "en_US.UTF-8"})
+    assert res.returncode == 2 and "错误：过滤后 120 个样本一个也没留下" in res.stdout
+
+
+def test_message_ids_stay_english_and_greppable():
+    assert i18n.t("{path} not found: run `ftmodel {stage}` first", path="x", stage="prepare") == (
+        "x not found: run `ftmodel prepare` first"
+    )
