@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ftmodel.arguments import Parser
 from ftmodel.cli import alerts as alert_cmds
 from ftmodel.cli import queue as queue_cmds
 from ftmodel.cli import runs, start
@@ -21,11 +22,12 @@ from ftmodel.textio import show_controls_on_terminals
 from ftmodel.words import PIPELINE, STAGES
 
 __all__ = ["build_parser", "main"]
+DESCRIPTION = "The `ftmodel` command: every stage, the pipeline, config checks and run management, headless."
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (stage flags keep the original scripts' names)."""
-    parser = argparse.ArgumentParser(prog="ftmodel", description=__doc__.splitlines()[0])
+    parser = Parser(prog="ftmodel", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     runs.add_parsers(sub)
     alert_cmds.add_parsers(sub)

@@ -65,3 +65,42 @@ def test_message_ids_stay_english_and_greppable():
     assert i18n.t("{path} not found: run `ftmodel {stage}` first", path="x", stage="prepare") == (
         "x not found: run `ftmodel prepare` first"
     )
+
+
+def test_help_is_chinese_and_fits_the_terminal_in_cells():
+    from ftmodel.textio import cell_width
+
+    res = cli("--help", env={**ZH, "COLUMNS": "80"})
+    assert res.returncode == 0
+    out = res.stdout
+    assert out.startswith("用法：ftmodel [-h]")
+    for said in ("位置参数", "选项", "显示此帮助信息并退出", "阶段 4：LoRA 监督微调（TRL SFTTrainer）", "配置工具"):
+        assert said in out, said
+    assert "show this help" not in out and "run stages in order" not in out
+    sub = cli("sft", "--help", env={**ZH, "COLUMNS": "80"}).stdout
+    assert "为本次运行覆盖一个配置值（可重复）" in sub and "override one config value" not in sub
+    for text in (out, sub):  # wrapped by cells: no Chinese line wider than the terminal
+        wide = [line for line in text.splitlines() if cell_width(line) > 80 and cell_width(line) > len(line)]
+        assert not wide, wide
+    english = cli("sft", "--help", env={**ZH, "LANG": "C.UTF-8", "COLUMNS": "80"}).stdout
+    assert english.startswith("usage: ftmodel sft") and "override one config value for this run" in english
+
+
+def test_argparse_errors_are_chinese_too():
+    res = cli("runs", "--stage", "nope", env=ZH)
+    assert res.returncode == 2
+    assert "ftmodel runs：错误：参数 --stage：无效的选项 'nope'（可选：" in res.stderr
+    assert res.stderr.startswith("用法：ftmodel runs")
+
+
+def test_wrap_counts_cells_and_breaks_between_chinese_characters():
+    from ftmodel.textio import cell_width, wrap
+
+    text = "LoRA 的秩（r）：适配器矩阵的维度，越大可训练参数越多。use 16 or 32 for harder tasks"
+    for width in (10, 17, 40):
+        lines = wrap(text, width)
+        assert all(cell_width(line) <= width for line in lines), lines
+        assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+        assert not any(line[0] in "，。）：" for line in lines)  # never a line that starts with closing punctuation
+    assert wrap("a  b\n\nc", 5) == ["a b", "", "c"]
+    assert wrap("supercalifragilistic", 8) == ["supercal", "ifragili", "stic"]

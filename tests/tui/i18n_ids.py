@@ -82,9 +82,23 @@ def all_ids() -> set[str]:
     """Every id the console may pass to t()."""
     ids = literal_ids() | set(HINTS) | set(WORDS) | {c.title for c in CHARTS} | {s[0] for s in SCREEN_HELP}
     ids |= message_ids()  # the run sentinel's messages and hints: the CLI and the console show them
+    ids |= help_ids()
     for a in ACTIONS:
         if not a.id.startswith("panel."):
             ids.add(a.label)
         if a.help:
             ids.add(a.help)
     return ids - set(JOBS) - {"*"}
+
+
+def help_ids() -> set[str]:
+    """What `ftmodel --help` and `ftmodel-tui --help` show, each sub-command's too, and argparse's own
+    words and errors: translated when the help is formatted (ftmodel.arguments)."""
+    from ftmodel.arguments import ARGPARSE_ERRORS, ARGPARSE_WORDS, help_texts
+    from ftmodel.cli import build_parser
+    from ftmodel.profiles import PROFILES
+    from tui.app import build_parser as console_parser
+
+    ids = help_texts(build_parser()) | help_texts(console_parser()) | set(ARGPARSE_WORDS)
+    ids |= {text for _, text in PROFILES.values()}  # `ftmodel init --profile`'s help lists them
+    return ids | {template for _, template in ARGPARSE_ERRORS}
