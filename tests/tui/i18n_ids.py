@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from ftmodel.config import all_field_docs
 from ftmodel.queue import JOB_STATES
 from ftmodel.sentinel import message_ids
 from ftmodel.words import JOBS, STATES
@@ -83,6 +84,7 @@ def all_ids() -> set[str]:
     ids = literal_ids() | set(HINTS) | set(WORDS) | {c.title for c in CHARTS} | {s[0] for s in SCREEN_HELP}
     ids |= message_ids()  # the run sentinel's messages and hints: the CLI and the console show them
     ids |= help_ids()
+    ids |= all_field_docs()  # each config field's documentation, shown in the config editor
     for a in ACTIONS:
         if not a.id.startswith("panel."):
             ids.add(a.label)

@@ -20,7 +20,7 @@ from tui import actions
 from tui.configdoc import ConfigChangedOnDisk, ConfigDocument, display_value
 from tui.dialogs import PickScreen, SweepScreen, TextScreen
 from tui.messages import ConfigDiskChecked, LaunchRequested, SweepPlanned, SweepQueued
-from tui.plain import Plain, PlainInput
+from tui.plain import Plain, PlainInput, Prose
 from tui.rundata.argv import stage_argv
 from tui.screens.base import Workbench
 from tui.widgets.toggles import MarkedCheckbox, env_no_color
@@ -106,7 +106,7 @@ class ConfigScreen(Workbench):
             err = Plain(f"✗ {error}" if error else "", id=f"err-{section}-{name}", classes="fld-error")
             err.display = bool(error)
             widgets.append(err)
-            widgets.append(Plain(meta.get("doc") or "", classes="fld-help"))
+            widgets.append(Prose(config_mod.field_doc(meta), classes="fld-help"))  # in the user's language, by cells
         await form.mount_all(widgets)
         form.border_title = t("section {section} · enter/tab: fields · ctrl+s: save", section=section)
         form.scroll_home(animate=False)
