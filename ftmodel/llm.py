@@ -100,7 +100,7 @@ class Pace:
         with self._cond:
             while self.in_flight >= self.limit:
                 if cancel is not None and cancel.cancelled:
-                    raise http.Cancelled(f"{self.name}: cancelled")
+                    raise http.Cancelled(t("{name}: cancelled", name=self.name))
                 self._cond.wait(0.2)
             self.in_flight += 1
             now = time.monotonic()
@@ -250,7 +250,7 @@ class OpenAIChatClient:
         try:
             sent = self.pace.acquire(cancel)
         except http.Cancelled:
-            raise LLMError(f"{self.url}: cancelled") from None
+            raise LLMError(t("{name}: cancelled", name=self.url)) from None
         try:
             with http.stream(
                 "POST",
@@ -279,7 +279,7 @@ class OpenAIChatClient:
             outcome = "ok"
             return result
         except http.Cancelled:
-            raise LLMError(f"{self.url}: cancelled") from None
+            raise LLMError(t("{name}: cancelled", name=self.url)) from None
         except http.Timeout as e:
             outcome = "timeout"
             raise _Retry(str(e)) from None
@@ -297,10 +297,24 @@ class OpenAIChatClient:
             detail = ""
         code = reply.status
         if code in (401, 403):
-            raise LLMError(f"{self.url}: HTTP {code} (unauthorized): check the key in ${self.api_key_env}", fatal=True)
+            raise LLMError(
+                t(
+                    "{url}: HTTP {code} (unauthorized): check the key in ${env}",
+                    url=self.url,
+                    code=code,
+                    env=self.api_key_env,
+                ),
+                fatal=True,
+            )
         if code == 404:
             raise LLMError(
-                f"{self.url}: HTTP 404: no such endpoint or model {self.model!r}: {detail[:200]}", fatal=True
+                t(
+                    "{url}: HTTP 404: no such endpoint or model {model!r}: {detail}",
+                    url=self.url,
+                    model=self.model,
+                    detail=detail[:200],
+                ),
+                fatal=True,
             )
         if code in (400, 422) and "stream" in detail.lower() and self.stream:
             if self._stream_usage and "stream_options" in detail:
@@ -314,7 +328,7 @@ class OpenAIChatClient:
             if wait is not None and asked is not None and asked > wait:
                 self.pace.note(f"{self.pace.name} asked to wait {asked:.0f} s (Retry-After): waiting {wait:g} s")
             raise _Retry(f"HTTP {code} {detail[:120]}", wait=wait)
-        raise LLMError(f"{self.url}: HTTP {code}: {detail[:200]}")
+        raise LLMError(t("{url}: HTTP {code}: {detail}", url=self.url, code=code, detail=detail[:200]))
 
     @staticmethod
     def _read_stream(reply: http.Reply, first: list[float]) -> Reply:
@@ -332,11 +346,11 @@ class OpenAIChatClient:
             try:
                 event = json.loads(data)
             except ValueError:
-                raise _Retry(f"malformed stream event: {data[:120]!r}") from None
+                raise _Retry(t("malformed stream event: {data!r}", data=data[:120])) from None
             if not isinstance(event, dict):
-                raise _Retry(f"malformed stream event: {data[:120]!r}")
+                raise _Retry(t("malformed stream event: {data!r}", data=data[:120]))
             if event.get("error"):
-                raise _Retry(f"the server reported an error mid-stream: {str(event['error'])[:200]}")
+                raise _Retry(t("the server reported an error mid-stream: {error}", error=str(event["error"])[:200]))
             if isinstance(event.get("usage"), dict):
                 usage = event["usage"]
             for choice in event.get("choices") or []:
@@ -351,7 +365,7 @@ class OpenAIChatClient:
                 if choice.get("finish_reason"):
                     finished = True
         if not finished:
-            raise _Retry(f"the stream ended before the reply was finished ({len(parts)} pieces in)")
+            raise _Retry(t("the stream ended before the reply was finished ({n} pieces in)", n=len(parts)))
         return Reply("".join(parts), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
     @staticmethod
@@ -363,7 +377,7 @@ class OpenAIChatClient:
             if not isinstance(text, str):
                 raise TypeError("content is not a string")
         except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise _Retry(f"malformed reply ({e}): {raw[:120]!r}") from None
+            raise _Retry(t("malformed reply ({reason}): {raw!r}", reason=e, raw=raw[:120])) from None
         usage = data.get("usage") or {}
         return Reply(text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
@@ -373,7 +387,7 @@ class OpenAIChatClient:
         attempt = 0
         while True:
             if cancel is not None and cancel.cancelled:
-                raise LLMError(f"{self.url}: cancelled")
+                raise LLMError(t("{name}: cancelled", name=self.url))
             asked = None
             try:
                 return self._once(messages, cancel)
@@ -390,10 +404,10 @@ class OpenAIChatClient:
             attempt += 1
             if cancel is not None:
                 if cancel.wait(delay):
-                    raise LLMError(f"{self.url}: cancelled")
+                    raise LLMError(t("{name}: cancelled", name=self.url))
             else:
                 self._sleep(delay)
-        raise LLMError(f"{self.url}: gave up after {self.max_retries + 1} attempts: {last}")
+        raise LLMError(t("{url}: gave up after {n} attempts: {last}", url=self.url, n=self.max_retries + 1, last=last))
 
 
 class _Retry(Exception):
