@@ -467,5 +467,5 @@ def stop(
         if _wait_gone(pid, start, wait):
             break
     if run.read_state().get("state") in ("queued", "running") and not process_alive(pid, start):
-        run.update_state(state="cancelled", ended=time.time(), error="killed: it did not stop when asked")
+        run.update_state(state="cancelled", ended=time.time(), error=t("killed: it did not stop when asked"))
     return run.status()

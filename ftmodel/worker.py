@@ -135,20 +135,20 @@ def _run(run: Run, rank: int) -> int:
             ctx.output(**outputs)
         code, status = EXIT_OK, "finished"
     except Cancelled:
-        code, status, error = EXIT_CANCELLED, "cancelled", getattr(ctx, "stop_reason", None) or "stopped on request"
+        code, status, error = EXIT_CANCELLED, "cancelled", getattr(ctx, "stop_reason", None) or t("stopped on request")
         print(f"{stage}: cancelled", flush=True)
     except (StageError, config_mod.ConfigError, OutputBusy) as e:  # phrased for the user, in their language
         code, status, error = EXIT_USER_ERROR, "failed", str(e)
         print(t("error: {message}", message=e), flush=True)
     except KeyboardInterrupt:
-        code, status, error = EXIT_CANCELLED, "cancelled", "interrupted"
+        code, status, error = EXIT_CANCELLED, "cancelled", t("interrupted")
     except OSError as e:
         if e.errno not in DISK_FULL:
             traceback.print_exc()
             error = f"{type(e).__name__}: {e}"
         else:  # not a bug: say what ran out; appended outputs keep every whole row written so far
-            error = f"disk full: cannot write {e.filename or 'a file'}: {e.strerror}"
-            print(f"error: {error}", flush=True)
+            error = t("disk full: cannot write {path}: {reason}", path=e.filename or t("a file"), reason=e.strerror)
+            print(t("error: {message}", message=error), flush=True)
     except BaseException as e:  # a bug or a library failure: keep the traceback in stage.log
         traceback.print_exc()
         error = f"{type(e).__name__}: {e}"
