@@ -15,6 +15,7 @@ from typing import Any
 
 from ftmodel import config as config_mod
 from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 from ftmodel.rundir import atomic_write_text
 
 
@@ -147,7 +148,7 @@ class ConfigDocument:
         Raises ConfigChangedOnDisk instead of overwriting a file changed by someone else.
         """
         if self.changed_on_disk():
-            raise ConfigChangedOnDisk(f"{self.path} changed on disk since it was opened")
+            raise ConfigChangedOnDisk(t("{path} changed on disk since it was opened", path=self.path))
         if not self.pending:
             return False
         self.config()  # never write a config that fails to load
