@@ -104,3 +104,23 @@ def test_wrap_counts_cells_and_breaks_between_chinese_characters():
         assert not any(line[0] in "，。）：" for line in lines)  # never a line that starts with closing punctuation
     assert wrap("a  b\n\nc", 5) == ["a b", "", "c"]
     assert wrap("supercalifragilistic", 8) == ["supercal", "ifragili", "stic"]
+
+
+def test_errors_below_the_stages_are_chinese_too(tmp_path):
+    """What a teacher's server or a bundle says reaches the user inside a stage's or the CLI's error."""
+    import pytest
+
+    from ftmodel import http_client as http
+    from ftmodel.bundle import BundleError, import_bundle
+    from tests.fake_openai import closed_port_url
+
+    i18n.set_language("zh")
+    try:
+        with pytest.raises(http.Unreachable, match="：无法连接：ConnectionRefusedError"):
+            http.request("GET", closed_port_url(), timeout=2, deadline=5)
+        junk = tmp_path / "junk.tar"
+        junk.write_bytes(b"not a tar at all")
+        with pytest.raises(BundleError, match="时发现已损坏或被截断.*；没有导入任何内容"):
+            import_bundle(junk, tmp_path / "ws")
+    finally:
+        i18n.set_language("en")
