@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_queue(argv[0], report=lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True))
     except QueueError as e:
-        print(f"error: {e}", flush=True)
+        print(t("error: {message}", message=e), flush=True)
         return 2
 
 

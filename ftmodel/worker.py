@@ -158,13 +158,17 @@ def _run(run: Run, rank: int) -> int:
             try:
                 ctx.close_trackers(code)
             except BaseException as e:  # closing wandb must never hide how the stage ended
-                print(f"warning: closing trackers failed: {e}", flush=True)
+                print(t("warning: closing trackers failed: {reason}", reason=e), flush=True)
         if rank == 0:
             try:
                 run.update_state(state=status, exit_code=code, ended=time.time(), error=error)
             except OSError as e:  # a full disk: the run will show as lost; say why where we still can
                 print(
-                    f"error: could not record how the run ended in {run.state_path}: {e.strerror or e}",
+                    t(
+                        "error: could not record how the run ended in {path}: {reason}",
+                        path=run.state_path,
+                        reason=e.strerror or e,
+                    ),
                     file=sys.stderr,
                     flush=True,
                 )
