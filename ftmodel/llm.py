@@ -410,6 +410,9 @@ class OpenAIChatClient:
         raise LLMError(t("{url}: gave up after {n} attempts: {last}", url=self.url, n=self.max_retries + 1, last=last))
 
 
+# _Retry and _Fallback are control flow inside OpenAIChatClient.chat, never raised out of it (it turns
+# them into another attempt or an LLMError): not FtmodelErrors, so no `except FtmodelError` can catch
+# one by mistake (tests/engine/test_errors.py lists them as private).
 class _Retry(Exception):
     """A failure worth retrying; `wait`: the seconds the server asked for (Retry-After), if any."""
 
