@@ -76,6 +76,15 @@ def translate_error(message: str) -> str:
 class HelpFormatter(argparse.HelpFormatter):
     """Translates every text it formats and wraps it in terminal cells."""
 
+    class _Section(argparse.HelpFormatter._Section):
+        """A section whose Chinese heading ends in a full-width colon (argparse appends an ASCII one)."""
+
+        def format_help(self) -> str:
+            text = super().format_help()
+            if self.heading and cell_width(self.heading) > len(self.heading):
+                text = text.replace(f"{self.heading}:\n", f"{self.heading}：\n", 1)
+            return text
+
     def _get_help_string(self, action: argparse.Action) -> str | None:
         return t(action.help) if action.help and not isinstance(action.help, Translated) else action.help
 

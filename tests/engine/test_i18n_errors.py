@@ -74,7 +74,7 @@ def test_help_is_chinese_and_fits_the_terminal_in_cells():
     assert res.returncode == 0
     out = res.stdout
     assert out.startswith("用法：ftmodel [-h]")
-    for said in ("位置参数", "选项", "显示此帮助信息并退出", "阶段 4：LoRA 监督微调（TRL SFTTrainer）", "配置工具"):
+    for said in ("位置参数：", "选项：", "显示此帮助信息并退出", "阶段 4：LoRA 监督微调（TRL SFTTrainer）", "配置工具"):
         assert said in out, said
     assert "show this help" not in out and "run stages in order" not in out
     sub = cli("sft", "--help", env={**ZH, "COLUMNS": "80"}).stdout
