@@ -86,7 +86,12 @@ class ConfigScreen(Workbench):
                 bounds.append(f"≥ {meta['lo']}")
             if meta.get("hi") is not None:
                 bounds.append(f"≤ {meta['hi']}")
-            label = f"{name}  ({t(kind)}{', ' + ' '.join(bounds) if bounds else ''})"
+            what = (
+                t("({kind}, {bounds})", kind=t(kind), bounds=" ".join(bounds))
+                if bounds
+                else t("({kind})", kind=t(kind))
+            )
+            label = f"{name}  {what}"
             widgets.append(Plain(label, classes="fld-label"))
             fid = f"fld-{section}-{name}"
             if typ is bool:
