@@ -64,10 +64,10 @@ def load_questions(ctx: StageContext):
     """Return (train, eval, loaded) from the configured source (loaded: the loader's column report, or
     None for the built-in bank)."""
     d = ctx.cfg.data
-    if d.source == "builtin":
-        train, evals = bank.generate_bank(d.seed, d.n_train, d.n_eval, d.qtypes or None)
-        return train, evals, None
     try:
+        if d.source == "builtin":
+            train, evals = bank.generate_bank(d.seed, d.n_train, d.n_eval, d.qtypes or None)
+            return train, evals, None
         loaded = load_data(source_path(d.source), ColumnMap.from_config(d))
         train, evals = split_records(loaded.records, d.eval_fraction, d.seed)
     except DataError as e:

@@ -124,3 +124,18 @@ def test_errors_below_the_stages_are_chinese_too(tmp_path):
             import_bundle(junk, tmp_path / "ws")
     finally:
         i18n.set_language("en")
+
+
+def test_a_bank_that_cannot_be_generated_is_a_clear_chinese_error_not_a_traceback(tmp_path):
+    ws = tmp_path / "ws"
+    too_many = (
+        "--set",
+        "data.qtypes=['compound_interest']",
+        "--set",
+        "data.n_train=20000",
+        "--set",
+        "wandb.enabled=false",
+    )
+    res = cli("prepare", "--workspace", str(ws), *too_many, env=ZH)
+    assert res.returncode == 2 and "Traceback" not in res.stdout + res.stderr
+    assert "错误：题库：无法为题型 'compound_interest' 生成 20000 道不重复的 train 题目" in res.stdout
