@@ -9,7 +9,7 @@ import pytest
 
 from ftmodel import config
 from ftmodel.rundir import STAGES
-from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, self_pid, sft_rows
+from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, self_pid, sentinel_alerts, sft_rows
 from tui.app import STAGE_ITEMS, FtmodelConsole
 from tui.dialogs import ConfirmScreen, HelpScreen
 from tui.screens import ConsoleScreen
@@ -197,16 +197,16 @@ async def test_evaluation_results_show_as_a_table(ws):
         assert app.query_one("#panel-results").display
 
 
-async def test_grpo_hints_and_reward_panel(ws):
-    make_run(
-        ws, "grpo-20260101-000000-0001", "grpo", "finished", metrics=grpo_rows(20, zero_std=0.9, kl=False), beta=0.0
-    )
+async def test_grpo_alerts_notes_and_reward_panel(ws):
+    rows = grpo_rows(20, zero_std=0.9, kl=False)
+    path = make_run(ws, "grpo-20260101-000000-0001", "grpo", "finished", metrics=rows, beta=0.0)
+    sentinel_alerts(path, "grpo", rows)  # what the trainer's sentinel recorded
     app = make_app(ws)
     async with app.run_test(size=(100, 30)) as pilot:
         await select_stage(app, pilot, "grpo")
         hints = app.query_one("#hints")
-        await until(pilot, lambda: "no KL" in str(hints.render()), what="hints")
-        assert "no learning signal" in str(hints.render())
+        await until(pilot, lambda: "no KL" in str(hints.render()), what="the config note")
+        assert "groups had identical rewards" in str(app.query_one("#alerts").render())
         assert app.query_one("#panel-reward").display and not app.query_one("#panel-kl").display
 
 

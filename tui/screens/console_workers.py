@@ -10,9 +10,19 @@ import time
 
 from ftmodel.gpus import query_gpus
 from ftmodel.reports import result_tables
-from tui.messages import ChartsReady, GpuPolled, LogLines, MetricsChunk, MetricsHistory, ResultsLoaded, RunsScanned
+from tui.messages import (
+    AlertsRaised,
+    AlertsRead,
+    ChartsReady,
+    GpuPolled,
+    LogLines,
+    MetricsChunk,
+    MetricsHistory,
+    ResultsLoaded,
+    RunsScanned,
+)
+from tui.rundata.alerts import run_facts
 from tui.rundata.follower import RunFollower
-from tui.rundata.health import config_beta
 from tui.rundata.series import columns_from_rows
 from tui.workers import background
 
@@ -23,7 +33,8 @@ GPU_POLL_SECONDS = 2.0
 class ConsoleWorkers:
     """Workers of ConsoleScreen; they read its `workspace`, `follower`, `runs_by_id`, `results_for`
     and `_wake` and write nothing but messages. The poller owns the screen's `scanner` (once the
-    first scan, made while Textual starts, is done) and the followers it is handed."""
+    first scan, made while Textual starts, is done), the followers it is handed, `new_alerts` (what
+    to notify) and `stall_checks` (the console's own look for a stalled run)."""
 
     def _scan_first(self) -> None:
         """Scan the workspace once, in a plain thread started before the app runs (a Textual worker
@@ -49,7 +60,13 @@ class ConsoleWorkers:
         self._first_scan.join()  # the scanner is the first scan's until it is done
         while not worker.is_cancelled:
             self._wake.clear()
-            self.post_message(RunsScanned(self.scanner.scan()))
+            runs = self.scanner.scan()
+            self.post_message(RunsScanned(runs))
+            # A stall is recorded here (once, whoever sees it first) and counted by the next scan.
+            self.stall_checks.check(runs)
+            raised = self.new_alerts.poll(runs)
+            if raised:
+                self.post_message(AlertsRaised(raised))
             follower = self.follower
             if follower is not None:
                 self._follow_once(follower, worker)
@@ -72,16 +89,17 @@ class ConsoleWorkers:
         lines = follower.read_log()
         if lines:
             self.post_message(LogLines(run_id, lines))
+        alerts, reset = follower.read_alerts()
+        if alerts or reset:
+            self.post_message(AlertsRead(run_id, alerts, reset))
         if self.results_for != run_id:
             summary = self.runs_by_id.get(run_id)
             if summary is not None and not summary.active:
-                self.post_message(
-                    ResultsLoaded(run_id, result_tables(follower.run.path), config_beta(follower.run.path))
-                )
+                self.post_message(ResultsLoaded(run_id, result_tables(follower.run.path), run_facts(follower.run.path)))
             elif not follower.config_read:
-                # The config snapshot never changes: read its beta once per run, not on every poll.
+                # The config snapshot never changes: read its facts once per run, not on every poll.
                 follower.config_read = True
-                self.post_message(ResultsLoaded(run_id, [], config_beta(follower.run.path)))
+                self.post_message(ResultsLoaded(run_id, [], run_facts(follower.run.path)))
 
     @background("poll-gpu", "polling nvidia-smi", group="gpu", exclusive=True, restart_after=5.0)
     def _poll_gpu(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -20,6 +21,7 @@ from tui.configdoc import snapshot_diff
 from tui.dialogs import AskScreen, TextScreen
 from tui.messages import DetailLoaded, LaunchDone, LaunchRequested, OverlayLoaded, RowsLoaded, RunDeleted
 from tui.plain import Plain
+from tui.rundata.alerts import alert_notes
 from tui.rundata.argv import stage_argv
 from tui.rundata.summary import scan_workspace
 from tui.rundata.table import KEY_METRICS, RunRow, artifacts, metric_series, remove_run_dir, run_rows
@@ -39,7 +41,7 @@ class RunsScreen(FilteredTable):
     FILTER_INPUT, TABLE = "runs-text", "runs-table"
 
     # The run id comes first so it stays visible at 80 columns (the rest scrolls sideways).
-    COLUMNS = ("*", "run", "stage", "state", "start", "time", *KEY_METRICS, "wandb", "sync")
+    COLUMNS = ("*", "run", "stage", "state", "alerts", "start", "time", *KEY_METRICS, "wandb", "sync")
 
     def __init__(self):
         super().__init__()
@@ -80,7 +82,8 @@ class RunsScreen(FilteredTable):
         text = self.query_one("#runs-text", Input).value
         current = self.cursor_run()
         self.shown = [r for r in self.rows if r.matches(self.stage_filter, self.state_filter, text)]
-        cells = [(r.id, ("*" if r.id in self.marked else " ", *_shown_cells(r))) for r in self.shown]
+        warn = self.app.current_theme.warning or "yellow"
+        cells = [(r.id, ("*" if r.id in self.marked else " ", *_shown_cells(r, warn))) for r in self.shown]
         table.clear()
         for key, row in cells:
             table.add_row(*row, key=key)
@@ -237,10 +240,12 @@ class RunsScreen(FilteredTable):
         self.load_rows()
 
 
-def _shown_cells(row: RunRow) -> tuple[str, ...]:
-    """A row's cells as the table shows them: states in the UI language."""
-    run_id, stage, status, *rest, wandb, sync = row.cells()
-    return (run_id, stage, t(status), *rest, wandb, t(sync) if sync in ("never", "synced", "failed") else sync)
+def _shown_cells(row: RunRow, warn: str = "yellow") -> tuple[str | Text, ...]:
+    """A row's cells as the table shows them: states in the UI language, alerts in the warning colour."""
+    run_id, stage, status, alerts, *rest, wandb, sync = row.cells()
+    shown_alerts = Text("⚠" + alerts, style=f"bold {warn}") if alerts else ""
+    synced = t(sync) if sync in ("never", "synced", "failed") else sync
+    return (run_id, stage, t(status), shown_alerts, *rest, wandb, synced)
 
 
 class RunDetailScreen(Workbench):
@@ -262,6 +267,8 @@ class RunDetailScreen(Workbench):
                 + ("\n" + t("error:") + f" {s.error}" if s.error else ""),
                 id="detail-head",
             )
+            yield Static(t("alerts (the run sentinel)"), classes="detail-title")
+            yield Plain(t("reading…"), id="detail-alerts")
             yield Static(t("config: snapshot vs current"), classes="detail-title")
             yield Plain(t("reading…"), id="detail-config")
             yield Static(t("lineage (← what it consumed)"), classes="detail-title")
@@ -291,6 +298,7 @@ class RunDetailScreen(Workbench):
             lineage = lineage_lines(self.app.workspace, Run(path))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # state.json: any shape
             lineage = [t("cannot read the lineage: {error}", error=e)]
+        notes = alert_notes(Run(path))
         self.post_message(
             DetailLoaded(
                 snapshot_diff(path / "config.toml", self.app.cfg),
@@ -298,6 +306,7 @@ class RunDetailScreen(Workbench):
                 result_tables(path),
                 Run(path).log_tail(60),
                 lineage,
+                notes,
             )
         )
 
@@ -306,6 +315,7 @@ class RunDetailScreen(Workbench):
 
         self.query_one("#detail-config", Static).update(message.diff)
         self.query_one("#detail-lineage", Static).update("\n".join(message.lineage) or t("(none)"))
+        self.query_one("#detail-alerts", Static).update("\n".join(message.alerts) or t("(none)"))
         self.query_one("#detail-artifacts", Static).update(
             "\n".join(f"{pad(name, 40)} {size:>12,} B" for name, size in message.artifacts) or t("(none)")
         )
