@@ -16,7 +16,7 @@ from textual.content import Content
 
 from ftmodel.i18n import t
 from ftmodel.sentinel import Alert, Facts, config_notes
-from ftmodel.textio import printable
+from ftmodel.textio import cell_width, printable
 from tui.cells import cut
 from tui.rundata.alerts import alert_line, marker, severity
 from tui.rundata.series import DRAW_LIMIT, NonFinite, SeriesStore
@@ -64,10 +64,16 @@ def status_label(status: str) -> Content:
 STATUS_ALERTS = 3
 
 
-def alert_marker(count: int) -> Content:
-    """A run's alert marker for a list (` ⚠3`, in the warning colour), empty when it has none."""
+def alert_marker(count: int, room: int | None = None) -> Content:
+    """A run's alert marker for a list (` ⚠3`, in the warning colour), empty when it has none. With
+    `room` (cells left on the line) it gets shorter rather than wrap: `⚠3`, then `⚠`."""
     shown = marker(count)
-    return Content.assemble((" " + shown, "$warning")) if shown else Content("")
+    if not shown:
+        return Content("")
+    for form in (" " + shown, shown, "⚠"):
+        if room is None or cell_width(form) <= room:
+            break
+    return Content.assemble((form, "$warning"))
 
 
 def alert_lines(alerts: list[Alert]) -> Content:

@@ -54,6 +54,7 @@ from tui.widgets.progress import RunProgressBar
 from tui.widgets.tables import Table
 
 STAGE_ITEMS = JOBS
+RUN_LIST_CELLS = 24  # what a line of the run list holds (the left column is 28 cells wide, less its border)
 # How long the first frame waits for the first scan of the workspace, so that it already shows the runs (a
 # slow disk is not waited for: its runs appear when the scan lands).
 FIRST_SCAN_WAIT = 0.25
@@ -376,7 +377,8 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
 
     @staticmethod
     def _run_prompt(run: RunSummary) -> Content:
-        return Content(f"{clock(run.created or run.started)} ") + status_label(run.status) + alert_marker(run.alerts)
+        prompt = Content(f"{clock(run.created or run.started)} ") + status_label(run.status)
+        return prompt + alert_marker(run.alerts, RUN_LIST_CELLS - prompt.cell_length)
 
     def _refresh_status(self) -> None:
         summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None

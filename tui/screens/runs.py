@@ -17,6 +17,7 @@ from ftmodel.reports import result_tables
 from ftmodel.textio import printable
 from ftmodel.words import JOBS, STATES
 from tui import actions
+from tui.cells import cut
 from tui.configdoc import snapshot_diff
 from tui.dialogs import AskScreen, TextScreen
 from tui.messages import DetailLoaded, LaunchDone, LaunchRequested, OverlayLoaded, RowsLoaded, RunDeleted
@@ -30,6 +31,8 @@ from tui.widgets.charts import chart_widget
 from tui.widgets.log import LogPanel
 from tui.widgets.tables import Table
 from tui.workers import background
+
+ALERTS_CELLS = 10  # the runs table's alerts column: at 80 columns the start and time still show
 
 
 @actions.bind("runs")
@@ -61,7 +64,8 @@ class RunsScreen(FilteredTable):
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)
         for col in self.COLUMNS:
-            table.add_column(t("ans acc" if col == "answer_accuracy" else col), key=col)
+            width = ALERTS_CELLS if col == "alerts" else None  # `⚠2 stall`; a long rule is cut, not the columns after
+            table.add_column(t("ans acc" if col == "answer_accuracy" else col), key=col, width=width)
         table.focus()
         self._refresh_filters()
         self.load_rows()
@@ -243,7 +247,7 @@ class RunsScreen(FilteredTable):
 def _shown_cells(row: RunRow, warn: str = "yellow") -> tuple[str | Text, ...]:
     """A row's cells as the table shows them: states in the UI language, alerts in the warning colour."""
     run_id, stage, status, alerts, *rest, wandb, sync = row.cells()
-    shown_alerts = Text("⚠" + alerts, style=f"bold {warn}") if alerts else ""
+    shown_alerts = Text(cut("⚠" + alerts, ALERTS_CELLS), style=f"bold {warn}") if alerts else ""
     synced = t(sync) if sync in ("never", "synced", "failed") else sync
     return (run_id, stage, t(status), shown_alerts, *rest, wandb, synced)
 
