@@ -318,3 +318,15 @@ async def test_long_history_shows_a_preview_then_the_exact_store_then_live_rows(
             fh.write(json.dumps({"step": 3001, "time": 1764001502.0, "loss": 0.5}) + "\n")
         await until(pilot, lambda: app.main.store.rows == 3001, what="live row after the history")
         assert app.main.store.get("loss").last == (3001, 0.5)
+
+
+async def test_the_run_list_empties_on_a_stage_without_runs(ws):
+    make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=sft_rows(5))
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        runs = app.query_one("#runs")
+        await until(pilot, lambda: runs.option_count == 1, what="the sft run listed")
+        await select_stage(app, pilot, "export")  # no export run: the sft run must not stay listed
+        await until(pilot, lambda: runs.option_count == 0, what="an empty run list")
+        assert app.main.selected_run is None and "no runs yet" in status_text(app)

@@ -99,6 +99,7 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
         self._first_scan.start()
         self._stage_prompts: list[str] = []
         self._run_ids: list[str] = []
+        self._run_list_for: str | None = None  # the stage (and language) the run list was built for
         self._run_prompts: list[str] = []
         self._status_summary: RunSummary | None = None  # the summary and metrics the status block shows
         self._status_version: int | None = None
@@ -127,7 +128,7 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
                 panel.border_title = f"{PANELS[key]} {t(key if key != 'gpu' else 'GPU')}"
         self._stage_prompts = []
         self._refresh_stage_list()
-        self._run_ids = []
+        self._run_list_for = None
         self._refresh_run_list()
         self._refresh_status()
 
@@ -304,7 +305,7 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
     # ---------------------------------------------------------------- state changes
 
     def watch_selected_stage(self, stage: str) -> None:
-        self._run_ids = []  # force the run list to rebuild
+        self._run_list_for = None  # force the run list to rebuild (also when the new stage has no runs)
         self._refresh_run_list()
         runs = self._stage_runs(stage)
         self._select_run(runs[0].id if runs else None)
@@ -359,7 +360,8 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
         ids = [r.id for r in runs]
         runs_list = self.query_one("#runs", OptionList)
         prompts = [self._run_prompt(r) for r in runs]
-        if ids != self._run_ids:
+        if ids != self._run_ids or self._run_list_for != self.selected_stage:
+            self._run_list_for = self.selected_stage
             runs_list.clear_options()
             runs_list.add_options([Option(p, id=i) for p, i in zip(prompts, ids, strict=True)])
             self._run_ids = ids
