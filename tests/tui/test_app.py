@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -330,3 +331,16 @@ async def test_the_run_list_empties_on_a_stage_without_runs(ws):
         await select_stage(app, pilot, "export")  # no export run: the sft run must not stay listed
         await until(pilot, lambda: runs.option_count == 0, what="an empty run list")
         assert app.main.selected_run is None and "no runs yet" in status_text(app)
+
+
+async def test_a_truncated_metrics_file_starts_the_charts_again(ws):
+    path = make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=sft_rows(10))
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: app.main.store.rows == 10, what="10 rows")
+        rows = sft_rows(3)  # the file rewritten shorter (a rerun into the same directory, an editor)
+        (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        app.main.wake()
+        await until(pilot, lambda: app.main.store.rows == 3, what="the 3 rows the file holds now, not 13")
+        assert app.main.store.get("loss").last == (3, 7.0 / 3)

@@ -32,12 +32,19 @@ class RunFollower:
         self.log_offset: int | None = None
         self._log_partial = b""
         self.alerts = MetricsReader(self.run.path / ALERTS_FILE)  # the sentinel's alerts: strict JSON lines too
+        self._resets_seen = 0  # truncations of metrics.jsonl already told (see `truncated`)
         self.config_read = False  # the run's config snapshot has been read (for its config notes)
         self.preview_drawn = threading.Event()  # set by the screen once it has drawn a history's preview
 
     def read_metrics(self) -> list[dict]:
         """Return up to about `chunk_bytes` of new rows (callers loop for big backfills)."""
         return self.metrics.read_new(max_bytes=self.chunk_bytes)
+
+    def truncated(self) -> bool:
+        """Tell (once per event) whether metrics.jsonl was truncated or replaced since the last call:
+        the rows shown so far are gone, and the rows read next start the run's history again."""
+        seen, self._resets_seen = self._resets_seen, self.metrics.resets
+        return self.metrics.resets != seen
 
     def caught_up(self) -> bool:
         """Tell whether the metrics file has been read to its end."""

@@ -23,7 +23,7 @@ from tui.messages import (
 )
 from tui.rundata.alerts import run_facts
 from tui.rundata.follower import RunFollower
-from tui.rundata.series import columns_from_rows
+from tui.rundata.series import SeriesStore, columns_from_rows
 from tui.workers import background
 
 POLL_SECONDS = 0.5
@@ -82,6 +82,8 @@ class ConsoleWorkers:
             )
         while not worker.is_cancelled and self.follower is follower:
             rows = follower.read_metrics()
+            if follower.truncated():  # the file was cut or replaced: what is shown is gone, start again
+                self.post_message(MetricsHistory(run_id, SeriesStore(), True))
             if not rows:
                 break
             caught_up = follower.caught_up()
