@@ -21,7 +21,6 @@ from ftmodel.sentinel import (
     AlertsReader,
     Facts,
     check_stall,
-    count_alerts,
     describe,
     read_alerts,
     settings_for,
@@ -95,7 +94,9 @@ def alert_notes(run: Run) -> list[str]:
 
 class AlertCounter:
     """How many alerts each run has, re-counted only when its alerts.jsonl changed (the workspace
-    scanner asks on every scan: a stat per run, a read only of a file that grew)."""
+    scanner asks on every scan: a stat per run, a read only of a file that changed). It counts the
+    alerts that read (`read_alerts`), so a marker never counts a torn or foreign line the status
+    block does not show (`ftmodel runs` counts lines: `count_alerts`)."""
 
     def __init__(self):
         self._known: dict[Path, tuple[tuple[int, int, int], int]] = {}
@@ -111,7 +112,7 @@ class AlertCounter:
         known = self._known.get(Path(run_path))
         if known is not None and known[0] == key:
             return known[1]
-        count = count_alerts(Path(run_path))
+        count = len(read_alerts(Path(run_path)))  # what the status block and detail list, not every line
         self._known[Path(run_path)] = (key, count)
         return count
 

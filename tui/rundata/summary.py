@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftmodel.rundir import ACTIVE_STATES, STATE_FILE, Run, load_state, runs_root, status_of
-from ftmodel.sentinel import count_alerts
+from ftmodel.sentinel import read_alerts
 from tui.rundata.alerts import AlertCounter
 from tui.rundata.series import SeriesStore
 
@@ -39,7 +39,7 @@ class RunSummary:
 
 def summarize(run: Run) -> RunSummary:
     """Read one run's state.json (and whether its process lives) and its alert count into a RunSummary."""
-    return summary_of(run, *load_state(run.state_path), alerts=count_alerts(run))
+    return summary_of(run, *load_state(run.state_path), alerts=len(read_alerts(run)))
 
 
 def summary_of(run: Run, state: dict, problem: str | None, alerts: int = 0) -> RunSummary:
