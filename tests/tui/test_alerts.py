@@ -204,3 +204,23 @@ async def test_hostile_alerts_are_shown_never_obeyed_nor_fatal(ws):
         await pilot.press("escape", "escape")
         await until(pilot, lambda: "kl_spike @ step 9" in alerts_text(app), what="a good alert after the torn line")
         assert app.is_running
+
+
+async def test_a_failed_detail_reader_says_so_in_place(ws, monkeypatch):
+    make_run(ws, SFT, "sft", "finished", metrics=sft_rows(3))
+
+    def broken(path):
+        raise RuntimeError("the disk said no")
+
+    monkeypatch.setattr("tui.screens.runs.alert_notes", broken)
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.main.runs, what="scan")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.rows, what="runs browser")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="detail")
+        shown = lambda: str(app.screen.query_one("#detail-alerts").render())  # noqa: E731
+        await until(pilot, lambda: "could not read: RuntimeError: the disk said no" in shown(), what="the failure")
+        assert "reading…" not in str(app.screen.query_one("#detail-config").render())
+        assert app.is_running

@@ -30,7 +30,7 @@ from tui.screens.base import FilteredTable, Workbench
 from tui.widgets.charts import chart_widget
 from tui.widgets.log import LogPanel
 from tui.widgets.tables import Table
-from tui.workers import background
+from tui.workers import WorkerFailed, background
 
 ALERTS_CELLS = 10  # the runs table's alerts column: at 80 columns the start and time still show
 
@@ -313,6 +313,13 @@ class RunDetailScreen(Workbench):
                 notes,
             )
         )
+
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        """The detail's reader failed: say so where it said "reading…", not a blank (the app tells why too)."""
+        if message.name != "run-detail" or self.loaded:
+            return
+        for part in ("alerts", "config", "lineage", "artifacts"):
+            self.query_one(f"#detail-{part}", Static).update(t("could not read: {error}", error=message.error))
 
     async def on_detail_loaded(self, message: DetailLoaded) -> None:
         from tui.cells import pad
