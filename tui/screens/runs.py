@@ -1,5 +1,8 @@
 """The runs browser: every run of the workspace as a table (filter, mark, overlay, clone, delete),
-a run's detail and an overlay of several runs' curves. Files are read and removed in workers."""
+a run's detail and an overlay of several runs' curves. Files are read and removed in workers.
+
+A little over 400 lines: three screens that share one stylesheet, the row model and its actions
+(the rows, files and alerts they show are read in tui/rundata/table.py and tui/rundata/alerts.py)."""
 
 from __future__ import annotations
 
