@@ -189,7 +189,7 @@ def test_a_diverging_sft_followed_live_is_marked_and_never_ends_the_console(tmp_
         {
             **SMALL_OVERRIDES,
             "model": {**SMALL_OVERRIDES["model"], "dtype": "float16"},
-            "sft": {"max_steps": 30, "save_steps": 30, "batch_size": 8, "learning_rate": 1.0},
+            "sft": {"max_steps": 20, "save_steps": 20, "batch_size": 8, "learning_rate": 1.0},
             "wandb": {"log_interval": 1, "enabled": False},
             # a stall is no new step for max(10 s, 2 x the step interval): a frozen stage is caught in seconds
             "alerts": {"stall_floor_s": 10.0, "stall_factor": 2.0},
@@ -239,7 +239,7 @@ def test_a_diverging_sft_followed_live_is_marked_and_never_ends_the_console(tmp_
         finally:
             for pid in frozen:
                 os.kill(pid, signal.SIGCONT)
-        console.wait_screen(lambda s: "30/30" in s and "finished" in s, 600, "the diverged run finished")
+        console.wait_screen(lambda s: "20/20" in s and "finished" in s, 600, "the diverged run finished")
         screen = console.wait_screen(lambda s: marked.search(s), 30, "still marked once finished")
         assert "Traceback" not in screen and "Error" not in screen
         metrics = (run_dir / "metrics.jsonl").read_text()

@@ -1,4 +1,5 @@
-"""The main console's thread workers: scan the workspace, tail the selected run, poll nvidia-smi.
+"""The main console's thread workers: scan the workspace (with its alerts and stalls), tail the
+selected run, poll nvidia-smi.
 
 They run off the UI thread and only post messages (tui.messages); the console screen's handlers
 own every widget and all state. A mixin so the screen module stays about layout and handlers.
@@ -53,7 +54,8 @@ class ConsoleWorkers:
 
     @background("poll-runs", "following the runs", group="poll", exclusive=True, restart_after=2.0)
     def _poll_runs(self) -> None:
-        """Scan the workspace's runs and tail the selected run's metrics and log, forever."""
+        """Scan the workspace's runs, check the running ones for a stall, tell new alerts, and tail the
+        selected run's metrics, log and alerts, forever."""
         from textual.worker import get_current_worker
 
         worker = get_current_worker()
