@@ -224,3 +224,22 @@ async def test_a_failed_detail_reader_says_so_in_place(ws, monkeypatch):
         await until(pilot, lambda: "could not read: RuntimeError: the disk said no" in shown(), what="the failure")
         assert "reading…" not in str(app.screen.query_one("#detail-config").render())
         assert app.is_running
+
+
+def test_the_scanner_counts_alerts_again_for_active_runs_and_changed_states(ws):
+    pid, start = self_pid()
+    live = make_run(ws, SFT, "sft", "running", pid=pid, proc_start=start, metrics=[], created=time.time())
+    done = make_run(ws, "sft-20251231-000000-0001", "sft", "finished", metrics=[], created=time.time() - 100)
+    scanner = WorkspaceScanner(ws)
+
+    def counts():
+        return {s.id: s.alerts for s in scanner.scan()}
+
+    assert counts() == {SFT: 0, done.name: 0}
+    sentinel_alerts(live, "sft", diverging_rows(3, 3))
+    assert counts()[SFT] == 2  # an active run is looked at on every scan
+    sentinel_alerts(done, "sft", diverging_rows(3, 2))
+    assert counts()[done.name] == 0  # a finished run whose state.json did not change costs no stat
+    state = json.loads((done / "state.json").read_text())
+    (done / "state.json").write_text(json.dumps({**state, "updated": time.time()}))
+    assert counts()[done.name] == 2

@@ -93,27 +93,32 @@ def alert_notes(run: Run) -> list[str]:
 
 
 class AlertCounter:
-    """How many alerts each run has, re-counted only when its alerts.jsonl changed (the workspace
-    scanner asks on every scan: a stat per run, a read only of a file that changed). It counts the
-    alerts that read (`read_alerts`), so a marker never counts a torn or foreign line the status
-    block does not show (`ftmodel runs` counts lines: `count_alerts`)."""
+    """How many alerts each run has, for the workspace scanner's summaries.
+
+    It counts the alerts that read (`read_alerts`), so a marker never counts a torn or foreign line
+    the status block does not show (`ftmodel runs` counts lines: `count_alerts`), and it reads a file
+    again only when its stat changed. The scanner asks it to look (`recheck`) only for active runs
+    and runs whose state.json changed: alerts are recorded while a run is active, and its end
+    rewrites state.json, so a finished run costs nothing per scan.
+    """
 
     def __init__(self):
-        self._known: dict[Path, tuple[tuple[int, int, int], int]] = {}
+        self._known: dict[Path, tuple[tuple[int, int, int] | None, int]] = {}
 
-    def count(self, run_path: Path) -> int:
-        path = Path(run_path) / ALERTS_FILE
+    def count(self, run_path: Path, recheck: bool = True) -> int:
+        known = self._known.get(run_path)
+        if known is not None and not recheck:
+            return known[1]
         try:
-            st = os.stat(path)
+            st = os.stat(os.path.join(run_path, ALERTS_FILE))
         except OSError:
-            self._known.pop(Path(run_path), None)
+            self._known[run_path] = (None, 0)
             return 0
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        known = self._known.get(Path(run_path))
         if known is not None and known[0] == key:
             return known[1]
         count = len(read_alerts(Path(run_path)))  # what the status block and detail list, not every line
-        self._known[Path(run_path)] = (key, count)
+        self._known[run_path] = (key, count)
         return count
 
     def forget_except(self, paths: set[Path]) -> None:

@@ -90,7 +90,8 @@ class WorkspaceScanner:
     The console scans every half second; most runs finished long ago, so a scan costs a stat per run
     (state.json is replaced by rename, so a new version has a new inode and mtime) instead of reading
     and parsing every state.json. Whether an active run's process still lives is asked every scan.
-    Its alerts.jsonl is counted the same way (a second stat; lines counted again only when it changed).
+    Its alerts are counted the same way (tui.rundata.alerts.AlertCounter: for an active run or a
+    changed state.json, a second stat, and a read only when alerts.jsonl changed).
     One thread at a time uses a scanner.
     """
 
@@ -107,7 +108,7 @@ class WorkspaceScanner:
             self._read.clear()
             self._alerts.forget_except(set())
             return []
-        read = {}
+        read, changed = {}, set()
         with os.scandir(root) as entries:
             for entry in entries:
                 path = Path(entry.path)
@@ -119,7 +120,11 @@ class WorkspaceScanner:
                     continue  # no state.json (yet): not a run; or the directory went away
                 key = (st.st_ino, st.st_mtime_ns, st.st_size)
                 known = self._read.get(path)
-                read[path] = known if known is not None and known[0] == key else (key, *load_state(path / STATE_FILE))
+                if known is not None and known[0] == key:
+                    read[path] = known
+                else:
+                    read[path] = (key, *load_state(path / STATE_FILE))
+                    changed.add(path)
         self._read = read
         self._alerts.forget_except(set(read))
         # The id's timestamp has one-second resolution; `created` orders runs started within a second.
@@ -128,9 +133,11 @@ class WorkspaceScanner:
         for path in order:
             _, state, problem = read[path]
             try:
-                out.append(summary_of(Run(path), state, problem, self._alerts.count(path)))
+                summary = summary_of(Run(path), state, problem)
             except (OSError, ValueError, TypeError):
                 continue  # a run directory being created or removed right now
+            summary.alerts = self._alerts.count(path, recheck=summary.active or path in changed)
+            out.append(summary)
         return out
 
 
