@@ -256,6 +256,6 @@ def test_a_diverging_sft_followed_live_is_marked_and_never_ends_the_console(tmp_
         chinese.select_stage("sft", title=r"(\w+) 的运行")
         screen = chinese.wait_screen(lambda s: "⚠ stall @ 第" in s, 30, "the stall alert in Chinese")
         assert "没有新的步" in screen and re.search(r"sft +✓ 已完成 ⚠\d", screen), screen
-        assert re.search(r"⚠ nonfinite_\w+ @ 第 \d+ 步：|更多|另有 \d+ 条告警", screen), screen
+        assert re.search(r"⚠ nonfinite_\w+ @ 第 \d+ 步：第 \d+ 步的", screen), screen  # newest first: the NaN below
     finally:
         chinese.kill()
