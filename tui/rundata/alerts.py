@@ -96,7 +96,7 @@ class AlertCounter:
     """How many alerts each run has, for the workspace scanner's summaries.
 
     It counts the alerts that read (`read_alerts`), so a marker never counts a torn or foreign line
-    the status block does not show (`ftmodel runs` counts lines: `count_alerts`), and it reads a file
+    the status block does not show (`ftmodel runs` counts them the same way), and it reads a file
     again only when its stat changed. The scanner asks it to look (`recheck`) only for active runs
     and runs whose state.json changed: alerts are recorded while a run is active, and its end
     rewrites state.json, so a finished run costs nothing per scan.
