@@ -4,7 +4,8 @@ The format (see ftmodel.bundle for the whole story): a tar (gzip when the name e
 with `ftmodel-bundle/header.json` first, the files at their workspace-relative paths, and
 `ftmodel-bundle/manifest.json` LAST (each file's size and SHA-256, so a run that is still writing
 is packed in one pass: each file read once from one open descriptor, up to the size it had when
-opened, hashed as it is written). Stdlib only.
+opened, hashed as it is written). Stdlib only. (Just over 400 lines: the format, the ledger of what earlier
+bundles carried and the plan shown before packing read and write the same records, so they stay together.)
 """
 
 from __future__ import annotations

@@ -17,13 +17,6 @@ from tui.widgets.charts import CHARTS
 ROOT = Path(__file__).resolve().parents[2]
 TUI = ROOT / "tui"
 ENGINE = ROOT / "ftmodel"
-HINTS = (
-    "little signal left: most groups are all right (these prompts are learned)",
-    "no learning signal: most groups are all wrong (SFT more, or easier prompts)",
-    "no learning signal: most groups have identical rewards",
-    "many completions clipped: raise grpo.max_completion_length",
-    "no KL: grpo.beta is 0",
-)
 WORDS = (
     *STATES,
     *PANELS,
@@ -57,6 +50,7 @@ WORDS = (
     *JOB_COLUMNS,
     "best",
     "removed",
+    "alerts",
 )
 
 
@@ -81,7 +75,7 @@ def literal_ids() -> set[str]:
 
 def all_ids() -> set[str]:
     """Every id the console may pass to t()."""
-    ids = literal_ids() | set(HINTS) | set(WORDS) | {c.title for c in CHARTS} | {s[0] for s in SCREEN_HELP}
+    ids = literal_ids() | set(WORDS) | {c.title for c in CHARTS} | {s[0] for s in SCREEN_HELP}
     ids |= message_ids()  # the run sentinel's messages and hints: the CLI and the console show them
     ids |= help_ids()
     ids |= all_field_docs()  # each config field's documentation, shown in the config editor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from ftmodel import config
 from ftmodel.rundir import STAGES
-from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, self_pid, sft_rows
+from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, self_pid, sentinel_alerts, sft_rows
 from tui.app import STAGE_ITEMS, FtmodelConsole
 from tui.dialogs import ConfirmScreen, HelpScreen
 from tui.screens import ConsoleScreen
@@ -197,16 +198,16 @@ async def test_evaluation_results_show_as_a_table(ws):
         assert app.query_one("#panel-results").display
 
 
-async def test_grpo_hints_and_reward_panel(ws):
-    make_run(
-        ws, "grpo-20260101-000000-0001", "grpo", "finished", metrics=grpo_rows(20, zero_std=0.9, kl=False), beta=0.0
-    )
+async def test_grpo_alerts_notes_and_reward_panel(ws):
+    rows = grpo_rows(20, zero_std=0.9, kl=False)
+    path = make_run(ws, "grpo-20260101-000000-0001", "grpo", "finished", metrics=rows, beta=0.0)
+    sentinel_alerts(path, "grpo", rows)  # what the trainer's sentinel recorded
     app = make_app(ws)
     async with app.run_test(size=(100, 30)) as pilot:
         await select_stage(app, pilot, "grpo")
         hints = app.query_one("#hints")
-        await until(pilot, lambda: "no KL" in str(hints.render()), what="hints")
-        assert "no learning signal" in str(hints.render())
+        await until(pilot, lambda: "no KL" in str(hints.render()), what="the config note")
+        assert "groups had identical rewards" in str(app.query_one("#alerts").render())
         assert app.query_one("#panel-reward").display and not app.query_one("#panel-kl").display
 
 
@@ -318,3 +319,28 @@ async def test_long_history_shows_a_preview_then_the_exact_store_then_live_rows(
             fh.write(json.dumps({"step": 3001, "time": 1764001502.0, "loss": 0.5}) + "\n")
         await until(pilot, lambda: app.main.store.rows == 3001, what="live row after the history")
         assert app.main.store.get("loss").last == (3001, 0.5)
+
+
+async def test_the_run_list_empties_on_a_stage_without_runs(ws):
+    make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=sft_rows(5))
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        runs = app.query_one("#runs")
+        await until(pilot, lambda: runs.option_count == 1, what="the sft run listed")
+        await select_stage(app, pilot, "export")  # no export run: the sft run must not stay listed
+        await until(pilot, lambda: runs.option_count == 0, what="an empty run list")
+        assert app.main.selected_run is None and "no runs yet" in status_text(app)
+
+
+async def test_a_truncated_metrics_file_starts_the_charts_again(ws):
+    path = make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=sft_rows(10))
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: app.main.store.rows == 10, what="10 rows")
+        rows = sft_rows(3)  # the file rewritten shorter (a rerun into the same directory, an editor)
+        (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        app.main.wake()
+        await until(pilot, lambda: app.main.store.rows == 3, what="the 3 rows the file holds now, not 13")
+        assert app.main.store.get("loss").last == (3, 7.0 / 3)
