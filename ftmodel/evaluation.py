@@ -8,15 +8,16 @@ from collections import defaultdict
 from ftmodel.answers import AnswerRules, score_completion
 from ftmodel.context import StageContext, StageError
 from ftmodel.data.loaders import read_jsonl
+from ftmodel.i18n import t
 
 
 def eval_questions(ctx: StageContext) -> list[dict]:
     """The eval split (at most eval.num_samples questions)."""
     if not ctx.ws.raw_eval.exists():
-        raise StageError(f"{ctx.ws.raw_eval} not found: run `ftmodel prepare` first")
+        raise StageError(t("{path} not found: run `ftmodel {stage}` first", path=ctx.ws.raw_eval, stage="prepare"))
     questions = read_jsonl(ctx.ws.raw_eval)
     if not questions:
-        raise StageError(f"{ctx.ws.raw_eval} is empty: nothing to evaluate")
+        raise StageError(t("{path} is empty: nothing to evaluate", path=ctx.ws.raw_eval))
     n = ctx.cfg.eval.num_samples
     return questions[:n] if n else questions
 

@@ -96,7 +96,7 @@ def model_identity(cfg) -> str:
     if path.is_dir():
         return f"dir:{hash_path(path)}"
     if name.startswith(("/", ".", "~")):
-        raise FileNotFoundError(f"model directory {path} not found")
+        raise FileNotFoundError(t("model directory {path} not found", path=path))
     return f"hub:{name}"  # no revision is known before it loads; the name is the identity we have
 
 

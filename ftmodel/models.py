@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ftmodel.config import Config
 from ftmodel.context import StageContext, StageError
+from ftmodel.i18n import t
 from ftmodel.rundir import ADAPTER_DIR, Run, find_run, latest_run
 from ftmodel.workspace import Workspace
 
@@ -24,14 +25,18 @@ def check_model_source(cfg: Config) -> None:
     name = cfg.model.name_or_path
     if name.startswith("builtin:"):
         if name != BUILTIN_TINY:
-            raise StageError(f"model.name_or_path: unknown built-in model {name!r} (use {BUILTIN_TINY!r})")
+            raise StageError(
+                t("model.name_or_path: unknown built-in model {name!r} (use {tiny!r})", name=name, tiny=BUILTIN_TINY)
+            )
         return
     if _looks_like_path(name):
         path = Path(name).expanduser()
         if not path.is_dir():
-            raise StageError(f"model.name_or_path: model directory {path} not found")
+            raise StageError(t("model.name_or_path: model directory {path} not found", path=path))
         if not (path / "config.json").exists():
-            raise StageError(f"model.name_or_path: {path} has no config.json (not a transformers model directory)")
+            raise StageError(
+                t("model.name_or_path: {path} has no config.json (not a transformers model directory)", path=path)
+            )
 
 
 def tiny_spec(cfg: Config):
@@ -77,7 +82,7 @@ def device_for(cfg: Config) -> str:
     if cfg.model.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if cfg.model.device == "cuda" and not torch.cuda.is_available():
-        raise StageError('model.device = "cuda" but no CUDA device is available')
+        raise StageError(t('model.device = "cuda" but no CUDA device is available'))
     return cfg.model.device
 
 
@@ -156,7 +161,9 @@ def adapter_meta(adapter_dir: Path) -> dict:
     try:
         return json.loads((adapter_dir / ADAPTER_META).read_text())
     except (OSError, ValueError):
-        raise StageError(f"{adapter_dir}: not an ftmodel adapter (no readable {ADAPTER_META})") from None
+        raise StageError(
+            t("{path}: not an ftmodel adapter (no readable {meta})", path=adapter_dir, meta=ADAPTER_META)
+        ) from None
 
 
 def find_adapter(ws: Workspace, ref: str | None, stage: str) -> Path:
@@ -173,10 +180,12 @@ def find_adapter(ws: Workspace, ref: str | None, stage: str) -> Path:
     else:
         run: Run | None = latest_run(ws.root, stage)
         if run is None:
-            raise StageError(f"no finished {stage} run in {ws.runs}: run `ftmodel {stage}` first")
+            raise StageError(
+                t("no finished {stage} run in {path}: run `ftmodel {stage}` first", stage=stage, path=ws.runs)
+            )
         path = run.path / ADAPTER_DIR
     if not (path / "adapter_config.json").exists():
-        raise StageError(f"{path}: no LoRA adapter there (adapter_config.json missing)")
+        raise StageError(t("{path}: no LoRA adapter there (adapter_config.json missing)", path=path))
     return path
 
 

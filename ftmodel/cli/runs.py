@@ -23,12 +23,23 @@ from ftmodel.textio import pad, printable
 from ftmodel.words import PIPELINE
 
 RUN_COMMANDS = ("stop", "logs", "follow", "lineage")
+# What each stage does, as `ftmodel --help` lists it (each an id of the catalog: the help is translated).
+STAGE_HELP = {
+    "prepare": "stage 1: build the question bank, normalise it, split train/eval",
+    "distill": "stage 2: a teacher model writes worked solutions (resumable)",
+    "filter": "stage 3: keep well-formed, correct, non-duplicate samples",
+    "sft": "stage 4: LoRA supervised fine-tuning (TRL SFTTrainer)",
+    "grpo": "stage 5: GRPO from the SFT adapter, rewarding format and accuracy",
+    "evaluate": "stage 6: score format and answer accuracy on the eval split",
+    "export": "stage 7: merge a LoRA adapter into its base, save a standalone model",
+    "ablation": "stage 8: evaluate base, SFT-only and SFT+GRPO side by side",
+}
 
 
 def add_parsers(sub) -> None:
     """Register the stages, the pipeline, `config check` and the run-management commands."""
     for stage in STAGES:
-        p = sub.add_parser(stage, help=f"run the {stage} stage")
+        p = sub.add_parser(stage, help=STAGE_HELP[stage], description=STAGE_HELP[stage])
         add_common(p)
         if stage in ("sft", "grpo"):
             p.add_argument(
@@ -58,7 +69,7 @@ def add_parsers(sub) -> None:
             p.add_argument("--adapter", metavar="RUN|DIR", help="adapter to merge (default: latest GRPO, else SFT)")
     p = sub.add_parser(PIPELINE, help="run stages in order, as one detached job")
     add_common(p)
-    p.add_argument("--stages", help=f"comma-separated subset, in pipeline order (default: all of {','.join(STAGES)})")
+    p.add_argument("--stages", help="comma-separated subset of the stages, run in pipeline order (default: all)")
     p.add_argument("--no-judge", "--no_judge", dest="no_judge", action="store_true", help="do not use the LLM judge")
 
     p = sub.add_parser("config", help="config tools")

@@ -23,6 +23,8 @@ from ftmodel.config.schema import (
     SftSection,
     UiSection,
     WandbSection,
+    all_field_docs,
+    field_doc,
     field_specs,
 )
 from ftmodel.errors import ConfigError
@@ -50,6 +52,8 @@ __all__ = [
     "SftSection",
     "UiSection",
     "WandbSection",
+    "all_field_docs",
+    "field_doc",
     "field_specs",
     "from_dict",
     "load",

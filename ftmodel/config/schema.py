@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
+from ftmodel.i18n import t
+
 
 def F(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None = None, hi: float | None = None) -> Any:
     """Declare a schema field with its documentation, allowed values and bounds."""
@@ -448,6 +450,17 @@ class SweepSection:
 SECTIONS: dict[str, type] = {
     f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)
 }
+
+
+def field_doc(meta: dict) -> str:
+    """A field's documentation in the user's language (its English text is the catalog's id)."""
+    return t(meta["doc"]) if meta.get("doc") else ""
+
+
+def all_field_docs() -> set[str]:
+    """Every field's documentation, `[sweep]`'s too (the catalog must translate each)."""
+    specs = [spec for section in SECTIONS for spec in field_specs(section)]
+    return {spec[3]["doc"] for spec in specs} | {f.metadata["doc"] for f in dataclasses.fields(SweepSection)}
 
 
 def field_specs(section: str) -> list[tuple[str, type, Any, dict]]:
