@@ -20,6 +20,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftmodel.config.schema import Config
 from ftmodel.i18n import t
 from ftmodel.rundir import find_run, list_runs
 
@@ -180,14 +181,36 @@ class ResumeFacts:
     total: int | None  # the steps the resumed run will take in all (None: decided by epochs)
     epoch: float | None
     samples: int | None  # training samples seen so far (step × batch × grad_accum, per process)
-    schedule: Schedule | None
+    schedule: Schedule | None  # the new run's schedule (its peak restored from the checkpoint)
+    resumed_lr: float | None = None  # the rate the checkpoint's optimizer holds: step + 1 trains with it
     changed: list = field(default_factory=list)  # (key, before, now)
     shape_keys: list = field(default_factory=list)
     data_keys: list = field(default_factory=list)
 
     @property
     def next_lr(self) -> float | None:
+        if self.resumed_lr is not None:
+            return self.resumed_lr
         return self.schedule.lr_after(self.step) if self.schedule else None
+
+    @property
+    def schedule_jumps(self) -> bool:
+        """Whether the new schedule disagrees with the rate the checkpoint holds (a changed length or shape)."""
+        if self.schedule is None or self.resumed_lr is None:
+            return False
+        return abs(self.schedule.lr_after(self.step) - self.resumed_lr) > LR_TOLERANCE * max(self.schedule.peak, 1e-12)
+
+    def record(self) -> dict:
+        """What the continuity check needs (state.json `resume`, with the data hashes beside it)."""
+        return {
+            "from_run": self.run_id,
+            "checkpoint": str(self.checkpoint),
+            "step": self.step,
+            "epoch": self.epoch,
+            "schedule": vars(self.schedule).copy() if self.schedule else None,
+            "resumed_lr": self.resumed_lr,
+            "forced": list(self.data_keys),
+        }
 
     def refusal(self, force: bool = False) -> str | None:
         """Why this resume may not start (None: it may); `force` accepts changed data, never a changed shape."""
@@ -228,6 +251,17 @@ class ResumeFacts:
             )
         else:
             out.append(t("  learning rate: unknown (the schedule's length is decided by epochs)"))
+        if self.schedule_jumps:
+            out.append(
+                t(
+                    "  warning: the schedule changed since the checkpoint: step {next} still trains at the "
+                    "checkpoint's {old:.4g}, the steps after it follow the new schedule ({new:.4g} at step {after})",
+                    next=self.step + 1,
+                    old=self.resumed_lr,
+                    new=self.schedule.lr_after(self.step + 1),
+                    after=self.step + 2,
+                )
+            )
         epoch = f"{self.epoch:.3f}" if self.epoch is not None else "?"
         samples = str(self.samples) if self.samples is not None else "?"
         out.append(t("  data position: epoch {epoch}, {samples} samples seen", epoch=epoch, samples=samples))
@@ -283,10 +317,17 @@ def resume_facts(ws_root: Path, stage: str, ref: str, config: dict, *, exclude: 
     asked = _number(now.get(f"{section}.max_steps"), 0)
     # The new run's length: max_steps if set, else (same data, epochs and batch) the checkpoint's.
     total = int(asked) if asked and asked > 0 else _number(state.get("max_steps"))
-    schedule_cfg = {**now, f"{section}.learning_rate": before.get(f"{section}.learning_rate")}
-    schedule = schedule_of(stage, schedule_cfg, int(total)) if total else None
+    peak = {f"{section}.learning_rate": before.get(f"{section}.learning_rate")}
+    schedule = schedule_of(stage, {**now, **peak}, int(total)) if total else None
+    # The optimizer's state holds the rate the checkpoint's own schedule set after its last step.
+    old_total = _number(state.get("max_steps"))
+    old = schedule_of(stage, before, int(old_total)) if old_total else None
+    resumed_lr = old.lr_after(step) if old else None
     batch = _number(state.get("train_batch_size")) or _number(before.get(f"{section}.batch_size"))
     accum = _number(before.get(f"{section}.grad_accum"), 1)
+    # A key the checkpoint's config lacks (written by an older ftmodel) had the default then.
+    defaults = flatten(Config().to_dict())
+    before = {**{k: v for k, v in defaults.items() if k in now}, **before}
     changed = [(k, before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
     changed_keys = {k for k, _, _ in changed}
     data_keys = [k for k in DATA_KEYS if k in changed_keys]
@@ -304,6 +345,7 @@ def resume_facts(ws_root: Path, stage: str, ref: str, config: dict, *, exclude: 
         epoch=float(state["epoch"]) if _number(state.get("epoch")) is not None else None,
         samples=int(step * batch * accum) if batch else None,
         schedule=schedule,
+        resumed_lr=resumed_lr,
         changed=changed,
         shape_keys=[k for k in SHAPE_KEYS if k in changed_keys],
         data_keys=data_keys,
@@ -331,6 +373,8 @@ def continuity_problem(facts: dict, step: int, lr: float | None, epoch: float | 
     if lr is not None and isinstance(sched, dict):
         schedule = Schedule(sched["kind"], float(sched["peak"]), int(sched["total"]), int(sched["warmup"]))
         want = schedule.lr_after(step - 1)
+        if step == expected + 1 and facts.get("resumed_lr") is not None:
+            want = float(facts["resumed_lr"])  # the first step trains at the rate the checkpoint's optimizer holds
         if abs(lr - want) > LR_TOLERANCE * max(schedule.peak, 1e-12) + 1e-12:
             return (
                 f"the learning rate at step {step} is {lr:.6g}, not {want:.6g} as the schedule continues "

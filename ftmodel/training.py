@@ -169,19 +169,8 @@ def resume_checkpoint(ctx: StageContext) -> Path | None:
         if facts.data_keys:
             ctx.log(f"--resume --force: continuing on changed data ({', '.join(facts.data_keys)})")
         old = recorded_inputs(run_state(ctx.ws.runs / facts.run_id))
-        sched = facts.schedule
-        ctx.run.update_state(
-            resume={
-                "from_run": facts.run_id,
-                "checkpoint": str(facts.checkpoint),
-                "step": facts.step,
-                "epoch": facts.epoch,
-                "logging_steps": ctx.cfg.wandb.log_interval,
-                "schedule": vars(sched).copy() if sched else None,
-                "forced": facts.data_keys,
-                "inputs": data_hashes(ctx.ws.root, old),
-            }
-        )
+        record = {**facts.record(), "logging_steps": ctx.cfg.wandb.log_interval}
+        ctx.run.update_state(resume={**record, "inputs": data_hashes(ctx.ws.root, old)})
     return facts.checkpoint
 
 
