@@ -262,6 +262,16 @@ class ResumeFacts:
                     after=self.step + 2,
                 )
             )
+        if self.total and self.step >= self.total:
+            out.append(
+                t(
+                    "  note: the checkpoint is at step {step} of {total}: nothing is left to train "
+                    "(raise {section}.max_steps to go on)",
+                    step=self.step,
+                    total=self.total,
+                    section=SCHEDULES.get(self.stage, (self.stage,))[0],
+                )
+            )
         epoch = f"{self.epoch:.3f}" if self.epoch is not None else "?"
         samples = str(self.samples) if self.samples is not None else "?"
         out.append(t("  data position: epoch {epoch}, {samples} samples seen", epoch=epoch, samples=samples))

@@ -21,6 +21,8 @@ CLI_FILES = (
     # Engine messages the CLI and the console print as they are: the reuse note, `partial: …` in lineage.
     ROOT / "ftmodel" / "launcher.py",
     ROOT / "ftmodel" / "fingerprint.py",
+    # What a resume continues from: printed by `ftmodel <stage> --resume` and shown in the console's dialog.
+    ROOT / "ftmodel" / "resume.py",
 )
 HINTS = (
     "little signal left: most groups are all right (these prompts are learned)",

@@ -26,7 +26,7 @@ from ftmodel.i18n import t
 from ftmodel.words import JOBS, PIPELINE, STAGES
 from tui import actions
 from tui.actions import PANELS
-from tui.dialogs import ConfirmScreen
+from tui.dialogs import ConfirmScreen, ResumeScreen, TextScreen
 from tui.messages import (
     ChartsReady,
     GpuPolled,
@@ -35,6 +35,7 @@ from tui.messages import (
     MetricsChunk,
     MetricsHistory,
     ResultsLoaded,
+    ResumeFactsRead,
     RunsScanned,
     StopRequested,
 )
@@ -51,6 +52,7 @@ from tui.widgets.progress import RunProgressBar
 from tui.widgets.tables import Table
 
 STAGE_ITEMS = JOBS
+RESUMABLE = ("sft", "grpo")  # the stages that save checkpoints
 # How long the first frame waits for the first scan of the workspace, so that it already shows the runs (a
 # slow disk is not waited for: its runs appear when the scan lands).
 FIRST_SCAN_WAIT = 0.25
@@ -451,6 +453,32 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self.app.push_screen(
             ConfirmScreen(t("Stop run {run}?\nIt saves a checkpoint and exits.", run=run_id)), answered
         )
+
+    def action_resume_run(self) -> None:
+        """Read where the selected run's last checkpoint continues; the dialog then asks to resume it."""
+        summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
+        if summary is None or summary.stage not in RESUMABLE or summary.active:
+            self.notify(t("select a finished, stopped or failed sft or grpo run to resume"), severity="warning")
+            return
+        self._read_resume_facts(summary.stage, summary.id, self.app.config_path)
+
+    def on_resume_facts_read(self, message: ResumeFactsRead) -> None:
+        if message.error:
+            self.app.push_screen(TextScreen(t("resume {run}", run=message.run_id), message.error))
+            return
+        dialog = ResumeScreen(message.facts)
+        stage, run_id, force = message.stage, message.run_id, dialog.force
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            extra = ["--resume", run_id, *(["--force"] if force else [])]
+            args = {"resume": run_id, **({"force": True} if force else {})}
+            argv = stage_argv(stage, self.app.config_path, self.workspace, extra=extra)
+            self.notify(t("resuming {run}…", run=run_id), timeout=3)
+            self.post_message(LaunchRequested(stage, None, args, argv))
+
+        self.app.push_screen(dialog, answered)
 
     def action_focus_stages(self) -> None:
         """Focus the stage list."""

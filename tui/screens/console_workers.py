@@ -10,7 +10,16 @@ import time
 
 from ftmodel.gpus import query_gpus
 from ftmodel.reports import result_tables
-from tui.messages import ChartsReady, GpuPolled, LogLines, MetricsChunk, MetricsHistory, ResultsLoaded, RunsScanned
+from tui.messages import (
+    ChartsReady,
+    GpuPolled,
+    LogLines,
+    MetricsChunk,
+    MetricsHistory,
+    ResultsLoaded,
+    ResumeFactsRead,
+    RunsScanned,
+)
 from tui.rundata.follower import RunFollower
 from tui.rundata.health import config_beta
 from tui.rundata.series import columns_from_rows
@@ -32,6 +41,21 @@ class ConsoleWorkers:
             self._first_runs = self.scanner.scan()
         except Exception:  # a plain thread has no worker to tell: the poller scans again and says what is wrong
             pass
+
+    @background("resume-facts", "reading the checkpoint to resume", group="resume", exclusive=True)
+    def _read_resume_facts(self, stage: str, run_id: str, config_path) -> None:
+        """Read where a run's last checkpoint continues under the config file as it is now (no torch:
+        trainer_state.json and the saved configs)."""
+        from ftmodel import config as config_mod
+        from ftmodel.resume import ResumeError, resume_facts
+
+        try:
+            cfg = config_mod.load(config_path)
+            facts = resume_facts(self.workspace, stage, run_id, cfg.to_dict())
+        except (ResumeError, config_mod.ConfigError, OSError, LookupError) as e:
+            self.post_message(ResumeFactsRead(stage, run_id, error=str(e)))
+            return
+        self.post_message(ResumeFactsRead(stage, run_id, facts=facts))
 
     @background("import-plotext", "loading the charts", group="charts", exclusive=True)
     def _import_charts(self) -> None:
