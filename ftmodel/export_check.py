@@ -142,10 +142,9 @@ def judge(questions, base, adapter, merged, *, tokens, diffs, base_diffs, dtype,
     within `tolerance` otherwise) on every prompt and differ from the base on at least one."""
     base_tokens, adapter_tokens, merged_tokens = tokens
     exact = dtype == "float32"
-    rows, problem = [], None
+    rows, first_wrong = [], None
     for i, q in enumerate(questions):
         same_tokens = merged_tokens[i] == adapter_tokens[i]
-        matches = same_tokens if exact else diffs[i] <= tolerance
         rows.append(
             {
                 "prompt": q,
@@ -158,17 +157,26 @@ def judge(questions, base, adapter, merged, *, tokens, diffs, base_diffs, dtype,
                 "max_logit_diff_from_base": base_diffs[i],
             }
         )
-        if not matches and problem is None:
-            how = (
-                "its greedy answer differs from the adapter's"
-                if exact
-                else f"its logits differ from the adapter's by {diffs[i]:.4g} (tolerance {tolerance:g})"
-            )
-            problem = f"probe prompt {i + 1} ({q[:60]!r}): the merged model is not the adapter on its base: {how}"
-    if problem is None and all(r["merged_equals_base"] for r in rows):
+        if first_wrong is None and not (same_tokens if exact else diffs[i] <= tolerance):
+            first_wrong = i
+    problem = None
+    if all(r["merged_equals_base"] for r in rows):
+        # The known trap (a merge that silently dropped the adapter) says so first, whatever else differs.
+        unlike = sum(not r["merged_equals_adapter"] for r in rows)
         problem = (
             f"the merged model answers all {len(rows)} probe prompts exactly as the base model does: "
             "the merge (or the adapter it merged) changed nothing"
+            + (f" (the adapter on its base answers {unlike} of them differently)" if unlike else "")
+        )
+    elif first_wrong is not None:
+        i = first_wrong
+        how = (
+            "its greedy answer differs from the adapter's"
+            if exact
+            else f"its logits differ from the adapter's by {diffs[i]:.4g} (tolerance {tolerance:g})"
+        )
+        problem = (
+            f"probe prompt {i + 1} ({questions[i][:60]!r}): the merged model is not the adapter on its base: {how}"
         )
     return {
         "verdict": "fail" if problem else "pass",

@@ -109,7 +109,7 @@ def test_a_broken_merge_fails_the_export_by_name(sft_ws, fault, named):
 
 
 def test_verification_rereads_the_saved_weights(sft_ws, tmp_path):
-    """Saved merged weights edited after the export (here: the base's weights put back) fail a re-run check."""
+    """Saved merged weights edited after the export (the base's weights put back) fail the check run again."""
     from safetensors.torch import load_file, save_file
 
     from ftmodel import config as config_mod
@@ -128,7 +128,8 @@ def test_verification_rereads_the_saved_weights(sft_ws, tmp_path):
         copy, sft / "adapter", cfg, probe_questions(ws / "data/raw/eval.jsonl", 3), log=lambda m: None
     )
     assert report["verdict"] == "fail"
-    assert report["problem"].startswith("probe prompt 1 (")  # the base answers unlike the adapter at once
+    assert report["problem"].startswith("the merged model answers all 3 probe prompts exactly as the base model does")
+    assert "(the adapter on its base answers 3 of them differently)" in report["problem"]
 
 
 # ------------------------------------------------------------------------------------------- resume
