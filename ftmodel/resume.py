@@ -320,8 +320,10 @@ def resume_facts(ws_root: Path, stage: str, ref: str, config: dict, *, exclude: 
     ckpt = find_checkpoint(ws_root, stage, ref, exclude=exclude, log=log)
     run_dir = ckpt.parent.parent
     state = read_json(ckpt / CHECKPOINT_STATE)
-    before = flatten(read_toml(run_dir / "config.toml"))
     now = flatten(config)
+    # A key the checkpoint's config lacks (written by an older ftmodel, or by hand) had its default then.
+    defaults = flatten(Config().to_dict())
+    before = {**{k: v for k, v in defaults.items() if k in now}, **flatten(read_toml(run_dir / "config.toml"))}
     step = int(_number(state.get("global_step"), 0))
     section = SCHEDULES.get(stage, (stage,))[0]
     asked = _number(now.get(f"{section}.max_steps"), 0)
@@ -335,9 +337,6 @@ def resume_facts(ws_root: Path, stage: str, ref: str, config: dict, *, exclude: 
     resumed_lr = old.lr_after(step) if old else None
     batch = _number(state.get("train_batch_size")) or _number(before.get(f"{section}.batch_size"))
     accum = _number(before.get(f"{section}.grad_accum"), 1)
-    # A key the checkpoint's config lacks (written by an older ftmodel) had the default then.
-    defaults = flatten(Config().to_dict())
-    before = {**{k: v for k, v in defaults.items() if k in now}, **before}
     changed = [(k, before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
     changed_keys = {k for k, _, _ in changed}
     data_keys = [k for k in DATA_KEYS if k in changed_keys]
