@@ -204,6 +204,7 @@ def make_continuity_check(ctx: StageContext, tracker):
             if problem:
                 verdict["problem"] = problem
                 ctx.log(f"RESUME CHECK FAILED: {problem}")
+                record_discontinuity(ctx, record, state.global_step, problem)
             else:
                 ctx.log(
                     f"resume check: step {state.global_step} follows checkpoint step {record.get('step')}, "
@@ -219,6 +220,30 @@ def make_continuity_check(ctx: StageContext, tracker):
                 ctx.run.update_state(resume_check={"ok": None, "step": state.global_step})
 
     return ContinuityCheck()
+
+
+def record_discontinuity(ctx: StageContext, record: dict, step: int, problem: str) -> None:
+    """Record the failed continuity check as the sentinel's `resume_discontinuity` alert (alerts.jsonl,
+    `ftmodel runs`/`alerts`, the alert command, wandb); with it in `[alerts] stop_on` the run saves and stops."""
+    import time
+
+    from ftmodel.sentinel.alerts import Alert, record_alerts, stops_on
+
+    if not ctx.is_main:
+        return
+    rule = "resume_discontinuity"
+    alert = Alert(
+        rule=rule,
+        stage=ctx.stage,
+        step=step,
+        time=time.time(),
+        key=f"{rule}@{step}",
+        values={"checkpoint_step": record.get("step"), "step": step},
+        params={"run": str(record.get("from_run")), "problem": problem, "checkpoint": str(record.get("checkpoint"))},
+    )
+    for new in record_alerts(ctx.run, [alert], ctx.cfg.alerts, source="trainer", log=ctx.log):
+        if stops_on(ctx.cfg.alerts, new.rule):
+            ctx.request_stop(f"stopped by the sentinel ({rule}): {new.message}")
 
 
 def train_and_save(

@@ -182,6 +182,10 @@ def test_a_lost_scheduler_state_is_caught_after_the_first_resumed_step(sft_ws):
     check = read_state(resumed)["resume_check"]
     assert check["ok"] is False and "the learning rate at step 7 is" in check["problem"]
     assert "RESUME CHECK FAILED: the learning rate at step 7" in (resumed / "stage.log").read_text()
+    alerts = [json.loads(line) for line in (resumed / "alerts.jsonl").read_text().splitlines()]
+    (alert,) = [a for a in alerts if a["rule"] == "resume_discontinuity"]
+    assert alert["step"] == 7 and f"did not continue where {run_id} stopped" in alert["message"]
+    assert "resume_discontinuity" in cli("alerts", resumed.name, "--workspace", str(ws)).stdout
 
 
 def test_a_changed_lora_shape_is_refused_by_name_even_with_force(sft_ws):
