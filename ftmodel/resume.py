@@ -89,6 +89,11 @@ def find_checkpoint(ws_root: Path, stage: str, ref: str, *, exclude: str | None 
         run_dir = find_run(ws_root, ref).path
     except LookupError as e:
         raise ResumeError(f"--resume: {e.args[0]}") from None
+    other = run_state(run_dir).get("stage")
+    if isinstance(other, str) and other != stage:
+        raise ResumeError(
+            f"--resume: run {run_dir.name} is a {other} run, not {stage}: its checkpoint cannot continue {stage}"
+        )
     ckpt = last_checkpoint(run_dir, log=log)
     if ckpt is None:
         raise ResumeError(f"--resume: run {run_dir.name} has no complete checkpoint to resume from")

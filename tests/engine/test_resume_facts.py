@@ -103,3 +103,11 @@ def test_the_continuity_check_names_a_reset_step_a_rewound_epoch_and_a_wrong_rat
     assert "the first step after the resume is 1, not 41" in continuity_problem(facts, 1, 1e-3, 0.01)
     assert "the data position went back" in continuity_problem(facts, 41, 1e-3 * 0.6, 0.01)
     assert "the learning rate at step 41 is 0.001, not 0.0006" in continuity_problem(facts, 41, 1e-3, 0.41)
+
+
+def test_a_run_of_another_stage_is_not_resumed(tmp_path):
+    from ftmodel.resume import ResumeError
+
+    run = sft_run(tmp_path / "ws")
+    with pytest.raises(ResumeError, match=f"run {run.name} is a sft run, not grpo"):
+        resume_facts(tmp_path / "ws", "grpo", run.name, config(_dir=tmp_path))
