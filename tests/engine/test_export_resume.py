@@ -86,7 +86,7 @@ def test_export_check_passes_on_a_real_merge_and_is_reported(sft_ws):
 @pytest.mark.parametrize(
     "fault,named",
     [
-        ("unload", "exactly as the base model does: the merge (or the adapter it merged) changed nothing"),
+        ("noop", "exactly as the base model does: the merge (or the adapter it merged) changed nothing"),
         ("perturb", "the merged model is not the adapter on its base"),
     ],
 )
