@@ -214,3 +214,24 @@ def test_changed_data_is_refused_without_force_and_continued_with_it(sft_ws):
     resumed = run_of(res.stdout, ws)
     assert "--resume --force: continuing on changed data (data.seed)" in (resumed / "stage.log").read_text()
     assert read_state(resumed)["resume"]["forced"] == ["data.seed"]
+
+
+def test_in_bfloat16_the_merged_model_is_held_to_a_logit_tolerance(sft_ws):
+    """bf16 rounds W + BA once where the adapter path rounds each product: a stated logit tolerance, not tokens."""
+    from ftmodel import config as config_mod
+    from ftmodel.export_check import probe_questions, verify_export
+
+    ws, config, sft = sft_ws
+    exports = sorted(p for p in (ws / "runs").iterdir() if p.name.startswith("export-"))
+    merged = next(p / "merged" for p in exports if read_state(p)["state"] == "finished")
+    questions = probe_questions(ws / "data/raw/eval.jsonl", 3)
+    cfg = config_mod.load(config, ["model.dtype=bfloat16"])
+    report = verify_export(merged, sft / "adapter", cfg, questions, log=lambda m: None)
+    assert report["verdict"] == "pass" and report["dtype"] == "bfloat16"
+    assert report["rule"] == "max |logit difference| <= 0.5" and 0 < report["max_logit_diff"] <= 0.5
+    strict = config_mod.load(config, ["model.dtype=bfloat16", "export.logit_tolerance=0.0"])
+    report = verify_export(merged, sft / "adapter", strict, questions, log=lambda m: None)
+    assert report["verdict"] == "fail"
+    assert (
+        "the merged model is not the adapter on its base: its logits differ from the adapter's by" in report["problem"]
+    )
