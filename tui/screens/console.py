@@ -2,9 +2,10 @@
 
 Thread workers of this screen scan the workspace, tail the selected run's metrics and log and
 poll nvidia-smi; they only post messages (tui.messages) and the handlers here own all state and
-widgets. Starting and stopping runs is app-wide work: this screen asks for it with messages.
-A little over 400 lines: layout, handlers and actions of one screen that share its state (the
-thread workers and the status text already live in console_workers.py and tui/status.py).
+widgets. Starting, resuming and stopping runs is app-wide work: this screen asks for it with
+messages. About 530 lines: layout, handlers and actions of one screen that share its state (the
+thread workers and the status text already live in console_workers.py and tui/status.py, the
+resume dialog in tui/dialogs/resume.py).
 """
 
 from __future__ import annotations
