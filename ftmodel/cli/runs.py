@@ -191,7 +191,7 @@ def tell_resume(stage: str, cfg, workspace: Path, ref: str, force: bool) -> bool
     from ftmodel.resume import ResumeError, resume_facts
 
     try:
-        facts = resume_facts(workspace, stage, ref, cfg.to_dict())
+        facts = resume_facts(workspace, stage, ref, cfg.to_dict(), log=lambda m: print(printable(m), file=sys.stderr))
     except ResumeError as e:
         print(printable(t("error: {message}", message=e)), file=sys.stderr)
         return False
