@@ -77,6 +77,11 @@ def check_merge(ctx: StageContext, tracker, merged_dir, adapter) -> dict | None:
             "export/probe_prompts": len(questions),
         }
     )
+    tracker.table(
+        "export_check",
+        ["prompt", "base", "adapter", "merged", "max_logit_diff"],
+        [[r["prompt"], r["base"], r["adapter"], r["merged"], r["max_logit_diff"]] for r in report["prompts"]],
+    )
     if report["problem"]:
         raise StageError(f"export check failed ({ctx.run.path / REPORT}): {report['problem']}")
     ctx.log(
