@@ -338,18 +338,19 @@ def resume_facts(ws_root: Path, stage: str, ref: str, config: dict, *, exclude: 
     schedule = schedule_of(stage, {**now, **peak}, int(total)) if total else None
     # The optimizer's state holds the rate the checkpoint's own schedule set after its last step.
     old_total = _number(state.get("max_steps"))
-    old = schedule_of(stage, before, int(old_total)) if old_total else None
-    resumed_lr = old.lr_after(step) if old else None
+    old_schedule = schedule_of(stage, before, int(old_total)) if old_total else None
+    resumed_lr = old_schedule.lr_after(step) if old_schedule else None
     batch = _number(state.get("train_batch_size")) or _number(before.get(f"{section}.batch_size"))
     accum = _number(before.get(f"{section}.grad_accum"), 1)
     changed = [(k, before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
     changed_keys = {k for k, _, _ in changed}
     data_keys = [k for k in DATA_KEYS if k in changed_keys]
-    old = recorded_inputs(run_state(run_dir))
-    for rel, digest in data_hashes(ws_root, old).items():
-        if digest != old[rel]:
+    recorded = recorded_inputs(run_state(run_dir))
+    for rel, digest in data_hashes(ws_root, recorded).items():
+        if digest != recorded[rel]:
             data_keys.append(rel)
-            changed.append((rel, f"sha256:{str(old[rel])[:12]}", f"sha256:{str(digest)[:12]}" if digest else None))
+            was = f"sha256:{str(recorded[rel])[:12]}"
+            changed.append((rel, was, f"sha256:{str(digest)[:12]}" if digest else None))
     return ResumeFacts(
         stage=stage,
         run_id=run_dir.name,
