@@ -106,6 +106,16 @@ class ChartsReady(Message):
 
 
 @dataclass(eq=False)
+class ResumeFactsRead(Message):
+    """Where a run's last checkpoint would continue (`facts`: ftmodel.resume.ResumeFacts), or why it cannot."""
+
+    stage: str
+    run_id: str
+    facts: Any = None
+    error: str | None = None
+
+
+@dataclass(eq=False)
 class LaunchRequested(Message):
     """A screen asks the app to start a stage with a given (validated) config and command line."""
 

@@ -99,8 +99,9 @@ def add_parsers(sub) -> None:
 def _stage_args(ns: argparse.Namespace) -> dict:
     """Collect the stage flags recorded in state.json (what the worker reads)."""
     keep = ("resume", "no_judge", "sft_run", "eval_sft", "model", "adapter", "stages")
-    if ns.command == PIPELINE and getattr(ns, "force", False):
-        keep += ("force",)  # the driver decides per stage; a single stage's --force acts here
+    if getattr(ns, "force", False) and (ns.command == PIPELINE or getattr(ns, "resume", None)):
+        # the driver decides per stage; a single stage's --force acts here, and a resume's in the worker
+        keep += ("force",)
     return {k: getattr(ns, k) for k in keep if getattr(ns, k, None) not in (None, False)}
 
 
@@ -169,6 +170,8 @@ def cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
     cfg = load_config(ns)
     workspace = Path(ns.workspace or cfg.launch.workspace)
     stage = ns.command
+    if getattr(ns, "resume", None) and not tell_resume(stage, cfg, workspace, ns.resume, bool(ns.force)):
+        return 2
     run, proc = start_stage(
         stage,
         cfg,
@@ -192,6 +195,24 @@ def cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
         )
         return 0
     return follow(run)
+
+
+def tell_resume(stage: str, cfg, workspace: Path, ref: str, force: bool) -> bool:
+    """Print what a resume continues from to stderr; False (and why, on stderr) when it is refused."""
+    from ftmodel.resume import ResumeError, resume_facts
+
+    try:
+        facts = resume_facts(workspace, stage, ref, cfg.to_dict(), log=lambda m: print(printable(m), file=sys.stderr))
+    except ResumeError as e:
+        print(printable(t("error: {message}", message=e)), file=sys.stderr)
+        return False
+    for line in facts.lines():
+        print(printable(line), file=sys.stderr)
+    refusal = facts.refusal(force)
+    if refusal:
+        print(printable(t("error: {message}", message=refusal)), file=sys.stderr)
+        return False
+    return True
 
 
 def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:

@@ -401,6 +401,25 @@ class AlertsSection:
 
 
 @dataclass
+class ExportSection:
+    """The merged model's check after export: it must answer as the adapter on its base does, and not as the base."""
+
+    probe_prompts: int = F(
+        8,
+        "Held-out questions (the eval split's first) the merged model is checked on after the merge; "
+        "0 skips the check.",
+        lo=0,
+    )
+    probe_max_new_tokens: int = F(32, "Greedy tokens generated per probe question.", lo=1)
+    logit_tolerance: float = F(
+        0.5,
+        "bfloat16/float16 only: the largest logit difference allowed between the merged model and the "
+        "adapter on its base (float32 requires identical tokens).",
+        lo=0.0,
+    )
+
+
+@dataclass
 class UiSection:
     """The console's own settings."""
 
@@ -426,6 +445,7 @@ class Config:
     judge: JudgeSection = field(default_factory=JudgeSection)
     eval: EvalSection = field(default_factory=EvalSection)
     ablation: AblationSection = field(default_factory=AblationSection)
+    export: ExportSection = field(default_factory=ExportSection)
     answers: AnswersSection = field(default_factory=AnswersSection)
     wandb: WandbSection = field(default_factory=WandbSection)
     launch: LaunchSection = field(default_factory=LaunchSection)

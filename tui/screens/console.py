@@ -2,10 +2,10 @@
 
 Thread workers of this screen scan the workspace, tail the selected run's metrics and log and
 poll nvidia-smi; they only post messages (tui.messages) and the handlers here own all state and
-widgets. Starting and stopping runs is app-wide work: this screen asks for it with messages.
-A little over 400 lines: layout, handlers and actions of one screen that share its state (the
+widgets. Starting, resuming and stopping runs is app-wide work: this screen asks for it with
+messages. About 540 lines: layout, handlers and actions of one screen that share its state (the
 thread workers, the alert handlers and the status text already live in console_workers.py,
-console_alerts.py and tui/status.py).
+console_alerts.py and tui/status.py, the resume dialog in tui/dialogs/resume.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ftmodel.i18n import t
 from ftmodel.words import JOBS, PIPELINE, STAGES
 from tui import actions
 from tui.actions import PANELS
-from tui.dialogs import ConfirmScreen
+from tui.dialogs import ConfirmScreen, ResumeScreen, TextScreen
 from tui.messages import (
     ChartsReady,
     GpuPolled,
@@ -36,6 +36,7 @@ from tui.messages import (
     MetricsChunk,
     MetricsHistory,
     ResultsLoaded,
+    ResumeFactsRead,
     RunsScanned,
     StopRequested,
 )
@@ -55,6 +56,7 @@ from tui.widgets.tables import Table
 
 STAGE_ITEMS = JOBS
 RUN_LIST_CELLS = 24  # what a line of the run list holds (the left column is 28 cells wide, less its border)
+RESUMABLE = ("sft", "grpo")  # the stages that save checkpoints
 # How long the first frame waits for the first scan of the workspace, so that it already shows the runs (a
 # slow disk is not waited for: its runs appear when the scan lands).
 FIRST_SCAN_WAIT = 0.25
@@ -467,6 +469,32 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
         self.app.push_screen(
             ConfirmScreen(t("Stop run {run}?\nIt saves a checkpoint and exits.", run=run_id)), answered
         )
+
+    def action_resume_run(self) -> None:
+        """Read where the selected run's last checkpoint continues; the dialog then asks to resume it."""
+        summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
+        if summary is None or summary.stage not in RESUMABLE or summary.active:
+            self.notify(t("select a finished, stopped or failed sft or grpo run to resume"), severity="warning")
+            return
+        self._read_resume_facts(summary.stage, summary.id, self.app.config_path)
+
+    def on_resume_facts_read(self, message: ResumeFactsRead) -> None:
+        if message.error:
+            self.app.push_screen(TextScreen(t("resume {run}", run=message.run_id), message.error))
+            return
+        dialog = ResumeScreen(message.facts)
+        stage, run_id, force = message.stage, message.run_id, dialog.force
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            extra = ["--resume", run_id, *(["--force"] if force else [])]
+            args = {"resume": run_id, **({"force": True} if force else {})}
+            argv = stage_argv(stage, self.app.config_path, self.workspace, extra=extra)
+            self.notify(t("resuming {run}…", run=run_id), timeout=3)
+            self.post_message(LaunchRequested(stage, None, args, argv))
+
+        self.app.push_screen(dialog, answered)
 
     def action_focus_stages(self) -> None:
         """Focus the stage list."""

@@ -20,6 +20,7 @@ from tui.messages import (
     MetricsChunk,
     MetricsHistory,
     ResultsLoaded,
+    ResumeFactsRead,
     RunsScanned,
 )
 from tui.rundata.alerts import run_facts
@@ -44,6 +45,21 @@ class ConsoleWorkers:
             self._first_runs = self.scanner.scan()
         except Exception:  # a plain thread has no worker to tell: the poller scans again and says what is wrong
             pass
+
+    @background("resume-facts", "reading the checkpoint to resume", group="resume", exclusive=True)
+    def _read_resume_facts(self, stage: str, run_id: str, config_path) -> None:
+        """Read where a run's last checkpoint continues under the config file as it is now (no torch:
+        trainer_state.json and the saved configs)."""
+        from ftmodel import config as config_mod
+        from ftmodel.resume import ResumeError, resume_facts
+
+        try:
+            cfg = config_mod.load(config_path)
+            facts = resume_facts(self.workspace, stage, run_id, cfg.to_dict())
+        except (ResumeError, config_mod.ConfigError, OSError, LookupError) as e:
+            self.post_message(ResumeFactsRead(stage, run_id, error=str(e)))
+            return
+        self.post_message(ResumeFactsRead(stage, run_id, facts=facts))
 
     @background("import-plotext", "loading the charts", group="charts", exclusive=True)
     def _import_charts(self) -> None:
