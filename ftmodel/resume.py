@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftmodel.config.schema import Config
+from ftmodel.errors import FtmodelError
 from ftmodel.i18n import t
 from ftmodel.rundir import find_run, list_runs
 
@@ -49,7 +50,7 @@ SCHEDULES = {"sft": ("sft", "sft.lr_scheduler", "sft.warmup_ratio"), "grpo": ("g
 LR_TOLERANCE = 1e-6
 
 
-class ResumeError(ValueError):
+class ResumeError(FtmodelError, ValueError):
     """No checkpoint to resume from, or one that cannot be read (the message names the run or file)."""
 
 
