@@ -13,12 +13,14 @@ CONTRACT = StageContract("export", reusable=False)
 
 
 def choose_adapter(ctx: StageContext):
-    """`--adapter` if given, else the latest GRPO adapter, else the latest SFT one."""
+    """`--adapter` if given, else the latest GRPO adapter, else the latest SFT one (`--checkpoint`
+    picks one of that run's checkpoints)."""
+    checkpoint = ctx.args.get("checkpoint")
     if ctx.args.get("adapter"):
-        return find_adapter(ctx.ws, ctx.args["adapter"], "grpo")
+        return find_adapter(ctx.ws, ctx.args["adapter"], "grpo", checkpoint)
     for stage in ("grpo", "sft"):
         if latest_run(ctx.ws.root, stage):
-            return find_adapter(ctx.ws, None, stage)
+            return find_adapter(ctx.ws, None, stage, checkpoint)
     raise StageError(f"no finished grpo or sft run in {ctx.ws.runs}: nothing to export")
 
 

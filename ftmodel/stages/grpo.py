@@ -44,7 +44,7 @@ def preflight(ctx: StageContext) -> None:
     if not ctx.ws.raw_train.exists():
         raise StageError(f"{ctx.ws.raw_train} not found: run `ftmodel prepare` first")
     check_model_source(ctx.cfg)
-    find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft")
+    find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft", ctx.args.get("checkpoint"))
     if ctx.cfg.grpo.qtypes:
         present = {q["qtype"] for q in read_jsonl(ctx.ws.raw_train)}
         missing = [q for q in ctx.cfg.grpo.qtypes if q not in present]
@@ -171,12 +171,13 @@ def run(ctx: StageContext) -> dict:
 
     from ftmodel.answers import AnswerRules
     from ftmodel.models import load_adapter_model
+    from ftmodel.probe import best_outputs, make_probe_callback
     from ftmodel.rewards import accuracy_reward_with, format_reward
     from ftmodel.training import make_callback, train_and_save
 
     c, g = ctx.cfg, ctx.cfg.grpo
     resume = resume_checkpoint(ctx)
-    sft_adapter = find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft")
+    sft_adapter = find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft", ctx.args.get("checkpoint"))
     questions = read_jsonl(ctx.ws.raw_train)
     if g.qtypes:
         questions = [q for q in questions if q["qtype"] in g.qtypes]
@@ -202,9 +203,13 @@ def run(ctx: StageContext) -> dict:
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        callbacks=[make_callback(ctx, tracker, judge)],
+        callbacks=[
+            make_callback(ctx, tracker, judge),
+            make_probe_callback(ctx, tracker, base=base, parent=str(sft_adapter)),
+        ],
     )
     outputs = train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=str(sft_adapter))
+    outputs = {**outputs, **best_outputs(ctx)} if outputs else outputs
     if judge is not None and judge.errors:  # rewards computed without the judge's word: not the run asked for
         ctx.mark_partial(
             f"the judge gave no score {judge.errors} times in {judge.calls} requests",

@@ -132,6 +132,7 @@ def run(ctx: StageContext) -> dict:
     from trl import SFTTrainer
 
     from ftmodel.models import load_base_model, load_tokenizer, lora_config, resolve_base
+    from ftmodel.probe import best_outputs, make_probe_callback
     from ftmodel.training import make_callback, train_and_save
 
     c = ctx.cfg
@@ -153,6 +154,7 @@ def run(ctx: StageContext) -> dict:
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         peft_config=lora_config(c),
-        callbacks=[make_callback(ctx, tracker)],
+        callbacks=[make_callback(ctx, tracker), make_probe_callback(ctx, tracker, base=base, parent=None)],
     )
-    return train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=None)
+    outputs = train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=None)
+    return {**outputs, **best_outputs(ctx)} if outputs else outputs
