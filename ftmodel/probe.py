@@ -59,7 +59,10 @@ def probe_questions(ctx: StageContext) -> list[dict]:
 
 def probe_metrics(summary: dict) -> dict[str, float]:
     """`probe/format_accuracy`, `probe/answer_accuracy` and `probe/answer_accuracy/<qtype>` from a score summary."""
-    out = {f"{PREFIX}format_accuracy": summary["format_accuracy"], f"{PREFIX}answer_accuracy": summary["answer_accuracy"]}
+    out = {
+        f"{PREFIX}format_accuracy": summary["format_accuracy"],
+        f"{PREFIX}answer_accuracy": summary["answer_accuracy"],
+    }
     for qtype, c in summary["per_qtype"].items():
         out[f"{PREFIX}answer_accuracy/{qtype}"] = c["answer_accuracy"]
     return out
@@ -141,7 +144,9 @@ def make_probe_callback(ctx: StageContext, tracker, *, base: str, parent: str | 
                 return
             best = read_best(ctx.run.path)
             if better(float(value), best and best.get("value"), p.best_mode) or (best and best["step"] == step):
-                write_best(ctx.run.path, step=step, metric=p.best_metric, mode=p.best_mode, value=value, history=history)
+                write_best(
+                    ctx.run.path, step=step, metric=p.best_metric, mode=p.best_mode, value=value, history=history
+                )
                 tracker.summary({"best/step": step, "best/value": value})
                 ctx.log(f"probe: best checkpoint so far: step {step} ({p.best_metric} = {value:.4g})")
             else:

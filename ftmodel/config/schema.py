@@ -272,7 +272,9 @@ class ProbeSection:
         "Metric that names the best checkpoint: any probe/… metric or one the trainer logs (e.g. `loss`); "
         "ties go to the later step.",
     )
-    best_mode: str = F("max", "Whether a higher (`max`) or lower (`min`) best_metric is better.", choices=("max", "min"))
+    best_mode: str = F(
+        "max", "Whether a higher (`max`) or lower (`min`) best_metric is better.", choices=("max", "min")
+    )
 
 
 @dataclass
