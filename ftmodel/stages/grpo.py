@@ -13,7 +13,7 @@ from ftmodel.data.loaders import read_jsonl
 from ftmodel.models import check_model_source, find_adapter
 from ftmodel.rundir import ADAPTER_DIR
 from ftmodel.training import resume_checkpoint
-from ftmodel.workspace import RAW_TRAIN
+from ftmodel.workspace import RAW_EVAL, RAW_TRAIN
 
 CONTRACT = StageContract(
     "grpo",
@@ -26,9 +26,13 @@ CONTRACT = StageContract(
         "launch.launcher",
         "launch.num_processes",
         "launch.num_machines",  # ranks change the effective batch
+        # The probe at checkpoints: which checkpoint is best (best.json, the one rotation keeps).
+        "probe",
+        "eval.batch_size",
+        "eval.max_new_tokens",
     ),
     judge_switch="grpo.use_judge",
-    inputs=(RAW_TRAIN,),
+    inputs=(RAW_TRAIN, RAW_EVAL),  # the eval split holds the probe's questions
     consumes=lambda args: RunInput("sft", ("sft_run",), "sft_run"),  # `--sft-run`, else the newest SFT run
     run_outputs=(f"{ADAPTER_DIR}/adapter_config.json",),
 )

@@ -12,7 +12,7 @@ from ftmodel.data.loaders import read_jsonl
 from ftmodel.models import check_model_source
 from ftmodel.rundir import ADAPTER_DIR
 from ftmodel.training import resume_checkpoint
-from ftmodel.workspace import SFT_DATA
+from ftmodel.workspace import RAW_EVAL, SFT_DATA
 
 CONTRACT = StageContract(
     "sft",
@@ -24,8 +24,13 @@ CONTRACT = StageContract(
         "launch.launcher",
         "launch.num_processes",
         "launch.num_machines",  # ranks change the effective batch
+        # The probe at checkpoints: which checkpoint is best (best.json, the one rotation keeps).
+        "probe",
+        "answers",
+        "eval.batch_size",
+        "eval.max_new_tokens",
     ),
-    inputs=(SFT_DATA,),
+    inputs=(SFT_DATA, RAW_EVAL),  # the eval split holds the probe's questions
     run_outputs=(f"{ADAPTER_DIR}/adapter_config.json",),  # reused only while its adapter is there
 )
 
