@@ -71,11 +71,15 @@ def write_best(run_dir: Path, *, step: int, metric: str, mode: str, value: float
 
 def better(value: float, than: float | None, mode: str) -> bool:
     """Whether `value` makes a new best over `than` (ties go to the later step, so a tie is better)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if not _number(value):
         return False
-    if than is None:
+    if not _number(than):  # none yet (or a record that holds no number): any number is better
         return True
     return value >= than if mode == "max" else value <= than
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def protected_checkpoint(output_dir: Path) -> str | None:

@@ -149,7 +149,7 @@ def make_probe_callback(ctx: StageContext, tracker, *, base: str, parent: str | 
                 )
                 tracker.summary({"best/step": step, "best/value": value})
                 ctx.log(f"probe: best checkpoint so far: step {step} ({p.best_metric} = {value:.4g})")
-            else:
+            elif best is not None:  # the best stays; its record gains this step's value
                 write_best(ctx.run.path, **{**_record_args(best), "history": history})
             rotate_keeping_best(output_dir, limit, protected_checkpoint(output_dir))
 

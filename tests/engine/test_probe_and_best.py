@@ -160,6 +160,7 @@ def test_ties_go_to_the_later_step_and_nan_is_never_best():
     assert better(0.6, 0.5, "max") and not better(0.4, 0.5, "max")
     assert better(0.4, 0.5, "min") and not better(0.6, 0.5, "min")
     assert better(0.0, None, "max") and not better(float("nan"), None, "max")
+    assert better(0.1, float("nan"), "max") and better(0.1, "high", "min")  # a record with no number loses
 
 
 def test_probe_questions_are_fixed_held_out_and_cover_every_type():
