@@ -6,8 +6,10 @@ before the probe existed).
                                    [--against DIR] [--set section.key=value ...]
 
 Prints the trainer's runtime for each run (train_runtime: the probe runs inside the training loop,
-so it is counted) and the ratio on / off (1.00 = no overhead). The default config's settings are
-the probe's defaults: 48 questions at every checkpoint (sft.save_steps = 50), eval.max_new_tokens.
+so it is counted) and the ratio on / off (1.00 = no overhead), and the probe's share of its own
+runs' time (`probe/seconds`), which a machine shared with other jobs cannot skew as much. The
+default config's settings are the probe's defaults: 48 questions at every checkpoint
+(sft.save_steps = 50), eval.max_new_tokens.
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ def run_id(res: subprocess.CompletedProcess) -> str:
     return res.stdout.split("run ", 1)[1].split()[0]
 
 
-def sft_runtime(ws: Path, common: list[str], extra: list[str], checkout: Path = ROOT) -> tuple[float, int]:
-    """(train_runtime in seconds, probes scored) of one SFT run."""
+def sft_runtime(ws: Path, common: list[str], extra: list[str], checkout: Path = ROOT) -> tuple[float, int, float]:
+    """(train_runtime in seconds, probes scored, seconds spent probing) of one SFT run."""
     run = ws / "runs" / run_id(ftmodel("sft", *common, *extra, checkout=checkout))
     state = json.loads((run / "state.json").read_text())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return float(state["summary"]["train_runtime"]), sum("probe/answer_accuracy" in r for r in rows)
+    probes = [r for r in rows if "probe/answer_accuracy" in r]
+    return float(state["summary"]["train_runtime"]), len(probes), sum(r.get("probe/seconds", 0.0) for r in probes)
 
 
 def main() -> None:
@@ -69,18 +72,24 @@ def main() -> None:
     if a.against:
         variants["against"] = (a.against.resolve(), steps)
     times: dict[str, list[float]] = {k: [] for k in variants}
+    shares: list[float] = []  # the probe's share of its own run's train_runtime: the same load on both
     probes = 0
     for i in range(a.rounds):
         order = list(variants) if i % 2 == 0 else list(reversed(variants))
         for who in order:
             checkout, extra = variants[who]
-            seconds, n = sft_runtime(ws, common, extra, checkout)
+            seconds, n, probing = sft_runtime(ws, common, extra, checkout)
             times[who].append(seconds)
-            probes = n if who == "on" else probes
-            print(f"  round {i + 1} {who:7} {seconds:7.2f} s" + (f" ({n} probes)" if who == "on" else ""), flush=True)
+            if who == "on":
+                probes = n
+                shares.append(probing / seconds)
+            note = f" ({n} probes, {probing:.2f} s probing)" if who == "on" else ""
+            print(f"  round {i + 1} {who:7} {seconds:7.2f} s{note}", flush=True)
     on, off = statistics.median(times["on"]), statistics.median(times["off"])
     print(f"\nSFT {a.sft_steps} steps, {probes} probes: median train_runtime on {on:.2f} s, off {off:.2f} s")
     print(f"probe on / off: {on / off:.3f}  ({(on - off) / max(probes, 1):.2f} s per probe)")
+    share = statistics.median(shares)
+    print(f"inside the probed runs: probing {share:.1%} of train_runtime (on / off without it: {1 / (1 - share):.3f})")
     if a.against:
         other = statistics.median(times["against"])
         print(f"against {a.against}: {other:.2f} s; on / against {on / other:.3f}, off / against {off / other:.3f}")

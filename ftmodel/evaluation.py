@@ -61,6 +61,7 @@ def generate(
                 max_new_tokens=max_new_tokens or ctx.cfg.eval.max_new_tokens,
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
+                use_cache=True,  # a trainer turns the model's cache off for training; the probe generates inside it
             )
         new = out[:, enc["input_ids"].shape[1] :]
         outputs += tokenizer.batch_decode(new, skip_special_tokens=True)

@@ -10,6 +10,7 @@ in a collective while another generates; sharded models generate together); rank
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -126,6 +127,7 @@ def make_probe_callback(ctx: StageContext, tracker, *, base: str, parent: str | 
 
         def score(self, model, tokenizer) -> dict[str, float]:
             was_training, side = model.training, tokenizer.padding_side
+            started = time.monotonic()
             try:
                 completions = generate(
                     ctx, model, tokenizer, questions, max_new_tokens=p.max_new_tokens or None, report=False
@@ -134,7 +136,8 @@ def make_probe_callback(ctx: StageContext, tracker, *, base: str, parent: str | 
                 tokenizer.padding_side = side
                 model.train(was_training)
             summary, _ = score(questions, completions, {}, None, rules)
-            return probe_metrics(summary)
+            # What the probe costs, beside what it finds (bench.probe_overhead sums it).
+            return {**probe_metrics(summary), f"{PREFIX}seconds": round(time.monotonic() - started, 3)}
 
         def offer(self, step: int, values: dict, output_dir: Path, limit) -> None:
             value = values.get(p.best_metric)

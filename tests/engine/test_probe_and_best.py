@@ -57,7 +57,7 @@ def test_probe_metrics_appear_at_each_checkpoint_in_metrics_jsonl_and_wandb(sft_
     assert [r["step"] for r in probes] == [4, 8, 12]
     qtypes = {k for k in probes[0] if k.startswith("probe/answer_accuracy/")}
     assert qtypes and all(0.0 <= r["probe/format_accuracy"] <= 1.0 for r in probes)
-    assert all(set(r) >= qtypes for r in probes)
+    assert all(set(r) >= qtypes and r["probe/seconds"] > 0 for r in probes)
     history = [r["history"]["item"] for r in wandb_records(run) if r["type"] == "history"]
     probed = [h["_step"] for h in history if "probe/answer_accuracy" in h]
     assert probed == [4, 8, 12]
