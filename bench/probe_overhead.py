@@ -61,10 +61,10 @@ def main() -> None:
     a = p.parse_args()
     ws = Path(a.workspace or tempfile.mkdtemp(prefix="ftmodel-bench-"))
     config = str(Path(a.config).resolve())
-    common = ["--config", config, "--workspace", str(ws), "--force", *[x for o in a.overrides for x in ("--set", o)]]
+    common = ["--config", config, "--workspace", str(ws), *[x for o in a.overrides for x in ("--set", o)]]
     print(f"workspace {ws}; preparing data ...", flush=True)
     ftmodel("pipeline", *common, "--stages", "prepare,distill,filter", "--set", "wandb.enabled=false")
-    steps = ["--set", f"sft.max_steps={a.sft_steps}", "--set", "wandb.enabled=false"]
+    steps = ["--force", "--set", f"sft.max_steps={a.sft_steps}", "--set", "wandb.enabled=false"]  # never reused
     variants = {
         "on": (ROOT, [*steps, "--set", "probe.enabled=true"]),
         "off": (ROOT, [*steps, "--set", "probe.enabled=false"]),
