@@ -131,7 +131,8 @@ def test_bad_checkpoint_values_are_refused_by_name(sft_run):
     assert "checkpoints kept: 4, 12" in res.stderr + res.stdout
     res = cli("grpo", *common, "--sft-run", run.name, "--checkpoint", "999")
     assert res.returncode != 0 and "step 999" in res.stderr + res.stdout
-    assert not [p for p in (ws / "runs").iterdir() if "999" in (p / "state.json").read_text()]  # nothing started
+    started = [p for p in (ws / "runs").iterdir() if read_state(p).get("args", {}).get("checkpoint") == "999"]
+    assert not started  # refused before a run directory exists
 
 
 def test_checkpoint_choices_parse_and_name_what_is_missing(tmp_path):
