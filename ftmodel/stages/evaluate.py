@@ -2,7 +2,8 @@
 and per question type; write `eval_*.json` and `eval_details_*.jsonl`.
 
 By default the latest GRPO adapter is evaluated; `--eval-sft` picks the SFT one, `--model base`
-the base model, `--adapter RUN|DIR` any adapter.
+the base model, `--adapter RUN|DIR` any adapter; `--checkpoint best|last|STEP` one of that run's
+checkpoints (ftmodel/checkpoints.py).
 """
 
 from __future__ import annotations

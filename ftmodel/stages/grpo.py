@@ -2,7 +2,8 @@
 
 Rewards are format + accuracy (+ the LLM judge where configured), weighted by [grpo]. With
 `beta > 0` TRL keeps a frozen copy of the SFT adapter as the reference, so the KL is measured
-against the SFT policy.
+against the SFT policy. `--checkpoint best|last|STEP` starts from one of the SFT run's checkpoints
+instead of its final adapter. The probe (ftmodel/probe.py) scores every checkpoint, as in SFT.
 """
 
 from __future__ import annotations
