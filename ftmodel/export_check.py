@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ftmodel.i18n import t
+
 REPORT = "export_check.json"
 # Questions used when the workspace has no eval split (an adapter exported from elsewhere).
 FALLBACK_QUESTIONS = (
@@ -163,20 +165,27 @@ def judge(questions, base, adapter, merged, *, tokens, diffs, base_diffs, dtype,
     if all(r["merged_equals_base"] for r in rows):
         # The known trap (a merge that silently dropped the adapter) says so first, whatever else differs.
         unlike = sum(not r["merged_equals_adapter"] for r in rows)
-        problem = (
-            f"the merged model answers all {len(rows)} probe prompts exactly as the base model does: "
-            "the merge (or the adapter it merged) changed nothing"
-            + (f" (the adapter on its base answers {unlike} of them differently)" if unlike else "")
-        )
+        problem = t(
+            "the merged model answers all {n} probe prompts exactly as the base model does: "
+            "the merge (or the adapter it merged) changed nothing",
+            n=len(rows),
+        ) + (t(" (the adapter on its base answers {n} of them differently)", n=unlike) if unlike else "")
     elif first_wrong is not None:
         i = first_wrong
         how = (
-            "its greedy answer differs from the adapter's"
+            t("its greedy answer differs from the adapter's")
             if exact
-            else f"its logits differ from the adapter's by {diffs[i]:.4g} (tolerance {tolerance:g})"
+            else t(
+                "its logits differ from the adapter's by {diff} (tolerance {tolerance})",
+                diff=f"{diffs[i]:.4g}",
+                tolerance=f"{tolerance:g}",
+            )
         )
-        problem = (
-            f"probe prompt {i + 1} ({questions[i][:60]!r}): the merged model is not the adapter on its base: {how}"
+        problem = t(
+            "probe prompt {n} ({prompt}): the merged model is not the adapter on its base: {how}",
+            n=i + 1,
+            prompt=repr(questions[i][:60]),
+            how=how,
         )
     return {
         "verdict": "fail" if problem else "pass",

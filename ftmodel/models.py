@@ -158,23 +158,34 @@ def save_adapter(model, tokenizer, out_dir: Path, *, base: str, stage: str, run_
 
 def adapter_meta(adapter_dir: Path) -> dict:
     """Read an adapter's note (base model, stage, run)."""
+    adapter_dir = Path(adapter_dir)
+    note = adapter_dir / ADAPTER_META
+    if not note.exists() and adapter_dir.parent.name == "checkpoints":  # a checkpoint saved before they had one
+        note = adapter_dir.parent.parent / ADAPTER_DIR / ADAPTER_META
     try:
-        return json.loads((adapter_dir / ADAPTER_META).read_text())
+        return json.loads(note.read_text())
     except (OSError, ValueError):
         raise StageError(
             t("{path}: not an ftmodel adapter (no readable {meta})", path=adapter_dir, meta=ADAPTER_META)
         ) from None
 
 
-def find_adapter(ws: Workspace, ref: str | None, stage: str) -> Path:
-    """Resolve an adapter: a directory, a run id, or (ref None) the latest finished run of `stage`."""
+def find_adapter(ws: Workspace, ref: str | None, stage: str, checkpoint: str | None = None) -> Path:
+    """Resolve an adapter: a directory, a run id, or (ref None) the latest finished run of `stage`;
+    `checkpoint` (best, last or a step, see ftmodel/checkpoints.py) picks one of that run's checkpoints."""
+    from ftmodel.checkpoints import select_adapter
+
     if ref and Path(ref).is_dir():
         path = Path(ref)
         if (path / ADAPTER_DIR).is_dir():
             path = path / ADAPTER_DIR
+        if checkpoint not in (None, "last"):
+            if path.name != ADAPTER_DIR:
+                raise StageError(f"--checkpoint {checkpoint}: {ref} is an adapter directory, not a run's")
+            path = select_adapter(path.parent, checkpoint)
     elif ref:
         try:
-            path = find_run(ws.root, ref).path / ADAPTER_DIR
+            path = select_adapter(find_run(ws.root, ref).path, checkpoint)
         except LookupError as e:
             raise StageError(str(e.args[0])) from None
     else:
@@ -183,7 +194,7 @@ def find_adapter(ws: Workspace, ref: str | None, stage: str) -> Path:
             raise StageError(
                 t("no finished {stage} run in {path}: run `ftmodel {stage}` first", stage=stage, path=ws.runs)
             )
-        path = run.path / ADAPTER_DIR
+        path = select_adapter(run.path, checkpoint)
     if not (path / "adapter_config.json").exists():
         raise StageError(t("{path}: no LoRA adapter there (adapter_config.json missing)", path=path))
     return path

@@ -76,7 +76,7 @@ def save_checkpoints_atomically(trainer) -> None:
     (TRL's SFT/GRPO overrides included): the save runs against a staging output dir, the finished
     folder is renamed beside the others, and only then are old ones rotated away.
     """
-    from transformers.trainer_utils import rotate_checkpoints
+    from ftmodel.checkpoints import protected_checkpoint
 
     inner = trainer._save_checkpoint
     final_root = Path(trainer.args.output_dir)
@@ -108,14 +108,23 @@ def save_checkpoints_atomically(trainer) -> None:
             staging.rmdir()  # nothing left mid-save: no hidden folder to wonder about
         if trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).parent == staging:
             trainer.state.best_model_checkpoint = str(final_root / Path(trainer.state.best_model_checkpoint).name)
-        rotate_checkpoints(
-            output_dir=str(final_root),
-            save_total_limit=trainer.args.save_total_limit,
-            best_model_checkpoint=trainer.state.best_model_checkpoint,
-            use_mtime=True,
+        rotate_keeping_best(
+            final_root,
+            trainer.args.save_total_limit,
+            protected_checkpoint(final_root) or trainer.state.best_model_checkpoint,
         )
 
     trainer._save_checkpoint = _save_checkpoint
+
+
+def rotate_keeping_best(output_dir: Path, save_total_limit: int | None, best: str | None) -> None:
+    """Delete the oldest checkpoints beyond save_total_limit, never the newest (the resume point) nor
+    `best` (the probe's best step, see ftmodel/probe.py): with both, two are kept even at a limit of 1."""
+    from transformers.trainer_utils import rotate_checkpoints
+
+    rotate_checkpoints(
+        output_dir=str(output_dir), save_total_limit=save_total_limit, best_model_checkpoint=best, use_mtime=True
+    )
 
 
 def _barrier() -> None:

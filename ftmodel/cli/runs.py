@@ -67,6 +67,14 @@ def add_parsers(sub) -> None:
             p.add_argument("--adapter", metavar="RUN|DIR", help="evaluate this run's adapter or adapter directory")
         if stage == "export":
             p.add_argument("--adapter", metavar="RUN|DIR", help="adapter to merge (default: latest GRPO, else SFT)")
+        if stage in ("grpo", "evaluate", "export"):
+            p.add_argument(
+                "--checkpoint",
+                type=_checkpoint_choice,
+                metavar="best|last|STEP",
+                help="which of the run's checkpoints to load: `best` (the probe's best step, best.json), "
+                "`last` (the final adapter, the default) or a step number",
+            )
     p = sub.add_parser(PIPELINE, help="run stages in order, as one detached job")
     add_common(p)
     p.add_argument("--stages", help="comma-separated subset of the stages, run in pipeline order (default: all)")
@@ -96,9 +104,19 @@ def add_parsers(sub) -> None:
     add_workspace(p)
 
 
+def _checkpoint_choice(value: str) -> str:
+    """argparse type of `--checkpoint`: best, last or a step number, refused by name otherwise."""
+    from ftmodel.checkpoints import parse_checkpoint
+
+    try:
+        return parse_checkpoint(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _stage_args(ns: argparse.Namespace) -> dict:
     """Collect the stage flags recorded in state.json (what the worker reads)."""
-    keep = ("resume", "no_judge", "sft_run", "eval_sft", "model", "adapter", "stages")
+    keep = ("resume", "no_judge", "sft_run", "eval_sft", "model", "adapter", "checkpoint", "stages")
     if getattr(ns, "force", False) and (ns.command == PIPELINE or getattr(ns, "resume", None)):
         # the driver decides per stage; a single stage's --force acts here, and a resume's in the worker
         keep += ("force",)

@@ -252,6 +252,34 @@ class EvalSection:
 
 
 @dataclass
+class ProbeSection:
+    """A small probe of held-out questions scored at every checkpoint of SFT and GRPO, and the best
+    checkpoint it finds kept on disk and named (`best.json`; `--checkpoint best`)."""
+
+    enabled: bool = F(True, "Score the probe set at checkpoints and record the best one.")
+    size: int = F(
+        48,
+        "Probe questions, drawn deterministically from the eval split (never a training question).",
+        lo=1,
+    )
+    every: int = F(
+        0,
+        "Probe at each checkpoint save (0), or every N steps (each also saves a checkpoint, so the best "
+        "step can be loaded).",
+        lo=0,
+    )
+    max_new_tokens: int = F(0, "Longest generated answer, in tokens (0: eval.max_new_tokens).", lo=0)
+    best_metric: str = F(
+        "probe/answer_accuracy",
+        "Metric that names the best checkpoint: any probe/… metric or one the trainer logs (e.g. `loss`); "
+        "ties go to the later step.",
+    )
+    best_mode: str = F(
+        "max", "Whether a higher (`max`) or lower (`min`) best_metric is better.", choices=("max", "min")
+    )
+
+
+@dataclass
 class AblationSection:
     """Side-by-side evaluation of the pipeline's models."""
 
@@ -444,6 +472,7 @@ class Config:
     grpo: GrpoSection = field(default_factory=GrpoSection)
     judge: JudgeSection = field(default_factory=JudgeSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    probe: ProbeSection = field(default_factory=ProbeSection)
     ablation: AblationSection = field(default_factory=AblationSection)
     export: ExportSection = field(default_factory=ExportSection)
     answers: AnswersSection = field(default_factory=AnswersSection)

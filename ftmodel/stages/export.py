@@ -5,6 +5,7 @@ from __future__ import annotations
 from ftmodel.context import StageContext, StageError
 from ftmodel.contracts import StageContract
 from ftmodel.export_check import REPORT
+from ftmodel.i18n import t
 from ftmodel.models import find_adapter
 from ftmodel.rundir import latest_run
 from ftmodel.textio import write_json
@@ -14,13 +15,15 @@ CONTRACT = StageContract("export", reusable=False)
 
 
 def choose_adapter(ctx: StageContext):
-    """`--adapter` if given, else the latest GRPO adapter, else the latest SFT one."""
+    """`--adapter` if given, else the latest GRPO adapter, else the latest SFT one (`--checkpoint`
+    picks one of that run's checkpoints)."""
+    checkpoint = ctx.args.get("checkpoint")
     if ctx.args.get("adapter"):
-        return find_adapter(ctx.ws, ctx.args["adapter"], "grpo")
+        return find_adapter(ctx.ws, ctx.args["adapter"], "grpo", checkpoint)
     for stage in ("grpo", "sft"):
         if latest_run(ctx.ws.root, stage):
-            return find_adapter(ctx.ws, None, stage)
-    raise StageError(f"no finished grpo or sft run in {ctx.ws.runs}: nothing to export")
+            return find_adapter(ctx.ws, None, stage, checkpoint)
+    raise StageError(t("no finished grpo or sft run in {path}: nothing to export", path=ctx.ws.runs))
 
 
 def preflight(ctx: StageContext) -> None:
@@ -83,7 +86,9 @@ def check_merge(ctx: StageContext, tracker, merged_dir, adapter) -> dict | None:
         [[r["prompt"], r["base"], r["adapter"], r["merged"], r["max_logit_diff"]] for r in report["prompts"]],
     )
     if report["problem"]:
-        raise StageError(f"export check failed ({ctx.run.path / REPORT}): {report['problem']}")
+        raise StageError(
+            t("export check failed ({path}): {problem}", path=ctx.run.path / REPORT, problem=report["problem"])
+        )
     ctx.log(
         f"export check passed ({report['rule']}, dtype {report['dtype']}): the merged model answers as the adapter "
         f"on its base on all {len(questions)} probe prompts (largest logit difference "

@@ -344,3 +344,18 @@ async def test_a_truncated_metrics_file_starts_the_charts_again(ws):
         app.main.wake()
         await until(pilot, lambda: app.main.store.rows == 3, what="the 3 rows the file holds now, not 13")
         assert app.main.store.get("loss").last == (3, 7.0 / 3)
+
+
+async def test_the_loss_chart_draws_the_probe_accuracy_on_its_right_axis(ws):
+    probe = [{"step": s, "time": 1764000001.0 + s, "probe/answer_accuracy": s / 400} for s in (50, 100, 150)]
+    rows = sorted(sft_rows(150) + probe, key=lambda r: r["step"])
+    make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=rows, progress=(150, 150))
+    app = make_app(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: app.main.store.rows == 153, what="metrics")
+        await until(pilot, lambda: app.main.charts_ready, what="plotext")
+        loss = app.query_one("#panel-loss")
+        await until(pilot, lambda: loss.drawn_version == app.main.store.version, what="loss chart drawn")
+        drawn = str(loss.plot.render())
+        assert "probe/answer_accuracy" in drawn and "loss" in drawn  # both lines, labelled
