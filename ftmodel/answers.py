@@ -17,6 +17,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from ftmodel.i18n import t
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
@@ -203,13 +205,13 @@ def parse_tolerance(item: str) -> tuple[str, float]:
     """Read one `qtype=tolerance` item of `answers.tolerances` (ValueError says what is wrong)."""
     qtype, sep, value = item.partition("=")
     if not sep or not qtype.strip():
-        raise ValueError(f"{item!r} is not qtype=tolerance (e.g. percent_change=0.1)")
+        raise ValueError(t("{item!r} is not qtype=tolerance (e.g. percent_change=0.1)", item=item))
     try:
         tol = float(value)
     except ValueError:
-        raise ValueError(f"{item!r}: {value.strip()!r} is not a number") from None
+        raise ValueError(t("{item!r}: {value!r} is not a number", item=item, value=value.strip())) from None
     if not math.isfinite(tol) or tol < 0:
-        raise ValueError(f"{item!r}: the tolerance must be a finite number ≥ 0")
+        raise ValueError(t("{item!r}: the tolerance must be a finite number ≥ 0", item=item))
     return qtype.strip(), tol
 
 
@@ -217,7 +219,7 @@ def parse_alias_group(group: str) -> list[str]:
     """Read one `a=b=c` item of `answers.aliases` into its normalised answers (the first is canonical)."""
     names = [normalize_answer(part) for part in group.split("=")]
     if len(names) < 2 or not all(names):
-        raise ValueError(f"{group!r} is not a group of equal answers like 盈利=获利=赚钱")
+        raise ValueError(t("{group!r} is not a group of equal answers like 盈利=获利=赚钱", group=group))
     return names
 
 

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 from ftmodel.rundir import Run, atomic_write_text
 
 EXIT_FILE = "slurm_exit.json"
@@ -26,7 +28,7 @@ KILLED = ("TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL", "DE
 ACTIVE_SLURM = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING")
 
 
-class BackendError(RuntimeError):
+class BackendError(FtmodelError, RuntimeError):
     """The scheduler refused or failed a request (its message included)."""
 
 
@@ -39,7 +41,7 @@ def _slurm(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError) as e:
-        raise BackendError(f"{argv[0]} failed: {e}") from None
+        raise BackendError(t("{program} failed: {reason}", program=argv[0], reason=e)) from None
 
 
 def sbatch_argv(run: Run, launch_cfg, script: Path) -> list[str]:
@@ -81,7 +83,9 @@ def submit(run: Run, worker: list[str], launch_cfg, env: dict | None = None) -> 
         argv, capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     )
     if res.returncode != 0:
-        raise BackendError(f"sbatch refused run {run.id}: {(res.stderr or res.stdout).strip()}")
+        raise BackendError(
+            t("sbatch refused run {run}: {reason}", run=run.id, reason=(res.stderr or res.stdout).strip())
+        )
     job_id = res.stdout.strip().split(";")[0]
     run.update_state(slurm_job_id=job_id, backend="slurm", launched=time.time(), worker_argv=worker, sbatch_argv=argv)
     return job_id

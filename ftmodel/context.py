@@ -9,18 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from ftmodel.config import Config
+from ftmodel.errors import Cancelled, FtmodelError
 from ftmodel.rundir import Run
 from ftmodel.workspace import Workspace
 
 PARTIAL_ITEMS = 20  # missing ids a partial mark names (enough to look one up; the count says the rest)
 
 
-class StageError(RuntimeError):
+class StageError(FtmodelError, RuntimeError):
     """A problem the user can fix, reported as one clear message (never a traceback)."""
-
-
-class Cancelled(BaseException):
-    """The run was asked to stop; it saves what it can and records `cancelled`."""
 
 
 @dataclass

@@ -8,15 +8,16 @@ from collections import defaultdict
 from ftmodel.answers import AnswerRules, score_completion
 from ftmodel.context import StageContext, StageError
 from ftmodel.data.loaders import read_jsonl
+from ftmodel.i18n import t
 
 
 def eval_questions(ctx: StageContext) -> list[dict]:
     """The eval split (at most eval.num_samples questions)."""
     if not ctx.ws.raw_eval.exists():
-        raise StageError(f"{ctx.ws.raw_eval} not found: run `ftmodel prepare` first")
+        raise StageError(t("{path} not found: run `ftmodel {stage}` first", path=ctx.ws.raw_eval, stage="prepare"))
     questions = read_jsonl(ctx.ws.raw_eval)
     if not questions:
-        raise StageError(f"{ctx.ws.raw_eval} is empty: nothing to evaluate")
+        raise StageError(t("{path} is empty: nothing to evaluate", path=ctx.ws.raw_eval))
     n = ctx.cfg.eval.num_samples
     return questions[:n] if n else questions
 
@@ -30,9 +31,12 @@ def generate(
     label: str = "",
     progress_offset: int = 0,
     progress_total: int | None = None,
+    max_new_tokens: int | None = None,
+    report: bool = True,
 ) -> list[str]:
     """Generate greedy completions for every question, a batch at a time (stoppable between batches);
-    progress is reported as `progress_offset + done` of `progress_total` (default: this call's total)."""
+    progress is reported as `progress_offset + done` of `progress_total` (default: this call's total),
+    unless `report` is off (the probe inside training, whose progress is the trainer's steps)."""
     import torch
 
     from ftmodel.prompts import prompt_messages
@@ -54,12 +58,17 @@ def generate(
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         with torch.no_grad():
             out = model.generate(
-                **enc, max_new_tokens=ctx.cfg.eval.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                **enc,
+                max_new_tokens=max_new_tokens or ctx.cfg.eval.max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                use_cache=True,  # a trainer turns the model's cache off for training; the probe generates inside it
             )
         new = out[:, enc["input_ids"].shape[1] :]
         outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
-        ctx.log(f"{label} generated {len(outputs)}/{len(questions)}")
-        ctx.progress(progress_offset + len(outputs), progress_total or len(questions))
+        if report:
+            ctx.log(f"{label} generated {len(outputs)}/{len(questions)}")
+            ctx.progress(progress_offset + len(outputs), progress_total or len(questions))
     return outputs
 
 
@@ -139,14 +148,15 @@ def judge_completions(
     return scores
 
 
-def load_target(ctx: StageContext, which: str, adapter_ref: str | None = None):
-    """Load (model, tokenizer, adapter path or None) for base / sft / grpo (evaluate and ablation)."""
+def load_target(ctx: StageContext, which: str, adapter_ref: str | None = None, checkpoint: str | None = None):
+    """Load (model, tokenizer, adapter path or None) for base / sft / grpo (evaluate and ablation);
+    `checkpoint` (best, last or a step) picks one of the adapter run's checkpoints."""
     from ftmodel.models import find_adapter, load_adapter_model, load_base_model, load_tokenizer, resolve_base
 
     if which == "base" and not adapter_ref:
         base = resolve_base(ctx)
         return load_base_model(base, ctx.cfg), load_tokenizer(base, ctx.cfg, "left"), None
-    adapter = find_adapter(ctx.ws, adapter_ref, which)
+    adapter = find_adapter(ctx.ws, adapter_ref, which, checkpoint)
     model, tokenizer, _ = load_adapter_model(adapter, ctx.cfg)
     return model, tokenizer, adapter
 

@@ -30,7 +30,7 @@ FINGERPRINT_VERSION = 1
 CONTENT_HASH_LIMIT = 256 * 2**20
 
 # Stage flags that change the output (workspace, resume and queue bookkeeping do not).
-OUTPUT_ARGS = ("no_judge", "sft_run", "eval_sft", "model", "adapter", "adapter_run")
+OUTPUT_ARGS = ("no_judge", "sft_run", "eval_sft", "model", "adapter", "adapter_run", "checkpoint")
 
 
 @dataclass
@@ -96,7 +96,7 @@ def model_identity(cfg) -> str:
     if path.is_dir():
         return f"dir:{hash_path(path)}"
     if name.startswith(("/", ".", "~")):
-        raise FileNotFoundError(f"model directory {path} not found")
+        raise FileNotFoundError(t("model directory {path} not found", path=path))
     return f"hub:{name}"  # no revision is known before it loads; the name is the identity we have
 
 
@@ -128,13 +128,24 @@ def pin_inputs(contract: StageContract, ws_root: Path, args: dict) -> dict:
     return args
 
 
-def _input_run(ws_root: Path, ref: str) -> tuple[str, Path]:
-    """(run id or path, adapter dir) for an adapter reference (a run id or a directory)."""
+def _input_run(ws_root: Path, ref: str, checkpoint: str | None = None) -> tuple[str, Path]:
+    """(run id or path, adapter dir) for an adapter reference (a run id or a directory), and the
+    checkpoint `--checkpoint` picks in it (ValueError when there is no such checkpoint)."""
+    from ftmodel.checkpoints import select_adapter
+    from ftmodel.context import StageError
+
     p = Path(ref)
     if p.is_dir():
-        return str(p.resolve()), (p / ADAPTER_DIR if (p / ADAPTER_DIR).is_dir() else p)
-    run = find_run(ws_root, ref)
-    return run.id, run.path / ADAPTER_DIR
+        run_ref, run_dir = str(p.resolve()), p
+        if not (p / ADAPTER_DIR).is_dir():
+            return run_ref, p
+    else:
+        run = find_run(ws_root, ref)
+        run_ref, run_dir = run.id, run.path
+    try:
+        return run_ref, select_adapter(run_dir, checkpoint)
+    except StageError as e:
+        raise ValueError(str(e)) from None
 
 
 def compute(contract: StageContract, cfg, ws_root: Path, args: dict) -> Fingerprint:
@@ -163,7 +174,7 @@ def compute(contract: StageContract, cfg, ws_root: Path, args: dict) -> Fingerpr
             ref = consumed.ref(args)
             if not ref:
                 return Fingerprint(stage, None, parts, lineage, missing="no adapter run to start from")
-            run_ref, adapter = _input_run(ws_root, ref)
+            run_ref, adapter = _input_run(ws_root, ref, args.get("checkpoint"))
             inputs["adapter"] = hash_path(adapter)
             lineage["adapter"] = run_ref
         parts["inputs"] = inputs

@@ -19,7 +19,9 @@ cut short reaches the caller as one of several library exceptions. Here:
   or user info), never a traceback from urllib3, http.client, socket or ssl. `retryable` says
   whether trying again may help; `retry_after(reply)` reads a 429/503's `Retry-After`.
 - A Cancel aborts requests from another thread (their sockets are shut down, so the server sees
-  the client go and can stop working on an abandoned request).
+  the client go and can stop working on an abandoned request); the request raises
+  `ftmodel.errors.Cancelled`, the one stop request of the engine, which is no HTTPError (a stop
+  is not a failure, and no `except HTTPError` may retry or swallow it).
 
 Connections are kept alive and reused (ftmodel.http_transport: urllib3 pools); a reply read to its
 end gives its connection back, one closed early drops it. A request that fails before any byte of
@@ -40,6 +42,9 @@ import time
 from collections.abc import Iterator, Mapping
 from urllib.parse import urljoin, urlsplit
 
+from ftmodel.errors import Cancelled, FtmodelError  # Cancelled: Cancel.cancel() during a request
+from ftmodel.i18n import t
+
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key"})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -50,7 +55,7 @@ FINISH_GRACE_S = 1.0  # how long `Reply.finish` waits for the rest of a body to 
 RETRY_AFTER_MAX_S = 120.0  # a Retry-After longer than this is cut to it (and said so by the caller)
 
 
-class HTTPError(Exception):
+class HTTPError(FtmodelError):
     """A request that failed; the message names the URL and says what happened."""
 
     retryable = False
@@ -102,10 +107,6 @@ class TooManyRedirects(HTTPError):
 
 class TooLarge(HTTPError):
     """A reply larger than `max_bytes`."""
-
-
-class Cancelled(HTTPError):
-    """Cancel.cancel() was called while the request was under way."""
 
 
 class ProxyFailed(Unreachable):
@@ -273,7 +274,13 @@ class Reply:
         except u3.ReadTimeoutError:
             data = None
             problem = Timeout(
-                f"{where}: timed out: no byte of the reply for {self._timeout:g} s (after {self._got} bytes)", self.url
+                t(
+                    "{where}: timed out: no byte of the reply for {timeout:g} s (after {got} bytes)",
+                    where=where,
+                    timeout=self._timeout,
+                    got=self._got,
+                ),
+                self.url,
             )
         except (u3.HTTPError, OSError, http.client.HTTPException, ValueError) as e:
             data = None
@@ -293,33 +300,54 @@ class Reply:
         self._got += len(data)
         if self._got > self._max_bytes:
             self._drop()
-            raise TooLarge(f"{where}: reply larger than {self._max_bytes} bytes", self.url)
+            raise TooLarge(t("{where}: reply larger than {most} bytes", where=where, most=self._max_bytes), self.url)
         return data
 
     def _cut(self, error: Exception | None) -> HTTPError:
         where = display(self.url)
         if self._expected is not None:
             return ShortBody(
-                f"{where}: the connection closed in the middle of the reply: got {self._got} "
-                f"of {self._expected} bytes (Content-Length)",
+                t(
+                    "{where}: the connection closed in the middle of the reply: got {got} of {expected} bytes "
+                    "(Content-Length)",
+                    where=where,
+                    got=self._got,
+                    expected=self._expected,
+                ),
                 self.url,
             )
         root = _root(error) if error is not None else None
         if root is None or isinstance(root, http.client.IncompleteRead):
             return ShortBody(
-                f"{where}: the connection closed in the middle of the reply (after {self._got} bytes)", self.url
+                t(
+                    "{where}: the connection closed in the middle of the reply (after {got} bytes)",
+                    where=where,
+                    got=self._got,
+                ),
+                self.url,
             )
         return ShortBody(
-            f"{where}: the reply was cut off after {self._got} bytes ({type(root).__name__}: {root})", self.url
+            t(
+                "{where}: the reply was cut off after {got} bytes ({kind}: {reason})",
+                where=where,
+                got=self._got,
+                kind=type(root).__name__,
+                reason=root,
+            ),
+            self.url,
         )
 
-    def _aborted(self) -> HTTPError:
+    def _aborted(self) -> HTTPError | Cancelled:
         where = display(self.url)
         if self._guard.reason == "cancelled":
-            return Cancelled(f"{where}: cancelled", self.url)
+            return Cancelled(t("{name}: cancelled", name=where), self.url)
         return DeadlineExceeded(
-            f"{where}: timed out: deadline of {self._guard.deadline:g} s passed before the reply was "
-            f"complete ({self._got} bytes in)",
+            t(
+                "{where}: timed out: deadline of {deadline:g} s passed before the reply was complete ({got} bytes in)",
+                where=where,
+                deadline=self._guard.deadline,
+                got=self._got,
+            ),
             self.url,
         )
 
@@ -358,7 +386,7 @@ class Reply:
                 left = 64 * 1024
                 while left > 0 and (data := self.read_some()):
                     left -= len(data)
-            except (HTTPError, OSError):
+            except (HTTPError, Cancelled, OSError):
                 pass  # close() drops what is left
         self.close()
 
@@ -451,16 +479,22 @@ def stream(
                 secrets = sorted({h for h in headers if h.lower() in SECRET_HEADERS})
                 if secrets:
                     raise RedirectRefused(
-                        f"{display(url)}: the server redirected to {origin(target)} (from {origin(url)}); refused: "
-                        f"the request carries {'/'.join(secrets)}, which is never sent to a host you did not name. "
-                        f"If {origin(target)} is the right server, configure its URL directly.",
+                        t(
+                            "{where}: the server redirected to {target} (from {origin}); refused: the request carries "
+                            "{secrets}, which is never sent to a host you did not name. If {target} is the right "
+                            "server, configure its URL directly.",
+                            where=display(url),
+                            target=origin(target),
+                            origin=origin(url),
+                            secrets="/".join(secrets),
+                        ),
                         url,
                     )
             if reply.status == 303 or (reply.status in (301, 302) and method not in ("GET", "HEAD")):
                 method, body = "GET", None  # what browsers, urllib and requests do
                 headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
             url = target
-        raise TooManyRedirects(f"{display(url)}: more than {max_redirects} redirects", url)
+        raise TooManyRedirects(t("{where}: more than {most} redirects", where=display(url), most=max_redirects), url)
     except BaseException:
         guard.close()
         raise
@@ -489,11 +523,11 @@ def _exchange(
     where = display(url)
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise HTTPError(f"{where}: not an http(s) URL", url)
+        raise HTTPError(t("{where}: not an http(s) URL", where=where), url)
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise HTTPError(f"{where}: bad port", url) from None
+        raise HTTPError(t("{where}: bad port", where=where), url) from None
     host = parts.hostname
     try:
         proxy = transport.proxy_for(url)
@@ -543,11 +577,16 @@ def _exchange(
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-def _aborted(guard: _Guard, url: str) -> HTTPError:
+def _aborted(guard: _Guard, url: str) -> HTTPError | Cancelled:
     if guard.reason == "cancelled":
-        return Cancelled(f"{display(url)}: cancelled", url)
+        return Cancelled(t("{name}: cancelled", name=display(url)), url)
     return DeadlineExceeded(
-        f"{display(url)}: timed out: deadline of {guard.deadline:g} s passed before a reply came", url
+        t(
+            "{where}: timed out: deadline of {deadline:g} s passed before a reply came",
+            where=display(url),
+            deadline=guard.deadline,
+        ),
+        url,
     )
 
 
@@ -581,32 +620,63 @@ def _network_error(
     if isinstance(e, u3.ProxyError):
         root = _root(e)
         return ProxyFailed(
-            f"{where}: cannot go through the proxy {display(proxy or '')}: {type(root).__name__}: "
-            f"{getattr(root, 'strerror', None) or root}",
+            t(
+                "{where}: cannot go through the proxy {proxy}: {kind}: {reason}",
+                where=where,
+                proxy=display(proxy or ""),
+                kind=type(root).__name__,
+                reason=getattr(root, "strerror", None) or root,
+            ),
             url,
         )
     if isinstance(e, u3.ConnectTimeoutError) and not isinstance(e, u3.NewConnectionError):
-        return Timeout(f"{where}: timed out: no connection within {connect_timeout:g} s", url)
+        return Timeout(
+            t("{where}: timed out: no connection within {timeout:g} s", where=where, timeout=connect_timeout), url
+        )
     if isinstance(e, u3.ReadTimeoutError):
-        return Timeout(f"{where}: timed out: no reply for {timeout:g} s", url)
+        return Timeout(t("{where}: timed out: no reply for {timeout:g} s", where=where, timeout=timeout), url)
     root = _root(e)
     if isinstance(root, ssl.SSLCertVerificationError):
-        return TLSError(f"{where}: TLS certificate not trusted for {host}: {root.verify_message or root}", url)
+        return TLSError(
+            t(
+                "{where}: TLS certificate not trusted for {host}: {reason}",
+                where=where,
+                host=host,
+                reason=root.verify_message or root,
+            ),
+            url,
+        )
     if isinstance(root, (ssl.SSLError, ssl.CertificateError)) or isinstance(e, u3.SSLError):
-        return TLSError(f"{where}: TLS handshake failed: {getattr(root, 'reason', None) or root}", url)
+        return TLSError(
+            t("{where}: TLS handshake failed: {reason}", where=where, reason=getattr(root, "reason", None) or root), url
+        )
     if isinstance(root, (TimeoutError, socket.timeout)):
-        return Timeout(f"{where}: timed out: no reply for {timeout:g} s", url)
+        return Timeout(t("{where}: timed out: no reply for {timeout:g} s", where=where, timeout=timeout), url)
     if isinstance(root, http.client.RemoteDisconnected):
-        return Unreachable(f"{where}: the server closed the connection without replying", url)
+        return Unreachable(t("{where}: the server closed the connection without replying", where=where), url)
     if isinstance(root, http.client.HTTPException):
-        return BadReply(f"{where}: not an HTTP reply ({type(root).__name__}: {str(root)[:120]})", url)
+        return BadReply(
+            t(
+                "{where}: not an HTTP reply ({kind}: {reason})",
+                where=where,
+                kind=type(root).__name__,
+                reason=str(root)[:120],
+            ),
+            url,
+        )
     if isinstance(root, socket.gaierror) or isinstance(e, u3.NameResolutionError):
         reason = getattr(root, "strerror", None) or root
-        return Unreachable(f"{where}: unknown host {host} ({reason})", url)
+        return Unreachable(t("{where}: unknown host {host} ({reason})", where=where, host=host, reason=reason), url)
     if isinstance(root, OSError):
         reason = root.strerror or str(root) or type(root).__name__
-        phase = "connect" if isinstance(e, u3.NewConnectionError) else "talk to the server"
-        return Unreachable(f"{where}: cannot {phase}: {type(root).__name__}: {reason}", url)
+        kind = type(root).__name__
+        if isinstance(e, u3.NewConnectionError):
+            return Unreachable(
+                t("{where}: cannot connect: {kind}: {reason}", where=where, kind=kind, reason=reason), url
+            )
+        return Unreachable(
+            t("{where}: cannot talk to the server: {kind}: {reason}", where=where, kind=kind, reason=reason), url
+        )
     if isinstance(e, u3.LocationParseError):
-        return HTTPError(f"{where}: not a valid URL", url)
+        return HTTPError(t("{where}: not a valid URL", where=where), url)
     return HTTPError(f"{where}: {type(root).__name__}: {root}", url)

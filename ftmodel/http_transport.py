@@ -28,12 +28,15 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
+
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 PER_HOST = 64  # connections kept per host: above a teacher's usual concurrency (its schema allows 256)
 MAX_MANAGERS = 16  # (proxy, TLS context) pairs kept; the oldest is closed beyond that
 
 
-class ProxyUnsupported(ValueError):
+class ProxyUnsupported(FtmodelError, ValueError):
     """The environment names a proxy this process cannot use (a SOCKS proxy without PySocks)."""
 
 
@@ -178,12 +181,17 @@ def _new_manager(proxy: str | None, context: ssl.SSLContext, proxy_tls: ssl.SSLC
                     from urllib3.contrib.socks import SOCKSProxyManager
             except ImportError:
                 raise ProxyUnsupported(
-                    f"the environment names a SOCKS proxy ({scheme}://{parts.hostname}:{parts.port}), which needs "
-                    "PySocks: `pip install pysocks`, or name an http:// proxy, or add the host to no_proxy"
+                    t(
+                        "the environment names a SOCKS proxy ({proxy}), which needs PySocks: `pip install pysocks`, "
+                        "or name an http:// proxy, or add the host to no_proxy",
+                        proxy=f"{scheme}://{parts.hostname}:{parts.port}",
+                    )
                 ) from None
             return SOCKSProxyManager(proxy, **common)
         if scheme not in ("http", "https"):
-            raise ProxyUnsupported(f"the environment names a proxy with an unknown scheme: {scheme}://")
+            raise ProxyUnsupported(
+                t("the environment names a proxy with an unknown scheme: {scheme}://", scheme=scheme)
+            )
         bare = f"{scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
         manager = urllib3.ProxyManager(bare, proxy_headers=headers, proxy_ssl_context=proxy_tls, **common)
     manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}

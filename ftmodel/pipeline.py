@@ -9,6 +9,7 @@ from __future__ import annotations
 from ftmodel import config as config_mod
 from ftmodel.context import Cancelled, StageContext, StageError
 from ftmodel.contracts import StageContract
+from ftmodel.i18n import t
 from ftmodel.rundir import STAGES, create_run, partial_note
 from ftmodel.words import PIPELINE
 
@@ -23,7 +24,13 @@ def selected_stages(spec: str | None) -> list[str]:
     wanted = [s.strip() for s in spec.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
-        raise StageError(f"--stages: unknown stage {', '.join(unknown)} (stages: {', '.join(STAGES)})")
+        raise StageError(
+            t(
+                "--stages: unknown stage {unknown} (stages: {stages})",
+                unknown=", ".join(unknown),
+                stages=", ".join(STAGES),
+            )
+        )
     return [s for s in STAGES if s in wanted]
 
 
@@ -105,7 +112,15 @@ def run(ctx: StageContext) -> dict:
             if ctx.stop_requested or status == "cancelled":
                 raise Cancelled()
             error = child.read_state().get("error") or f"exit {proc.returncode}"
-            raise StageError(f"stage {stage} {status}: {error} (log: {child.log_path})")
+            raise StageError(
+                t(
+                    "stage {stage} {status}: {error} (log: {log})",
+                    stage=stage,
+                    status=t(status),
+                    error=error,
+                    log=child.log_path,
+                )
+            )
         child_state = child.read_state()
         note = partial_note(child_state)
         if note:  # the pipeline is only as whole as its stages (the next pipeline reruns this one)

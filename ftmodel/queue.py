@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ftmodel.errors import FtmodelError
 from ftmodel.gpus import Gpu, given_gpus, job_environment, pick_gpu, query_gpus  # noqa: F401 (Gpu: the queue's API)
+from ftmodel.i18n import language, set_language, t
 from ftmodel.rundir import Run, atomic_write_text, file_lock, find_run, list_runs, process_start_time
 
 QUEUE_DIR = "queue"
@@ -59,7 +60,9 @@ def _read(ws: Path) -> dict:
     except FileNotFoundError:
         return {"version": 1, "paused": False, "jobs": []}
     except (OSError, UnicodeDecodeError) as e:
-        raise QueueError(f"cannot read the queue {path}: {getattr(e, 'strerror', None) or e}") from None
+        raise QueueError(
+            t("cannot read the queue {path}: {reason}", path=path, reason=getattr(e, "strerror", None) or e)
+        ) from None
     try:
         data = json.loads(text)
         if (
@@ -70,10 +73,23 @@ def _read(ws: Path) -> dict:
             raise ValueError("not a queue object with a list of jobs")
     except ValueError as e:
         backup = path.with_name(QUEUE_FILE + ".bak")
+        if backup.exists():
+            raise QueueError(
+                t(
+                    "the queue file {path} is corrupt ({reason}); it is left as it is. The previous version is "
+                    "{backup}: copy it over {path} to restore, or move the file away to start an empty queue",
+                    path=path,
+                    reason=e,
+                    backup=backup,
+                )
+            ) from None
         raise QueueError(
-            f"the queue file {path} is corrupt ({e}); it is left as it is. The previous version is "
-            + (f"{backup}: copy it over {path} to restore" if backup.exists() else "not available")
-            + ", or move the file away to start an empty queue"
+            t(
+                "the queue file {path} is corrupt ({reason}); it is left as it is. The previous version is not "
+                "available; move the file away to start an empty queue",
+                path=path,
+                reason=e,
+            )
         ) from None
     return data
 
@@ -104,7 +120,9 @@ def read_queue(ws: str | Path) -> dict:
 def _job(data: dict, job_id: str) -> dict:
     matches = [j for j in data["jobs"] if j["id"] == job_id or j["id"].startswith(job_id)]
     if len(matches) != 1:
-        raise QueueError(f"no queued job {job_id!r}" if not matches else f"job id {job_id!r} is ambiguous")
+        raise QueueError(
+            t("no queued job {job!r}", job=job_id) if not matches else t("job id {job!r} is ambiguous", job=job_id)
+        )
     return matches[0]
 
 
@@ -162,8 +180,11 @@ def remove_job(ws: str | Path, job_id: str) -> dict:
         job = _job(data, job_id)
         if job["state"] in ("starting", "running"):
             raise QueueError(
-                f"job {job['id']} is running (run {job.get('run_id')}): stop it first with "
-                f"`ftmodel stop {job.get('run_id')}`"
+                t(
+                    "job {job} is running (run {run}): stop it first with `ftmodel stop {run}`",
+                    job=job["id"],
+                    run=job.get("run_id"),
+                )
             )
         data["jobs"].remove(job)
     return job
@@ -180,7 +201,11 @@ def retry_jobs(ws: str | Path, job_ids: list[str]) -> list[dict]:
         for job in jobs:
             if job["state"] not in ("failed", "cancelled", "invalid"):
                 raise QueueError(
-                    f"job {job['id']} is {job['state']}: only failed, cancelled or invalid jobs are retried"
+                    t(
+                        "job {job} is {state}: only failed, cancelled or invalid jobs are retried",
+                        job=job["id"],
+                        state=t(job["state"]),
+                    )
                 )
             job.update(state="queued", error=None, run_id=None, attempts=0)
     return jobs
@@ -409,7 +434,7 @@ def start_runner(ws: str | Path) -> int | None:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            env=dict(os.environ, PYTHONUNBUFFERED="1", FTMODEL_LANG=language()),  # the starter's language
         )
     return proc.pid
 
@@ -511,10 +536,11 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # detached: a vanished terminal is no reason to stop
+    set_language()  # FTMODEL_LANG from whoever started the runner; its stages inherit it
     try:
         return run_queue(argv[0], report=lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True))
     except QueueError as e:
-        print(f"error: {e}", flush=True)
+        print(t("error: {message}", message=e), flush=True)
         return 2
 
 

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 from ftmodel.rundir import atomic_write_text
 from ftmodel.workspace import Workspace
 
@@ -28,7 +30,7 @@ VERSION = 1
 RECEIPT_DIR = "receipts"
 
 
-class ReceiptError(Exception):
+class ReceiptError(FtmodelError):
     """A file that is not a receipt we can read (the message names the file)."""
 
 
@@ -101,17 +103,22 @@ def read_receipt(path: str | Path) -> Receipt:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ReceiptError(f"{path}: not a readable receipt ({e})") from None
+        raise ReceiptError(t("{path}: not a readable receipt ({reason})", path=path, reason=e)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ReceiptError(f"{path}: not an ftmodel sync receipt")
+        raise ReceiptError(t("{path}: not an ftmodel sync receipt", path=path))
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version > VERSION or version < 1:
         raise ReceiptError(
-            f"{path}: receipt format version {version!r} is not one this ftmodel reads (up to {VERSION})"
+            t(
+                "{path}: receipt format version {version!r} is not one this ftmodel reads (up to {known})",
+                path=path,
+                version=version,
+                known=VERSION,
+            )
         )
     runs = data.get("runs")
     if not isinstance(runs, dict) or not all(isinstance(v, dict) for v in runs.values()):
-        raise ReceiptError(f"{path}: `runs` is not a table of runs")
+        raise ReceiptError(t("{path}: `runs` is not a table of runs", path=path))
     return Receipt(
         path,
         str(data.get("receipt_id") or path.stem),

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftmodel.i18n import t
 from ftmodel.words import VARIANT_PREFIX, VARIANTS  # noqa: F401 - re-exported for readers
 
 ResultTable = tuple[str, list[str], list[list[str]]]  # title, columns, rows (cells as text)
@@ -126,7 +127,9 @@ def read_ablation(run_path: Path) -> AblationMatrix | None:
         return _ablation_matrix(summaries[-1], data)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError, OverflowError) as e:
         # A summary is a file: any shape may come. Say which file is wrong, as one ValueError.
-        raise ValueError(f"{summaries[-1].name} is malformed ({type(e).__name__}: {e})") from None
+        raise ValueError(
+            t("{name} is malformed ({kind}: {reason})", name=summaries[-1].name, kind=type(e).__name__, reason=e)
+        ) from None
 
 
 def _ablation_matrix(source: Path, data: dict) -> AblationMatrix:

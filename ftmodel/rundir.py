@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 from ftmodel.words import ACTIVE_STATES, FINAL_STATES, STAGES  # noqa: F401 - re-exported, the old home
 
 BROKEN = "broken"  # the status of a run whose state.json is missing, unreadable or not a JSON object
@@ -45,7 +47,7 @@ def new_run_id(stage: str) -> str:
     return f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-class BrokenRun(LookupError):
+class BrokenRun(FtmodelError, LookupError):
     """A run directory whose state cannot be trusted (missing, corrupt or wrong-shaped state.json)."""
 
 
@@ -225,7 +227,9 @@ class Run:
         """Return the state, or raise BrokenRun naming the run and what is wrong with its state.json."""
         state, problem = load_state(self.state_path)
         if problem:
-            raise BrokenRun(f"run {self.id} is broken: {problem} ({self.state_path})")
+            raise BrokenRun(
+                t("run {run} is broken: {problem} ({path})", run=self.id, problem=problem, path=self.state_path)
+            )
         return state
 
     def update_state(self, **changes: Any) -> dict:
@@ -398,20 +402,26 @@ def find_run(workspace: str | Path, run_id: str) -> Run:
         or "\0" in run_id
     ):
         raise LookupError(
-            f"{run_id!r} is not a run id: give a run's name as `ftmodel runs` lists it "
-            f"(a directory in {root}), not a path"
+            t(
+                "{run!r} is not a run id: give a run's name as `ftmodel runs` lists it (a directory in {root}), "
+                "not a path",
+                run=run_id,
+                root=root,
+            )
         )
     exact = root / run_id
     if _is_run_dir(exact, root):
         return Run(exact)
     if exact.is_symlink() or (exact.exists() and not exact.is_dir()):
-        raise LookupError(f"{exact} is not a run directory inside {root}")
+        raise LookupError(t("{path} is not a run directory inside {root}", path=exact, root=root))
     matches = [r for r in list_runs(workspace, include_broken=True) if r.id.startswith(run_id)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise LookupError(f"no run {run_id!r} in {root}")
-    raise LookupError(f"run id {run_id!r} is ambiguous: {', '.join(r.id for r in matches[:5])}")
+        raise LookupError(t("no run {run!r} in {root}", run=run_id, root=root))
+    raise LookupError(
+        t("run id {run!r} is ambiguous: {matches}", run=run_id, matches=", ".join(r.id for r in matches[:5]))
+    )
 
 
 # RFC 8259 has no NaN or Infinity: the bare tokens Python's json writes are rejected by jq, pandas and

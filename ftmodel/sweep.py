@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 from ftmodel.rundir import atomic_write_text, find_run
 
 SWEEPS_DIR = "sweeps"
@@ -53,7 +54,7 @@ def plan(
     from ftmodel import config as config_mod
 
     if not grid:
-        raise SweepError("the sweep has no grid: give --grid section.key=v1,v2 or a [sweep] table")
+        raise SweepError(t("the sweep has no grid: give --grid section.key=v1,v2 or a [sweep] table"))
     keys = list(grid)
     points = []
     for combo in itertools.product(*(grid[k] for k in keys)):
@@ -63,7 +64,7 @@ def plan(
             config_mod.load(config_path, overrides)
         except config_mod.ConfigError as e:
             shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
-            raise SweepError(f"grid point {shown}: {e}") from None
+            raise SweepError(t("grid point {point}: {error}", point=shown, error=e)) from None
         command = [
             "ftmodel",
             "pipeline",
@@ -146,14 +147,14 @@ def load_sweep_record(ws: str | Path, sweep_id: str) -> dict:
     matches = [s for s in list_sweeps(ws) if s == sweep_id or s.startswith(sweep_id)]
     if len(matches) != 1:
         raise SweepError(
-            f"no sweep {sweep_id!r} in {Path(ws) / SWEEPS_DIR}"
+            t("no sweep {sweep!r} in {path}", sweep=sweep_id, path=Path(ws) / SWEEPS_DIR)
             if not matches
-            else f"sweep id {sweep_id!r} is ambiguous: {', '.join(matches)}"
+            else t("sweep id {sweep!r} is ambiguous: {matches}", sweep=sweep_id, matches=", ".join(matches))
         )
     try:
         return json.loads((sweep_dir(ws, matches[0]) / "sweep.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise SweepError(f"cannot read sweep {matches[0]}: {e}") from None
+        raise SweepError(t("cannot read sweep {sweep}: {reason}", sweep=matches[0], reason=e)) from None
 
 
 def _eval_report(ws: Path, pipeline_run_id: str | None) -> dict | None:
@@ -190,7 +191,12 @@ def comparison(ws: str | Path, sweep_id: str) -> tuple[list[str], list[list], in
         # sweep.json and the runs' eval reports are files: a wrong shape is named, never a traceback.
         name = rec.get("id", sweep_id) if isinstance(rec, dict) else sweep_id
         raise SweepError(
-            f"sweep {name} cannot be compared: a malformed record or report ({type(e).__name__}: {e})"
+            t(
+                "sweep {sweep} cannot be compared: a malformed record or report ({kind}: {reason})",
+                sweep=name,
+                kind=type(e).__name__,
+                reason=e,
+            )
         ) from None
 
 

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
 from ftmodel.sync_ledger import OfflineRun
 from ftmodel.sync_verify import wandb_command
 from ftmodel.tracking import wandb_environment
@@ -53,7 +54,7 @@ DEFAULT_TIMEOUT = 600.0  # outer kill timeout for one `wandb sync` subprocess, s
 _CREDENTIAL_VARS = ("WANDB_BASE_URL", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE")
 
 
-class Interrupted(Exception):
+class Interrupted(FtmodelError):
     """The sync was cancelled (Ctrl-C, or the console's cancel event); the client was stopped."""
 
 

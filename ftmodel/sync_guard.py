@@ -20,19 +20,21 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 from ftmodel.rundir import ACTIVE_STATES, METRICS_FILE, Run, parse_metric_lines
 
 LOCK_DIR = "sync-locks"
 IMPORT_MARK = ".ftmodel-import.json"  # in an imported run dir: the bundles that brought it (ftmodel.bundle)
 
 
-class RunBusy(Exception):
+class RunBusy(FtmodelError):
     """Another process is syncing this run."""
 
     def __init__(self, key: str, pid: int | None):
         self.key, self.pid = key, pid
-        who = f"pid {pid}" if pid else "another process"
-        super().__init__(f"run {key} is being synced by {who}; try again when it is done")
+        who = t("pid {pid}", pid=pid) if pid else t("another process")
+        super().__init__(t("run {run} is being synced by {who}; try again when it is done", run=key, who=who))
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftmodel import receipts
+from ftmodel.i18n import t
 from ftmodel.rundir import atomic_write_text, file_lock
 from ftmodel.workspace import Workspace
 
@@ -180,9 +181,15 @@ def select_runs(ws: Workspace | str | Path, names: Iterable[str] = ()) -> list[O
         exact = [r for r in runs if name in (r.run_id, r.wandb_id, r.key, r.path.name) or str(r.path) == name]
         matches = exact or [r for r in runs if r.run_id.startswith(name)]
         if not matches:
-            raise LookupError(f"no offline wandb run matches {name!r}")
+            raise LookupError(t("no offline wandb run matches {name!r}", name=name))
         if len({r.run_id for r in matches}) > 1:
-            raise LookupError(f"{name!r} is ambiguous: {', '.join(sorted({r.run_id for r in matches})[:5])}")
+            raise LookupError(
+                t(
+                    "{name!r} is ambiguous: {matches}",
+                    name=name,
+                    matches=", ".join(sorted({r.run_id for r in matches})[:5]),
+                )
+            )
         chosen += [r for r in matches if r not in chosen]
     return chosen
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ftmodel.errors import SyncError
+from ftmodel.i18n import t
 from ftmodel.wandb_log import resolve_staged
 
 
@@ -63,7 +64,9 @@ def read_local(run: OfflineRunLike, env: dict[str, str], timeout: float = 120) -
             stdin=subprocess.DEVNULL,
         )
         if proc.returncode != 0:
-            raise SyncError(f"cannot read {run.key}: {(proc.stderr or proc.stdout).strip()[-300:]}")
+            raise SyncError(
+                t("cannot read {path}: {reason}", path=run.key, reason=(proc.stderr or proc.stdout).strip()[-300:])
+            )
         return proc.stdout
 
     summary = json.loads(leet("--summary", "--json"))

@@ -62,6 +62,60 @@ def pad(text: str, width: int, *, right: bool = False) -> str:
     return fill + text if right else text + fill
 
 
+# Never at the start of a line (Chinese line breaking): they stay with the character before them.
+_NO_LINE_START = set("，。、；：！？）》」』】〉”’…%,.;:!?)]}")
+
+
+def _wrap_tokens(line: str) -> list[str]:
+    """Split one line into what may not be broken: a run of narrow characters (a word), one wide
+    character (a line may break between two CJK characters), or a run of spaces; closing
+    punctuation sticks to what it follows."""
+    tokens: list[str] = []
+    for ch in line:
+        space, wide = ch.isspace(), cell_width(ch) > 1
+        if tokens and ch in _NO_LINE_START and not tokens[-1][-1].isspace():
+            tokens[-1] += ch
+        elif tokens and not wide and not space and not tokens[-1][-1].isspace() and cell_width(tokens[-1][-1]) <= 1:
+            tokens[-1] += ch  # a word goes on
+        elif tokens and space and tokens[-1][-1].isspace():
+            tokens[-1] += ch
+        else:
+            tokens.append(ch)
+    return tokens
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """Wrap `text` into lines of at most `width` terminal cells: breaks at spaces, and between two
+    CJK characters (Chinese has no spaces), never before closing punctuation; runs of spaces become
+    one; a word wider than a line is cut. Each newline in `text` starts a new line (textwrap counts
+    characters, so Chinese lines came out twice as wide as asked)."""
+    width = max(1, width)
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line, gap = "", False
+        for token in _wrap_tokens(paragraph.strip()):
+            if token[0].isspace():
+                gap = True
+                continue
+            joiner = " " if gap and line else ""
+            gap = False
+            if cell_width(line + joiner + token) <= width:
+                line += joiner + token
+                continue
+            if line:
+                lines.append(line)
+            line = token
+            while cell_width(line) > width:  # a word longer than a line: cut it
+                cut = 0
+                while cut < len(line) and cell_width(line[: cut + 1]) <= width:
+                    cut += 1
+                cut = max(cut, 1)
+                lines.append(line[:cut])
+                line = line[cut:]
+        lines.append(line)
+    return lines
+
+
 def format_table(columns: list[str], rows: list[list], *, float_format: str = "{:.3f}") -> str:
     """Render rows as an aligned plain-text table: numbers (and None, shown as `-`) right-aligned, text
     left; floats to 3 decimals; widths in terminal cells, so CJK text keeps the columns straight."""

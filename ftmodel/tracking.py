@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ftmodel.config import Config
+from ftmodel.i18n import t
 from ftmodel.rundir import MetricsWriter, Run
 from ftmodel.workspace import Workspace
 
@@ -131,7 +132,7 @@ class Tracker:
             )
             self._wandb = wandb
         except Exception as e:  # wandb must never take a training run down with it
-            self._log(f"warning: wandb could not start ({e}); metrics go to metrics.jsonl only")
+            self._log(t("warning: wandb could not start ({reason}); metrics go to metrics.jsonl only", reason=e))
             self.mode = "disabled"
 
     def log(self, metrics: dict[str, Any], step: int) -> dict:
@@ -164,7 +165,7 @@ class Tracker:
             tags = list(self._wb_run.tags or ())
             self._wb_run.tags = tuple(dict.fromkeys([*tags, *(f"alert:{a.rule}" for a in alerts)]))
         except Exception as e:  # wandb must never take a training run down with it
-            self._log(f"warning: could not record alerts in wandb: {e}")
+            self._log(t("warning: could not record alerts in wandb: {reason}", reason=e))
 
     def summary(self, values: dict[str, Any]) -> None:
         """Set final summary values (wandb summary; state.json `summary`)."""
@@ -198,7 +199,7 @@ class Tracker:
             try:
                 self._wb_run.finish(exit_code=exit_code)
             except Exception as e:
-                self._log(f"warning: wandb finish failed: {e}")
+                self._log(t("warning: wandb finish failed: {reason}", reason=e))
             self._wb_run = None
 
 

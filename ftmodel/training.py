@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from ftmodel.context import StageContext, StageError
-from ftmodel.rundir import find_run, list_runs
+from ftmodel.resume import CHECKPOINT_STATE, SAVING_DIR, last_checkpoint  # noqa: F401  (their old home)
 
 # TRL's keys → the original project's names (TRL's own keys are logged as well).
 RENAMES = {
@@ -67,35 +67,6 @@ def _any_rank(flag: bool) -> bool:
     return bool(t.item())
 
 
-# A checkpoint is saved under this hidden folder of the checkpoints dir and renamed into place when whole.
-SAVING_DIR = ".saving"
-CHECKPOINT_STATE = "trainer_state.json"  # transformers writes it last: a checkpoint without it is partial
-
-
-def _step_of(path: Path) -> int:
-    tail = path.name.rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
-
-
-def last_checkpoint(run_dir: Path, log=None) -> Path | None:
-    """Return the newest complete `checkpoint-N` directory of a run, or None.
-
-    A checkpoint without trainer_state.json was cut short (a kill or a full disk during a save
-    made before saves were atomic), and a folder left in `checkpoints/.saving/` is a save that
-    never finished: both are skipped, and `log` is told each one it skips.
-    """
-    root = Path(run_dir) / "checkpoints"
-    ckpts = sorted(root.glob("checkpoint-*"), key=_step_of, reverse=True)
-    chosen = next((c for c in ckpts if c.is_dir() and (c / CHECKPOINT_STATE).is_file()), None)
-    if log is not None:
-        floor = _step_of(chosen) if chosen else -1
-        skipped = [c for c in ckpts if c is not chosen and _step_of(c) > floor]
-        skipped += [c for c in (root / SAVING_DIR).glob("checkpoint-*") if _step_of(c) >= floor]
-        for ckpt in sorted(skipped, key=_step_of, reverse=True):
-            log(f"--resume: skipping incomplete checkpoint {ckpt} (its save was cut short)")
-    return chosen
-
-
 def save_checkpoints_atomically(trainer) -> None:
     """Make the trainer write each checkpoint to `checkpoints/.saving/checkpoint-N` and rename it into
     place when whole, so a kill during a save never leaves a partial newest `checkpoint-N`.
@@ -105,7 +76,7 @@ def save_checkpoints_atomically(trainer) -> None:
     (TRL's SFT/GRPO overrides included): the save runs against a staging output dir, the finished
     folder is renamed beside the others, and only then are old ones rotated away.
     """
-    from transformers.trainer_utils import rotate_checkpoints
+    from ftmodel.checkpoints import protected_checkpoint
 
     inner = trainer._save_checkpoint
     final_root = Path(trainer.args.output_dir)
@@ -137,14 +108,23 @@ def save_checkpoints_atomically(trainer) -> None:
             staging.rmdir()  # nothing left mid-save: no hidden folder to wonder about
         if trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).parent == staging:
             trainer.state.best_model_checkpoint = str(final_root / Path(trainer.state.best_model_checkpoint).name)
-        rotate_checkpoints(
-            output_dir=str(final_root),
-            save_total_limit=trainer.args.save_total_limit,
-            best_model_checkpoint=trainer.state.best_model_checkpoint,
-            use_mtime=True,
+        rotate_keeping_best(
+            final_root,
+            trainer.args.save_total_limit,
+            protected_checkpoint(final_root) or trainer.state.best_model_checkpoint,
         )
 
     trainer._save_checkpoint = _save_checkpoint
+
+
+def rotate_keeping_best(output_dir: Path, save_total_limit: int | None, best: str | None) -> None:
+    """Delete the oldest checkpoints beyond save_total_limit, never the newest (the resume point) nor
+    `best` (the probe's best step, see ftmodel/probe.py): with both, two are kept even at a limit of 1."""
+    from transformers.trainer_utils import rotate_checkpoints
+
+    rotate_checkpoints(
+        output_dir=str(output_dir), save_total_limit=save_total_limit, best_model_checkpoint=best, use_mtime=True
+    )
 
 
 def _barrier() -> None:
@@ -168,24 +148,111 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_TOLD: set[str] = set()  # runs whose resume facts are already in stage.log (preflight and run both resolve it)
+
+
 def resume_checkpoint(ctx: StageContext) -> Path | None:
-    """Resolve `--resume [RUN]` to a checkpoint directory (None when not resuming)."""
+    """Resolve `--resume [RUN]` to a checkpoint directory (None when not resuming), after writing what it
+    continues from (step, next learning rate, data position, changed config keys) to the stage's log and
+    its `resume` record to state.json; a changed model, LoRA shape or (without --force) data is refused."""
+    from ftmodel.resume import ResumeError, data_hashes, recorded_inputs, resume_facts, run_state
+
     ref = ctx.args.get("resume")
     if not ref:
         return None
-    if ref == "latest":
-        for run in reversed(list_runs(ctx.ws.root, ctx.stage)):
-            if run.id != ctx.run.id and (ckpt := last_checkpoint(run.path, log=ctx.log)):
-                return ckpt
-        raise StageError(f"--resume: no earlier {ctx.stage} run with a complete checkpoint in {ctx.ws.runs}")
+    told = ctx.run.id in _TOLD
     try:
-        run_dir = find_run(ctx.ws.root, ref).path
-    except LookupError as e:
-        raise StageError(f"--resume: {e.args[0]}") from None
-    ckpt = last_checkpoint(run_dir, log=ctx.log)
-    if ckpt is None:
-        raise StageError(f"--resume: run {run_dir.name} has no complete checkpoint to resume from")
-    return ckpt
+        facts = resume_facts(
+            ctx.ws.root, ctx.stage, ref, ctx.cfg.to_dict(), exclude=ctx.run.id, log=None if told else ctx.log
+        )
+    except ResumeError as e:
+        raise StageError(str(e)) from None
+    if not told:
+        for line in facts.lines():
+            ctx.log(line)
+    refusal = facts.refusal(force=bool(ctx.args.get("force")))
+    if refusal:
+        raise StageError(refusal)
+    if not told and ctx.is_main:
+        _TOLD.add(ctx.run.id)
+        if facts.data_keys:
+            ctx.log(f"--resume --force: continuing on changed data ({', '.join(facts.data_keys)})")
+        old = recorded_inputs(run_state(ctx.ws.runs / facts.run_id))
+        record = {**facts.record(), "logging_steps": ctx.cfg.wandb.log_interval}
+        ctx.run.update_state(resume={**record, "inputs": data_hashes(ctx.ws.root, old)})
+    return facts.checkpoint
+
+
+def make_continuity_check(ctx: StageContext, tracker):
+    """A TrainerCallback that checks the first logged step of a resumed run continues its checkpoint:
+    step = checkpoint step + 1 (or the next logged one), the data position not gone back, the learning
+    rate where the schedule continues. The verdict goes to stage.log, state.json (`resume_check`) and
+    the wandb summary (`resume/continuous`)."""
+    from transformers import TrainerCallback
+
+    from ftmodel.resume import continuity_problem
+
+    record = dict(ctx.run.read_state().get("resume") or {})
+
+    class ContinuityCheck(TrainerCallback):
+        done = False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if isinstance(record.get("schedule"), dict) and state.max_steps > 0:
+                # The new run's length decides the schedule's end (its scheduler is built from the new args).
+                record["schedule"] = {**record["schedule"], "total": state.max_steps}
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.done or not logs or "learning_rate" not in logs:
+                return
+            self.done = True
+            lr = logs.get("learning_rate")
+            lr = float(lr) if isinstance(lr, (int, float)) else None
+            problem = continuity_problem(record, state.global_step, lr, state.epoch)
+            verdict = {"ok": problem is None, "step": state.global_step, "learning_rate": lr, "epoch": state.epoch}
+            if problem:
+                verdict["problem"] = problem
+                ctx.log(f"RESUME CHECK FAILED: {problem}")
+                record_discontinuity(ctx, record, state.global_step, problem)
+            else:
+                ctx.log(
+                    f"resume check: step {state.global_step} follows checkpoint step {record.get('step')}, "
+                    f"learning rate {lr:.4g} continues the schedule, epoch {state.epoch:.3f}"
+                )
+            if ctx.is_main:
+                ctx.run.update_state(resume_check=verdict)
+                tracker.summary({"resume/continuous": problem is None, "resume/from_step": record.get("step")})
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if not self.done and ctx.is_main:
+                ctx.log("resume check: no step was logged after the resume; nothing to check")
+                ctx.run.update_state(resume_check={"ok": None, "step": state.global_step})
+
+    return ContinuityCheck()
+
+
+def record_discontinuity(ctx: StageContext, record: dict, step: int, problem: str) -> None:
+    """Record the failed continuity check as the sentinel's `resume_discontinuity` alert (alerts.jsonl,
+    `ftmodel runs`/`alerts`, the alert command, wandb); with it in `[alerts] stop_on` the run saves and stops."""
+    import time
+
+    from ftmodel.sentinel.alerts import Alert, record_alerts, stops_on
+
+    if not ctx.is_main:
+        return
+    rule = "resume_discontinuity"
+    alert = Alert(
+        rule=rule,
+        stage=ctx.stage,
+        step=step,
+        time=time.time(),
+        key=f"{rule}@{step}",
+        values={"checkpoint_step": record.get("step"), "step": step},
+        params={"run": str(record.get("from_run")), "problem": problem, "checkpoint": str(record.get("checkpoint"))},
+    )
+    for new in record_alerts(ctx.run, [alert], ctx.cfg.alerts, source="trainer", log=ctx.log):
+        if stops_on(ctx.cfg.alerts, new.rule):
+            ctx.request_stop(f"stopped by the sentinel ({rule}): {new.message}")
 
 
 def train_and_save(
@@ -198,6 +265,8 @@ def train_and_save(
 
     ctx.progress(0, trainer.args.max_steps if trainer.args.max_steps > 0 else None, force=True)
     save_checkpoints_atomically(trainer)
+    if resume:
+        trainer.add_callback(make_continuity_check(ctx, tracker))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if ctx.stop_requested:
         ctx.log(f"stopped at step {trainer.state.global_step}; checkpoint saved (resume with --resume {ctx.run.id})")

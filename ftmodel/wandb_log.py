@@ -28,6 +28,9 @@ import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
+
 HEADER = struct.Struct("<4sHB")  # ident, magic, version
 IDENT, MAGIC = b":W&B", 0xBEE1
 KNOWN_VERSIONS = frozenset({0})  # what wandb 0.31 writes
@@ -36,7 +39,7 @@ _CHUNK = struct.Struct("<IHB")  # crc32 over type byte + data, data length, type
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
 
-class LogFormatError(Exception):
+class LogFormatError(FtmodelError):
     """A file that is not a .wandb log, or one this code cannot read whole (the message says which)."""
 
 
@@ -56,15 +59,23 @@ class WandbMissing(LogFormatError):
 def check_header(header: bytes, path: Path | str) -> None:
     """Raise LogFormatError unless `header` is a .wandb header of a version we know."""
     if len(header) < HEADER.size:
-        raise LogFormatError(f"{path} is not a .wandb file: {len(header)} bytes, shorter than its header")
+        raise LogFormatError(
+            t("{path} is not a .wandb file: {n} bytes, shorter than its header", path=path, n=len(header))
+        )
     ident, magic, version = HEADER.unpack(header[: HEADER.size])
     if ident != IDENT or magic != MAGIC:
-        raise LogFormatError(f"{path} is not a .wandb file (its header is {header[: HEADER.size]!r})")
+        raise LogFormatError(
+            t("{path} is not a .wandb file (its header is {header!r})", path=path, header=header[: HEADER.size])
+        )
     if version not in KNOWN_VERSIONS:
         raise UnknownVersion(
-            f"{path}: .wandb format version {version} is not one this ftmodel reads (it knows "
-            f"{', '.join(map(str, sorted(KNOWN_VERSIONS)))}, written by wandb 0.31): upgrade ftmodel; "
-            "nothing was synced or bundled from this file"
+            t(
+                "{path}: .wandb format version {version} is not one this ftmodel reads (it knows {known}, "
+                "written by wandb 0.31): upgrade ftmodel; nothing was synced or bundled from this file",
+                path=path,
+                version=version,
+                known=", ".join(map(str, sorted(KNOWN_VERSIONS))),
+            )
         )
 
 
@@ -92,22 +103,37 @@ def read_log_records(path: Path) -> tuple[bytes, list[bytes]]:
         chunk = data[pos + _CHUNK.size : pos + _CHUNK.size + length]
         bad = None
         if len(chunk) < length:
-            bad = f"a chunk of {length} bytes with {len(chunk)} left in the file"
+            bad = t("a chunk of {length} bytes with {left} left in the file", length=length, left=len(chunk))
         elif zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
-            bad = "a chunk whose checksum does not match"
+            bad = t("a chunk whose checksum does not match")
         elif kind not in (_FULL, _FIRST, _MIDDLE, _LAST) or length > left - _CHUNK.size:
-            bad = f"a chunk of unknown type {kind}" if kind > _LAST else "a chunk that overruns its block"
+            bad = (
+                t("a chunk of unknown type {kind}", kind=kind) if kind > _LAST else t("a chunk that overruns its block")
+            )
         if bad:
             if _only_zeros(data, pos + _CHUNK.size + min(length, left - _CHUNK.size)):
                 break  # a torn tail: the writer died here
             raise LogFormatError(
-                f"{path}: {bad} at byte {pos}, with {len(data) - pos} bytes after it: the file is "
-                "damaged or in a format this ftmodel does not read; nothing was synced or bundled from it"
+                t(
+                    "{path}: {bad} at byte {pos}, with {after} bytes after it: the file is damaged or in a format "
+                    "this ftmodel does not read; nothing was synced or bundled from it",
+                    path=path,
+                    bad=bad,
+                    pos=pos,
+                    after=len(data) - pos,
+                )
             )
         if (kind in (_FULL, _FIRST)) != (pending is None):
-            what = "a record cut off by the next one" if pending is not None else "the rest of a record never begun"
+            what = (
+                t("a record cut off by the next one") if pending is not None else t("the rest of a record never begun")
+            )
             raise LogFormatError(
-                f"{path}: {what} at byte {pos}: the file is damaged; nothing was synced or bundled from it"
+                t(
+                    "{path}: {what} at byte {pos}: the file is damaged; nothing was synced or bundled from it",
+                    path=path,
+                    what=what,
+                    pos=pos,
+                )
             )
         pos += _CHUNK.size + length
         if kind == _FULL:
@@ -160,7 +186,9 @@ def _pb():
     try:
         from wandb.proto import wandb_internal_pb2
     except ImportError as e:
-        raise WandbMissing(f"reading a .wandb file needs wandb installed (pip install wandb): {e}") from None
+        raise WandbMissing(
+            t("reading a .wandb file needs wandb installed (pip install wandb): {reason}", reason=e)
+        ) from None
     return wandb_internal_pb2
 
 
@@ -172,7 +200,7 @@ def decode(payload: bytes, where: str = "a record"):
     try:
         record.ParseFromString(payload)
     except DecodeError as e:
-        raise LogFormatError(f"{where} does not decode as a wandb record ({e})") from None
+        raise LogFormatError(t("{where} does not decode as a wandb record ({reason})", where=where, reason=e)) from None
     return record
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ftmodel import http_client as http
 from ftmodel.errors import ServerError, SyncError
+from ftmodel.i18n import t
 
 USER_AGENT = "ftmodel-sync/1"
 QUERY_TIMEOUT = 20.0  # our own GraphQL requests, seconds
@@ -152,29 +153,45 @@ def resolve_credentials(
         )
         found = json.loads(proc.stdout or "{}")
     except subprocess.TimeoutExpired:
-        raise SyncError(f"asking wandb which W&B server and key to use took more than {RESOLVE_TIMEOUT:g} s") from None
+        raise SyncError(
+            t("asking wandb which W&B server and key to use took more than {timeout:g} s", timeout=RESOLVE_TIMEOUT)
+        ) from None
     except (OSError, ValueError) as e:
-        raise SyncError(f"cannot ask wandb which W&B server and key to use: {e}") from None
+        raise SyncError(t("cannot ask wandb which W&B server and key to use: {reason}", reason=e)) from None
     if not isinstance(found, dict) or "error" in found or "base_url" not in found:
         why = found.get("error") if isinstance(found, dict) else None
         why = why or (proc.stderr.strip().splitlines() or ["no answer"])[-1]
-        raise SyncError(f"cannot tell which W&B server and key to use (wandb says: {why[:300]})")
+        raise SyncError(t("cannot tell which W&B server and key to use (wandb says: {why})", why=why[:300]))
     base_url = found["base_url"]
     if found.get("foreign_key"):
         raise SyncError(
-            f"the api_key in wandb's settings ({', '.join(found.get('files') or []) or 'settings file'}) was saved "
-            f"for {found['foreign_key']}, not for {base_url}: it is not sent there. Run `wandb login --host "
-            f"{base_url}`, or set WANDB_API_KEY for it"
+            t(
+                "the api_key in wandb's settings ({files}) was saved for {other}, not for {url}: it is not sent "
+                "there. Run `wandb login --host {url}`, or set WANDB_API_KEY for it",
+                files=", ".join(found.get("files") or []) or t("settings file"),
+                other=found["foreign_key"],
+                url=base_url,
+            )
         )
     if found.get("unsupported"):
         raise SyncError(
-            f"wandb's credentials for {base_url} are of a kind ftmodel cannot check ({found['unsupported']})"
+            t(
+                "wandb's credentials for {url} are of a kind ftmodel cannot check ({kind})",
+                url=base_url,
+                kind=found["unsupported"],
+            )
         )
     if found.get("api_key"):
         return Credentials(base_url, found.get("app_url") or base_url, api_key=found["api_key"])
     if found.get("identity_token_file"):
         if access_token and not found.get("access_token"):
-            raise SyncError(f"the identity token in {found['identity_token_file']} gave no access token for {base_url}")
+            raise SyncError(
+                t(
+                    "the identity token in {path} gave no access token for {url}",
+                    path=found["identity_token_file"],
+                    url=base_url,
+                )
+            )
         return Credentials(
             base_url,
             found.get("app_url") or base_url,
@@ -182,8 +199,11 @@ def resolve_credentials(
             access_token=found.get("access_token"),
         )
     raise SyncError(
-        f"no W&B API key for {base_url}: run `wandb login --host {base_url}` (or set WANDB_API_KEY; "
-        "set WANDB_BASE_URL, or log in with --host, for another server)"
+        t(
+            "no W&B API key for {url}: run `wandb login --host {url}` (or set WANDB_API_KEY; set WANDB_BASE_URL, "
+            "or log in with --host, for another server)",
+            url=base_url,
+        )
     )
 
 
@@ -236,24 +256,24 @@ query FtmodelRunArtifacts($entity: String, $project: String!, $run: String!, $cu
                 headers={"Content-Type": "application/json", "Authorization": self._auth, "User-Agent": USER_AGENT},
             )
         except http.Unreachable as e:
-            raise ServerError(f"server unreachable: {e}") from None
+            raise ServerError(t("server unreachable: {reason}", reason=e)) from None
         except http.HTTPError as e:
-            raise ServerError(f"server query failed: {e}") from None
+            raise ServerError(t("server query failed: {reason}", reason=e)) from None
         if reply.status >= 400:
-            raise ServerError(f"server answered HTTP {reply.status} at {url}")
+            raise ServerError(t("server answered HTTP {code} at {url}", code=reply.status, url=url))
         try:
             payload = json.loads(reply.body or b"{}")
         except ValueError:
-            raise ServerError(f"server at {self.base_url} answered something that is not JSON") from None
+            raise ServerError(t("server at {url} answered something that is not JSON", url=self.base_url)) from None
         if not isinstance(payload, dict):
-            raise ServerError(f"server at {self.base_url} answered JSON that is not an object")
+            raise ServerError(t("server at {url} answered JSON that is not an object", url=self.base_url))
         if payload.get("errors"):
             errors = payload["errors"] if isinstance(payload["errors"], list) else [payload["errors"]]
             msg = "; ".join(str(err.get("message", err) if isinstance(err, dict) else err) for err in errors)[:300]
-            raise ServerError(f"server error: {msg}")
+            raise ServerError(t("server error: {message}", message=msg))
         data = payload.get("data") or {}
         if not isinstance(data, dict):
-            raise ServerError(f"server at {self.base_url} answered a `data` that is not an object")
+            raise ServerError(t("server at {url} answered a `data` that is not an object", url=self.base_url))
         return data
 
     def viewer_entity(self) -> str | None:
@@ -269,7 +289,9 @@ query FtmodelRunArtifacts($entity: String, $project: String!, $run: String!, $cu
         try:
             total = int(arts.get("totalCount") or 0)
         except (TypeError, ValueError):
-            raise ServerError(f"server at {self.base_url} answered a totalCount that is not a number") from None
+            raise ServerError(
+                t("server at {url} answered a totalCount that is not a number", url=self.base_url)
+            ) from None
         if found and total > len(edges):
             edges = self._all_artifacts(variables)
         if found:
@@ -282,10 +304,18 @@ query FtmodelRunArtifacts($entity: String, $project: String!, $run: String!, $cu
             if data is None:
                 return None
             if not isinstance(data, dict):
-                raise ServerError(f"server at {self.base_url} answered {key!r} inside something that is not an object")
+                raise ServerError(
+                    t(
+                        "server at {url} answered {key!r} inside something that is not an object",
+                        url=self.base_url,
+                        key=key,
+                    )
+                )
             data = data.get(key)
         if data is not None and not isinstance(data, dict):
-            raise ServerError(f"server at {self.base_url} answered a {path[-1]!r} that is not an object")
+            raise ServerError(
+                t("server at {url} answered a {key!r} that is not an object", url=self.base_url, key=path[-1])
+            )
         return data
 
     def _all_artifacts(self, variables: dict) -> list[dict]:
@@ -299,4 +329,6 @@ query FtmodelRunArtifacts($entity: String, $project: String!, $run: String!, $cu
             if not info.get("hasNextPage") or not info.get("endCursor") or info.get("endCursor") == cursor:
                 return edges
             cursor = info["endCursor"]
-        raise ServerError(f"server at {self.base_url}: more than {self.MAX_ARTIFACT_PAGES} pages of artifacts")
+        raise ServerError(
+            t("server at {url}: more than {n} pages of artifacts", url=self.base_url, n=self.MAX_ARTIFACT_PAGES)
+        )

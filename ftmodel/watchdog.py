@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from ftmodel.i18n import t
 from ftmodel.rundir import Run, process_alive, process_start_time
 from ftmodel.words import PIPELINE
 
@@ -45,7 +46,7 @@ def start_watchdog(run: Run, cfg) -> subprocess.Popen | None:
                 close_fds=True,
             )
     except OSError as e:
-        print(f"warning: the stall watchdog could not start: {e}", flush=True)
+        print(t("warning: the stall watchdog could not start: {reason}", reason=e), flush=True)
         return None
 
 
@@ -84,7 +85,7 @@ def watch(run_dir: str | Path, pid: int, proc_start: int | None) -> int:
             try:
                 alert = check_stall(run, status="running", settings=settings, source="watchdog", log=_say)
             except OSError as e:  # a full disk: say so where we can, and keep watching
-                _say(f"warning: could not check or record a stall: {e}")
+                _say(t("warning: could not check or record a stall: {reason}", reason=e))
                 alert = None
             if alert is not None and alert.key not in acted and stops_on(settings, "stall"):
                 acted.add(alert.key)
@@ -103,7 +104,7 @@ def _stop_stalled(run: Run, alert) -> None:
     try:
         stop(run, int_wait=30.0, term_wait=15.0, report=_say)
     except (LaunchError, LookupError, OSError) as e:
-        _say(f"warning: could not stop the stalled run: {e}")
+        _say(t("warning: could not stop the stalled run: {reason}", reason=e))
         return
     if run.read_state().get("state") in ("cancelled", "failed"):
         run.update_state(error=reason)

@@ -30,5 +30,6 @@ ALERT_RULES = (
     "reward_flat",
     "loss_not_falling",
     "grad_norm_spike",
+    "resume_discontinuity",  # a resumed run's first step did not continue its checkpoint (ftmodel/resume.py)
 )
 NONFINITE_RULES = ALERT_RULES[:4]  # `stop_on = ["nonfinite"]` names these four

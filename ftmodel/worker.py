@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ftmodel import config as config_mod
 from ftmodel.context import Cancelled, StageContext, StageError
+from ftmodel.i18n import set_language, t
 from ftmodel.launcher import job_module, launch, preflight, stage_contract
 from ftmodel.rundir import Run, process_start_time
 from ftmodel.watchdog import start_watchdog, stop_watchdog
@@ -105,6 +106,8 @@ def _run(run: Run, rank: int) -> int:
     code, status, error = EXIT_FAILED, "failed", None
     try:
         cfg = config_mod.load(run.config_path)
+        if cfg.ui.language != "auto":  # the run's [ui] language speaks for its errors, as in the CLI
+            set_language(cfg.ui.language)
         ctx = StageContext(
             run=run,
             cfg=cfg,
@@ -132,20 +135,20 @@ def _run(run: Run, rank: int) -> int:
             ctx.output(**outputs)
         code, status = EXIT_OK, "finished"
     except Cancelled:
-        code, status, error = EXIT_CANCELLED, "cancelled", getattr(ctx, "stop_reason", None) or "stopped on request"
+        code, status, error = EXIT_CANCELLED, "cancelled", getattr(ctx, "stop_reason", None) or t("stopped on request")
         print(f"{stage}: cancelled", flush=True)
-    except (StageError, config_mod.ConfigError, OutputBusy) as e:
+    except (StageError, config_mod.ConfigError, OutputBusy) as e:  # phrased for the user, in their language
         code, status, error = EXIT_USER_ERROR, "failed", str(e)
-        print(f"error: {e}", flush=True)
+        print(t("error: {message}", message=e), flush=True)
     except KeyboardInterrupt:
-        code, status, error = EXIT_CANCELLED, "cancelled", "interrupted"
+        code, status, error = EXIT_CANCELLED, "cancelled", t("interrupted")
     except OSError as e:
         if e.errno not in DISK_FULL:
             traceback.print_exc()
             error = f"{type(e).__name__}: {e}"
         else:  # not a bug: say what ran out; appended outputs keep every whole row written so far
-            error = f"disk full: cannot write {e.filename or 'a file'}: {e.strerror}"
-            print(f"error: {error}", flush=True)
+            error = t("disk full: cannot write {path}: {reason}", path=e.filename or t("a file"), reason=e.strerror)
+            print(t("error: {message}", message=error), flush=True)
     except BaseException as e:  # a bug or a library failure: keep the traceback in stage.log
         traceback.print_exc()
         error = f"{type(e).__name__}: {e}"
@@ -155,13 +158,17 @@ def _run(run: Run, rank: int) -> int:
             try:
                 ctx.close_trackers(code)
             except BaseException as e:  # closing wandb must never hide how the stage ended
-                print(f"warning: closing trackers failed: {e}", flush=True)
+                print(t("warning: closing trackers failed: {reason}", reason=e), flush=True)
         if rank == 0:
             try:
                 run.update_state(state=status, exit_code=code, ended=time.time(), error=error)
             except OSError as e:  # a full disk: the run will show as lost; say why where we still can
                 print(
-                    f"error: could not record how the run ended in {run.state_path}: {e.strerror or e}",
+                    t(
+                        "error: could not record how the run ended in {path}: {reason}",
+                        path=run.state_path,
+                        reason=e.strerror or e,
+                    ),
                     file=sys.stderr,
                     flush=True,
                 )
@@ -187,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m ftmodel.worker RUN_DIR", file=sys.stderr)
         return EXIT_USER_ERROR
+    set_language()  # the launcher passes the starter's language (FTMODEL_LANG); the config may override it
     return run_stage(Run(Path(argv[0])))
 
 

@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
+
 # Workspace files and folders, relative to the workspace root.
 RAW_DIR = "data/raw"
 RAW_TRAIN = f"{RAW_DIR}/train.jsonl"
@@ -64,8 +67,17 @@ class Workspace:
 LOCKS_DIR = ".locks"
 
 
-class OutputBusy(RuntimeError):
+class OutputBusy(FtmodelError, RuntimeError):
     """Another run is writing a shared workspace output this stage would write."""
+
+
+def busy_message(holder: str, output: str) -> str:
+    """What OutputBusy says: which run holds which output, and how to free it."""
+    return t(
+        "run {holder} is already writing {output}: wait for it or stop it (`ftmodel stop {holder}`)",
+        holder=holder,
+        output=output,
+    )
 
 
 def _lock_path(root: Path, output: str) -> Path:
@@ -95,9 +107,7 @@ def check_outputs_free(root: Path, outputs: tuple[str, ...]) -> None:
     for output in outputs:
         holder = output_holder(root, output)
         if holder:
-            raise OutputBusy(
-                f"run {holder} is already writing {output}: wait for it or stop it (`ftmodel stop {holder}`)"
-            )
+            raise OutputBusy(busy_message(holder, output))
 
 
 @contextlib.contextmanager
@@ -124,9 +134,7 @@ def writing_outputs(root: Path, outputs: tuple[str, ...], run_id: str) -> Iterat
                 fh.seek(0)
                 holder = fh.read().strip() or "another run"
                 fh.close()
-                raise OutputBusy(
-                    f"run {holder} is already writing {output}: wait for it or stop it (`ftmodel stop {holder}`)"
-                ) from None
+                raise OutputBusy(busy_message(holder, output)) from None
             held.append(fh)
             fh.seek(0)
             fh.truncate()

@@ -88,6 +88,20 @@ def completions_text() -> str:
     return "".join(json.dumps(r) + "\n" for r in rows) + "not json\n"
 
 
+def alerts_bytes() -> bytes:
+    """An alerts.jsonl as a diverged run, a foreign tool or a crash may leave it: text with escapes in
+    the rule, message fields and log tail, NaN evidence, wrong types, lines that are no alert, a torn end."""
+    alert = {"stage": "sft", "step": 10, "time": 1764000010.0, "values": {"loss": "NaN"}, "params": {"value": "NaN"}}
+    lines = [
+        {**alert, "rule": "nonfinite_loss", "key": "a1", "params": {"value": HOSTILE, "step": HOSTILE}},
+        {**alert, "rule": HOSTILE, "key": "a2", "source": HOSTILE, "log_tail": [HOSTILE, 7]},
+        {**alert, "rule": "stall", "key": "a3", "step": "ten", "time": INF, "values": [NAN], "params": 3},
+        [HOSTILE],
+    ]
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    return text.encode() + b"\xff not json\n" + b'{"rule": "stall", "key": "torn'
+
+
 def make_hostile_workspace(ws: Path) -> Path:
     """Write the hostile workspace; return the path of a config whose values hold escapes too."""
     path = make_run(
@@ -101,6 +115,7 @@ def make_hostile_workspace(ws: Path) -> Path:
     )
     (path / "metrics.jsonl").write_bytes(metrics_bytes())
     (path / "stage.log").write_bytes(log_bytes())
+    (path / "alerts.jsonl").write_bytes(alerts_bytes())
     (path / "config.toml").write_text('[wandb]\nproject = "p\\u001b[2J\\u202e"\n[grpo]\nbeta = 0.04\n')
     state = json.loads((path / "state.json").read_text())
     state["current"] = HOSTILE

@@ -40,6 +40,15 @@ ACTIONS: tuple[Action, ...] = (
     A("console", "run.start_stage", "s", "start_stage", "Start stage", "Start the selected stage"),
     A("console", "run.start_pipeline", "p", "start_pipeline", "Pipeline", "Start the whole pipeline"),
     A("console", "run.stop", "x", "stop_run", "Stop run", "Stop the selected run gracefully"),
+    A(
+        "console",
+        "run.resume",
+        "e",
+        "resume_run",
+        "Resume run",
+        "Resume the selected SFT or GRPO run from its last checkpoint (says where it continues first)",
+        show=False,
+    ),
     A("console", "nav.stages", "left", "focus_stages", "Stages", "Move to the stage list", show=False),
     A("console", "nav.runs", "right", "focus_runs", "Runs", "Move to the run list", show=False),
     A(

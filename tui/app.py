@@ -24,6 +24,7 @@ from pathlib import Path
 from textual.app import App, SystemCommand
 
 from ftmodel import config as config_mod
+from ftmodel.arguments import Parser
 from ftmodel.i18n import language, set_language, t
 from ftmodel.profiles import resolve_config
 from ftmodel.textio import printable
@@ -428,9 +429,12 @@ def sync_summary(results: list, receipt: Path | None = None) -> str:
     return text
 
 
+DESCRIPTION = "ftmodel-tui: launch stages and watch loss, reward and KL live from run directories."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Build the `ftmodel-tui` argument parser."""
-    p = argparse.ArgumentParser(prog="ftmodel-tui", description=__doc__.splitlines()[0])
+    """Build the `ftmodel-tui` argument parser (its help in the user's language: ftmodel.arguments)."""
+    p = Parser(prog="ftmodel-tui", description=DESCRIPTION)
     p.add_argument(
         "--config",
         default=None,
@@ -465,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
+    set_language()  # --help and argument errors in the environment's language; --lang decides below
     ns = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     set_language(ns.lang)
     choice = resolve_config(ns.config)  # the same rule as the `ftmodel` CLI, so both see one workspace

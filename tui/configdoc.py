@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ftmodel import config as config_mod
+from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 from ftmodel.rundir import atomic_write_text
 
 
-class ConfigChangedOnDisk(Exception):
+class ConfigChangedOnDisk(FtmodelError):
     """The file changed since it was read: saving would overwrite someone else's edit."""
 
 
@@ -146,7 +148,7 @@ class ConfigDocument:
         Raises ConfigChangedOnDisk instead of overwriting a file changed by someone else.
         """
         if self.changed_on_disk():
-            raise ConfigChangedOnDisk(f"{self.path} changed on disk since it was opened")
+            raise ConfigChangedOnDisk(t("{path} changed on disk since it was opened", path=self.path))
         if not self.pending:
             return False
         self.config()  # never write a config that fails to load

@@ -66,11 +66,29 @@ class LogLines(Message):
 
 @dataclass(eq=False)
 class ResultsLoaded(Message):
-    """Result tables (eval / ablation) of one run."""
+    """Result tables (eval / ablation) of one run, and the config facts its notes come from
+    (`ftmodel.sentinel.Facts` from its config snapshot: "no KL: grpo.beta is 0")."""
 
     run_id: str
     tables: list
-    beta: float | None
+    facts: Any = None
+
+
+@dataclass(eq=False)
+class AlertsRead(Message):
+    """Alerts of the followed run read since the last poll (`ftmodel.sentinel.Alert`, oldest first);
+    `reset`: they replace what was read before (its alerts.jsonl was truncated or replaced)."""
+
+    run_id: str
+    alerts: list
+    reset: bool = False
+
+
+@dataclass(eq=False)
+class AlertsRaised(Message):
+    """Alerts recorded since the console opened, in any run: (run id, Alert), each told once."""
+
+    alerts: list
 
 
 @dataclass(eq=False)
@@ -85,6 +103,16 @@ class ChartsReady(Message):
 
 
 # ---------------------------------------------------------------- app-wide work: launch, stop, sync, bundles
+
+
+@dataclass(eq=False)
+class ResumeFactsRead(Message):
+    """Where a run's last checkpoint would continue (`facts`: ftmodel.resume.ResumeFacts), or why it cannot."""
+
+    stage: str
+    run_id: str
+    facts: Any = None
+    error: str | None = None
 
 
 @dataclass(eq=False)
@@ -198,13 +226,15 @@ class RowsLoaded(_Latest, Message):
 
 @dataclass(eq=False)
 class DetailLoaded(Message):
-    """A run detail's files, read in a worker: config diff, artifacts, result tables, log tail."""
+    """A run detail's files, read in a worker: config diff, artifacts, result tables, log tail, lineage,
+    alerts."""
 
     diff: str
     artifacts: list
     tables: list
     log: list[str]
     lineage: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)  # its partial note and alerts with their evidence
 
 
 @dataclass(eq=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Input, Static
 
-from ftmodel.textio import printable
+from ftmodel.textio import printable, wrap
 
 
 def plain(text: object) -> Text:
@@ -35,6 +35,30 @@ class Plain(Static):
 
     def update(self, text: object = "", *, layout: bool = True) -> None:
         super().update(printable(text, keep="\n"), layout=layout)
+
+
+class Prose(Plain):
+    """A Plain paragraph wrapped by terminal cells (`ftmodel.textio.wrap`): a line may break between two
+    Chinese characters and never starts with closing punctuation. (Rich breaks only at spaces, so a
+    long Chinese run jumped whole to the next line, leaving half a line empty, and a symbol name was
+    cut in the middle.)"""
+
+    def __init__(self, text: object = "", **kwargs):
+        super().__init__(text, **kwargs)
+        self._prose = printable(text, keep="\n")
+
+    def update(self, text: object = "", *, layout: bool = True) -> None:
+        self._prose = printable(text, keep="\n")
+        super().update(text, layout=layout)
+
+    def _lines(self, width: int) -> list[str]:
+        return wrap(self._prose, width) if width > 0 else self._prose.split("\n")
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self._lines(width))
+
+    def render(self) -> Text:
+        return Text("\n".join(self._lines(self.content_size.width)), no_wrap=True, overflow="crop", end="")
 
 
 class PlainInput(Input):

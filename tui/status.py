@@ -1,6 +1,6 @@
 """What the main console's status lines say about the selected run: state with a glyph that reads
-without colour, exit code, error, progress, speed, ETA, values a chart cannot draw and GRPO health
-hints, all in the UI language.
+without colour, exit code, error, progress, speed, ETA, the run sentinel's alerts (newest first),
+values a chart cannot draw and notes about its config, all in the UI language.
 
 Styled text is Textual `Content` (no widgets here). A run's own text (its id, error, state) is never
 spliced into markup: Textual's markup has no escape that survives every text (`[2J` followed by
@@ -10,14 +10,15 @@ are plain text by construction, with their control characters shown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.content import Content
 
 from ftmodel.i18n import t
-from ftmodel.textio import printable
+from ftmodel.sentinel import Alert, Facts, config_notes
+from ftmodel.textio import cell_width, printable
 from tui.cells import cut
-from tui.rundata.health import health_hints
+from tui.rundata.alerts import alert_line, marker, severity
 from tui.rundata.series import DRAW_LIMIT, NonFinite, SeriesStore
 from tui.rundata.summary import RunSummary, fmt_duration, speed_and_eta
 
@@ -58,6 +59,37 @@ def status_label(status: str) -> Content:
     return Content.assemble((label, style)) if style else Content(label)
 
 
+# How many alerts the status block lists (newest first); more are counted in one line. With the
+# status, progress and notes lines this keeps the block within a third of an 80x24 screen.
+STATUS_ALERTS = 3
+
+
+def alert_marker(count: int, room: int | None = None) -> Content:
+    """A run's alert marker for a list (` ⚠3`, in the warning colour), empty when it has none. With
+    `room` (cells left on the line) it gets shorter rather than wrap: `⚠3`, then `⚠`."""
+    shown = marker(count)
+    if not shown:
+        return Content("")
+    for form in (" " + shown, shown, "⚠"):
+        if room is None or cell_width(form) <= room:
+            break
+    return Content.assemble((form, "$warning"))
+
+
+def alert_lines(alerts: list[Alert]) -> Content:
+    """The status block's alert lines: newest first, one line each (the widget cuts, never wraps),
+    coloured by severity, and how many more there are."""
+    total = len(alerts)
+    lines = [
+        Content.assemble(("⚠ " + printable(alert_line(alert)), "$" + severity(alert.rule)))
+        for alert in reversed(alerts[-STATUS_ALERTS:])
+    ]
+    if total > len(lines):
+        more = total - len(lines)
+        lines.append(Content(printable(t("+{count} more alerts (r: runs browser, Enter: details)", count=more))))
+    return Content("\n").join(lines)
+
+
 NOTE_KINDS = {"nan": "NaN", "inf": "inf", "-inf": "-inf"}
 
 
@@ -85,12 +117,19 @@ class StatusView:
     step: int = 0
     progress: str = ""
     hints: str = ""
+    alerts: Content = field(default_factory=Content)
 
 
 def status_view(
-    summary: RunSummary | None, store: SeriesStore, beta: float | None, stage: str, run_id: str | None
+    summary: RunSummary | None,
+    store: SeriesStore,
+    facts: Facts | None,
+    stage: str,
+    run_id: str | None,
+    alerts: list[Alert] | None = None,
 ) -> StatusView:
-    """Describe the selected run (or say that the stage has none, or that it is being read)."""
+    """Describe the selected run (or say that the stage has none, or that it is being read); `alerts`:
+    what its alerts.jsonl held when last read (oldest first), `facts`: its config's facts."""
     if summary is None:
         if run_id:
             return StatusView(Content(printable(t("{run}: reading…", run=run_id))))
@@ -118,7 +157,7 @@ def status_view(
         bits.append(t("ETA {time}", time=fmt_duration(eta)))
     elif summary.started and summary.ended:
         bits.append(t("took {time}", time=fmt_duration(summary.ended - summary.started)))
-    hints = [t(h) for h in health_hints(summary.stage, store, beta)]
+    hints = config_notes(summary.stage, facts) if facts is not None else []
     # A value that is not a finite number (a diverged run's NaN loss) is said first, in words.
     hints[:0] = [note_text(metric, kind, note) for metric, kind, note in store.notes()]
     # A finished stage that never counted steps has no progress to show, not an endless spinner.
@@ -129,4 +168,5 @@ def status_view(
         step=summary.step,
         progress="  ".join(bits),
         hints="\n".join(f"⚠ {h}" for h in hints),
+        alerts=alert_lines(alerts or []),
     )

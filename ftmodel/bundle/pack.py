@@ -4,7 +4,8 @@ The format (see ftmodel.bundle for the whole story): a tar (gzip when the name e
 with `ftmodel-bundle/header.json` first, the files at their workspace-relative paths, and
 `ftmodel-bundle/manifest.json` LAST (each file's size and SHA-256, so a run that is still writing
 is packed in one pass: each file read once from one open descriptor, up to the size it had when
-opened, hashed as it is written). Stdlib only.
+opened, hashed as it is written). Stdlib only. (Just over 400 lines: the format, the ledger of what earlier
+bundles carried and the plan shown before packing read and write the same records, so they stay together.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 from ftmodel.rundir import atomic_write_text, file_lock, list_runs
 from ftmodel.textio import human_size  # noqa: F401 (re-exported: the CLI and console print sizes)
 from ftmodel.wandb_log import LogFormatError, read_log_records, relative_staged, staged_paths
@@ -37,7 +40,7 @@ ALLOWED_ROOTS = ("runs/", ".wandb/data/")
 _CHUNK = 1 << 20
 
 
-class BundleError(Exception):
+class BundleError(FtmodelError):
     """A bundle that cannot be made or must not be imported (the message names the file or version)."""
 
 
@@ -172,9 +175,11 @@ def _run_files(ws: Workspace, run_dir: Path) -> Iterable[tuple[str, Path, bool]]
             _, records = read_log_records(wandb_file)
             recorded_paths = staged_paths(records)
         except OSError as e:
-            raise BundleError(f"cannot read {wandb_file}: {e.strerror or e}") from None
+            raise BundleError(t("cannot read {path}: {reason}", path=wandb_file, reason=e.strerror or e)) from None
         except LogFormatError as e:
-            raise BundleError(f"cannot tell which artifact files {wandb_file.parent.name} needs: {e}") from None
+            raise BundleError(
+                t("cannot tell which artifact files {run} needs: {reason}", run=wandb_file.parent.name, reason=e)
+            ) from None
         for recorded in recorded_paths:
             rel = relative_staged(recorded)
             if rel and rel.startswith(".wandb/data/") and (ws.root / rel).is_file():
@@ -194,9 +199,11 @@ def plan_bundle(
             name = name.rstrip("/")
             matches = [r for r in all_runs if r.id == name] or [r for r in all_runs if r.id.startswith(name)]
             if not matches:
-                raise LookupError(f"no run {name!r} in {ws.runs}")
+                raise LookupError(t("no run {run!r} in {root}", run=name, root=ws.runs))
             if len(matches) > 1:
-                raise LookupError(f"run id {name!r} is ambiguous: {', '.join(r.id for r in matches[:5])}")
+                raise LookupError(
+                    t("run id {run!r} is ambiguous: {matches}", run=name, matches=", ".join(r.id for r in matches[:5]))
+                )
             chosen += [m for m in matches if m not in chosen]
     else:
         chosen = all_runs
@@ -307,9 +314,9 @@ def make_bundle(
     plan = plan or plan_bundle(ws, runs, new_only=new_only, with_models=with_models)
     if not plan.entries:
         raise BundleError(
-            "nothing new to carry: every file was in an earlier bundle"
+            t("nothing new to carry: every file was in an earlier bundle")
             if new_only
-            else f"no run files to carry in {ws.runs}"
+            else t("no run files to carry in {path}", path=ws.runs)
         )
     say = progress or (lambda msg: None)
     bundle_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
@@ -345,7 +352,9 @@ def make_bundle(
                     try:
                         tar.addfile(info, reader)
                     except OSError as e:
-                        raise BundleError(f"{entry.path}: shrank while being packed ({e})") from None
+                        raise BundleError(
+                            t("{path}: shrank while being packed ({reason})", path=entry.path, reason=e)
+                        ) from None
                 sha = reader.sha.hexdigest()
                 item = {"path": entry.path, "kind": entry.kind, "size": entry.size, "sha256": sha}
                 if entry.kind == "append":

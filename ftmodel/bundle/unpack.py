@@ -31,6 +31,7 @@ from ftmodel.bundle.pack import (
     _sha_prefix,
     _ws,
 )
+from ftmodel.i18n import t
 from ftmodel.rundir import atomic_write_text, file_lock
 from ftmodel.sync_guard import IMPORT_MARK, import_marks
 from ftmodel.workspace import Workspace
@@ -43,38 +44,44 @@ from ftmodel.workspace import Workspace
 def _check_name(name: str) -> str:
     """A member name that stays inside the workspace's runs/ or .wandb/data/, or BundleError."""
     if name.startswith("/") or "\\" in name or (len(name) > 1 and name[1] == ":"):
-        raise BundleError(f"{name}: absolute path in the bundle; refused")
+        raise BundleError(t("{name}: absolute path in the bundle; refused", name=name))
     norm = posixpath.normpath(name)
     if norm != name.rstrip("/") or norm.startswith("..") or "/../" in f"/{norm}/":
-        raise BundleError(f"{name}: path escapes the workspace; refused")
+        raise BundleError(t("{name}: path escapes the workspace; refused", name=name))
     if not norm.startswith(ALLOWED_ROOTS) or (norm.startswith("runs/") and norm.count("/") < 2):
-        raise BundleError(f"{name}: not under runs/<run>/ or .wandb/data/; refused")
+        raise BundleError(t("{name}: not under runs/<run>/ or .wandb/data/; refused", name=name))
     return norm
 
 
 def _read_json_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int = 64 << 20) -> tuple[dict, bytes]:
     if not member.isreg() or member.size > limit:
-        raise BundleError(f"{member.name}: not a bundle {member.name.rsplit('/', 1)[-1]}")
+        raise BundleError(t("{name}: not a bundle {what}", name=member.name, what=member.name.rsplit("/", 1)[-1]))
     raw = tar.extractfile(member).read()
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
-        raise BundleError(f"{member.name}: unreadable ({e})") from None
+        raise BundleError(t("{name}: unreadable ({reason})", name=member.name, reason=e)) from None
     if not isinstance(data, dict):
-        raise BundleError(f"{member.name}: not a JSON object")
+        raise BundleError(t("{name}: not a JSON object", name=member.name))
     return data, raw
 
 
 def _check_version(data: dict, where: str) -> None:
     if data.get("format") != FORMAT:
-        raise BundleError(f"{where}: not an ftmodel bundle (format {data.get('format')!r})")
+        raise BundleError(
+            t("{where}: not an ftmodel bundle (format {format!r})", where=where, format=data.get("format"))
+        )
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise BundleError(f"{where}: unknown bundle format version {version!r}")
+        raise BundleError(t("{where}: unknown bundle format version {version!r}", where=where, version=version))
     if version > VERSION:
         raise BundleError(
-            f"bundle format version {version} is newer than this ftmodel reads (version {VERSION}); "
-            f"upgrade ftmodel on this machine"
+            t(
+                "bundle format version {version} is newer than this ftmodel reads (version {known}); "
+                "upgrade ftmodel on this machine",
+                version=version,
+                known=VERSION,
+            )
         )
 
 
@@ -84,14 +91,16 @@ def _extract_verified(bundle: Path, into: Path) -> tuple[dict, dict, dict[str, P
     header = manifest = None
     header_raw = b""
     got: dict[str, tuple[Path, int, str]] = {}
-    current = "the bundle's header"
+    current = t("the bundle's header")
     try:
         with tarfile.open(bundle, "r|*") as tar:
             for member in tar:
                 current = member.name
                 if header is None:
                     if member.name != HEADER_NAME:
-                        raise BundleError(f"{bundle}: not an ftmodel bundle (first member is {member.name!r})")
+                        raise BundleError(
+                            t("{path}: not an ftmodel bundle (first member is {name!r})", path=bundle, name=member.name)
+                        )
                     header, header_raw = _read_json_member(tar, member)
                     _check_version(header, str(bundle))
                     continue
@@ -99,16 +108,22 @@ def _extract_verified(bundle: Path, into: Path) -> tuple[dict, dict, dict[str, P
                     manifest, _ = _read_json_member(tar, member)
                     continue
                 if manifest is not None:
-                    raise BundleError(f"{member.name}: found after the manifest; refused")
+                    raise BundleError(t("{name}: found after the manifest; refused", name=member.name))
                 name = _check_name(member.name)
                 if member.issym() or member.islnk():
-                    raise BundleError(f"{member.name}: a link (to {member.linkname!r}) in the bundle; refused")
+                    raise BundleError(
+                        t(
+                            "{name}: a link (to {target!r}) in the bundle; refused",
+                            name=member.name,
+                            target=member.linkname,
+                        )
+                    )
                 if member.isdir():
                     continue
                 if not member.isreg():
-                    raise BundleError(f"{member.name}: not a regular file; refused")
+                    raise BundleError(t("{name}: not a regular file; refused", name=member.name))
                 if name in got:
-                    raise BundleError(f"{member.name}: appears twice in the bundle; refused")
+                    raise BundleError(t("{name}: appears twice in the bundle; refused", name=member.name))
                 dest = into / f"{len(got):06d}"
                 h = hashlib.sha256()
                 src = tar.extractfile(member)
@@ -120,30 +135,52 @@ def _extract_verified(bundle: Path, into: Path) -> tuple[dict, dict, dict[str, P
     except BundleError:
         raise
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise BundleError(f"{bundle}: damaged or truncated while reading {current} ({e}); nothing imported") from None
+        raise BundleError(
+            t(
+                "{path}: damaged or truncated while reading {current} ({reason}); nothing imported",
+                path=bundle,
+                current=current,
+                reason=e,
+            )
+        ) from None
     if header is None:
-        raise BundleError(f"{bundle}: empty or not a bundle")
+        raise BundleError(t("{path}: empty or not a bundle", path=bundle))
     if manifest is None:
-        raise BundleError(f"{bundle}: truncated: its manifest is missing (last file read: {current}); nothing imported")
+        raise BundleError(
+            t(
+                "{path}: truncated: its manifest is missing (last file read: {current}); nothing imported",
+                path=bundle,
+                current=current,
+            )
+        )
     _check_version(manifest, str(bundle))
     if manifest.get("header_sha256") != hashlib.sha256(header_raw).hexdigest():
-        raise BundleError(f"{HEADER_NAME}: does not match the manifest; refused")
+        raise BundleError(t("{name}: does not match the manifest; refused", name=HEADER_NAME))
     listed = {}
     for item in manifest.get("files") or []:
         path = _check_name(str(item.get("path")))
         listed[path] = item
         if path not in got:
-            raise BundleError(f"{path}: listed in the manifest but missing from the bundle; nothing imported")
+            raise BundleError(
+                t("{path}: listed in the manifest but missing from the bundle; nothing imported", path=path)
+            )
         _, size, sha = got[path]
         if size != item.get("size"):
             raise BundleError(
-                f"{path}: {size} bytes in the bundle, the manifest says {item.get('size')}; nothing imported"
+                t(
+                    "{path}: {size} bytes in the bundle, the manifest says {listed}; nothing imported",
+                    path=path,
+                    size=size,
+                    listed=item.get("size"),
+                )
             )
         if sha != item.get("sha256"):
-            raise BundleError(f"{path}: content does not match the manifest (SHA-256 differs); nothing imported")
+            raise BundleError(
+                t("{path}: content does not match the manifest (SHA-256 differs); nothing imported", path=path)
+            )
     extra = sorted(set(got) - set(listed))
     if extra:
-        raise BundleError(f"{extra[0]}: in the bundle but not in its manifest; nothing imported")
+        raise BundleError(t("{path}: in the bundle but not in its manifest; nothing imported", path=extra[0]))
     return header, manifest, {p: got[p][0] for p in listed}
 
 
@@ -201,7 +238,9 @@ def _apply(
         target, src = ws.root / path, extracted[path]
         have = target.stat().st_size if target.is_file() else None
         if target.is_symlink() or (target.exists() and not target.is_file()):
-            raise BundleError(f"{path}: exists in {ws.root} and is not a plain file; nothing imported")
+            raise BundleError(
+                t("{path}: exists in {root} and is not a plain file; nothing imported", path=path, root=ws.root)
+            )
         if item["kind"] == "append":
             offset, total = int(item["offset"]), int(item["offset"]) + int(item["size"])
             if have == total and _sha_prefix(target, total) == item.get("total_sha256"):
@@ -209,9 +248,13 @@ def _apply(
                 continue
             if have is None or have < offset or _sha_prefix(target, offset) != item.get("base_sha256"):
                 raise BundleError(
-                    f"{path}: this bundle continues the file from byte {offset}, which this workspace "
-                    f"does not have ({'missing' if have is None else f'{have} bytes differ'}); "
-                    f"import the earlier bundle(s) first; nothing imported"
+                    t(
+                        "{path}: this bundle continues the file from byte {offset}, which this workspace does not "
+                        "have ({why}); import the earlier bundle(s) first; nothing imported",
+                        path=path,
+                        offset=offset,
+                        why=t("missing") if have is None else t("{n} bytes differ", n=have),
+                    )
                 )
             if have > total:  # already holds more than this piece brings (a later bundle came first)
                 skipped.append(path)

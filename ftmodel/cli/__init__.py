@@ -11,23 +11,23 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ftmodel.arguments import Parser
 from ftmodel.cli import alerts as alert_cmds
 from ftmodel.cli import queue as queue_cmds
 from ftmodel.cli import runs, start
 from ftmodel.cli import sync as sync_cmds
-from ftmodel.context import StageError
 from ftmodel.errors import FtmodelError
 from ftmodel.i18n import set_language, t
-from ftmodel.launcher import LaunchError
 from ftmodel.textio import show_controls_on_terminals
 from ftmodel.words import PIPELINE, STAGES
 
 __all__ = ["build_parser", "main"]
+DESCRIPTION = "The `ftmodel` command: every stage, the pipeline, config checks and run management, headless."
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (stage flags keep the original scripts' names)."""
-    parser = argparse.ArgumentParser(prog="ftmodel", description=__doc__.splitlines()[0])
+    parser = Parser(prog="ftmodel", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     runs.add_parsers(sub)
     alert_cmds.add_parsers(sub)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     try:
         return COMMANDS[ns.command](ns, argv)
-    except (StageError, LaunchError, LookupError, FtmodelError) as e:
+    except (FtmodelError, LookupError) as e:  # StageError, LaunchError… are FtmodelErrors
         msg = e.args[0] if isinstance(e, LookupError) and e.args else e
         print(t("error: {message}", message=msg), file=sys.stderr)
         return 2

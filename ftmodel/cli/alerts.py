@@ -12,7 +12,7 @@ from ftmodel.cli.common import add_workspace, workspace_of
 from ftmodel.i18n import t
 from ftmodel.launcher import run_status
 from ftmodel.rundir import Run, dumps_strict, find_run, list_runs
-from ftmodel.sentinel import Alert, check_stall, count_alerts, describe, read_alerts, rule_help
+from ftmodel.sentinel import Alert, check_stall, describe, read_alerts, rule_help
 
 
 def add_parsers(sub) -> None:
@@ -40,11 +40,9 @@ def stall_check(run: Run, status: str, source: str) -> Alert | None:
 
 def alerts_cell(run: Run) -> str:
     """The `runs` column: how many alerts and the newest rule (`2 stall`), empty when none."""
-    count = count_alerts(run)
-    if not count:
-        return ""
+    # The alerts that read, as the console counts them: a torn or foreign line is not an alert.
     alerts = read_alerts(run)
-    return f"{count} {alerts[-1].rule}" if alerts else str(count)
+    return f"{len(alerts)} {alerts[-1].rule}" if alerts else ""
 
 
 def alert_lines(alert: Alert, run_id: str) -> list[str]:

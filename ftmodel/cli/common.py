@@ -38,7 +38,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force",
         action="store_true",
-        help="run even when a finished run had the same inputs (default: reuse that run)",
+        help="run even when a finished run had the same inputs (default: reuse that run); "
+        "with --resume: continue although the data changed since the checkpoint",
     )
 
 

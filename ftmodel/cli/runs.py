@@ -23,12 +23,23 @@ from ftmodel.textio import pad, printable
 from ftmodel.words import PIPELINE
 
 RUN_COMMANDS = ("stop", "logs", "follow", "lineage")
+# What each stage does, as `ftmodel --help` lists it (each an id of the catalog: the help is translated).
+STAGE_HELP = {
+    "prepare": "stage 1: build the question bank, normalise it, split train/eval",
+    "distill": "stage 2: a teacher model writes worked solutions (resumable)",
+    "filter": "stage 3: keep well-formed, correct, non-duplicate samples",
+    "sft": "stage 4: LoRA supervised fine-tuning (TRL SFTTrainer)",
+    "grpo": "stage 5: GRPO from the SFT adapter, rewarding format and accuracy",
+    "evaluate": "stage 6: score format and answer accuracy on the eval split",
+    "export": "stage 7: merge a LoRA adapter into its base, save a standalone model",
+    "ablation": "stage 8: evaluate base, SFT-only and SFT+GRPO side by side",
+}
 
 
 def add_parsers(sub) -> None:
     """Register the stages, the pipeline, `config check` and the run-management commands."""
     for stage in STAGES:
-        p = sub.add_parser(stage, help=f"run the {stage} stage")
+        p = sub.add_parser(stage, help=STAGE_HELP[stage], description=STAGE_HELP[stage])
         add_common(p)
         if stage in ("sft", "grpo"):
             p.add_argument(
@@ -56,9 +67,17 @@ def add_parsers(sub) -> None:
             p.add_argument("--adapter", metavar="RUN|DIR", help="evaluate this run's adapter or adapter directory")
         if stage == "export":
             p.add_argument("--adapter", metavar="RUN|DIR", help="adapter to merge (default: latest GRPO, else SFT)")
+        if stage in ("grpo", "evaluate", "export"):
+            p.add_argument(
+                "--checkpoint",
+                type=_checkpoint_choice,
+                metavar="best|last|STEP",
+                help="which of the run's checkpoints to load: `best` (the probe's best step, best.json), "
+                "`last` (the final adapter, the default) or a step number",
+            )
     p = sub.add_parser(PIPELINE, help="run stages in order, as one detached job")
     add_common(p)
-    p.add_argument("--stages", help=f"comma-separated subset, in pipeline order (default: all of {','.join(STAGES)})")
+    p.add_argument("--stages", help="comma-separated subset of the stages, run in pipeline order (default: all)")
     p.add_argument("--no-judge", "--no_judge", dest="no_judge", action="store_true", help="do not use the LLM judge")
 
     p = sub.add_parser("config", help="config tools")
@@ -85,11 +104,22 @@ def add_parsers(sub) -> None:
     add_workspace(p)
 
 
+def _checkpoint_choice(value: str) -> str:
+    """argparse type of `--checkpoint`: best, last or a step number, refused by name otherwise."""
+    from ftmodel.checkpoints import parse_checkpoint
+
+    try:
+        return parse_checkpoint(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _stage_args(ns: argparse.Namespace) -> dict:
     """Collect the stage flags recorded in state.json (what the worker reads)."""
-    keep = ("resume", "no_judge", "sft_run", "eval_sft", "model", "adapter", "stages")
-    if ns.command == PIPELINE and getattr(ns, "force", False):
-        keep += ("force",)  # the driver decides per stage; a single stage's --force acts here
+    keep = ("resume", "no_judge", "sft_run", "eval_sft", "model", "adapter", "checkpoint", "stages")
+    if getattr(ns, "force", False) and (ns.command == PIPELINE or getattr(ns, "resume", None)):
+        # the driver decides per stage; a single stage's --force acts here, and a resume's in the worker
+        keep += ("force",)
     return {k: getattr(ns, k) for k in keep if getattr(ns, k, None) not in (None, False)}
 
 
@@ -158,6 +188,8 @@ def cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
     cfg = load_config(ns)
     workspace = Path(ns.workspace or cfg.launch.workspace)
     stage = ns.command
+    if getattr(ns, "resume", None) and not tell_resume(stage, cfg, workspace, ns.resume, bool(ns.force)):
+        return 2
     run, proc = start_stage(
         stage,
         cfg,
@@ -181,6 +213,24 @@ def cmd_stage(ns: argparse.Namespace, argv: list[str]) -> int:
         )
         return 0
     return follow(run)
+
+
+def tell_resume(stage: str, cfg, workspace: Path, ref: str, force: bool) -> bool:
+    """Print what a resume continues from to stderr; False (and why, on stderr) when it is refused."""
+    from ftmodel.resume import ResumeError, resume_facts
+
+    try:
+        facts = resume_facts(workspace, stage, ref, cfg.to_dict(), log=lambda m: print(printable(m), file=sys.stderr))
+    except ResumeError as e:
+        print(printable(t("error: {message}", message=e)), file=sys.stderr)
+        return False
+    for line in facts.lines():
+        print(printable(line), file=sys.stderr)
+    refusal = facts.refusal(force)
+    if refusal:
+        print(printable(t("error: {message}", message=refusal)), file=sys.stderr)
+        return False
+    return True
 
 
 def cmd_runs(ns: argparse.Namespace, argv: list[str]) -> int:

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ftmodel.arguments import Translated
 from ftmodel.cli.common import add_config, load_config
 from ftmodel.i18n import t
 
@@ -21,7 +22,7 @@ def add_parsers(sub) -> None:
         "--profile",
         default="default",
         choices=list(PROFILES),
-        help="; ".join(f"{name}: {text}" for name, (_, text) in PROFILES.items()),
+        help=Translated("; ".join(f"{name}: {t(text)}" for name, (_, text) in PROFILES.items())),
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing ftmodel.toml")
 

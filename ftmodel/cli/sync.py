@@ -170,7 +170,7 @@ def cmd_bundle(ns: argparse.Namespace, argv: list[str]) -> int:
     if ns.runs and ns.runs[0] in ("import", "verify"):
         action, files = ns.runs[0], ns.runs[1:]
         if not files:
-            print(f"error: `ftmodel bundle {action} FILE…` needs a bundle file", file=sys.stderr)
+            print(t("error: `ftmodel bundle {action} FILE…` needs a bundle file", action=action), file=sys.stderr)
             return 2
         for path in files:
             try:

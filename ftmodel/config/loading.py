@@ -13,6 +13,7 @@ from typing import Any
 from ftmodel.answers import parse_alias_group, parse_tolerance
 from ftmodel.config.schema import SECTIONS, Config, field_specs
 from ftmodel.errors import ConfigError
+from ftmodel.i18n import t
 from ftmodel.words import ALERT_RULES
 
 # No setting needs a number beyond this; larger ones are typos (1e30) that would only fail mid-run.
@@ -60,22 +61,30 @@ def _check_value(path: str, typ: type, value: Any, meta: dict) -> Any:
         ok = isinstance(value, typ)
     if not ok:
         want = {
-            bool: "true or false",
-            int: "an integer",
-            float: "a number",
-            str: "a string",
-            list: "a list of strings",
+            bool: t("true or false"),
+            int: t("an integer"),
+            float: t("a number"),
+            str: t("a string"),
+            list: t("a list of strings"),
         }.get(typ, typ.__name__)
-        raise ConfigError(f"{path}: expected {want}, got {value!r}")
+        raise ConfigError(t("{path}: expected {want}, got {value!r}", path=path, want=want, value=value))
     if typ in (int, float) and not (math.isfinite(value) and abs(value) <= _MAX_MAGNITUDE):
         # nan/inf and absurd magnitudes (TOML and --set both accept them) would reach the trainer.
-        raise ConfigError(f"{path}: {value!r} is not a usable number (finite, at most {_MAX_MAGNITUDE:.0e} in size)")
+        raise ConfigError(
+            t(
+                "{path}: {value!r} is not a usable number (finite, at most {most:.0e} in size)",
+                path=path,
+                value=value,
+                most=_MAX_MAGNITUDE,
+            )
+        )
     if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, meta['choices']))}")
+        choices = ", ".join(map(repr, meta["choices"]))
+        raise ConfigError(t("{path}: {value!r} is not one of {choices}", path=path, value=value, choices=choices))
     if meta.get("lo") is not None and value < meta["lo"]:
-        raise ConfigError(f"{path}: {value!r} is below the minimum {meta['lo']}")
+        raise ConfigError(t("{path}: {value!r} is below the minimum {lo}", path=path, value=value, lo=meta["lo"]))
     if meta.get("hi") is not None and value > meta["hi"]:
-        raise ConfigError(f"{path}: {value!r} is above the maximum {meta['hi']}")
+        raise ConfigError(t("{path}: {value!r} is above the maximum {hi}", path=path, value=value, hi=meta["hi"]))
     return value
 
 
@@ -105,10 +114,18 @@ def from_dict(data: dict, *, source: str = "<config>", text: str | None = None) 
         if section not in SECTIONS:
             hint = difflib.get_close_matches(section, SECTIONS, n=1)
             raise fail(
-                section, None, f"unknown section [{section}]" + (f" (did you mean [{hint[0]}]?)" if hint else "")
+                section,
+                None,
+                t("unknown section [{section}] (did you mean [{hint}]?)", section=section, hint=hint[0])
+                if hint
+                else t("unknown section [{section}]", section=section),
             )
         if not isinstance(values, dict):
-            raise fail(section, None, f"{section}: expected a table [{section}], got {values!r}")
+            raise fail(
+                section,
+                None,
+                t("{section}: expected a table [{section}], got {value!r}", section=section, value=values),
+            )
         specs = {name: (typ, meta) for name, typ, _, meta in field_specs(section)}
         target = getattr(cfg, section)
         for key, value in values.items():
@@ -116,15 +133,20 @@ def from_dict(data: dict, *, source: str = "<config>", text: str | None = None) 
                 raise fail(
                     section,
                     key,
-                    f"{section}.{key}: secrets never go in the config; put the key in an "
-                    "environment variable and name that variable instead (e.g. judge.api_key_env)",
+                    t(
+                        "{key}: secrets never go in the config; put the key in an environment variable "
+                        "and name that variable instead (e.g. judge.api_key_env)",
+                        key=f"{section}.{key}",
+                    ),
                 )
             if key not in specs:
                 hint = difflib.get_close_matches(key, specs, n=1)
                 raise fail(
                     section,
                     key,
-                    f"unknown key {section}.{key}" + (f" (did you mean {section}.{hint[0]}?)" if hint else ""),
+                    t("unknown key {key} (did you mean {hint}?)", key=f"{section}.{key}", hint=f"{section}.{hint[0]}")
+                    if hint
+                    else t("unknown key {key}", key=f"{section}.{key}"),
                 )
             typ, meta = specs[key]
             try:
@@ -143,17 +165,27 @@ def _check_consistency(cfg: Config, fail) -> None:
         raise fail(
             "grpo",
             "num_generations",
-            f"grpo.num_generations ({g.num_generations}) must divide grpo.batch_size × grpo.grad_accum × "
-            f"ranks ({g.batch_size} × {g.grad_accum} × {ranks}): each batch holds whole groups of completions",
+            t(
+                "grpo.num_generations ({n}) must divide grpo.batch_size × grpo.grad_accum × ranks "
+                "({batch} × {accum} × {ranks}): each batch holds whole groups of completions",
+                n=g.num_generations,
+                batch=g.batch_size,
+                accum=g.grad_accum,
+                ranks=ranks,
+            ),
         )
     if ln.machine_rank >= ln.num_machines:
         raise fail(
             "launch",
             "machine_rank",
-            f"launch.machine_rank ({ln.machine_rank}) must be below launch.num_machines ({ln.num_machines})",
+            t(
+                "launch.machine_rank ({rank}) must be below launch.num_machines ({machines})",
+                rank=ln.machine_rank,
+                machines=ln.num_machines,
+            ),
         )
     if cfg.filter.min_chars > cfg.filter.max_chars:
-        raise fail("filter", "min_chars", "filter.min_chars is larger than filter.max_chars")
+        raise fail("filter", "min_chars", t("filter.min_chars is larger than filter.max_chars"))
     for key, parse in (("tolerances", parse_tolerance), ("aliases", parse_alias_group)):
         for item in getattr(cfg.answers, key):
             try:
@@ -162,25 +194,35 @@ def _check_consistency(cfg: Config, fail) -> None:
                 raise fail("answers", key, f"answers.{key}: {e}") from None
     for item in cfg.answers.regex_qtypes:
         if item in cfg.answers.exact_qtypes:
-            raise fail("answers", "regex_qtypes", f"answers: {item!r} is in both exact_qtypes and regex_qtypes")
+            raise fail(
+                "answers", "regex_qtypes", t("answers: {item!r} is in both exact_qtypes and regex_qtypes", item=item)
+            )
     for name in cfg.alerts.stop_on:
-        if name not in ALERT_RULES and name != "nonfinite":
+        rules = ("nonfinite", *ALERT_RULES)
+        if name not in rules:
             raise fail(
                 "alerts",
                 "stop_on",
-                f"alerts.stop_on: unknown rule {name!r} (rules: nonfinite, {', '.join(ALERT_RULES)})",
+                t("alerts.stop_on: unknown rule {name!r} (rules: {rules})", name=name, rules=", ".join(rules)),
             )
+    variants = ("base", "sft_only", "sft_grpo")
     for name in cfg.ablation.variants:
-        if name not in ("base", "sft_only", "sft_grpo"):
+        if name not in variants:
             raise fail(
-                "ablation", "variants", f"ablation.variants: unknown variant {name!r} (use base, sft_only, sft_grpo)"
+                "ablation",
+                "variants",
+                t(
+                    "ablation.variants: unknown variant {name!r} (use {variants})",
+                    name=name,
+                    variants=", ".join(variants),
+                ),
             )
 
 
 def parse_override(spec: str) -> tuple[str, str, Any]:
     """Parse `section.key=value` (value in TOML syntax, bare words taken as strings)."""
     if "=" not in spec or "." not in spec.split("=", 1)[0]:
-        raise ConfigError(f"--set {spec}: expected section.key=value, e.g. sft.learning_rate=2e-4")
+        raise ConfigError(t("--set {spec}: expected section.key=value, e.g. sft.learning_rate=2e-4", spec=spec))
     path, raw = spec.split("=", 1)
     section, key = path.strip().split(".", 1)
     try:
@@ -196,19 +238,19 @@ def load(path: str | Path, overrides: list[str] | tuple = ()) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(t("{path}: config file not found", path=path)) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read config ({e})") from None
+        raise ConfigError(t("{path}: cannot read config ({reason})", path=path, reason=e)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+        raise ConfigError(t("{path}: invalid TOML: {reason}", path=path, reason=e)) from None
     from_dict(data, source=str(path), text=text)  # errors in the file itself are reported against the file
     for spec in overrides:
         section, key, value = parse_override(spec)
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
-            raise ConfigError(f"--set {spec}: [{section}] is not a table")
+            raise ConfigError(t("--set {spec}: [{section}] is not a table", spec=spec, section=section))
         try:  # the value alone; rules across fields are checked once all overrides are in
             data[section][key] = validate_value(section, key, value)
         except ConfigError as e:
@@ -216,7 +258,7 @@ def load(path: str | Path, overrides: list[str] | tuple = ()) -> Config:
     try:
         return from_dict(data, source=str(path), text=text)
     except ConfigError as e:  # only a rule across fields can fail here, and an override took part
-        raise ConfigError(f"{e} (with --set {' '.join(overrides)})") from None
+        raise ConfigError(t("{error} (with --set {overrides})", error=e, overrides=" ".join(overrides))) from None
 
 
 def to_toml(cfg: Config) -> str:
@@ -238,10 +280,10 @@ def validate_value(section: str, key: str, raw: Any) -> Any:
     with the reason (unknown key, wrong type, not an allowed value, out of range).
     """
     if section not in SECTIONS:
-        raise ConfigError(f"unknown section [{section}]")
+        raise ConfigError(t("unknown section [{section}]", section=section))
     specs = {name: (typ, meta) for name, typ, _, meta in field_specs(section)}
     if key not in specs:
-        raise ConfigError(f"unknown key {section}.{key}")
+        raise ConfigError(t("unknown key {key}", key=f"{section}.{key}"))
     typ, meta = specs[key]
     path = f"{section}.{key}"
     value = _unwrap(raw)
@@ -261,13 +303,13 @@ def validate_value(section: str, key: str, raw: Any) -> Any:
             except ValueError:
                 value = text
             if isinstance(value, float) and value != value:
-                raise ConfigError(f"{path}: NaN is not allowed")
+                raise ConfigError(t("{path}: NaN is not allowed", path=path))
         elif typ is list:
             if text.startswith("["):
                 try:
                     value = tomllib.loads(f"v = {text}")["v"]
                 except tomllib.TOMLDecodeError as e:
-                    raise ConfigError(f"{path}: not a TOML array ({e})") from None
+                    raise ConfigError(t("{path}: not a TOML array ({reason})", path=path, reason=e)) from None
             else:
                 value = [part.strip() for part in text.split(",") if part.strip()]
     return _check_value(path, typ, value, meta)
@@ -281,7 +323,7 @@ def sweep_from_dict(values: Any, grid_specs: list[str] | tuple = (), stages: lis
 
     values = _unwrap(values) if values is not None else {}
     if not isinstance(values, dict):
-        raise ConfigError(f"sweep: expected a table [sweep], got {values!r}")
+        raise ConfigError(t("sweep: expected a table [sweep], got {value!r}", value=values))
     sweep = SweepSection()
     grid: dict[str, list] = {}
     for key, raw in values.items():
@@ -289,34 +331,42 @@ def sweep_from_dict(values: Any, grid_specs: list[str] | tuple = (), stages: lis
             sweep.stages = _check_value("sweep.stages", list, raw, {})
         elif "." in key:
             if not isinstance(raw, list) or not raw:
-                raise ConfigError(f'sweep."{key}": expected a non-empty list of values, got {raw!r}')
+                raise ConfigError(
+                    t('sweep."{key}": expected a non-empty list of values, got {value!r}', key=key, value=raw)
+                )
             grid[key] = raw
         else:
-            raise ConfigError(f'unknown key sweep.{key} (grid keys are "section.key" = [values], plus stages)')
+            raise ConfigError(
+                t('unknown key sweep.{key} (grid keys are "section.key" = [values], plus stages)', key=key)
+            )
     for spec in grid_specs:
         if "=" not in spec:
-            raise ConfigError(f"--grid {spec}: expected section.key=value1,value2")
+            raise ConfigError(t("--grid {spec}: expected section.key=value1,value2", spec=spec))
         key, raw = spec.split("=", 1)
         grid[key.strip()] = [v.strip() for v in raw.split(",") if v.strip()]
         if not grid[key.strip()]:
-            raise ConfigError(f"--grid {spec}: no values")
+            raise ConfigError(t("--grid {spec}: no values", spec=spec))
     if stages is not None:
         sweep.stages = stages
     for key, vals in grid.items():
         section, _, name = key.partition(".")
         if section == "sweep":
-            raise ConfigError(f"sweep: {key} cannot itself be swept")
+            raise ConfigError(t("sweep: {key} cannot itself be swept", key=key))
         typed = []
         for v in vals:
             try:
                 typed.append(validate_value(section, name, v))
             except ConfigError as e:
-                raise ConfigError(f"sweep grid {key} = {v!r}: {e}") from None
+                raise ConfigError(t("sweep grid {key} = {value!r}: {error}", key=key, value=v, error=e)) from None
         grid[key] = typed
     unknown = [s for s in sweep.stages if s not in STAGES]
     if unknown or not sweep.stages:
         raise ConfigError(
-            f"sweep.stages: unknown stage {', '.join(unknown) or '(none given)'} (stages: {', '.join(STAGES)})"
+            t(
+                "sweep.stages: unknown stage {unknown} (stages: {stages})",
+                unknown=", ".join(unknown) or t("(none given)"),
+                stages=", ".join(STAGES),
+            )
         )
     sweep.grid = grid
     return sweep
@@ -327,5 +377,5 @@ def load_sweep(path: str | Path, grid_specs: list[str] | tuple = (), stages: lis
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read the sweep ({e})") from None
+        raise ConfigError(t("{path}: cannot read the sweep ({reason})", path=path, reason=e)) from None
     return sweep_from_dict(data.get("sweep"), grid_specs, stages)

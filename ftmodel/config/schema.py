@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
+from ftmodel.i18n import t
+
 
 def F(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None = None, hi: float | None = None) -> Any:
     """Declare a schema field with its documentation, allowed values and bounds."""
@@ -262,6 +264,34 @@ class EvalSection:
 
 
 @dataclass
+class ProbeSection:
+    """A small probe of held-out questions scored at every checkpoint of SFT and GRPO, and the best
+    checkpoint it finds kept on disk and named (`best.json`; `--checkpoint best`)."""
+
+    enabled: bool = F(True, "Score the probe set at checkpoints and record the best one.")
+    size: int = F(
+        48,
+        "Probe questions, drawn deterministically from the eval split (never a training question).",
+        lo=1,
+    )
+    every: int = F(
+        0,
+        "Probe at each checkpoint save (0), or every N steps (each also saves a checkpoint, so the best "
+        "step can be loaded).",
+        lo=0,
+    )
+    max_new_tokens: int = F(0, "Longest generated answer, in tokens (0: eval.max_new_tokens).", lo=0)
+    best_metric: str = F(
+        "probe/answer_accuracy",
+        "Metric that names the best checkpoint: any probe/… metric or one the trainer logs (e.g. `loss`); "
+        "ties go to the later step.",
+    )
+    best_mode: str = F(
+        "max", "Whether a higher (`max`) or lower (`min`) best_metric is better.", choices=("max", "min")
+    )
+
+
+@dataclass
 class AblationSection:
     """Side-by-side evaluation of the pipeline's models."""
 
@@ -411,6 +441,25 @@ class AlertsSection:
 
 
 @dataclass
+class ExportSection:
+    """The merged model's check after export: it must answer as the adapter on its base does, and not as the base."""
+
+    probe_prompts: int = F(
+        8,
+        "Held-out questions (the eval split's first) the merged model is checked on after the merge; "
+        "0 skips the check.",
+        lo=0,
+    )
+    probe_max_new_tokens: int = F(32, "Greedy tokens generated per probe question.", lo=1)
+    logit_tolerance: float = F(
+        0.5,
+        "bfloat16/float16 only: the largest logit difference allowed between the merged model and the "
+        "adapter on its base (float32 requires identical tokens).",
+        lo=0.0,
+    )
+
+
+@dataclass
 class UiSection:
     """The console's own settings."""
 
@@ -435,7 +484,9 @@ class Config:
     grpo: GrpoSection = field(default_factory=GrpoSection)
     judge: JudgeSection = field(default_factory=JudgeSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    probe: ProbeSection = field(default_factory=ProbeSection)
     ablation: AblationSection = field(default_factory=AblationSection)
+    export: ExportSection = field(default_factory=ExportSection)
     answers: AnswersSection = field(default_factory=AnswersSection)
     wandb: WandbSection = field(default_factory=WandbSection)
     launch: LaunchSection = field(default_factory=LaunchSection)
@@ -460,6 +511,17 @@ class SweepSection:
 SECTIONS: dict[str, type] = {
     f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)
 }
+
+
+def field_doc(meta: dict) -> str:
+    """A field's documentation in the user's language (its English text is the catalog's id)."""
+    return t(meta["doc"]) if meta.get("doc") else ""
+
+
+def all_field_docs() -> set[str]:
+    """Every field's documentation, `[sweep]`'s too (the catalog must translate each)."""
+    specs = [spec for section in SECTIONS for spec in field_specs(section)]
+    return {spec[3]["doc"] for spec in specs} | {f.metadata["doc"] for f in dataclasses.fields(SweepSection)}
 
 
 def field_specs(section: str) -> list[tuple[str, type, Any, dict]]:

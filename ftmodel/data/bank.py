@@ -26,6 +26,8 @@ from ftmodel.answers import (
     AnswerRules,
     answers_match,
 )
+from ftmodel.errors import DataError
+from ftmodel.i18n import t
 
 QTYPES: tuple[str, ...] = (
     "percent_change",
@@ -402,7 +404,15 @@ def _generate_type(qtype: str, seed: int, counts: dict[str, int]) -> dict[str, l
                     records.append(_record(qtype, item, split))
                     break
             else:
-                raise ValueError(f"question bank: cannot generate {n} unique {split} questions of type {qtype!r}")
+                raise DataError(
+                    t(
+                        "question bank: cannot generate {n} unique {split} questions of type {qtype!r}: "
+                        "lower data.n_train / data.n_eval or add question types",
+                        n=n,
+                        split=split,
+                        qtype=qtype,
+                    )
+                )
         out[split] = records
     return out
 
@@ -428,12 +438,14 @@ def generate_bank(
 ) -> tuple[list[dict], list[dict]]:
     """Generate (train, eval) finance questions, types interleaved round-robin, held out by key."""
     types = tuple(QTYPES if qtypes is None else qtypes)
-    unknown = [t for t in types if t not in _GENERATORS]
+    unknown = [q for q in types if q not in _GENERATORS]
     if unknown or not types:
-        raise ValueError(f"unknown question types {unknown}; choose from {list(QTYPES)}")
+        raise DataError(
+            t("unknown question types {unknown}; choose from {types}", unknown=unknown, types=", ".join(QTYPES))
+        )
     per_type = [
-        _generate_type(t, seed, {"train": nt, "eval": ne})
-        for t, nt, ne in zip(types, _shares(n_train, len(types)), _shares(n_eval, len(types)))
+        _generate_type(q, seed, {"train": nt, "eval": ne})
+        for q, nt, ne in zip(types, _shares(n_train, len(types)), _shares(n_eval, len(types)))
     ]
     return (_round_robin([p["train"] for p in per_type]), _round_robin([p["eval"] for p in per_type]))
 
@@ -446,14 +458,14 @@ def majority_baseline(train: list[dict], eval: list[dict], rules: AnswerRules | 
     for r in train:
         by_type.setdefault(r["qtype"], Counter())[rules.canonical(r["answer"])] += 1
     # Ties go to the alphabetically first answer so the baseline does not depend on record order.
-    majority = {t: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for t, c in by_type.items()}
+    majority = {q: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for q, c in by_type.items()}
     totals: Counter = Counter()
     correct: Counter = Counter()
     for r in eval:
         totals[r["qtype"]] += 1
         guess = majority.get(r["qtype"])
         correct[r["qtype"]] += answers_match(guess, r["answer"], r["qtype"], rules)
-    result = {t: correct[t] / totals[t] for t in totals}
+    result = {q: correct[q] / totals[q] for q in totals}
     result["overall"] = sum(correct.values()) / len(eval) if eval else 0.0
     return result
 

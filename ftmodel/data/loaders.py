@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ftmodel.errors import DataError
+from ftmodel.i18n import t
 
 __all__ = ["ColumnMap", "DataError", "LoadedData", "load_data", "load_records", "read_jsonl", "write_jsonl"]
 
@@ -28,15 +29,22 @@ def _as_text(value: Any, field: str, where: str, *, required: bool) -> str:
     """Convert a field value to a stripped string, rejecting missing required fields and non-scalars."""
     if value is None:
         if required:
-            raise DataError(f"{where}: missing field {field!r}")
+            raise DataError(t("{where}: missing field {field!r}", where=where, field=field))
         return ""
     if isinstance(value, (int, float, bool)):
         value = str(value)
     if not isinstance(value, str):
-        raise DataError(f"{where}: field {field!r} must be a string or a number, got {type(value).__name__}")
+        raise DataError(
+            t(
+                "{where}: field {field!r} must be a string or a number, got {kind}",
+                where=where,
+                field=field,
+                kind=type(value).__name__,
+            )
+        )
     text = value.strip()
     if required and not text:
-        raise DataError(f"{where}: empty field {field!r}")
+        raise DataError(t("{where}: empty field {field!r}", where=where, field=field))
     return text
 
 
@@ -49,7 +57,13 @@ def _decode(path: Path) -> str:
         line = data[: e.start].count(b"\n") + 1
         column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         raise DataError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {column}); save the file as UTF-8"
+            t(
+                "{path}:{line}: not UTF-8 text (byte 0x{byte:02x} at column {column}); save the file as UTF-8",
+                path=path,
+                line=line,
+                byte=data[e.start],
+                column=column,
+            )
         ) from None
 
 
@@ -62,9 +76,11 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
+            raise DataError(t("{path}:{line}: invalid JSON: {reason}", path=path, line=lineno, reason=e.msg)) from None
         if not isinstance(obj, dict):
-            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            raise DataError(
+                t("{path}:{line}: expected a JSON object, got {kind}", path=path, line=lineno, kind=type(obj).__name__)
+            )
         yield lineno, obj
 
 
@@ -75,32 +91,41 @@ def _next_row(reader, path: Path, line: int, what: str) -> list[str] | None:
     except StopIteration:
         return None
     except csv.Error as e:
-        raise DataError(f"{path}:{line}: malformed CSV {what}: {e}") from None
+        raise DataError(
+            t("{path}:{line}: malformed CSV {what}: {reason}", path=path, line=line, what=what, reason=e)
+        ) from None
 
 
 def _iter_csv(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number where the row starts, row) for each CSV data row; the header is line 1."""
     reader = csv.reader(io.StringIO(_decode(path), newline=""))
-    header = _next_row(reader, path, 1, "header")
+    header = _next_row(reader, path, 1, t("header"))
     if header is None:
         return
     header = [h.strip() for h in header]
     dupes = sorted({h for h in header if header.count(h) > 1 and h})
     if dupes:
-        raise DataError(f"{path}:1: column {dupes[0]!r} appears twice in the header")
+        raise DataError(t("{path}:1: column {column!r} appears twice in the header", path=path, column=dupes[0]))
     start = reader.line_num + 1
-    while (values := _next_row(reader, path, start, "row")) is not None:
+    while (values := _next_row(reader, path, start, t("row"))) is not None:
         # A row of empty cells is a blank line to a spreadsheet user, not a record.
         if any(v.strip() for v in values):
             if len(values) != len(header):
                 spans = reader.line_num > start and any("\n" in v for v in values)
-                hint = (
-                    " (a quoted field opens on this line and is not closed before line "
-                    f"{reader.line_num}: an unterminated quote?)"
-                    if spans
-                    else ""
+                message = t(
+                    "{path}:{line}: {n} values but the header has {columns} columns",
+                    path=path,
+                    line=start,
+                    n=len(values),
+                    columns=len(header),
                 )
-                raise DataError(f"{path}:{start}: {len(values)} values but the header has {len(header)} columns" + hint)
+                if spans:
+                    message += t(
+                        " (a quoted field opens on this line and is not closed before line {end}: "
+                        "an unterminated quote?)",
+                        end=reader.line_num,
+                    )
+                raise DataError(message)
             yield start, dict(zip(header, values))
         start = reader.line_num + 1
 
@@ -110,11 +135,11 @@ def _iter_parquet(path: Path) -> Iterator[tuple[str, dict]]:
     try:
         import pyarrow.parquet as pq  # lazy: a heavy import only a Parquet user pays for
     except ImportError:
-        raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+        raise DataError(t("{path}: reading Parquet needs pyarrow (pip install pyarrow)", path=path)) from None
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises its own error types for every kind of damage
-        raise DataError(f"{path}: not a readable Parquet file: {e}") from None
+        raise DataError(t("{path}: not a readable Parquet file: {reason}", path=path, reason=e)) from None
     for index, row in enumerate(table.to_pylist()):
         yield f"row {index + 1}", row
 
@@ -126,7 +151,7 @@ def _iter_hf(path: Path) -> Iterator[tuple[str, dict, str]]:
     try:
         loaded = datasets.load_from_disk(str(path))
     except (FileNotFoundError, ValueError) as e:
-        raise DataError(f"{path}: not a saved Hugging Face dataset: {e}") from None
+        raise DataError(t("{path}: not a saved Hugging Face dataset: {reason}", path=path, reason=e)) from None
     if isinstance(loaded, datasets.DatasetDict):
         names = sorted(loaded, key=lambda name: (name != "train", name))
         parts = [(name, loaded[name], "train" if name == "train" else "eval") for name in names]
@@ -150,8 +175,11 @@ def _rows(path: Path) -> Iterable[tuple[int | str, dict, str]]:
     if suffix == ".parquet":
         return ((where, row, "") for where, row in _iter_parquet(path))
     raise DataError(
-        f"{path}: unsupported data format {suffix or '(no extension)'!r}; "
-        "use .jsonl, .csv, .parquet or a dataset directory"
+        t(
+            "{path}: unsupported data format {suffix}; use .jsonl, .csv, .parquet or a dataset directory",
+            path=path,
+            suffix=repr(suffix) if suffix else t("(no extension)"),
+        )
     )
 
 
@@ -219,9 +247,18 @@ def _choices_text(value: Any, where: str, column: str) -> str:
             return text
     if isinstance(value, (list, tuple)):
         if len(value) > 26:
-            raise DataError(f"{where}: field {column!r} has {len(value)} options (at most 26)")
+            raise DataError(
+                t("{where}: field {field!r} has {n} options (at most 26)", where=where, field=column, n=len(value))
+            )
         return "\n".join(f"{chr(65 + i)}. {_as_text(v, column, where, required=True)}" for i, v in enumerate(value))
-    raise DataError(f"{where}: field {column!r} must be a list of options or text, got {type(value).__name__}")
+    raise DataError(
+        t(
+            "{where}: field {field!r} must be a list of options or text, got {kind}",
+            where=where,
+            field=column,
+            kind=type(value).__name__,
+        )
+    )
 
 
 def load_data(path: str | Path, columns: ColumnMap | None = None) -> LoadedData:
@@ -230,7 +267,7 @@ def load_data(path: str | Path, columns: ColumnMap | None = None) -> LoadedData:
     columns = columns or ColumnMap()
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: file not found")
+        raise DataError(t("{path}: file not found", path=path))
     records: list[dict] = []
     seen_columns: dict[str, None] = {}
     first_seen: dict[str, str] = {}
@@ -243,7 +280,14 @@ def load_data(path: str | Path, columns: ColumnMap | None = None) -> LoadedData:
             question = f"{question}\n{choices}"
         record_id = _as_text(row.get(columns.id), columns.id, where, required=False) or f"{path.stem}-{len(records)}"
         if record_id in first_seen:
-            raise DataError(f"{where}: duplicate id {record_id!r} (first at {first_seen[record_id]})")
+            raise DataError(
+                t(
+                    "{where}: duplicate id {id!r} (first at {first})",
+                    where=where,
+                    id=record_id,
+                    first=first_seen[record_id],
+                )
+            )
         first_seen[record_id] = where
         record = {
             "id": record_id,
@@ -259,12 +303,17 @@ def load_data(path: str | Path, columns: ColumnMap | None = None) -> LoadedData:
             record["metadata"] = metadata
         records.append(record)
     if not records:
-        raise DataError(f"{path}: no records (empty file)")
+        raise DataError(t("{path}: no records (empty file)", path=path))
     missing = [c for c in columns.metadata if c not in seen_columns]
     if missing:
         raise DataError(
-            f"{path}: data.metadata_fields names column {missing[0]!r}, which the file does not have "
-            f"(columns: {', '.join(seen_columns)})"
+            t(
+                "{path}: data.metadata_fields names column {column!r}, which the file does not have "
+                "(columns: {columns})",
+                path=path,
+                column=missing[0],
+                columns=", ".join(seen_columns),
+            )
         )
     found = {name: col for name, col in columns.mapped().items() if col in seen_columns}
     read = set(found.values()) | set(columns.metadata)
@@ -316,5 +365,5 @@ def read_jsonl(path: str | Path) -> list[dict]:
     """Read every JSON object of a JSONL file, skipping blank lines."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: file not found")
+        raise DataError(t("{path}: file not found", path=path))
     return [obj for _, obj in _iter_jsonl(path)]

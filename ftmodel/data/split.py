@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from ftmodel.data.loaders import DataError
+from ftmodel.i18n import t
 
 
 def split_records(records: list[dict], eval_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -20,5 +21,5 @@ def split_records(records: list[dict], eval_fraction: float, seed: int) -> tuple
             held_out = h < eval_fraction
         (evals if held_out else train).append({**r, "split": "eval" if held_out else "train"})
     if not train:
-        raise DataError(f"data.source: no training questions left after holding out {eval_fraction:.0%}")
+        raise DataError(t("data.source: no training questions left after holding out {share:.0%}", share=eval_fraction))
     return train, evals

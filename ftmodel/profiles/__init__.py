@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftmodel.errors import FtmodelError
+from ftmodel.i18n import t
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 LOCAL_CONFIG = "ftmodel.toml"
@@ -45,8 +46,6 @@ class ConfigChoice:
 
     def describe(self) -> str:
         """One line for the user: which file, and why."""
-        from ftmodel.i18n import t
-
         why = {
             "given": "",
             "local": f" (./{LOCAL_CONFIG})",
@@ -76,7 +75,9 @@ def sample_path(source: str) -> Path | None:
     path = PACKAGE_DIR / "samples" / name
     if "/" in name or not path.is_file():
         shipped = ", ".join(sorted(p.name for p in (PACKAGE_DIR / "samples").glob("*.*")))
-        raise ProfileError(f"data.source: no shipped sample {name!r} (samples: {shipped})")
+        raise ProfileError(
+            t("data.source: no shipped sample {name!r} (samples: {shipped})", name=name, shipped=shipped)
+        )
     return path
 
 
@@ -89,11 +90,13 @@ def data_source_path(source: str) -> Path:
 def init(directory: str | Path, profile: str = "default", *, force: bool = False) -> Path:
     """Write a commented config for a profile to directory/ftmodel.toml and return its path."""
     if profile not in PROFILES:
-        raise ProfileError(f"unknown profile {profile!r} (profiles: {', '.join(PROFILES)})")
+        raise ProfileError(
+            t("unknown profile {profile!r} (profiles: {profiles})", profile=profile, profiles=", ".join(PROFILES))
+        )
     directory = Path(directory)
     target = directory / LOCAL_CONFIG
     if target.exists() and not force:
-        raise ProfileError(f"{target} already exists (pass --force to overwrite it)")
+        raise ProfileError(t("{path} already exists (pass --force to overwrite it)", path=target))
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PACKAGE_DIR / PROFILES[profile][0], target)
     return target

@@ -95,7 +95,7 @@ class Alert:
             rule=row["rule"],
             stage=row.get("stage") if isinstance(row.get("stage"), str) else "?",
             step=step if isinstance(step, int) and not isinstance(step, bool) else None,
-            time=float(when) if is_number(when) else 0.0,
+            time=_timestamp(when) or 0.0,
             key=row["key"],
             values={str(k): restore_nonfinite(v) for k, v in values.items()},
             params={str(k): clean_text(v) for k, v in params.items()},
@@ -103,9 +103,20 @@ class Alert:
             hint_variant=row.get("hint_variant") if isinstance(row.get("hint_variant"), str) else "",
             run_id=row.get("run_id") if isinstance(row.get("run_id"), str) else "",
             source=row.get("source") if isinstance(row.get("source"), str) else "",
-            recorded=float(recorded) if is_number(recorded) else None,
+            recorded=_timestamp(recorded),
             log_tail=[clean_text(line) for line in tail if isinstance(line, str)],
         )
+
+
+# Times beyond this (the year 5138) are no times: `time.localtime` of inf or 1e308 raises.
+_MAX_TIMESTAMP = 1e11
+
+
+def _timestamp(value: Any) -> float | None:
+    """A time from an alerts.jsonl as seconds since the epoch, or None (missing, text, NaN, ±inf, 1e308)."""
+    if not is_number(value) or not 0 < value < _MAX_TIMESTAMP:  # NaN compares false: dropped too
+        return None
+    return float(value)
 
 
 def default_settings():

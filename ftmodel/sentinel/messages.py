@@ -52,6 +52,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "rising": "the loss rose to {value} at step {step} from its first value {first}",
     },
     "grad_norm_spike": {"": "grad-norm {value} at step {step} is {ratio}× its running median {median}"},
+    "resume_discontinuity": {"": "the resumed run did not continue where {run} stopped: {problem}"},
 }
 HINTS: dict[str, dict[str, str]] = {
     "nonfinite_loss": {
@@ -88,6 +89,10 @@ HINTS: dict[str, dict[str, str]] = {
     "grad_norm_spike": {
         "": "lower sft.learning_rate (now {learning_rate}) or raise sft.warmup_ratio (now {warmup_ratio}); "
         "a spike often comes before a divergence"
+    },
+    "resume_discontinuity": {
+        "": "check {checkpoint} (scheduler.pt, optimizer.pt, trainer_state.json) and the keys changed since; "
+        "stop this run and resume again, or start a new run"
     },
 }
 HINTS["nonfinite_grad_norm"] = HINTS["nonfinite_loss"]

@@ -1,6 +1,9 @@
 """The rules over a run's metric rows: each watches a condition and alerts when it starts (one
 alert per episode; again only after the condition cleared). `Sentinel` feeds a stage's rules one row
-at a time, with bounded windows, so it is cheap inside the training process."""
+at a time, with bounded windows, so it is cheap inside the training process.
+
+(Over 400 lines: one small class per rule, each with its own window and message; splitting them would
+scatter the shared `Facts` and episode logic that every rule follows.)"""
 
 from __future__ import annotations
 

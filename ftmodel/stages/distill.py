@@ -15,6 +15,7 @@ import time
 from ftmodel.context import StageContext, StageError
 from ftmodel.contracts import StageContract
 from ftmodel.data.loaders import read_jsonl
+from ftmodel.i18n import t
 from ftmodel.llm import check_service, map_chat
 from ftmodel.workspace import DISTILLED, RAW_TRAIN
 
@@ -38,7 +39,7 @@ CONTRACT = StageContract(
 def preflight(ctx: StageContext) -> None:
     """Check the questions exist and the teacher is configured."""
     if not ctx.ws.raw_train.exists():
-        raise StageError(f"{ctx.ws.raw_train} not found: run `ftmodel prepare` first")
+        raise StageError(t("{path} not found: run `ftmodel {stage}` first", path=ctx.ws.raw_train, stage="prepare"))
     check_service(ctx.cfg.distill, "distill")
 
 
@@ -47,8 +48,18 @@ GIVE_UP_AFTER = 20  # failures with no answer at all before a teacher is taken f
 
 def _give_up(errors: int, first, last) -> None:
     """Fail the stage: the teacher answered nothing."""
-    more = f"; last error: {last}" if str(last) != str(first) else ""
-    raise StageError(f"the teacher failed {errors} times and answered nothing: first error: {first}{more}")
+    if str(last) != str(first):
+        raise StageError(
+            t(
+                "the teacher failed {n} times and answered nothing: first error: {first}; last error: {last}",
+                n=errors,
+                first=first,
+                last=last,
+            )
+        )
+    raise StageError(
+        t("the teacher failed {n} times and answered nothing: first error: {first}", n=errors, first=first)
+    )
 
 
 def builtin_teacher(record: dict, error_rate: float) -> str:
@@ -157,7 +168,7 @@ def run(ctx: StageContext) -> dict:
             for q, reply, error in map_chat(client, todo, messages, concurrency=d.concurrency, log=ctx.log):
                 if error:
                     if error.fatal:
-                        raise StageError(f"teacher: {error}")
+                        raise StageError(t("teacher: {error}", error=error))
                     stats["errors"] += 1
                     failed.append(q["id"])
                     first_error = first_error or str(error)
@@ -189,8 +200,10 @@ def run(ctx: StageContext) -> dict:
         ctx.log(f"{stats['missing']} questions had no worked solution for the builtin teacher")
         if stats["missing"] == len(todo):
             raise StageError(
-                "the builtin teacher has no solutions for this data: give a `solution` column "
-                "or use an openai/hf teacher"
+                t(
+                    "the builtin teacher has no solutions for this data: give a `solution` column "
+                    "or use an openai/hf teacher"
+                )
             )
     ctx.progress(len(questions), len(questions), force=True)
     return {"distilled": path}

@@ -2,13 +2,14 @@
 and per question type; write `eval_*.json` and `eval_details_*.jsonl`.
 
 By default the latest GRPO adapter is evaluated; `--eval-sft` picks the SFT one, `--model base`
-the base model, `--adapter RUN|DIR` any adapter.
+the base model, `--adapter RUN|DIR` any adapter; `--checkpoint best|last|STEP` one of that run's
+checkpoints (ftmodel/checkpoints.py).
 """
 
 from __future__ import annotations
 
 from ftmodel.answers import AnswerRules
-from ftmodel.context import StageContext, timestamp
+from ftmodel.context import StageContext, StageError, timestamp
 from ftmodel.contracts import RunInput, StageContract
 from ftmodel.evaluation import check_judge
 from ftmodel.models import check_model_source, find_adapter
@@ -56,7 +57,9 @@ def preflight(ctx: StageContext) -> None:
     check_model_source(ctx.cfg)
     check_judge(ctx)
     if ctx.args.get("adapter") or target(ctx) != "base":
-        find_adapter(ctx.ws, adapter_ref(ctx), target(ctx))
+        find_adapter(ctx.ws, adapter_ref(ctx), target(ctx), ctx.args.get("checkpoint"))
+    elif ctx.args.get("checkpoint"):
+        raise StageError(f"--checkpoint {ctx.args['checkpoint']}: the base model has no checkpoints (name an adapter)")
 
 
 def run(ctx: StageContext) -> dict:
@@ -76,7 +79,7 @@ def run(ctx: StageContext) -> dict:
     which = target(ctx)
     label = LABELS[which] if not ctx.args.get("adapter") else "adapter"
     questions = eval_questions(ctx)
-    model, tokenizer, adapter = load_target(ctx, which, adapter_ref(ctx))
+    model, tokenizer, adapter = load_target(ctx, which, adapter_ref(ctx), ctx.args.get("checkpoint"))
     ctx.log(f"evaluating {label} ({adapter or 'base model'}) on {len(questions)} questions")
     judge = maybe_judge(ctx)
     completions = generate(ctx, model, tokenizer, questions, label=label)
@@ -84,7 +87,7 @@ def run(ctx: StageContext) -> dict:
     summary, details = score(
         questions, completions, baseline_for(ctx, questions), judge_scores, AnswerRules.from_config(ctx.cfg.answers)
     )
-    summary.update(model=label, adapter=str(adapter) if adapter else None)
+    summary.update(model=label, adapter=str(adapter) if adapter else None, checkpoint=ctx.args.get("checkpoint"))
     stamp = timestamp()
     report = ctx.run.path / f"eval_{label}_{stamp}.json"
     details_path = ctx.run.path / f"eval_details_{label}_{stamp}.jsonl"
@@ -98,6 +101,7 @@ def run(ctx: StageContext) -> dict:
         wandb_config={
             "model": label,
             "adapter": str(adapter),
+            "checkpoint": ctx.args.get("checkpoint") or "last",
             "num_samples": len(questions),
             "use_judge": judge is not None,
             "max_new_tokens": ctx.cfg.eval.max_new_tokens,

@@ -8,6 +8,7 @@ from ftmodel.answers import AnswerRules, answers_match, extract_answer, parse_st
 from ftmodel.context import StageContext, StageError
 from ftmodel.contracts import StageContract
 from ftmodel.data.loaders import read_jsonl, write_jsonl
+from ftmodel.i18n import t
 from ftmodel.textio import pad, write_json
 from ftmodel.workspace import DISTILLED, SFT_DATA
 
@@ -18,7 +19,7 @@ CONTRACT = StageContract("filter", reads=("filter", "answers"), inputs=(DISTILLE
 def preflight(ctx: StageContext) -> None:
     """Check there is something to filter."""
     if not ctx.ws.distilled.exists():
-        raise StageError(f"{ctx.ws.distilled} not found: run `ftmodel distill` first")
+        raise StageError(t("{path} not found: run `ftmodel {stage}` first", path=ctx.ws.distilled, stage="distill"))
 
 
 def rejection_reason(sample: dict, cfg, seen: set[str]) -> str | None:
@@ -57,15 +58,23 @@ def run(ctx: StageContext) -> dict:
         kept.append(s)
         per_qtype[s["qtype"]]["kept"] += 1
     formatted = sum(parse_strict(s.get("solution", ""))[0] for s in samples)
-    teacher_note = (
-        f"the teacher used the <think>…</think><answer>…</answer> format in {formatted} of "
-        f"{len(samples)} samples: read a few lines of {ctx.ws.distilled}; a larger or better-prompted "
-        "teacher (data.system_prompt) is the fix"
+    teacher_note = t(
+        "the teacher used the <think>…</think><answer>…</answer> format in {formatted} of {total} samples: "
+        "read a few lines of {path}; a larger or better-prompted teacher (data.system_prompt) is the fix",
+        formatted=formatted,
+        total=len(samples),
+        path=ctx.ws.distilled,
     )
     if not kept:
         raise StageError(
-            f"the filter kept 0 of {len(samples)} samples ({dict(reasons)}); "
-            + (teacher_note if formatted < len(samples) / 2 else "check the teacher's output or loosen [filter]")
+            t(
+                "the filter kept 0 of {total} samples ({reasons}); {advice}",
+                total=len(samples),
+                reasons=dict(reasons),
+                advice=teacher_note
+                if formatted < len(samples) / 2
+                else t("check the teacher's output or loosen [filter]"),
+            )
         )
     if formatted < len(samples) / 2:
         ctx.log(f"WARNING: {teacher_note}")

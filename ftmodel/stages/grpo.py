@@ -2,7 +2,8 @@
 
 Rewards are format + accuracy (+ the LLM judge where configured), weighted by [grpo]. With
 `beta > 0` TRL keeps a frozen copy of the SFT adapter as the reference, so the KL is measured
-against the SFT policy.
+against the SFT policy. `--checkpoint best|last|STEP` starts from one of the SFT run's checkpoints
+instead of its final adapter. The probe (ftmodel/probe.py) scores every checkpoint, as in SFT.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from ftmodel.context import StageContext, StageError
 from ftmodel.contracts import RunInput, StageContract
 from ftmodel.data.loaders import read_jsonl
+from ftmodel.i18n import t
 from ftmodel.models import check_model_source, find_adapter
 from ftmodel.rundir import ADAPTER_DIR
 from ftmodel.training import resume_checkpoint
-from ftmodel.workspace import RAW_TRAIN
+from ftmodel.workspace import RAW_EVAL, RAW_TRAIN
 
 CONTRACT = StageContract(
     "grpo",
@@ -26,9 +28,13 @@ CONTRACT = StageContract(
         "launch.launcher",
         "launch.num_processes",
         "launch.num_machines",  # ranks change the effective batch
+        # The probe at checkpoints: which checkpoint is best (best.json, the one rotation keeps).
+        "probe",
+        "eval.batch_size",
+        "eval.max_new_tokens",
     ),
     judge_switch="grpo.use_judge",
-    inputs=(RAW_TRAIN,),
+    inputs=(RAW_TRAIN, RAW_EVAL),  # the eval split holds the probe's questions
     consumes=lambda args: RunInput("sft", ("sft_run",), "sft_run"),  # `--sft-run`, else the newest SFT run
     run_outputs=(f"{ADAPTER_DIR}/adapter_config.json",),
 )
@@ -42,16 +48,19 @@ def judge_enabled(ctx: StageContext) -> bool:
 def preflight(ctx: StageContext) -> None:
     """Check prompts, the SFT adapter, the judge and the resume point before any model loads."""
     if not ctx.ws.raw_train.exists():
-        raise StageError(f"{ctx.ws.raw_train} not found: run `ftmodel prepare` first")
+        raise StageError(t("{path} not found: run `ftmodel {stage}` first", path=ctx.ws.raw_train, stage="prepare"))
     check_model_source(ctx.cfg)
-    find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft")
+    find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft", ctx.args.get("checkpoint"))
     if ctx.cfg.grpo.qtypes:
         present = {q["qtype"] for q in read_jsonl(ctx.ws.raw_train)}
         missing = [q for q in ctx.cfg.grpo.qtypes if q not in present]
         if missing:
             raise StageError(
-                f"grpo.qtypes: no training questions of type {', '.join(missing)} "
-                f"(types present: {', '.join(sorted(present))})"
+                t(
+                    "grpo.qtypes: no training questions of type {missing} (types present: {present})",
+                    missing=", ".join(missing),
+                    present=", ".join(sorted(present)),
+                )
             )
     if judge_enabled(ctx):
         from ftmodel.llm import check_service
@@ -175,12 +184,13 @@ def run(ctx: StageContext) -> dict:
 
     from ftmodel.answers import AnswerRules
     from ftmodel.models import load_adapter_model
+    from ftmodel.probe import best_outputs, make_probe_callback
     from ftmodel.rewards import accuracy_reward_with, format_reward
     from ftmodel.training import make_callback, train_and_save
 
     c, g = ctx.cfg, ctx.cfg.grpo
     resume = resume_checkpoint(ctx)
-    sft_adapter = find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft")
+    sft_adapter = find_adapter(ctx.ws, ctx.args.get("sft_run"), "sft", ctx.args.get("checkpoint"))
     questions = read_jsonl(ctx.ws.raw_train)
     if g.qtypes:
         questions = [q for q in questions if q["qtype"] in g.qtypes]
@@ -206,9 +216,13 @@ def run(ctx: StageContext) -> dict:
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        callbacks=[make_callback(ctx, tracker, judge)],
+        callbacks=[
+            make_callback(ctx, tracker, judge),
+            make_probe_callback(ctx, tracker, base=base, parent=str(sft_adapter)),
+        ],
     )
     outputs = train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=str(sft_adapter))
+    outputs = {**outputs, **best_outputs(ctx)} if outputs else outputs
     if judge is not None and judge.errors:  # rewards computed without the judge's word: not the run asked for
         ctx.mark_partial(
             f"the judge gave no score {judge.errors} times in {judge.calls} requests",

@@ -15,6 +15,7 @@ from ftmodel.contracts import StageContract
 from ftmodel.data import bank
 from ftmodel.data.loaders import ColumnMap, DataError, load_data, write_jsonl
 from ftmodel.data.split import split_records
+from ftmodel.i18n import t
 from ftmodel.textio import write_json
 from ftmodel.workspace import RAW_DIR
 
@@ -38,11 +39,14 @@ def preflight(ctx: StageContext) -> None:
         unknown = [q for q in d.qtypes if q not in bank.QTYPES]
         if unknown:
             raise StageError(
-                f"data.qtypes: unknown question type {', '.join(map(repr, unknown))} "
-                f"(built-in types: {', '.join(bank.QTYPES)})"
+                t(
+                    "data.qtypes: unknown question type {unknown} (built-in types: {types})",
+                    unknown=", ".join(map(repr, unknown)),
+                    types=", ".join(bank.QTYPES),
+                )
             )
     elif not source_path(d.source).exists():
-        raise StageError(f"data.source: {d.source} not found")
+        raise StageError(t("data.source: {source} not found", source=d.source))
     check_model_source(ctx.cfg)
 
 
@@ -60,10 +64,10 @@ def load_questions(ctx: StageContext):
     """Return (train, eval, loaded) from the configured source (loaded: the loader's column report, or
     None for the built-in bank)."""
     d = ctx.cfg.data
-    if d.source == "builtin":
-        train, evals = bank.generate_bank(d.seed, d.n_train, d.n_eval, d.qtypes or None)
-        return train, evals, None
     try:
+        if d.source == "builtin":
+            train, evals = bank.generate_bank(d.seed, d.n_train, d.n_eval, d.qtypes or None)
+            return train, evals, None
         loaded = load_data(source_path(d.source), ColumnMap.from_config(d))
         train, evals = split_records(loaded.records, d.eval_fraction, d.seed)
     except DataError as e:

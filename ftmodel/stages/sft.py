@@ -9,10 +9,11 @@ from __future__ import annotations
 from ftmodel.context import StageContext, StageError
 from ftmodel.contracts import StageContract
 from ftmodel.data.loaders import read_jsonl
+from ftmodel.i18n import t
 from ftmodel.models import check_model_source
 from ftmodel.rundir import ADAPTER_DIR
 from ftmodel.training import resume_checkpoint
-from ftmodel.workspace import SFT_DATA
+from ftmodel.workspace import RAW_EVAL, SFT_DATA
 
 CONTRACT = StageContract(
     "sft",
@@ -24,8 +25,13 @@ CONTRACT = StageContract(
         "launch.launcher",
         "launch.num_processes",
         "launch.num_machines",  # ranks change the effective batch
+        # The probe at checkpoints: which checkpoint is best (best.json, the one rotation keeps).
+        "probe",
+        "answers",
+        "eval.batch_size",
+        "eval.max_new_tokens",
     ),
-    inputs=(SFT_DATA,),
+    inputs=(SFT_DATA, RAW_EVAL),  # the eval split holds the probe's questions
     run_outputs=(f"{ADAPTER_DIR}/adapter_config.json",),  # reused only while its adapter is there
 )
 
@@ -33,9 +39,9 @@ CONTRACT = StageContract(
 def preflight(ctx: StageContext) -> None:
     """Check the SFT data, the base model and the resume point before any model loads."""
     if not ctx.ws.sft_data.exists():
-        raise StageError(f"{ctx.ws.sft_data} not found: run `ftmodel filter` first")
+        raise StageError(t("{path} not found: run `ftmodel {stage}` first", path=ctx.ws.sft_data, stage="filter"))
     if ctx.ws.sft_data.stat().st_size == 0:
-        raise StageError(f"{ctx.ws.sft_data} is empty: the filter kept no samples")
+        raise StageError(t("{path} is empty: the filter kept no samples", path=ctx.ws.sft_data))
     check_model_source(ctx.cfg)
     if ctx.run.path.exists():  # not during the CLI's own check, where the run does not exist yet
         resume_checkpoint(ctx)
@@ -88,11 +94,13 @@ def check_lengths(ctx: StageContext, tokenizer, samples: list[dict]) -> list[dic
         return samples
     mode = ctx.cfg.sft.on_long_samples
     if mode == "error":
-        raise StageError(f'{warning} (sft.on_long_samples = "error")')
+        raise StageError(t('{warning} (sft.on_long_samples = "error")', warning=warning))
     if mode == "drop":
         kept = [s for s, n in zip(samples, lengths) if n <= limit]
         if not kept:
-            raise StageError(f'{warning} Dropping them (sft.on_long_samples = "drop") leaves no sample.')
+            raise StageError(
+                t('{warning} Dropping them (sft.on_long_samples = "drop") leaves no sample.', warning=warning)
+            )
         ctx.log(f'WARNING: {warning} Dropping them (sft.on_long_samples = "drop"): {len(kept)} samples left.')
         return kept
     ctx.log(f"WARNING: {warning}")
@@ -132,6 +140,7 @@ def run(ctx: StageContext) -> dict:
     from trl import SFTTrainer
 
     from ftmodel.models import load_base_model, load_tokenizer, lora_config, resolve_base
+    from ftmodel.probe import best_outputs, make_probe_callback
     from ftmodel.training import make_callback, train_and_save
 
     c = ctx.cfg
@@ -153,6 +162,7 @@ def run(ctx: StageContext) -> dict:
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         peft_config=lora_config(c),
-        callbacks=[make_callback(ctx, tracker)],
+        callbacks=[make_callback(ctx, tracker), make_probe_callback(ctx, tracker, base=base, parent=None)],
     )
-    return train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=None)
+    outputs = train_and_save(ctx, trainer, tokenizer, tracker, resume=resume, base=base, parent=None)
+    return {**outputs, **best_outputs(ctx)} if outputs else outputs

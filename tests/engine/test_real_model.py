@@ -38,6 +38,8 @@ FAST = [
     "wandb.mode=offline",
     "--set",
     "wandb.log_interval=1",
+    "--set",
+    "probe.size=4",
 ]
 
 
@@ -114,6 +116,7 @@ def test_real_model_prepare_sft_evaluate_on_the_builtin_bank(tmp_path, smollm2):
     rows = read_metrics(runs["sft"])
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == 3 and all(0 < v < 20 for v in losses)
+    assert [r["step"] for r in rows if "probe/answer_accuracy" in r] == [3]  # the probe at the one checkpoint
     assert read_state(runs["sft"])["progress"] == {"step": 3, "total": 3}
     assert list((runs["sft"] / "wandb").glob("offline-run-*/run-*.wandb"))
 

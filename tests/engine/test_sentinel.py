@@ -234,6 +234,9 @@ def test_the_alerts_file_is_strict_json_and_readers_skip_torn_and_foreign_lines(
     assert [x.rule for x in alerts] == ["nonfinite_grad_norm", "stall"]
     assert math.isnan(alerts[0].values["grad_norm"]) and alerts[1].step is None
     assert "\x1b" not in alerts[1].text()  # control characters from a file are never printed
+    for when in ("Infinity", "NaN", 1e308, -5, "soon", True):  # no time a reader could not format
+        (run.path / "alerts.jsonl").write_text(json.dumps({"rule": "stall", "key": "k", "time": when}) + "\n")
+        assert read_alerts(run)[0].time == 0.0, when
 
 
 def running_run(tmp_path, pid, rows, *, started, progress=None, stage="sft"):

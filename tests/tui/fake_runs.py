@@ -103,3 +103,14 @@ def self_pid() -> tuple[int, int | None]:
     import os
 
     return os.getpid(), process_start_time(os.getpid())
+
+
+def sentinel_alerts(path: Path, stage: str, rows: list[dict], facts=None) -> list:
+    """Record in `path/alerts.jsonl` what the engine's run sentinel says about `rows`, as the trainer does
+    (the real rules and the one recording path); return the recorded alerts."""
+    from ftmodel.rundir import Run
+    from ftmodel.sentinel import Facts, Sentinel, default_settings, record_alerts
+
+    settings = default_settings()
+    fired = Sentinel(stage, settings, facts or Facts()).feed_all(rows)
+    return record_alerts(Run(path), fired, settings, source="trainer")

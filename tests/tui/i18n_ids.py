@@ -1,11 +1,12 @@
-"""Every message id the console and the CLI translate: the literal `t("…")` calls in tui/ and in the
-CLI's modules, words used as ids, and the run sentinel's messages."""
+"""Every message id the console, the CLI and the engine translate: the literal `t("…")` calls in tui/
+and ftmodel/ (the engine's errors among them), words used as ids, and the run sentinel's messages."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+from ftmodel.config import all_field_docs
 from ftmodel.queue import JOB_STATES
 from ftmodel.sentinel import message_ids
 from ftmodel.words import JOBS, STATES
@@ -15,20 +16,7 @@ from tui.widgets.charts import CHARTS
 
 ROOT = Path(__file__).resolve().parents[2]
 TUI = ROOT / "tui"
-CLI_FILES = (
-    *sorted((ROOT / "ftmodel" / "cli").glob("*.py")),
-    ROOT / "ftmodel" / "profiles" / "__init__.py",
-    # Engine messages the CLI and the console print as they are: the reuse note, `partial: …` in lineage.
-    ROOT / "ftmodel" / "launcher.py",
-    ROOT / "ftmodel" / "fingerprint.py",
-)
-HINTS = (
-    "little signal left: most groups are all right (these prompts are learned)",
-    "no learning signal: most groups are all wrong (SFT more, or easier prompts)",
-    "no learning signal: most groups have identical rewards",
-    "many completions clipped: raise grpo.max_completion_length",
-    "no KL: grpo.beta is 0",
-)
+ENGINE = ROOT / "ftmodel"
 WORDS = (
     *STATES,
     *PANELS,
@@ -62,14 +50,15 @@ WORDS = (
     *JOB_COLUMNS,
     "best",
     "removed",
+    "alerts",
 )
 
 
 def literal_ids() -> set[str]:
-    """The first argument of every `t("literal", …)` call in tui/ and the CLI, and what each worker
+    """The first argument of every `t("literal", …)` call in tui/ and ftmodel/, and what each worker
     does (the second argument of `background("name", "what", …)`, said when it fails)."""
     ids = set()
-    for path in (*TUI.rglob("*.py"), *CLI_FILES):
+    for path in (*TUI.rglob("*.py"), *ENGINE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
                 continue
@@ -86,11 +75,26 @@ def literal_ids() -> set[str]:
 
 def all_ids() -> set[str]:
     """Every id the console may pass to t()."""
-    ids = literal_ids() | set(HINTS) | set(WORDS) | {c.title for c in CHARTS} | {s[0] for s in SCREEN_HELP}
+    ids = literal_ids() | set(WORDS) | {c.title for c in CHARTS} | {s[0] for s in SCREEN_HELP}
     ids |= message_ids()  # the run sentinel's messages and hints: the CLI and the console show them
+    ids |= help_ids()
+    ids |= all_field_docs()  # each config field's documentation, shown in the config editor
     for a in ACTIONS:
         if not a.id.startswith("panel."):
             ids.add(a.label)
         if a.help:
             ids.add(a.help)
     return ids - set(JOBS) - {"*"}
+
+
+def help_ids() -> set[str]:
+    """What `ftmodel --help` and `ftmodel-tui --help` show, each sub-command's too, and argparse's own
+    words and errors: translated when the help is formatted (ftmodel.arguments)."""
+    from ftmodel.arguments import ARGPARSE_ERRORS, ARGPARSE_WORDS, help_texts
+    from ftmodel.cli import build_parser
+    from ftmodel.profiles import PROFILES
+    from tui.app import build_parser as console_parser
+
+    ids = help_texts(build_parser()) | help_texts(console_parser()) | set(ARGPARSE_WORDS)
+    ids |= {text for _, text in PROFILES.values()}  # `ftmodel init --profile`'s help lists them
+    return ids | {template for _, template in ARGPARSE_ERRORS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from ftmodel import config
 from ftmodel.rundir import STAGES
-from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, self_pid, sft_rows
+from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, self_pid, sentinel_alerts, sft_rows
 from tui.app import STAGE_ITEMS, FtmodelConsole
 from tui.dialogs import ConfirmScreen, HelpScreen
 from tui.screens import ConsoleScreen
@@ -197,16 +198,16 @@ async def test_evaluation_results_show_as_a_table(ws):
         assert app.query_one("#panel-results").display
 
 
-async def test_grpo_hints_and_reward_panel(ws):
-    make_run(
-        ws, "grpo-20260101-000000-0001", "grpo", "finished", metrics=grpo_rows(20, zero_std=0.9, kl=False), beta=0.0
-    )
+async def test_grpo_alerts_notes_and_reward_panel(ws):
+    rows = grpo_rows(20, zero_std=0.9, kl=False)
+    path = make_run(ws, "grpo-20260101-000000-0001", "grpo", "finished", metrics=rows, beta=0.0)
+    sentinel_alerts(path, "grpo", rows)  # what the trainer's sentinel recorded
     app = make_app(ws)
     async with app.run_test(size=(100, 30)) as pilot:
         await select_stage(app, pilot, "grpo")
         hints = app.query_one("#hints")
-        await until(pilot, lambda: "no KL" in str(hints.render()), what="hints")
-        assert "no learning signal" in str(hints.render())
+        await until(pilot, lambda: "no KL" in str(hints.render()), what="the config note")
+        assert "groups had identical rewards" in str(app.query_one("#alerts").render())
         assert app.query_one("#panel-reward").display and not app.query_one("#panel-kl").display
 
 
@@ -318,3 +319,43 @@ async def test_long_history_shows_a_preview_then_the_exact_store_then_live_rows(
             fh.write(json.dumps({"step": 3001, "time": 1764001502.0, "loss": 0.5}) + "\n")
         await until(pilot, lambda: app.main.store.rows == 3001, what="live row after the history")
         assert app.main.store.get("loss").last == (3001, 0.5)
+
+
+async def test_the_run_list_empties_on_a_stage_without_runs(ws):
+    make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=sft_rows(5))
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        runs = app.query_one("#runs")
+        await until(pilot, lambda: runs.option_count == 1, what="the sft run listed")
+        await select_stage(app, pilot, "export")  # no export run: the sft run must not stay listed
+        await until(pilot, lambda: runs.option_count == 0, what="an empty run list")
+        assert app.main.selected_run is None and "no runs yet" in status_text(app)
+
+
+async def test_a_truncated_metrics_file_starts_the_charts_again(ws):
+    path = make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=sft_rows(10))
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: app.main.store.rows == 10, what="10 rows")
+        rows = sft_rows(3)  # the file rewritten shorter (a rerun into the same directory, an editor)
+        (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        app.main.wake()
+        await until(pilot, lambda: app.main.store.rows == 3, what="the 3 rows the file holds now, not 13")
+        assert app.main.store.get("loss").last == (3, 7.0 / 3)
+
+
+async def test_the_loss_chart_draws_the_probe_accuracy_on_its_right_axis(ws):
+    probe = [{"step": s, "time": 1764000001.0 + s, "probe/answer_accuracy": s / 400} for s in (50, 100, 150)]
+    rows = sorted(sft_rows(150) + probe, key=lambda r: r["step"])
+    make_run(ws, "sft-20260101-000000-0001", "sft", "finished", metrics=rows, progress=(150, 150))
+    app = make_app(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await select_stage(app, pilot, "sft")
+        await until(pilot, lambda: app.main.store.rows == 153, what="metrics")
+        await until(pilot, lambda: app.main.charts_ready, what="plotext")
+        loss = app.query_one("#panel-loss")
+        await until(pilot, lambda: loss.drawn_version == app.main.store.version, what="loss chart drawn")
+        drawn = str(loss.plot.render())
+        assert "probe/answer_accuracy" in drawn and "loss" in drawn  # both lines, labelled

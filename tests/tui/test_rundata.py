@@ -4,9 +4,8 @@ import json
 import tracemalloc
 
 from ftmodel.reports import result_tables as read_results
-from tests.tui.fake_runs import dead_pid, grpo_rows, make_run
+from tests.tui.fake_runs import dead_pid, make_run
 from tui.rundata.follower import RunFollower
-from tui.rundata.health import health_hints
 from tui.rundata.series import Series, SeriesStore, columns_from_rows
 from tui.rundata.summary import scan_workspace, stage_rows
 
@@ -103,29 +102,6 @@ def test_columns_keep_numbers_and_non_finite_values_and_leave_out_the_rest():
     assert cols["loss"][0] == [1, 2, 4] and cols["loss"][1][0] == 2.0 and cols["loss"][1][2] == -inf
     assert cols["loss"][1][1] != cols["loss"][1][1]  # the NaN itself, for the Series to note
     assert cols["grad_norm"] == ([2, 4], [inf, 1e308])
-
-
-def test_grpo_health_hints():
-    def hints(rows, beta=0.04):
-        store = SeriesStore()
-        store.add_columns(columns_from_rows(rows), len(rows))
-        return health_hints("grpo", store, beta)
-
-    assert hints(grpo_rows(10)) == []
-    assert "no learning signal: most groups have identical rewards" in hints(grpo_rows(10, zero_std=0.9))
-
-    def with_accuracy(rows, value):
-        return [{**r, "accuracy_reward": value} for r in rows]
-
-    assert hints(with_accuracy(grpo_rows(10, zero_std=0.9), 0.95)) == [
-        "little signal left: most groups are all right (these prompts are learned)"
-    ]
-    assert hints(with_accuracy(grpo_rows(10, zero_std=0.9), 0.0)) == [
-        "no learning signal: most groups are all wrong (SFT more, or easier prompts)"
-    ]
-    assert "many completions clipped: raise grpo.max_completion_length" in hints(grpo_rows(10, clipped=0.5))
-    assert "no KL: grpo.beta is 0" in hints(grpo_rows(10, kl=False), beta=0.0)
-    assert hints(grpo_rows(10, kl=False), beta=0.04) == []
 
 
 def test_read_results_eval_and_ablation(tmp_path):

@@ -255,8 +255,8 @@ async def test_runs_table_shows_every_run_with_metrics_and_filters(ws):
         table = screen.query_one("#runs-table")
         assert table.row_count == 4
         by_id = {r.id: r.cells() for r in screen.rows}
-        assert by_id["sft-20260101-000000-0001"][5] == f"{7.0 / 20:.3g}"  # final loss
-        assert by_id["evaluate-20260101-000200-0003"][7] == "0.4"  # answer accuracy from the report
+        assert by_id["sft-20260101-000000-0001"][6] == f"{7.0 / 20:.3g}"  # final loss
+        assert by_id["evaluate-20260101-000200-0003"][8] == "0.4"  # answer accuracy from the report
         assert by_id["grpo-20260101-000300-0004"][2] == "running"
         await pilot.press("f", "f", "f", "f")  # all → prepare → distill → filter → sft
         await until(pilot, lambda: screen.stage_filter == "sft" and table.row_count == 2, what="stage filter")

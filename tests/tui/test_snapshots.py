@@ -26,7 +26,8 @@ import pytest
 from textual.widgets import DataTable
 
 from ftmodel import config
-from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, sft_rows
+from ftmodel.sentinel import Facts
+from tests.tui.fake_runs import DEFAULT_CONFIG, dead_pid, grpo_rows, make_run, sentinel_alerts, sft_rows
 from tests.tui.test_app import select_stage, until
 from tests.tui.test_screens import ablation_summary, completions, eval_report, offline_run
 from tui.app import FtmodelConsole
@@ -89,8 +90,9 @@ def fake_workspace(ws: Path) -> None:
             accuracy_reward=0.1 + 0.02 * i,
             kl=0.001 * i,
             kl_divergence=0.001 * i,
+            **{"completions/clipped_ratio": 0.5},  # half the completions cut: the sentinel's alert below
         )
-    make_run(
+    grpo = make_run(
         ws,
         "grpo-20251124-160400-0005",
         "grpo",
@@ -101,6 +103,7 @@ def fake_workspace(ws: Path) -> None:
         log=["grpo step 30/30", "saved adapter"],
         files={"completions.jsonl": completions(), "eval_grpo.json": eval_report(0.4)},
     )
+    sentinel_alerts(grpo, "grpo", rows, Facts(max_completion_length=64))
     make_run(
         ws,
         "evaluate-20251124-160500-0006",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ftmodel.rundir import METRICS_FILE, MetricsReader, Run, parse_metric_lines
+from ftmodel.sentinel import ALERTS_FILE, Alert
 from tui.rundata.series import SERIES_CAPACITY, SeriesStore, columns_from_rows
 
 # A run with more history than this is shown from a sample first (see RunFollower.read_history).
@@ -30,12 +31,20 @@ class RunFollower:
         self.chunk_bytes = chunk_bytes
         self.log_offset: int | None = None
         self._log_partial = b""
-        self.config_read = False  # the run's config snapshot has been read (for GRPO's beta)
+        self.alerts = MetricsReader(self.run.path / ALERTS_FILE)  # the sentinel's alerts: strict JSON lines too
+        self._resets_seen = 0  # truncations of metrics.jsonl already told (see `truncated`)
+        self.config_read = False  # the run's config snapshot has been read (for its config notes)
         self.preview_drawn = threading.Event()  # set by the screen once it has drawn a history's preview
 
     def read_metrics(self) -> list[dict]:
         """Return up to about `chunk_bytes` of new rows (callers loop for big backfills)."""
         return self.metrics.read_new(max_bytes=self.chunk_bytes)
+
+    def truncated(self) -> bool:
+        """Tell (once per event) whether metrics.jsonl was truncated or replaced since the last call:
+        the rows shown so far are gone, and the rows read next start the run's history again."""
+        seen, self._resets_seen = self._resets_seen, self.metrics.resets
+        return self.metrics.resets != seen
 
     def caught_up(self) -> bool:
         """Tell whether the metrics file has been read to its end."""
@@ -94,6 +103,13 @@ class RunFollower:
             if preview_drawn is not None:
                 time.sleep(0)  # lets a waiting thread (the UI) take the interpreter now, not 5 ms later
         show(exact, True)
+
+    def read_alerts(self) -> tuple[list[Alert], bool]:
+        """Return the alerts recorded since the last call, and whether they replace all read before
+        (alerts.jsonl was truncated or replaced). Torn or foreign lines are skipped."""
+        resets = self.alerts.resets
+        rows = self.alerts.read_new()
+        return [a for a in map(Alert.from_json, rows) if a is not None], self.alerts.resets != resets
 
     def read_log(self) -> list[str]:
         """Return new complete log lines; the first call returns the last lines of the log."""

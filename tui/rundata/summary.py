@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftmodel.rundir import ACTIVE_STATES, STATE_FILE, Run, load_state, runs_root, status_of
+from ftmodel.sentinel import read_alerts
+from tui.rundata.alerts import AlertCounter
 from tui.rundata.series import SeriesStore
 
 
@@ -28,6 +30,7 @@ class RunSummary:
     error: str | None = None
     group: str | None = None
     current: str | None = None
+    alerts: int = 0  # how many alerts the run sentinel recorded (its alerts.jsonl)
 
     @property
     def active(self) -> bool:
@@ -35,11 +38,11 @@ class RunSummary:
 
 
 def summarize(run: Run) -> RunSummary:
-    """Read one run's state.json (and whether its process lives) into a RunSummary."""
-    return summary_of(run, *load_state(run.state_path))
+    """Read one run's state.json (and whether its process lives) and its alert count into a RunSummary."""
+    return summary_of(run, *load_state(run.state_path), alerts=len(read_alerts(run)))
 
 
-def summary_of(run: Run, state: dict, problem: str | None) -> RunSummary:
+def summary_of(run: Run, state: dict, problem: str | None, alerts: int = 0) -> RunSummary:
     """Make a run's RunSummary from its state.json as `load_state` read it (and whether its process lives)."""
     if state.get("slurm_job_id"):  # the scheduler, not a local pid, knows whether it runs (or killed it)
         from ftmodel.launcher import run_status
@@ -62,6 +65,7 @@ def summary_of(run: Run, state: dict, problem: str | None) -> RunSummary:
         error=state.get("error"),
         group=state.get("group"),
         current=state.get("current"),
+        alerts=alerts,
     )
 
 
@@ -86,6 +90,8 @@ class WorkspaceScanner:
     The console scans every half second; most runs finished long ago, so a scan costs a stat per run
     (state.json is replaced by rename, so a new version has a new inode and mtime) instead of reading
     and parsing every state.json. Whether an active run's process still lives is asked every scan.
+    Its alerts are counted the same way (tui.rundata.alerts.AlertCounter: for an active run or a
+    changed state.json, a second stat, and a read only when alerts.jsonl changed).
     One thread at a time uses a scanner.
     """
 
@@ -93,14 +99,16 @@ class WorkspaceScanner:
         self.workspace = Path(workspace)
         # run dir -> (state.json's inode, mtime and size; its content as load_state read it; its problem)
         self._read: dict[Path, tuple[tuple[int, int, int], dict, str | None]] = {}
+        self._alerts = AlertCounter()  # alerts.jsonl is counted again only when it changed
 
     def scan(self) -> list[RunSummary]:
         """Summarise every run of the workspace, oldest first (the runs `rundir.list_runs` lists)."""
         root = runs_root(self.workspace)
         if not root.is_dir():
             self._read.clear()
+            self._alerts.forget_except(set())
             return []
-        read = {}
+        read, changed = {}, set()
         with os.scandir(root) as entries:
             for entry in entries:
                 path = Path(entry.path)
@@ -112,17 +120,24 @@ class WorkspaceScanner:
                     continue  # no state.json (yet): not a run; or the directory went away
                 key = (st.st_ino, st.st_mtime_ns, st.st_size)
                 known = self._read.get(path)
-                read[path] = known if known is not None and known[0] == key else (key, *load_state(path / STATE_FILE))
+                if known is not None and known[0] == key:
+                    read[path] = known
+                else:
+                    read[path] = (key, *load_state(path / STATE_FILE))
+                    changed.add(path)
         self._read = read
+        self._alerts.forget_except(set(read))
         # The id's timestamp has one-second resolution; `created` orders runs started within a second.
         order = sorted(read, key=lambda p: (p.name.split("-", 1)[-1][:15], read[p][1].get("created") or 0, p.name))
         out = []
         for path in order:
             _, state, problem = read[path]
             try:
-                out.append(summary_of(Run(path), state, problem))
+                summary = summary_of(Run(path), state, problem)
             except (OSError, ValueError, TypeError):
                 continue  # a run directory being created or removed right now
+            summary.alerts = self._alerts.count(path, recheck=summary.active or path in changed)
+            out.append(summary)
         return out
 
 

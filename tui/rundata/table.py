@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ftmodel.i18n import t
 from ftmodel.rundir import METRICS_FILE, MetricsReader, restore_nonfinite
+from ftmodel.sentinel import read_alerts
 from tui.rundata.series import columns_from_rows, drawable
 from tui.rundata.summary import RunSummary, clock, fmt_duration
 
@@ -27,6 +28,7 @@ class RunRow:
     wandb_mode: str = "—"
     sync: str = "—"
     link_target: str | None = None  # where the run directory really is, when it is a symbolic link
+    newest_alert: str = ""  # the rule of the run's newest alert (its count is the summary's)
 
     @property
     def id(self) -> str:
@@ -40,12 +42,20 @@ class RunRow:
             s.id,
             s.stage,
             s.status,
+            self.alerts_cell(),
             start,
             duration,
             *(_num(self.metrics.get(m)) for m in KEY_METRICS),
             self.wandb_mode,
             self.sync,
         )
+
+    def alerts_cell(self) -> str:
+        """How many alerts and the newest rule (`2 stall`, as `ftmodel runs` says it), empty when none."""
+        count = self.summary.alerts
+        if not count:
+            return ""
+        return f"{count} {self.newest_alert}" if self.newest_alert else str(count)
 
     def matches(self, stage: str | None, state: str | None, text: str) -> bool:
         s = self.summary
@@ -142,9 +152,16 @@ def run_rows(summaries: list[RunSummary], workspace: Path) -> list[RunRow]:
                 wandb.get("mode") or "—",
                 sync_state.get(s.id, "—" if wandb.get("mode") != "offline" else "never"),
                 os.path.realpath(s.path) if s.path.is_symlink() else None,
+                newest_rule(s.path) if s.alerts else "",
             )
         )
     return rows
+
+
+def newest_rule(run_path: Path) -> str:
+    """The rule of a run's newest alert ("" when it has none that reads)."""
+    alerts = read_alerts(Path(run_path))
+    return alerts[-1].rule if alerts else ""
 
 
 def artifacts(run_path: Path) -> list[tuple[str, int]]:

@@ -20,7 +20,7 @@ from tui import actions
 from tui.configdoc import ConfigChangedOnDisk, ConfigDocument, display_value
 from tui.dialogs import PickScreen, SweepScreen, TextScreen
 from tui.messages import ConfigDiskChecked, LaunchRequested, SweepPlanned, SweepQueued
-from tui.plain import Plain, PlainInput
+from tui.plain import Plain, PlainInput, Prose
 from tui.rundata.argv import stage_argv
 from tui.screens.base import Workbench
 from tui.widgets.toggles import MarkedCheckbox, env_no_color
@@ -86,7 +86,12 @@ class ConfigScreen(Workbench):
                 bounds.append(f"≥ {meta['lo']}")
             if meta.get("hi") is not None:
                 bounds.append(f"≤ {meta['hi']}")
-            label = f"{name}  ({t(kind)}{', ' + ' '.join(bounds) if bounds else ''})"
+            what = (
+                t("({kind}, {bounds})", kind=t(kind), bounds=" ".join(bounds))
+                if bounds
+                else t("({kind})", kind=t(kind))
+            )
+            label = f"{name}  {what}"
             widgets.append(Plain(label, classes="fld-label"))
             fid = f"fld-{section}-{name}"
             if typ is bool:
@@ -106,7 +111,7 @@ class ConfigScreen(Workbench):
             err = Plain(f"✗ {error}" if error else "", id=f"err-{section}-{name}", classes="fld-error")
             err.display = bool(error)
             widgets.append(err)
-            widgets.append(Plain(meta.get("doc") or "", classes="fld-help"))
+            widgets.append(Prose(config_mod.field_doc(meta), classes="fld-help"))  # in the user's language, by cells
         await form.mount_all(widgets)
         form.border_title = t("section {section} · enter/tab: fields · ctrl+s: save", section=section)
         form.scroll_home(animate=False)

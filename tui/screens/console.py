@@ -2,9 +2,10 @@
 
 Thread workers of this screen scan the workspace, tail the selected run's metrics and log and
 poll nvidia-smi; they only post messages (tui.messages) and the handlers here own all state and
-widgets. Starting and stopping runs is app-wide work: this screen asks for it with messages.
-A little over 400 lines: layout, handlers and actions of one screen that share its state (the
-thread workers and the status text already live in console_workers.py and tui/status.py).
+widgets. Starting, resuming and stopping runs is app-wide work: this screen asks for it with
+messages. About 540 lines: layout, handlers and actions of one screen that share its state (the
+thread workers, the alert handlers and the status text already live in console_workers.py,
+console_alerts.py and tui/status.py, the resume dialog in tui/dialogs/resume.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ftmodel.i18n import t
 from ftmodel.words import JOBS, PIPELINE, STAGES
 from tui import actions
 from tui.actions import PANELS
-from tui.dialogs import ConfirmScreen
+from tui.dialogs import ConfirmScreen, ResumeScreen, TextScreen
 from tui.messages import (
     ChartsReady,
     GpuPolled,
@@ -35,29 +36,34 @@ from tui.messages import (
     MetricsChunk,
     MetricsHistory,
     ResultsLoaded,
+    ResumeFactsRead,
     RunsScanned,
     StopRequested,
 )
 from tui.plain import Plain
+from tui.rundata.alerts import NewAlerts, StallChecks
 from tui.rundata.argv import stage_argv
 from tui.rundata.follower import RunFollower
 from tui.rundata.series import SeriesStore
 from tui.rundata.summary import RunSummary, WorkspaceScanner, clock, stage_rows
+from tui.screens.console_alerts import ConsoleAlerts
 from tui.screens.console_workers import ConsoleWorkers
-from tui.status import status_label, status_view
+from tui.status import alert_marker, status_label, status_view
 from tui.widgets.charts import CHARTS, ChartPanel, chart_widget
 from tui.widgets.log import LogPanel, set_text
 from tui.widgets.progress import RunProgressBar
 from tui.widgets.tables import Table
 
 STAGE_ITEMS = JOBS
+RUN_LIST_CELLS = 24  # what a line of the run list holds (the left column is 28 cells wide, less its border)
+RESUMABLE = ("sft", "grpo")  # the stages that save checkpoints
 # How long the first frame waits for the first scan of the workspace, so that it already shows the runs (a
 # slow disk is not waited for: its runs appear when the scan lands).
 FIRST_SCAN_WAIT = 0.25
 
 
 @actions.bind("console")
-class ConsoleScreen(ConsoleWorkers, Screen):
+class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
     """Stages and their runs on the left; status, progress, charts, results and log on the right."""
 
     selected_stage: reactive[str] = reactive(STAGES[0])
@@ -76,7 +82,10 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self.runs_by_id: dict[str, RunSummary] = {}
         self.store = SeriesStore()
         self.history_complete = True  # False while a long history is shown from a sample
-        self.beta: float | None = None
+        self.facts = None  # the selected run's config facts (ftmodel.sentinel.Facts), for its config notes
+        self.alerts = []  # the selected run's alerts (ftmodel.sentinel.Alert), oldest first
+        self.new_alerts = NewAlerts()  # the poller's: which alerts to notify
+        self.stall_checks = StallChecks()  # the poller's: its own look for a stalled run
         self.results_for: str | None = None
         self.follower: RunFollower | None = None
         self.charts_ready = False
@@ -92,6 +101,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self._first_scan.start()
         self._stage_prompts: list[str] = []
         self._run_ids: list[str] = []
+        self._run_list_for: str | None = None  # the stage (and language) the run list was built for
         self._run_prompts: list[str] = []
         self._status_summary: RunSummary | None = None  # the summary and metrics the status block shows
         self._status_version: int | None = None
@@ -120,7 +130,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
                 panel.border_title = f"{PANELS[key]} {t(key if key != 'gpu' else 'GPU')}"
         self._stage_prompts = []
         self._refresh_stage_list()
-        self._run_ids = []
+        self._run_list_for = None
         self._refresh_run_list()
         self._refresh_status()
 
@@ -139,6 +149,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
                 with Horizontal(id="progress-row"):
                     yield Plain("", id="progress-text")
                     yield RunProgressBar(total=None, show_eta=False, show_percentage=True, id="progress")
+                yield Static("", id="alerts")
                 yield Plain("", id="hints")
                 if self.gpu_enabled:
                     gpu = Vertical(
@@ -237,7 +248,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
     def on_results_loaded(self, message: ResultsLoaded) -> None:
         if message.run_id != self.selected_run:
             return
-        self.beta = message.beta
+        self.facts = message.facts
         summary = self.runs_by_id.get(message.run_id)
         if summary is None or summary.active:
             return
@@ -296,7 +307,7 @@ class ConsoleScreen(ConsoleWorkers, Screen):
     # ---------------------------------------------------------------- state changes
 
     def watch_selected_stage(self, stage: str) -> None:
-        self._run_ids = []  # force the run list to rebuild
+        self._run_list_for = None  # force the run list to rebuild (also when the new stage has no runs)
         self._refresh_run_list()
         runs = self._stage_runs(stage)
         self._select_run(runs[0].id if runs else None)
@@ -311,7 +322,8 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self.selected_run = run_id
         self.store = SeriesStore()
         self.history_complete = True
-        self.beta = None
+        self.facts = None
+        self.alerts = []
         self.results_for = None
         for panel in self.query(ChartPanel):
             panel.clear()
@@ -338,7 +350,8 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         prompts = []
         for row in stage_rows(STAGE_ITEMS, self.runs):
             status = row.latest.status if row.latest else None
-            prompts.append(Content(pad(row.stage, 9)) + (status_label(status) if status else Content("  —")))
+            label = status_label(status) + alert_marker(row.latest.alerts) if status else Content("  —")
+            prompts.append(Content(pad(row.stage, 9)) + label)
         if prompts != self._stage_prompts:
             for i, prompt in enumerate(prompts):
                 stages.replace_option_prompt_at_index(i, prompt)
@@ -349,7 +362,8 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         ids = [r.id for r in runs]
         runs_list = self.query_one("#runs", OptionList)
         prompts = [self._run_prompt(r) for r in runs]
-        if ids != self._run_ids:
+        if ids != self._run_ids or self._run_list_for != self.selected_stage:
+            self._run_list_for = self.selected_stage
             runs_list.clear_options()
             runs_list.add_options([Option(p, id=i) for p, i in zip(prompts, ids, strict=True)])
             self._run_ids = ids
@@ -367,18 +381,22 @@ class ConsoleScreen(ConsoleWorkers, Screen):
 
     @staticmethod
     def _run_prompt(run: RunSummary) -> Content:
-        return Content(f"{clock(run.created or run.started)} ") + status_label(run.status)
+        prompt = Content(f"{clock(run.created or run.started)} ") + status_label(run.status)
+        return prompt + alert_marker(run.alerts, RUN_LIST_CELLS - prompt.cell_length)
 
     def _refresh_status(self) -> None:
         summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
         self._status_summary, self._status_version = summary, self.store.version
-        shown = status_view(summary, self.store, self.beta, self.selected_stage, self.selected_run)
+        shown = status_view(summary, self.store, self.facts, self.selected_stage, self.selected_run, self.alerts)
         set_text(self.query_one("#status", Static), shown.status)
         bar = self.query_one("#progress", ProgressBar)
         if shown.bar is not None:
             bar.display = shown.bar
         bar.update(total=shown.total, progress=shown.step)
         set_text(self.query_one("#progress-text", Static), shown.progress)
+        alerts = self.query_one("#alerts", Static)
+        set_text(alerts, shown.alerts)
+        alerts.display = bool(shown.alerts)
         hints = self.query_one("#hints", Static)
         set_text(hints, shown.hints)
         hints.display = bool(shown.hints)
@@ -451,6 +469,32 @@ class ConsoleScreen(ConsoleWorkers, Screen):
         self.app.push_screen(
             ConfirmScreen(t("Stop run {run}?\nIt saves a checkpoint and exits.", run=run_id)), answered
         )
+
+    def action_resume_run(self) -> None:
+        """Read where the selected run's last checkpoint continues; the dialog then asks to resume it."""
+        summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
+        if summary is None or summary.stage not in RESUMABLE or summary.active:
+            self.notify(t("select a finished, stopped or failed sft or grpo run to resume"), severity="warning")
+            return
+        self._read_resume_facts(summary.stage, summary.id, self.app.config_path)
+
+    def on_resume_facts_read(self, message: ResumeFactsRead) -> None:
+        if message.error:
+            self.app.push_screen(TextScreen(t("resume {run}", run=message.run_id), message.error))
+            return
+        dialog = ResumeScreen(message.facts)
+        stage, run_id, force = message.stage, message.run_id, dialog.force
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            extra = ["--resume", run_id, *(["--force"] if force else [])]
+            args = {"resume": run_id, **({"force": True} if force else {})}
+            argv = stage_argv(stage, self.app.config_path, self.workspace, extra=extra)
+            self.notify(t("resuming {run}…", run=run_id), timeout=3)
+            self.post_message(LaunchRequested(stage, None, args, argv))
+
+        self.app.push_screen(dialog, answered)
 
     def action_focus_stages(self) -> None:
         """Focus the stage list."""

@@ -1,10 +1,14 @@
 """The runs browser: every run of the workspace as a table (filter, mark, overlay, clone, delete),
-a run's detail and an overlay of several runs' curves. Files are read and removed in workers."""
+a run's detail and an overlay of several runs' curves. Files are read and removed in workers.
+
+A little over 400 lines: three screens that share one stylesheet, the row model and its actions
+(the rows, files and alerts they show are read in tui/rundata/table.py and tui/rundata/alerts.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -16,10 +20,12 @@ from ftmodel.reports import result_tables
 from ftmodel.textio import printable
 from ftmodel.words import JOBS, STATES
 from tui import actions
+from tui.cells import cut
 from tui.configdoc import snapshot_diff
 from tui.dialogs import AskScreen, TextScreen
 from tui.messages import DetailLoaded, LaunchDone, LaunchRequested, OverlayLoaded, RowsLoaded, RunDeleted
 from tui.plain import Plain
+from tui.rundata.alerts import alert_notes
 from tui.rundata.argv import stage_argv
 from tui.rundata.summary import scan_workspace
 from tui.rundata.table import KEY_METRICS, RunRow, artifacts, metric_series, remove_run_dir, run_rows
@@ -27,7 +33,9 @@ from tui.screens.base import FilteredTable, Workbench
 from tui.widgets.charts import chart_widget
 from tui.widgets.log import LogPanel
 from tui.widgets.tables import Table
-from tui.workers import background
+from tui.workers import WorkerFailed, background
+
+ALERTS_CELLS = 10  # the runs table's alerts column: at 80 columns the start and time still show
 
 
 @actions.bind("runs")
@@ -39,7 +47,7 @@ class RunsScreen(FilteredTable):
     FILTER_INPUT, TABLE = "runs-text", "runs-table"
 
     # The run id comes first so it stays visible at 80 columns (the rest scrolls sideways).
-    COLUMNS = ("*", "run", "stage", "state", "start", "time", *KEY_METRICS, "wandb", "sync")
+    COLUMNS = ("*", "run", "stage", "state", "alerts", "start", "time", *KEY_METRICS, "wandb", "sync")
 
     def __init__(self):
         super().__init__()
@@ -59,7 +67,8 @@ class RunsScreen(FilteredTable):
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)
         for col in self.COLUMNS:
-            table.add_column(t("ans acc" if col == "answer_accuracy" else col), key=col)
+            width = ALERTS_CELLS if col == "alerts" else None  # `⚠2 stall`; a long rule is cut, not the columns after
+            table.add_column(t("ans acc" if col == "answer_accuracy" else col), key=col, width=width)
         table.focus()
         self._refresh_filters()
         self.load_rows()
@@ -80,7 +89,8 @@ class RunsScreen(FilteredTable):
         text = self.query_one("#runs-text", Input).value
         current = self.cursor_run()
         self.shown = [r for r in self.rows if r.matches(self.stage_filter, self.state_filter, text)]
-        cells = [(r.id, ("*" if r.id in self.marked else " ", *_shown_cells(r))) for r in self.shown]
+        warn = self.app.current_theme.warning or "yellow"
+        cells = [(r.id, ("*" if r.id in self.marked else " ", *_shown_cells(r, warn))) for r in self.shown]
         table.clear()
         for key, row in cells:
             table.add_row(*row, key=key)
@@ -237,10 +247,12 @@ class RunsScreen(FilteredTable):
         self.load_rows()
 
 
-def _shown_cells(row: RunRow) -> tuple[str, ...]:
-    """A row's cells as the table shows them: states in the UI language."""
-    run_id, stage, status, *rest, wandb, sync = row.cells()
-    return (run_id, stage, t(status), *rest, wandb, t(sync) if sync in ("never", "synced", "failed") else sync)
+def _shown_cells(row: RunRow, warn: str = "yellow") -> tuple[str | Text, ...]:
+    """A row's cells as the table shows them: states in the UI language, alerts in the warning colour."""
+    run_id, stage, status, alerts, *rest, wandb, sync = row.cells()
+    shown_alerts = Text(cut("⚠" + alerts, ALERTS_CELLS), style=f"bold {warn}") if alerts else ""
+    synced = t(sync) if sync in ("never", "synced", "failed") else sync
+    return (run_id, stage, t(status), shown_alerts, *rest, wandb, synced)
 
 
 class RunDetailScreen(Workbench):
@@ -262,6 +274,8 @@ class RunDetailScreen(Workbench):
                 + ("\n" + t("error:") + f" {s.error}" if s.error else ""),
                 id="detail-head",
             )
+            yield Static(t("alerts (the run sentinel)"), classes="detail-title")
+            yield Plain(t("reading…"), id="detail-alerts")
             yield Static(t("config: snapshot vs current"), classes="detail-title")
             yield Plain(t("reading…"), id="detail-config")
             yield Static(t("lineage (← what it consumed)"), classes="detail-title")
@@ -291,6 +305,7 @@ class RunDetailScreen(Workbench):
             lineage = lineage_lines(self.app.workspace, Run(path))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # state.json: any shape
             lineage = [t("cannot read the lineage: {error}", error=e)]
+        notes = alert_notes(Run(path))
         self.post_message(
             DetailLoaded(
                 snapshot_diff(path / "config.toml", self.app.cfg),
@@ -298,14 +313,23 @@ class RunDetailScreen(Workbench):
                 result_tables(path),
                 Run(path).log_tail(60),
                 lineage,
+                notes,
             )
         )
+
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        """The detail's reader failed: say so where it said "reading…", not a blank (the app tells why too)."""
+        if message.name != "run-detail" or self.loaded:
+            return
+        for part in ("alerts", "config", "lineage", "artifacts"):
+            self.query_one(f"#detail-{part}", Static).update(t("could not read: {error}", error=message.error))
 
     async def on_detail_loaded(self, message: DetailLoaded) -> None:
         from tui.cells import pad
 
         self.query_one("#detail-config", Static).update(message.diff)
         self.query_one("#detail-lineage", Static).update("\n".join(message.lineage) or t("(none)"))
+        self.query_one("#detail-alerts", Static).update("\n".join(message.alerts) or t("(none)"))
         self.query_one("#detail-artifacts", Static).update(
             "\n".join(f"{pad(name, 40)} {size:>12,} B" for name, size in message.artifacts) or t("(none)")
         )

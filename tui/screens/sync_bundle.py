@@ -3,6 +3,8 @@ import a bundle (verified first, then offered for sync), list and import sync re
 
 Every engine call (ftmodel.bundle, ftmodel.receipts) runs in a thread worker that posts a message;
 packing is the app's work (PackRequested), so leaving the screen does not lose the bundle's outcome.
+(Over 400 lines: three flows — pack, import, receipts — each a plan, a confirm and a worker's outcome,
+sharing the screen's run selection and progress bar.)
 """
 
 from __future__ import annotations

@@ -26,10 +26,13 @@ class ChartSpec:
     title: str  # a message id
     metrics: tuple[str, ...]
     right: tuple[str, ...] = ()
+    # Right-axis metrics only some runs log (the probe's accuracy at checkpoints): drawn, and the
+    # chart's lines labelled, only when the run has them.
+    extra: tuple[str, ...] = ()
 
 
 CHARTS = (
-    ChartSpec("loss", "loss", ("loss",)),
+    ChartSpec("loss", "loss", ("loss",), extra=("probe/answer_accuracy",)),
     ChartSpec("reward", "reward", REWARD_PARTS),
     ChartSpec("kl", "KL", ("kl_divergence", "kl")),
     ChartSpec("lr", "learning rate · grad norm (right)", ("learning_rate",), ("grad_norm",)),
@@ -51,7 +54,7 @@ class ChartPanel(Vertical):
 
     def has_data(self, store: SeriesStore) -> bool:
         """Tell whether any of this chart's metrics has points."""
-        return any(m in store for m in (*self.spec.metrics, *self.spec.right))
+        return any(m in store for m in (*self.spec.metrics, *self.spec.right, *self.spec.extra))
 
     def clear(self) -> None:
         """Forget what was drawn (the run changed or its directory is gone)."""
@@ -72,8 +75,9 @@ class ChartPanel(Vertical):
         left = [m for m in self.spec.metrics if m in store]
         if self.spec.key == "kl":
             left = left[:1]  # kl_divergence and kl are the same number under two names
-        drawn = [(name, "left") for name in left] + [(n, "right") for n in self.spec.right if n in store]
-        labelled = len(left) > 1 or bool(self.spec.right)
+        extra = [n for n in self.spec.extra if n in store]
+        drawn = [(name, "left") for name in left] + [(n, "right") for n in (*self.spec.right, *extra) if n in store]
+        labelled = len(left) > 1 or bool(self.spec.right) or bool(extra)
         marks: list[str] = []
         for name, side in drawn:
             series = store.get(name)
