@@ -219,6 +219,18 @@ class GrpoSection:
     max_completion_length: int = F(128, "Longest completion, in tokens.", lo=1)
     temperature: float = F(1.0, "Sampling temperature.", lo=0.0, hi=10.0)
     beta: float = F(0.04, "KL coefficient against the SFT policy (0 disables the reference and the KL metric).", lo=0.0)
+    loss_type: str = F(
+        "dapo",
+        "TRL's GRPO loss: how token losses are averaged (`grpo` per sequence, `bnpo` per batch, `dapo` "
+        "per token over the whole generation batch, `dr_grpo` by a constant; `cispo`/`sapo` clip differently).",
+        choices=("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo"),
+    )
+    scale_rewards: str = F(
+        "group",
+        "Divide each advantage by the reward std of its `group`, of the whole `batch`, or `none` "
+        "(Dr. GRPO: no scaling, so near-unanimous groups are not blown up).",
+        choices=("group", "batch", "none"),
+    )
     format_reward_weight: float = F(1.0, "Weight of the format reward.", lo=0.0)
     accuracy_reward_weight: float = F(1.0, "Weight of the accuracy reward.", lo=0.0)
     judge_reward_weight: float = F(0.5, "Weight of the LLM-judge reward (when the judge is on).", lo=0.0)

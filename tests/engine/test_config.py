@@ -124,3 +124,14 @@ def test_non_finite_numbers_are_refused_in_toml_with_the_line(tmp_path):
     cfg.write_text("[sft]\nbatch_size = 4\nlearning_rate = nan\n")
     with pytest.raises(config.ConfigError, match=r"c.toml:3: sft.learning_rate"):
         config.load(cfg)
+
+
+def test_grpo_loss_variant_reaches_trl_and_bad_value_names_key(tmp_path):
+    from ftmodel.stages.grpo import trainer_args
+
+    cfg = config.load(DEFAULT_CONFIG, ['grpo.loss_type="dr_grpo"', 'grpo.scale_rewards="none"'])
+    args = trainer_args(cfg, str(tmp_path), [1.0, 1.0])
+    assert (args.loss_type, args.scale_rewards) == ("dr_grpo", "none")
+    p = write(tmp_path, '[grpo]\nscale_rewards = "std"\n')
+    with pytest.raises(config.ConfigError, match=r":2: grpo.scale_rewards: 'std' is not one of 'group', 'batch'"):
+        config.load(p)

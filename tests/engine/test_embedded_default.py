@@ -35,8 +35,12 @@ def test_embedded_pipeline_learns_answers_and_grpo_adds(tmp_path):
     sft = variants["sft_only"]["per_qtype"]
     learned = [t for t, v in sft.items() if v["answer_accuracy"] - majority[t] >= 0.2]
     assert len(learned) >= 3, {t: (v["answer_accuracy"], majority[t]) for t, v in sft.items()}
-    # GRPO adds to SFT (measured +0.01 to +0.02 overall; a question or two of slack for CPU float noise).
-    assert variants["sft_grpo"]["answer_accuracy"] >= variants["sft_only"]["answer_accuracy"] - 0.005
+    # GRPO adds to SFT: the bar, +0.02 overall (measured on this seed +0.10, 0.418 -> 0.520, with
+    # GRPO on the four types whose samples disagree; README "The embedded default really learns").
+    assert variants["sft_grpo"]["answer_accuracy"] >= variants["sft_only"]["answer_accuracy"] + 0.02, (
+        variants["sft_only"]["answer_accuracy"],
+        variants["sft_grpo"]["answer_accuracy"],
+    )
     # ... and its reward rose: the mean of the last fifth of the logged steps beats the first fifth.
     rewards = [
         r["reward"] for r in map(json.loads, (runs["grpo"] / "metrics.jsonl").read_text().splitlines()) if "reward" in r
