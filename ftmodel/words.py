@@ -13,8 +13,16 @@ FINAL_STATES = ("finished", "failed", "cancelled")
 LOST = "lost"  # an active state whose process is gone (computed, never written)
 STATES = (*ACTIVE_STATES, *FINAL_STATES, LOST)
 
-VARIANTS = ("base", "sft_only", "sft_grpo")  # the ablation's model variants, in report order
-VARIANT_PREFIX = {"base": "base_model", "sft_only": "sft_only", "sft_grpo": "sft_grpo"}  # eval_<prefix>.json
+# The ablation's model variants, in report order; `*_best` load the run's best checkpoint (best.json), the
+# others its final adapter, so best can be compared against last in one table.
+VARIANTS = ("base", "sft_only", "sft_grpo", "sft_best", "grpo_best")
+VARIANT_PREFIX = {  # metric prefix and eval_<prefix>.json
+    "base": "base_model",
+    "sft_only": "sft_only",
+    "sft_grpo": "sft_grpo",
+    "sft_best": "sft_best",
+    "grpo_best": "sft_grpo_best",
+}
 
 # The run sentinel's rules (ftmodel/sentinel.py), as alerts.jsonl and `[alerts] stop_on` name them.
 ALERT_RULES = (

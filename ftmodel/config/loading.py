@@ -14,7 +14,7 @@ from ftmodel.answers import parse_alias_group, parse_tolerance
 from ftmodel.config.schema import SECTIONS, Config, field_specs
 from ftmodel.errors import ConfigError
 from ftmodel.i18n import t
-from ftmodel.words import ALERT_RULES
+from ftmodel.words import ALERT_RULES, VARIANTS
 
 # No setting needs a number beyond this; larger ones are typos (1e30) that would only fail mid-run.
 _MAX_MAGNITUDE = 1e9
@@ -205,7 +205,7 @@ def _check_consistency(cfg: Config, fail) -> None:
                 "stop_on",
                 t("alerts.stop_on: unknown rule {name!r} (rules: {rules})", name=name, rules=", ".join(rules)),
             )
-    variants = ("base", "sft_only", "sft_grpo")
+    variants = VARIANTS
     for name in cfg.ablation.variants:
         if name not in variants:
             raise fail(

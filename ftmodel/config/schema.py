@@ -297,7 +297,8 @@ class AblationSection:
 
     variants: list = F(
         ["base", "sft_only", "sft_grpo"],
-        "Models compared: `base`, `sft_only` (latest SFT adapter), `sft_grpo` (latest GRPO adapter).",
+        "Models compared: `base`, `sft_only` (latest SFT adapter), `sft_grpo` (latest GRPO adapter), "
+        "`sft_best` / `grpo_best` (the best checkpoint the probe recorded in that run, to compare best against last).",
     )
 
 

@@ -1,4 +1,4 @@
-"""Stage 8 — ablation: evaluate base, SFT-only and SFT+GRPO side by side, per question type."""
+"""Stage 8 — ablation: evaluate base, SFT-only and SFT+GRPO (and their best checkpoints) side by side, per qtype."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ from ftmodel.contracts import StageContract
 from ftmodel.evaluation import check_judge
 from ftmodel.models import check_model_source, find_adapter
 from ftmodel.textio import format_table, write_json, write_text_atomic
+from ftmodel.words import VARIANT_PREFIX
 
 # Never reused: it compares whatever is latest, so its inputs are not pinned.
 CONTRACT = StageContract("ablation", reusable=False)
 
-# Variant → (model loaded, metric prefix as in the original project).
-VARIANTS = {"base": ("base", "base_model"), "sft_only": ("sft", "sft_only"), "sft_grpo": ("grpo", "sft_grpo")}
+# Variant → (model loaded, metric prefix as in the original project, which checkpoint: `--checkpoint`'s values).
+VARIANTS = {
+    "base": ("base", VARIANT_PREFIX["base"], None),
+    "sft_only": ("sft", VARIANT_PREFIX["sft_only"], None),
+    "sft_grpo": ("grpo", VARIANT_PREFIX["sft_grpo"], None),
+    "sft_best": ("sft", VARIANT_PREFIX["sft_best"], "best"),
+    "grpo_best": ("grpo", VARIANT_PREFIX["grpo_best"], "best"),
+}
 
 
 def preflight(ctx: StageContext) -> None:
@@ -21,9 +28,9 @@ def preflight(ctx: StageContext) -> None:
     check_model_source(ctx.cfg)
     check_judge(ctx)
     for variant in ctx.cfg.ablation.variants:
-        which = VARIANTS[variant][0]
+        which, _, checkpoint = VARIANTS[variant]
         if which != "base":
-            find_adapter(ctx.ws, None, which)
+            find_adapter(ctx.ws, None, which, checkpoint)
 
 
 def comparison(results: dict[str, dict]) -> tuple[list[str], list[list]]:
@@ -66,8 +73,8 @@ def run(ctx: StageContext) -> dict:
     results: dict[str, dict] = {}
     variants = ctx.cfg.ablation.variants
     for i, variant in enumerate(variants):
-        which, prefix = VARIANTS[variant]
-        model, tokenizer, adapter = load_target(ctx, which)
+        which, prefix, checkpoint = VARIANTS[variant]
+        model, tokenizer, adapter = load_target(ctx, which, checkpoint=checkpoint)
         ctx.log(f"{prefix}: {adapter or 'base model'}")
         completions = generate(
             ctx,

@@ -120,6 +120,29 @@ def test_grpo_starts_from_the_best_sft_checkpoint_and_probes_too(sft_run):
 
 
 @pytest.mark.slow
+def test_the_ablation_compares_the_best_checkpoint_against_the_last(sft_run):
+    ws, config, run = sft_run
+    res = cli(
+        "ablation",
+        "--config",
+        str(config),
+        "--workspace",
+        str(ws),
+        "--set",
+        "ablation.variants=['sft_only','sft_best']",
+        "--set",
+        "eval.num_samples=8",
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    ablation = ws / "runs" / run_id_of(res)
+    summary = json.loads(next(ablation.glob("ablation_summary_*.json")).read_text())
+    adapters = {v: summary["variants"][v]["adapter"] for v in summary["variants"]}
+    assert adapters == {"sft_only": str(run / "adapter"), "sft_best": str(run / "checkpoints" / "checkpoint-4")}
+    columns = summary["table"]["columns"]
+    assert "sft_only/answer" in columns and "sft_best/answer" in columns
+
+
+@pytest.mark.slow
 def test_bad_checkpoint_values_are_refused_by_name(sft_run):
     ws, config, run = sft_run
     common = ("--config", str(config), "--workspace", str(ws))

@@ -39,8 +39,9 @@ class AblationScreen(Workbench):
         variants = self.app.cfg.ablation.variants
         with Horizontal(id="abl-form"):
             for v in VARIANT_NAMES:
-                yield MarkedCheckbox(v, value=v in variants, id=f"abl-{v}")
-            yield MarkedCheckbox(t("judge"), value=bool(self.app.cfg.judge.enabled), id="abl-judge")
+                # compact (one row, no border): five variants and the judge fit 80 columns side by side
+                yield MarkedCheckbox(v, value=v in variants, id=f"abl-{v}", compact=True)
+            yield MarkedCheckbox(t("judge"), value=bool(self.app.cfg.judge.enabled), id="abl-judge", compact=True)
         yield Plain("", id="abl-status")
         yield Table(show_cursor=False, zebra_stripes=True, id="abl-matrix")
         yield Footer()
