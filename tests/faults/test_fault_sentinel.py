@@ -154,7 +154,8 @@ def test_grpo_at_a_near_zero_temperature_has_identical_groups_and_no_entropy(tra
     run = new_run(ws, "grpo", before)
     fired = rules(run)
     entropy = fired["entropy_collapse"]
-    assert entropy["step"] <= 4 and entropy["variant"] == "floor", entropy
+    # Step 5 with the default's four GRPO question types (was 4 with two types): still within a few steps.
+    assert entropy["step"] <= 6 and entropy["variant"] == "floor", entropy
     assert entropy["hint"] == "raise grpo.temperature (now 0.01)"
     groups = fired["zero_variance_groups"]
     assert groups["step"] <= 6 and groups["values"]["frac_reward_zero_std"] == 1.0, groups

@@ -357,5 +357,7 @@ async def test_the_loss_chart_draws_the_probe_accuracy_on_its_right_axis(ws):
         await until(pilot, lambda: app.main.charts_ready, what="plotext")
         loss = app.query_one("#panel-loss")
         await until(pilot, lambda: loss.drawn_version == app.main.store.version, what="loss chart drawn")
+        # The plot renders at its laid-out size: on a loaded machine the first render can precede layout.
+        await until(pilot, lambda: str(loss.plot.render()).strip(), what="the loss chart rendered at its size")
         drawn = str(loss.plot.render())
         assert "probe/answer_accuracy" in drawn and "loss" in drawn  # both lines, labelled
