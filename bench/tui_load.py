@@ -116,7 +116,7 @@ def live_cpu(checkout: Path, ws: Path, rate: int, seconds: float) -> tuple[float
     (writer_path / "state.json").write_text(json.dumps(st))
     (writer_path / "stage.log").write_text("")
     cmd = (
-        f"cd {shlex.quote(str(checkout))} && exec {shlex.quote(sys.executable)} -m tui.app "
+        f"cd {shlex.quote(str(checkout))} && exec {shlex.quote(sys.executable)} -m tui "
         f"--workspace {shlex.quote(str(ws))}"
     )
     t = Tmux(cmd)

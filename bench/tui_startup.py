@@ -10,11 +10,18 @@ frame is printed too: on a busy machine it varies far less than the wall time.
 --against DIR also times the console of another checkout of this repository (say a worktree of
 main), with the same Python, in the same alternation: a before/after measured side by side.
 W must hold an offline wandb run under runs/ (any workspace a training stage ran in).
+Both sides start from byte-compiled modules, as every start after the first does: wandb's were
+compiled by pip, and the checkouts' ftmodel/ and tui/ are compiled here first (into __pycache__,
+which git ignores), so that an environment with PYTHONDONTWRITEBYTECODE set (which keeps Python
+from caching what it compiles) does not time our sources being compiled at every start.
+--no-compile leaves that out and times whatever the checkouts hold.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
+import os
 import shlex
 import shutil
 import statistics
@@ -30,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def console_time(checkout: Path, workspace: Path) -> tuple[float, float]:
     """Seconds to the console's first frame that shows the runs, and the CPU seconds it had used by then."""
     python, root, ws = (shlex.quote(str(p)) for p in (sys.executable, checkout, workspace))
-    t = Tmux(f"cd {root} && exec {python} -m tui.app --workspace {ws}")
+    t = Tmux(f"cd {root} && exec {python} -m tui --workspace {ws}")
     try:
         wall = t.wait(lambda s: "stages" in s and ("finished" in s or "running" in s or "failed" in s))
         return wall, cpu_seconds(t.pane_pid())
@@ -57,6 +64,13 @@ def find_wandb_run(workspace: Path) -> Path | None:
     return None
 
 
+def compile_checkout(checkout: Path) -> None:
+    """Byte-compile a checkout's packages (what Python caches on a first start where it may write)."""
+    for package in ("ftmodel", "tui"):
+        if not compileall.compile_dir(checkout / package, quiet=1):
+            raise SystemExit(f"{checkout / package}: does not compile")
+
+
 def runs_text(values: list[float]) -> str:
     return ", ".join(f"{x:.3f}" for x in values)
 
@@ -66,6 +80,7 @@ def main() -> int:
     p.add_argument("--workspace", default="/tmp/ws-tui", type=Path)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--against", type=Path, help="another checkout whose console is timed in the same run")
+    p.add_argument("--no-compile", action="store_true", help="do not byte-compile the checkouts first")
     ns = p.parse_args()
     if shutil.which("tmux") is None:
         print("tmux is required")
@@ -78,6 +93,13 @@ def main() -> int:
     checkouts = {"ftmodel-tui": ROOT}
     if ns.against:
         checkouts[f"ftmodel-tui of {ns.against}"] = ns.against.resolve()
+    if not ns.no_compile:
+        for checkout in checkouts.values():
+            compile_checkout(checkout)
+    cached = "not compiled here (--no-compile)" if ns.no_compile else "byte-compiled first"
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        cached += "; PYTHONDONTWRITEBYTECODE is set (Python does not cache what it compiles)"
+    print(f"the checkouts' modules: {cached}")
     print(f"load average before: {load_average()}")
     wall: dict[str, list[float]] = {name: [] for name in checkouts}
     cpu: dict[str, list[float]] = {name: [] for name in checkouts}

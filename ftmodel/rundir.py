@@ -15,7 +15,6 @@ import fcntl
 import json
 import math
 import os
-import secrets
 import shutil
 import socket
 import time
@@ -44,7 +43,7 @@ def runs_root(workspace: str | Path) -> Path:
 
 def new_run_id(stage: str) -> str:
     """Make a sortable, unique run id such as `sft-20260120-143022-a1b2`."""
-    return f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    return f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
 
 
 class BrokenRun(FtmodelError, LookupError):

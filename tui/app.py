@@ -29,7 +29,6 @@ from ftmodel.i18n import language, set_language, t
 from ftmodel.profiles import resolve_config
 from ftmodel.textio import printable
 from tui import actions
-from tui.dialogs import HelpScreen
 from tui.messages import (
     BundlePacked,
     LaunchDone,
@@ -369,6 +368,8 @@ class FtmodelConsole(App[None]):
 
     def action_help(self) -> None:
         """Show every key and what it does."""
+        from tui.dialogs import HelpScreen  # warmed after the first frame (ConsoleWorkers._warm_up)
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.help_text()))
 
@@ -457,7 +458,7 @@ def _resume_gc() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `ftmodel-tui`."""
+    """Run the console (`ftmodel-tui` is tui/__main__.py, which pauses the collector before the imports)."""
     # The start allocates tens of thousands of objects that all live on (config, widgets, styles): the
     # collector's passes over them until the first frame are wasted work (about a tenth of it). The
     # app turns it back on once the first frame is painted.

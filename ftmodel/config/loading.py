@@ -10,7 +10,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ftmodel.answers import parse_alias_group, parse_tolerance
 from ftmodel.config.schema import SECTIONS, Config, field_specs
 from ftmodel.errors import ConfigError
 from ftmodel.i18n import t
@@ -186,12 +185,15 @@ def _check_consistency(cfg: Config, fail) -> None:
         )
     if cfg.filter.min_chars > cfg.filter.max_chars:
         raise fail("filter", "min_chars", t("filter.min_chars is larger than filter.max_chars"))
-    for key, parse in (("tolerances", parse_tolerance), ("aliases", parse_alias_group)):
-        for item in getattr(cfg.answers, key):
-            try:
-                parse(item)
-            except ValueError as e:
-                raise fail("answers", key, f"answers.{key}: {e}") from None
+    if cfg.answers.tolerances or cfg.answers.aliases:  # the answer normaliser is imported only to check some
+        from ftmodel.answers import parse_alias_group, parse_tolerance
+
+        for key, parse in (("tolerances", parse_tolerance), ("aliases", parse_alias_group)):
+            for item in getattr(cfg.answers, key):
+                try:
+                    parse(item)
+                except ValueError as e:
+                    raise fail("answers", key, f"answers.{key}: {e}") from None
     for item in cfg.answers.regex_qtypes:
         if item in cfg.answers.exact_qtypes:
             raise fail(

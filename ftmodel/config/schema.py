@@ -509,9 +509,9 @@ class SweepSection:
     grid: dict = field(default_factory=dict, metadata={"doc": '`"grpo.beta" = [0.0, 0.04]`: values per key.'})
 
 
-SECTIONS: dict[str, type] = {
-    f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)
-}
+_CONFIG_HINTS = get_type_hints(Config)
+SECTIONS: dict[str, type] = {f.name: _CONFIG_HINTS[f.name] for f in dataclasses.fields(Config)}
+_SPECS: dict[str, tuple] = {}  # section -> its (dataclass field, resolved type) pairs, resolved once
 
 
 def field_doc(meta: dict) -> str:
@@ -526,11 +526,14 @@ def all_field_docs() -> set[str]:
 
 
 def field_specs(section: str) -> list[tuple[str, type, Any, dict]]:
-    """List (name, type, default, metadata) for every field of a section, in declaration order."""
-    cls = SECTIONS[section]
-    hints = get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        out.append((f.name, hints[f.name], default, dict(f.metadata)))
-    return out
+    """List (name, type, default, metadata) for every field of a section, in declaration order (the
+    defaults and metadata are the caller's own copies)."""
+    specs = _SPECS.get(section)
+    if specs is None:  # type hints are resolved once per section: config loading asks for every section
+        cls = SECTIONS[section]
+        hints = get_type_hints(cls)
+        specs = _SPECS[section] = tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
+    return [
+        (f.name, hint, f.default_factory() if f.default is dataclasses.MISSING else f.default, dict(f.metadata))
+        for f, hint in specs
+    ]

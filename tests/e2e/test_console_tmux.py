@@ -98,8 +98,7 @@ class Tmux:
 
 def console_command(config: Path, workspace: Path) -> str:
     return " ".join(
-        shlex.quote(a)
-        for a in (sys.executable, "-m", "tui.app", "--config", str(config), "--workspace", str(workspace))
+        shlex.quote(a) for a in (sys.executable, "-m", "tui", "--config", str(config), "--workspace", str(workspace))
     )
 
 

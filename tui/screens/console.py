@@ -27,7 +27,6 @@ from ftmodel.i18n import t
 from ftmodel.words import JOBS, PIPELINE, STAGES
 from tui import actions
 from tui.actions import PANELS
-from tui.dialogs import ConfirmScreen, ResumeScreen, TextScreen
 from tui.messages import (
     ChartsReady,
     GpuPolled,
@@ -52,7 +51,6 @@ from tui.status import alert_marker, status_label, status_view
 from tui.widgets.charts import CHARTS, ChartPanel, chart_widget
 from tui.widgets.log import LogPanel, set_text
 from tui.widgets.progress import RunProgressBar
-from tui.widgets.tables import Table
 
 STAGE_ITEMS = JOBS
 RUN_LIST_CELLS = 24  # what a line of the run list holds (the left column is 28 cells wide, less its border)
@@ -183,12 +181,13 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
 
     def _after_first_frame(self) -> None:
         """Start the threads the first frame does not need: the poller (it reads the selected run's
-        log, metrics and results), the GPU poll and the plotext import. Before the frame is painted
-        they would only take the interpreter away from it."""
+        log, metrics and results), the GPU poll and the imports the frame left out (dialogs, the
+        results table, the charts). Before the frame is painted they would only take the
+        interpreter away from it."""
         self._poll_runs()
         if self.gpu_enabled:
             self._poll_gpu()
-        self._import_charts()
+        self._warm_up()
 
     def wake(self) -> None:
         """Scan again now (after a launch or a stop) instead of at the next poll."""
@@ -255,6 +254,8 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
         self.results_for = message.run_id
         panel = self.query_one("#panel-results")
         panel.remove_children()
+        from tui.widgets.tables import Table  # warmed after the first frame (ConsoleWorkers._warm_up)
+
         tables = []
         for title, cols, rows in message.tables:
             table = Table(show_cursor=False, zebra_stripes=True)
@@ -461,6 +462,8 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
             return
         run_id = summary.id
 
+        from tui.dialogs import ConfirmScreen  # warmed after the first frame, as every dialog
+
         def answered(yes: bool | None) -> None:
             if yes:
                 self.notify(t("stopping {run}: it saves and exits (up to a minute)…", run=run_id))
@@ -479,6 +482,8 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
         self._read_resume_facts(summary.stage, summary.id, self.app.config_path)
 
     def on_resume_facts_read(self, message: ResumeFactsRead) -> None:
+        from tui.dialogs import ResumeScreen, TextScreen
+
         if message.error:
             self.app.push_screen(TextScreen(t("resume {run}", run=message.run_id), message.error))
             return

@@ -7,6 +7,7 @@ own every widget and all state. A mixin so the screen module stays about layout 
 
 from __future__ import annotations
 
+import importlib
 import time
 
 from ftmodel.gpus import query_gpus
@@ -61,11 +62,12 @@ class ConsoleWorkers:
             return
         self.post_message(ResumeFactsRead(stage, run_id, facts=facts))
 
-    @background("import-plotext", "loading the charts", group="charts", exclusive=True)
-    def _import_charts(self) -> None:
-        """Import textual_plotext off the main thread (it costs ~0.35 s) so the first frame is fast."""
-        import textual_plotext  # noqa: F401
-
+    @background("warm-up", "loading the charts and dialogs", group="charts", exclusive=True)
+    def _warm_up(self) -> None:
+        """After the first frame, import what it did not need, off the main thread: the dialogs and the
+        results table (a few ms, here before a key can ask for one), then textual_plotext (~0.35 s)."""
+        for name in ("tui.dialogs", "tui.widgets.tables", "textual_plotext"):  # in this order
+            importlib.import_module(name)
         self.post_message(ChartsReady())
 
     @background("poll-runs", "following the runs", group="poll", exclusive=True, restart_after=2.0)
