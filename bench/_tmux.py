@@ -74,3 +74,10 @@ def cpu_seconds(pid: int) -> float:
 def load_average() -> str:
     """The machine's 1-minute load average (the benches print it beside their figures)."""
     return f"{os.getloadavg()[0]:.1f}"
+
+
+def console_module(checkout: Path) -> str:
+    """The module `ftmodel-tui` runs in a checkout: `tui` (tui/__main__.py) where it has one, else `tui.app`
+    (checkouts before tui/__main__.py). Named by file: an editable install of another checkout would
+    otherwise answer `python -m tui` with its own tui/__main__.py."""
+    return "tui" if (Path(checkout) / "tui" / "__main__.py").exists() else "tui.app"

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._tmux import Tmux, cpu_seconds, load_average
+from bench._tmux import Tmux, console_module, cpu_seconds, load_average
 from ftmodel.rundir import process_start_time
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +116,7 @@ def live_cpu(checkout: Path, ws: Path, rate: int, seconds: float) -> tuple[float
     (writer_path / "state.json").write_text(json.dumps(st))
     (writer_path / "stage.log").write_text("")
     cmd = (
-        f"cd {shlex.quote(str(checkout))} && exec {shlex.quote(sys.executable)} -m tui "
+        f"cd {shlex.quote(str(checkout))} && exec {shlex.quote(sys.executable)} -m {console_module(checkout)} "
         f"--workspace {shlex.quote(str(ws))}"
     )
     t = Tmux(cmd)

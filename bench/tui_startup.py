@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench._tmux import Tmux, cpu_seconds, load_average
+from bench._tmux import Tmux, console_module, cpu_seconds, load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def console_time(checkout: Path, workspace: Path) -> tuple[float, float]:
     """Seconds to the console's first frame that shows the runs, and the CPU seconds it had used by then."""
     python, root, ws = (shlex.quote(str(p)) for p in (sys.executable, checkout, workspace))
-    t = Tmux(f"cd {root} && exec {python} -m tui --workspace {ws}")
+    t = Tmux(f"cd {root} && exec {python} -m {console_module(checkout)} --workspace {ws}")
     try:
         wall = t.wait(lambda s: "stages" in s and ("finished" in s or "running" in s or "failed" in s))
         return wall, cpu_seconds(t.pane_pid())
