@@ -64,16 +64,19 @@ def pad(text: str, width: int, *, right: bool = False) -> str:
 
 # Never at the start of a line (Chinese line breaking): they stay with the character before them.
 _NO_LINE_START = set("，。、；：！？）》」』】〉”’…%,.;:!?)]}")
+_NO_LINE_END = set("（《「『【〈“‘([{")
 
 
 def _wrap_tokens(line: str) -> list[str]:
     """Split one line into what may not be broken: a run of narrow characters (a word), one wide
     character (a line may break between two CJK characters), or a run of spaces; closing
-    punctuation sticks to what it follows."""
+    punctuation sticks to what it follows, opening punctuation to what follows it."""
     tokens: list[str] = []
     for ch in line:
         space, wide = ch.isspace(), cell_width(ch) > 1
         if tokens and ch in _NO_LINE_START and not tokens[-1][-1].isspace():
+            tokens[-1] += ch
+        elif tokens and not space and tokens[-1][-1] in _NO_LINE_END:
             tokens[-1] += ch
         elif tokens and not wide and not space and not tokens[-1][-1].isspace() and cell_width(tokens[-1][-1]) <= 1:
             tokens[-1] += ch  # a word goes on
@@ -86,9 +89,9 @@ def _wrap_tokens(line: str) -> list[str]:
 
 def wrap(text: str, width: int) -> list[str]:
     """Wrap `text` into lines of at most `width` terminal cells: breaks at spaces, and between two
-    CJK characters (Chinese has no spaces), never before closing punctuation; runs of spaces become
-    one; a word wider than a line is cut. Each newline in `text` starts a new line (textwrap counts
-    characters, so Chinese lines came out twice as wide as asked)."""
+    CJK characters (Chinese has no spaces), never before closing or after opening punctuation; runs
+    of spaces become one; a word wider than a line is cut. Each newline in `text` starts a new line
+    (textwrap counts characters, so Chinese lines came out twice as wide as asked)."""
     width = max(1, width)
     lines: list[str] = []
     for paragraph in text.split("\n"):

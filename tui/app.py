@@ -29,6 +29,7 @@ from ftmodel.i18n import language, set_language, t
 from ftmodel.profiles import resolve_config
 from ftmodel.textio import printable
 from tui import actions
+from tui.plain import toast_text
 from tui.messages import (
     BundlePacked,
     LaunchDone,
@@ -123,9 +124,14 @@ class FtmodelConsole(App[None]):
 
     def notify(self, message, *, title: str = "", severity="information", timeout=None, markup: bool = False) -> None:
         """Show a notification. Its text may quote a run's files, a server's reply or an exception:
-        never read as markup, control characters shown (`markup` is accepted and ignored)."""
+        never read as markup, control characters shown (`markup` is accepted and ignored), wrapped by
+        cells for the toast (`tui.plain.toast_text`)."""
         super().notify(
-            printable(message, keep="\n"), title=printable(title), severity=severity, timeout=timeout, markup=False
+            toast_text(message, self.size.width),
+            title=printable(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
         )
 
     def on_worker_failed(self, message: WorkerFailed) -> None:

@@ -12,7 +12,11 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Input, Static
 
-from ftmodel.textio import printable, wrap
+from ftmodel.textio import cell_width, printable, wrap
+
+# Textual's toast: 60 cells wide at most, half of its rack (the screen less the rack's 2-cell
+# scrollbar), less its left border and padding (3 cells). Measured on Textual 8.2 at widths 60-200.
+TOAST_CELLS, TOAST_GUTTER, TOAST_RACK_SCROLLBAR = 60, 3, 2
 
 
 def plain(text: object) -> Text:
@@ -24,6 +28,21 @@ def plain(text: object) -> Text:
             return text
         return Text(shown, style=text.style, justify=text.justify, end=text.end)
     return Text(printable(text))
+
+
+def toast_text(text: object, screen_width: int) -> str:
+    """A notification's text as its toast shows it on a screen this wide: control characters shown, and
+    each line wider than the toast wrapped here by cells (a break between two Chinese characters,
+    never before closing punctuation: Textual would start a line with "：" or cut "12" from its
+    "步"). Lines that fit are kept as they are (their spaces too)."""
+    shown = printable(text, keep="\n")
+    width = min(TOAST_CELLS, (screen_width - TOAST_RACK_SCROLLBAR) // 2) - TOAST_GUTTER
+    if width < 8:  # no room to wrap sensibly: Textual's own wrapping is as good
+        return shown
+    lines = []
+    for line in shown.split("\n"):
+        lines.extend([line] if cell_width(line) <= width else wrap(line, width))
+    return "\n".join(lines)
 
 
 class Plain(Static):

@@ -96,12 +96,13 @@ def test_argparse_errors_are_chinese_too():
 def test_wrap_counts_cells_and_breaks_between_chinese_characters():
     from ftmodel.textio import cell_width, wrap
 
-    text = "LoRA 的秩（r）：适配器矩阵的维度，越大可训练参数越多。use 16 or 32 for harder tasks"
+    text = "LoRA 的秩（r）：适配器矩阵的维度，越大可训练参数越多（“秩”）。use 16 or 32 for harder tasks"
     for width in (10, 17, 40):
         lines = wrap(text, width)
         assert all(cell_width(line) <= width for line in lines), lines
         assert "".join(lines).replace(" ", "") == text.replace(" ", "")
         assert not any(line[0] in "，。）：" for line in lines)  # never a line that starts with closing punctuation
+        assert not any(line[-1] in "（“" for line in lines)  # nor one that ends with opening punctuation
     assert wrap("a  b\n\nc", 5) == ["a b", "", "c"]
     assert wrap("supercalifragilistic", 8) == ["supercal", "ifragili", "stic"]
 

@@ -45,3 +45,27 @@ def test_prose_wraps_english_at_spaces_as_before():
         "(alerts.jsonl, wandb, the",
         "console, `ftmodel alerts`).",
     ]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+async def test_a_chinese_notification_is_wrapped_by_cells_in_its_toast(ws, width):
+    # Textual breaks a toast's text only at spaces: a Chinese sentence jumped whole to the next line
+    # and a line could start with "：". The app's one notify wraps it for the toast's width.
+    from textual.widgets._toast import Toast
+
+    message = (
+        "运行 sft-20261203-073433-32e8 出现告警：损失在第 12 步变为非有限值（NaN），梯度范数在第 10 步"
+        "变为无穷大；请降低学习率：现为 1.0，建议为原来的十分之一。"
+    )
+    app = make_app(ws, lang="zh")
+    async with app.run_test(size=(width, 24), notifications=True) as pilot:
+        app.notify(message, title="告警", severity="warning", timeout=30)
+        await until(pilot, lambda: any(t.size.width for t in app.screen.query(Toast)), what="the toast laid out")
+        toast = app.screen.query(Toast).first()
+        lines = toast._notification.message.split("\n")
+        assert "".join(lines).replace(" ", "") == message.replace(" ", "")  # nothing lost
+        assert len(lines) > 1 and all(cell_width(line) <= toast.size.width for line in lines), lines
+        assert not any(line.startswith(("，", "。", "）", "：", "；")) or line.endswith("（") for line in lines), lines
+        assert all(cell_width(line) >= toast.size.width * 3 // 4 for line in lines[:-1]), lines  # none half empty
+        # Textual did not wrap it again: the toast is as tall as its title, its lines and its padding.
+        assert toast.outer_size.height == 1 + len(lines) + 2
