@@ -29,7 +29,6 @@ from ftmodel.i18n import language, set_language, t
 from ftmodel.profiles import resolve_config
 from ftmodel.textio import printable
 from tui import actions
-from tui.plain import toast_text
 from tui.messages import (
     BundlePacked,
     LaunchDone,
@@ -42,6 +41,7 @@ from tui.messages import (
     SyncRequested,
     SyncRunDone,
 )
+from tui.plain import toast_text
 from tui.screens.console import STAGE_ITEMS, ConsoleScreen  # noqa: F401 - STAGE_ITEMS: tests read it here
 from tui.workers import WorkerFailed, background
 
