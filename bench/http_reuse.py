@@ -2,7 +2,7 @@
 before it took urllib3's pools), side by side against one local HTTPS server (HTTP/1.1, as
 uvicorn and W&B serve): prints requests/s of each, the ratio, and the connections the server saw.
 
-    python bench/http_reuse.py [--requests 300] [--rounds 3] [--plain]
+    python -m bench.http_reuse [--requests 300] [--rounds 3] [--plain]
 
 `--plain` uses http:// (no TLS): what is left is the TCP handshake and the client's own work.
 """
@@ -20,8 +20,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 class Server:
