@@ -40,6 +40,11 @@ def severity(rule: str) -> str:
     return "error" if rule in SEVERE_RULES else "warning"
 
 
+def any_error(alerts) -> bool:
+    """Whether any of these alerts is an error (a red marker rather than an orange one)."""
+    return any(alert.rule in SEVERE_RULES for alert in alerts)
+
+
 def marker(count: int) -> str:
     """A run's alert marker: `⚠3` (`⚠99+` for more), empty when it has none."""
     if count <= 0:
@@ -93,33 +98,39 @@ def alert_notes(run: Run) -> list[str]:
 
 
 class AlertCounter:
-    """How many alerts each run has, for the workspace scanner's summaries.
+    """How many alerts each run has, and whether any is an error, for the workspace scanner's summaries.
 
     It counts the alerts that read (`read_alerts`), so a marker never counts a torn or foreign line
     the status block does not show (`ftmodel runs` counts them the same way), and it reads a file
     again only when its stat changed. The scanner asks it to look (`recheck`) only for active runs
     and runs whose state.json changed: alerts are recorded while a run is active, and its end
-    rewrites state.json, so a finished run costs nothing per scan.
+    rewrites state.json, so a finished run costs nothing per scan. Whether an alert is an error
+    (`severity`: the marker is red then) is taken from the same read, so it costs nothing more.
     """
 
     def __init__(self):
-        self._known: dict[Path, tuple[tuple[int, int, int] | None, int]] = {}
+        self._known: dict[Path, tuple[tuple[int, int, int] | None, int, bool]] = {}
 
     def count(self, run_path: Path, recheck: bool = True) -> int:
+        return self.look(run_path, recheck)[0]
+
+    def look(self, run_path: Path, recheck: bool = True) -> tuple[int, bool]:
+        """(how many alerts, whether any of them is an error) for a run."""
         known = self._known.get(run_path)
         if known is not None and not recheck:
-            return known[1]
+            return known[1], known[2]
         try:
             st = os.stat(os.path.join(run_path, ALERTS_FILE))
         except OSError:
-            self._known[run_path] = (None, 0)
-            return 0
+            self._known[run_path] = (None, 0, False)
+            return 0, False
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if known is not None and known[0] == key:
-            return known[1]
-        count = len(read_alerts(Path(run_path)))  # what the status block and detail list, not every line
-        self._known[run_path] = (key, count)
-        return count
+            return known[1], known[2]
+        alerts = read_alerts(Path(run_path))  # what the status block and detail list, not every line
+        count, severe = len(alerts), any_error(alerts)
+        self._known[run_path] = (key, count, severe)
+        return count, severe
 
     def forget_except(self, paths: set[Path]) -> None:
         """Drop runs no longer in the workspace."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ftmodel.rundir import ACTIVE_STATES, STATE_FILE, Run, load_state, runs_root, status_of
 from ftmodel.sentinel import read_alerts
-from tui.rundata.alerts import AlertCounter
+from tui.rundata.alerts import AlertCounter, any_error
 from tui.rundata.series import SeriesStore
 
 
@@ -31,6 +31,7 @@ class RunSummary:
     group: str | None = None
     current: str | None = None
     alerts: int = 0  # how many alerts the run sentinel recorded (its alerts.jsonl)
+    alerts_severe: bool = False  # whether any of them is an error (non-finite, stall): a red marker
 
     @property
     def active(self) -> bool:
@@ -39,7 +40,10 @@ class RunSummary:
 
 def summarize(run: Run) -> RunSummary:
     """Read one run's state.json (and whether its process lives) and its alert count into a RunSummary."""
-    return summary_of(run, *load_state(run.state_path), alerts=len(read_alerts(run)))
+    alerts = read_alerts(run)
+    summary = summary_of(run, *load_state(run.state_path), alerts=len(alerts))
+    summary.alerts_severe = any_error(alerts)
+    return summary
 
 
 def summary_of(run: Run, state: dict, problem: str | None, alerts: int = 0) -> RunSummary:
@@ -136,7 +140,7 @@ class WorkspaceScanner:
                 summary = summary_of(Run(path), state, problem)
             except (OSError, ValueError, TypeError):
                 continue  # a run directory being created or removed right now
-            summary.alerts = self._alerts.count(path, recheck=summary.active or path in changed)
+            summary.alerts, summary.alerts_severe = self._alerts.look(path, recheck=summary.active or path in changed)
             out.append(summary)
         return out
 

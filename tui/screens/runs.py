@@ -89,8 +89,9 @@ class RunsScreen(FilteredTable):
         text = self.query_one("#runs-text", Input).value
         current = self.cursor_run()
         self.shown = [r for r in self.rows if r.matches(self.stage_filter, self.state_filter, text)]
-        warn = self.app.current_theme.warning or "yellow"
-        cells = [(r.id, ("*" if r.id in self.marked else " ", *_shown_cells(r, warn))) for r in self.shown]
+        theme = self.app.current_theme
+        warn, error = theme.warning or "yellow", theme.error or "red"
+        cells = [(r.id, ("*" if r.id in self.marked else " ", *_shown_cells(r, warn, error))) for r in self.shown]
         table.clear()
         for key, row in cells:
             table.add_row(*row, key=key)
@@ -247,10 +248,12 @@ class RunsScreen(FilteredTable):
         self.load_rows()
 
 
-def _shown_cells(row: RunRow, warn: str = "yellow") -> tuple[str | Text, ...]:
-    """A row's cells as the table shows them: states in the UI language, alerts in the warning colour."""
+def _shown_cells(row: RunRow, warn: str = "yellow", error: str = "red") -> tuple[str | Text, ...]:
+    """A row's cells as the table shows them: states in the UI language, alerts in the warning colour
+    (the error colour when one of them says the run is broken: non-finite, stall)."""
     run_id, stage, status, alerts, *rest, wandb, sync = row.cells()
-    shown_alerts = Text(cut("⚠" + alerts, ALERTS_CELLS), style=f"bold {warn}") if alerts else ""
+    colour = error if row.summary.alerts_severe else warn
+    shown_alerts = Text(cut("⚠" + alerts, ALERTS_CELLS), style=f"bold {colour}") if alerts else ""
     synced = t(sync) if sync in ("never", "synced", "failed") else sync
     return (run_id, stage, t(status), shown_alerts, *rest, wandb, synced)
 
