@@ -27,7 +27,7 @@ from tui.messages import DetailLoaded, LaunchDone, LaunchRequested, OverlayLoade
 from tui.plain import Plain
 from tui.rundata.alerts import alert_notes
 from tui.rundata.argv import stage_argv
-from tui.rundata.summary import scan_workspace
+from tui.rundata.summary import scan_workspace, summary_of
 from tui.rundata.table import KEY_METRICS, RunRow, artifacts, metric_series, remove_run_dir, run_rows
 from tui.screens.base import FilteredTable, Workbench
 from tui.widgets.charts import chart_widget
@@ -297,7 +297,7 @@ class RunDetailScreen(Workbench):
     def load(self) -> None:
         """Walk the run directory (sizes of big checkpoints), diff its config, read results, lineage and log."""
         from ftmodel.fingerprint import lineage_lines
-        from ftmodel.rundir import Run
+        from ftmodel.rundir import Run, load_state
 
         path = self.row.summary.path
         try:
@@ -308,7 +308,12 @@ class RunDetailScreen(Workbench):
             lineage = lineage_lines(self.app.workspace, Run(path))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # state.json: any shape
             lineage = [t("cannot read the lineage: {error}", error=e)]
-        notes = alert_notes(Run(path))
+        run = Run(path)
+        try:  # its state now (the scheduler's for a Slurm run): a run that is active is never replayed
+            status = summary_of(run, *load_state(run.state_path)).status
+        except (OSError, ValueError, TypeError, AttributeError):
+            status = None
+        notes = alert_notes(run, status)
         self.post_message(
             DetailLoaded(
                 snapshot_diff(path / "config.toml", self.app.cfg),
