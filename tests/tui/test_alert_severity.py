@@ -16,7 +16,7 @@ from tests.tui.test_alerts import GRPO, SFT, diverging_rows, grpo_with_alerts
 from tests.tui.test_app import make_app, select_stage, stage_text, until
 from tui.app import STAGE_ITEMS
 from tui.rundata.summary import WorkspaceScanner, summarize
-from tui.screens import RunsScreen
+from tui.screens import RunDetailScreen, RunsScreen
 from tui.status import alert_marker
 
 pytestmark = pytest.mark.anyio
@@ -83,3 +83,66 @@ async def test_the_stage_list_run_list_and_runs_browser_colour_the_marker_by_sev
         cell = {key: table.get_row(key)[column] for key in (SFT, GRPO)}
         assert str(cell[SFT]).startswith("⚠2") and theme.error in str(cell[SFT].style)
         assert str(cell[GRPO]).startswith("⚠3") and theme.warning in str(cell[GRPO].style)
+
+
+OLD = "sft-20250101-000000-0001"  # recorded by an ftmodel without the sentinel: no alerts.jsonl
+LIVE = "sft-20250101-000000-0002"
+
+
+async def open_detail(app, pilot, run_id: str) -> str:
+    """Open the runs browser's detail of `run_id`; return what it says under "alerts"."""
+    if not isinstance(app.screen, RunsScreen):
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.rows, what="the runs browser")
+    table = app.screen.query_one("#runs-table")
+    table.focus()
+    table.move_cursor(row=table.get_row_index(run_id), animate=False)
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.loaded, what="the detail")
+    text = str(app.screen.query_one("#detail-alerts").render())
+    await pilot.press("escape")
+    await until(pilot, lambda: isinstance(app.screen, RunsScreen), what="back to the runs")
+    return text
+
+
+async def test_the_run_detail_replays_a_finished_run_without_alerts_in_a_worker_bounded_and_labelled(ws, monkeypatch):
+    import threading
+
+    import tui.rundata.alerts as alerts_mod
+
+    pid, start = self_pid()
+    make_run(ws, OLD, "sft", "failed", metrics=diverging_rows(8, 3))
+    make_run(ws, LIVE, "sft", "running", pid=pid, proc_start=start, metrics=diverging_rows(8, 3), created=time.time())
+    hostile = make_run(ws, GRPO, "grpo", "finished", metrics=[])
+    (hostile / "metrics.jsonl").write_bytes(
+        b'{"step": 1, "loss": "\\u001b]0;owned\\u0007", "frac_reward_zero_std": "NaN"}\n\x00\xff\n["x"]\n{"step": 2, "lo'
+    )
+    threads, real = [], alerts_mod.replay_alerts
+
+    def replay(*args, **kw):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(alerts_mod, "replay_alerts", replay)
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "⚠" not in stage_text(app, "sft") and app.runs, what="the stage list")
+        assert not threads  # nothing is replayed on a scan: a marker counts recorded alerts only
+        old = await open_detail(app, pilot, OLD)
+        assert old.startswith("replayed (no alerts.jsonl: recorded before the sentinel?), its 8 metric rows:")
+        assert "nonfinite_loss at step 3 (" in old and "replayed from its metrics)" in old and "seen by" not in old
+        assert threads == [False]  # in the detail's worker, never on the UI thread
+        await open_detail(app, pilot, OLD)
+        assert threads == [False]  # the same file is not replayed twice
+        live = await open_detail(app, pilot, LIVE)
+        assert "replayed" not in live and threads == [False]  # a running run is never replayed
+        odd = await open_detail(app, pilot, GRPO)
+        assert "replayed" in odd and "\x1b" not in odd and app.is_running  # hostile rows: shown, never fatal
+        monkeypatch.setattr(alerts_mod, "REPLAY_ROWS", 4)
+        (ws / "runs" / OLD / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in diverging_rows(8, 6)))
+        cut = await open_detail(app, pilot, OLD)
+        assert cut.startswith(
+            "replayed (no alerts.jsonl: recorded before the sentinel?), its first 4 metric rows only:"
+        )
+        assert "no rule fires" in cut  # the divergence at step 6 lies after the bound: a partial replay says so
+    assert not any((ws / "runs" / r / "alerts.jsonl").exists() for r in (OLD, LIVE, GRPO))  # nothing recorded
