@@ -146,3 +146,40 @@ async def test_the_run_detail_replays_a_finished_run_without_alerts_in_a_worker_
         )
         assert "no rule fires" in cut  # the divergence at step 6 lies after the bound: a partial replay says so
     assert not any((ws / "runs" / r / "alerts.jsonl").exists() for r in (OLD, LIVE, GRPO))  # nothing recorded
+
+
+PIPE = "pipeline-20260101-000000-0001"
+
+
+def pipeline_with_children(ws):
+    """A finished pipeline that started a diverged SFT run (2 errors) and a GRPO run (3 warnings)."""
+    grpo_with_alerts(ws)
+    sft = make_run(ws, SFT, "sft", "failed", metrics=diverging_rows(4, 2))
+    sentinel_alerts(sft, "sft", diverging_rows(4, 2))
+    pipe = make_run(ws, PIPE, "pipeline", "failed", metrics=[])
+    state = json.loads((pipe / "state.json").read_text())
+    # Its children as the pipeline driver writes them, and some a state.json may hold that are no runs.
+    state["children"] = [SFT, GRPO, "no-such-run", PIPE]
+    (pipe / "state.json").write_text(json.dumps(state))
+    return pipe
+
+
+def test_a_pipelines_marker_counts_the_alerts_of_the_runs_it_started(ws):
+    pipe = pipeline_with_children(ws)
+    scanner = WorkspaceScanner(ws)
+    (row,) = [s for s in scanner.scan() if s.id == PIPE]
+    assert (row.alerts, row.child_alerts, row.marker_alerts, row.marker_severe) == (0, 5, 5, True)
+    (pipe / "alerts.jsonl").write_bytes((ws / "runs" / GRPO / "alerts.jsonl").read_bytes())
+    state = json.loads((pipe / "state.json").read_text())
+    (pipe / "state.json").write_text(json.dumps({**state, "children": [GRPO], "updated": 1}))
+    (row,) = [s for s in scanner.scan() if s.id == PIPE]
+    assert (row.alerts, row.marker_alerts, row.marker_severe) == (3, 6, False)  # its own and its child's
+
+
+async def test_the_pipeline_row_shows_its_childrens_alerts_in_their_colour(ws):
+    pipeline_with_children(ws)
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "⚠5" in stage_text(app, "pipeline"), what="the pipeline's marker")
+        stages = app.query_one("#stages")
+        assert marker_styles(stages.get_option_at_index(STAGE_ITEMS.index("pipeline")).prompt) == {"$error"}

@@ -352,7 +352,7 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
         for row in stage_rows(STAGE_ITEMS, self.runs):
             status = row.latest.status if row.latest else None
             label = (
-                status_label(status) + alert_marker(row.latest.alerts, severe=row.latest.alerts_severe)
+                status_label(status) + alert_marker(row.latest.marker_alerts, severe=row.latest.marker_severe)
                 if status
                 else Content("  —")
             )
@@ -387,7 +387,7 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
     @staticmethod
     def _run_prompt(run: RunSummary) -> Content:
         prompt = Content(f"{clock(run.created or run.started)} ") + status_label(run.status)
-        return prompt + alert_marker(run.alerts, RUN_LIST_CELLS - prompt.cell_length, run.alerts_severe)
+        return prompt + alert_marker(run.marker_alerts, RUN_LIST_CELLS - prompt.cell_length, run.marker_severe)
 
     def _refresh_status(self) -> None:
         summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
