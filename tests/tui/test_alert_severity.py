@@ -115,7 +115,8 @@ async def test_the_run_detail_replays_a_finished_run_without_alerts_in_a_worker_
     make_run(ws, LIVE, "sft", "running", pid=pid, proc_start=start, metrics=diverging_rows(8, 3), created=time.time())
     hostile = make_run(ws, GRPO, "grpo", "finished", metrics=[])
     (hostile / "metrics.jsonl").write_bytes(
-        b'{"step": 1, "loss": "\\u001b]0;owned\\u0007", "frac_reward_zero_std": "NaN"}\n\x00\xff\n["x"]\n{"step": 2, "lo'
+        b'{"step": 1, "loss": "\\u001b]0;owned\\u0007", "frac_reward_zero_std": "NaN"}\n'
+        b'\x00\xff\n["x"]\n{"step": 2, "lo'
     )
     threads, real = [], alerts_mod.replay_alerts
 
