@@ -130,7 +130,14 @@ def replay_command(run: Run, *, as_json: bool, record: bool) -> int:
     """`ftmodel alerts RUN --replay [--record]`: the run and the runs it started, each replayed whole."""
     from ftmodel.sentinel import StillActive
 
-    runs = [run, *(Run(run.path.parent / c) for c in run.read_state().get("children", []))]
+    runs, seen = [], set()
+    for name in [run.id, *run.read_state().get("children", [])]:
+        # A child's name comes from a state.json: a plain run directory of this workspace, once each.
+        each = Run(run.path.parent / name)
+        if name in seen or "/" in name or name in (".", "..") or not each.state_path.is_file():
+            continue
+        seen.add(name)
+        runs.append(each)
     failed = 0
     for each in runs:
         try:

@@ -118,3 +118,19 @@ def test_the_cli_never_replays_a_running_run(tmp_path):
     said = cli("alerts", live.id, "--replay", "--record", "--workspace", str(ws))
     assert said.returncode == 1 and f"not replayed: {live.id} is still running" in said.stderr
     assert not (live.path / "alerts.jsonl").exists()
+
+
+def test_a_pipeline_is_replayed_with_the_runs_it_started_and_only_those(tmp_path):
+    ws = tmp_path / "ws"
+    child = old_run(ws, nan_rows(6, 4))
+    outside = tmp_path / "outside"  # a directory a hostile state.json names: never written to
+    outside.mkdir()
+    (outside / "state.json").write_text('{"stage": "sft", "state": "finished"}')
+    (outside / "metrics.jsonl").write_text(dumps_strict({"step": 1, "loss": math.nan}) + "\n")
+    pipe = create_run(ws, "pipeline", config_toml="", argv=[])
+    pipe.update_state(state="finished", children=[child.id, child.id, "../../outside", "no-such-run", pipe.id])
+    said = cli("alerts", pipe.id, "--replay", "--record", "--workspace", str(ws))
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.count(f"REPLAYED nonfinite_loss in {child.id} at step 4") == 1
+    assert [line.split(":")[0] for line in said.stdout.splitlines() if "rows," in line] == [pipe.id, child.id]
+    assert count_alerts(child) == 2 and not (outside / "alerts.jsonl").exists()
