@@ -3,7 +3,7 @@ did). A workspace upgraded from an older ftmodel has finished runs with a metric
 alerts.jsonl: their NaN loss or zero-variance GRPO was never said.
 
 `replay_alerts` feeds a run's metric rows, streamed (a sentinel keeps bounded windows, so a huge file
-costs time, ~70 µs a row, not memory), to `Sentinel(stage, *settings_for(run))` and returns the
+costs time, ~17 µs a row of GRPO metrics here, not memory), to `Sentinel(stage, *settings_for(run))` and returns the
 alerts with `source = "replay"`. It records nothing: `ftmodel alerts RUN --replay --record` does
 that through the one recording path, keyed like the trainer's alerts, so an alert the trainer
 already recorded is not written twice. A run still queued or running is never replayed: its own
@@ -23,7 +23,8 @@ from ftmodel.sentinel.watch import settings_for
 from ftmodel.words import ACTIVE_STATES
 
 REPLAY_SOURCE = "replay"  # an alert's `source` when a replay, not a live reader, saw it
-# The console's bound: at ~70 µs a row, a worker replays this many rows in about a second and a half.
+# The console's bound: a worker replays this many GRPO rows in ~0.35 s here (17 µs a row); a huge file
+# is cut there, and says so (`Replay.whole`).
 REPLAY_ROWS = 20_000
 _BATCH = 1000  # lines parsed at once
 

@@ -82,7 +82,7 @@ def summary_of(run: Run, state: dict, problem: str | None, alerts: int = 0) -> R
         group=state.get("group"),
         current=state.get("current"),
         alerts=alerts,
-        children=tuple(c for c in state.get("children") or () if isinstance(c, str)),
+        children=tuple(state.get("children") or ()),  # coerce_state kept only names (text)
     )
 
 
@@ -158,8 +158,9 @@ class WorkspaceScanner:
             out.append(summary)
         # A pipeline's (or a sweep's) marker counts the alerts of the runs it started, from the summaries
         # this scan just made: no file more is read. One level: a child's own children are not added.
-        by_id = {s.id: s for s in out}
-        for summary in out:
+        parents = [s for s in out if s.children]
+        by_id = {s.id: s for s in out} if parents else {}
+        for summary in parents:
             for child in summary.children:
                 found = by_id.get(child)
                 if found is not None and found is not summary:
