@@ -64,16 +64,17 @@ def status_label(status: str) -> Content:
 STATUS_ALERTS = 3
 
 
-def alert_marker(count: int, room: int | None = None) -> Content:
-    """A run's alert marker for a list (` ⚠3`, in the warning colour), empty when it has none. With
-    `room` (cells left on the line) it gets shorter rather than wrap: `⚠3`, then `⚠`."""
+def alert_marker(count: int, room: int | None = None, severe: bool = False) -> Content:
+    """A run's alert marker for a list (` ⚠3`, in the error colour when `severe`, one of its alerts says
+    the run is broken, else the warning colour), empty when it has none. With `room` (cells left on the
+    line) it gets shorter rather than wrap: `⚠3`, then `⚠`."""
     shown = marker(count)
     if not shown:
         return Content("")
     for form in (" " + shown, shown, "⚠"):
         if room is None or cell_width(form) <= room:
             break
-    return Content.assemble((form, "$warning"))
+    return Content.assemble((form, "$error" if severe else "$warning"))
 
 
 def alert_lines(alerts: list[Alert]) -> Content:

@@ -14,7 +14,8 @@ console show it in the UI language (`Alert.text()`, `Alert.hint_text()`, `descri
 text is stored too, for wandb and the user's command.
 
 Modules: `messages` (templates and number formats), `alerts` (the record, the file, recording and
-the command), `rules` (the row rules and `Sentinel`), `watch` (`RunWatch`, stalls). Stdlib only:
+the command), `rules` (the row rules and `Sentinel`), `watch` (`RunWatch`, stalls), `replay` (the
+rules over a run recorded without them). Stdlib only:
 the console imports this package.
 
 For a reader such as the console (nothing here needs the ML stack):
@@ -23,9 +24,11 @@ For a reader such as the console (nothing here needs the ML stack):
   each shows itself in the UI language with `alert.text()`, `alert.hint_text()` or `describe(alert)`;
 - a stall nobody else saw: `check_stall(Run(run_dir), status=<the run's status>, source="console")`
   every few seconds for running runs (it records the alert once, like every other checker);
-- a run recorded before the sentinel existed: `Sentinel(stage, *settings_for(run)).feed_all(rows)`
-  gives the same alerts without recording them; `config_notes(stage, facts)` says "no KL: grpo.beta
-  is 0" (what the console's GRPO hints said, with the zero-variance and clipping rules).
+- a run recorded before the sentinel existed (no alerts.jsonl): `replay_alerts(run, status, max_rows=
+  REPLAY_ROWS)` streams its metrics.jsonl through `Sentinel(stage, *settings_for(run))` and gives the
+  same alerts (source "replay") without recording them, never for a run still active;
+- `config_notes(stage, facts)` says "no KL: grpo.beta is 0" (what the console's GRPO hints said, with
+  the zero-variance and clipping rules).
 """
 
 from ftmodel.sentinel.alerts import (
@@ -43,6 +46,7 @@ from ftmodel.sentinel.alerts import (
     stops_on,
 )
 from ftmodel.sentinel.messages import HINTS, MESSAGES, NO_KL_NOTE, clean_text, fmt, message_ids
+from ftmodel.sentinel.replay import REPLAY_ROWS, REPLAY_SOURCE, Replay, StillActive, replay_alerts
 from ftmodel.sentinel.rules import ROW_RULES, Facts, Sentinel, config_notes
 from ftmodel.sentinel.watch import RunWatch, StallClock, check_stall, process_state, settings_for, stall_clock
 from ftmodel.words import ALERT_RULES
@@ -54,13 +58,17 @@ __all__ = [
     "HINTS",
     "MESSAGES",
     "NO_KL_NOTE",
+    "REPLAY_ROWS",
+    "REPLAY_SOURCE",
     "ROW_RULES",
     "Alert",
     "AlertsReader",
     "Facts",
+    "Replay",
     "RunWatch",
     "Sentinel",
     "StallClock",
+    "StillActive",
     "check_stall",
     "clean_text",
     "command_environment",
@@ -73,6 +81,7 @@ __all__ = [
     "process_state",
     "read_alerts",
     "record_alerts",
+    "replay_alerts",
     "rule_help",
     "settings_for",
     "stall_clock",

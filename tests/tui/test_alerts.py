@@ -209,7 +209,7 @@ async def test_hostile_alerts_are_shown_never_obeyed_nor_fatal(ws):
 async def test_a_failed_detail_reader_says_so_in_place(ws, monkeypatch):
     make_run(ws, SFT, "sft", "finished", metrics=sft_rows(3))
 
-    def broken(path):
+    def broken(run, status=None):
         raise RuntimeError("the disk said no")
 
     monkeypatch.setattr("tui.screens.runs.alert_notes", broken)

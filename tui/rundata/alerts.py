@@ -17,15 +17,20 @@ from ftmodel.i18n import t
 from ftmodel.rundir import Run
 from ftmodel.sentinel import (
     ALERTS_FILE,
+    REPLAY_ROWS,
+    REPLAY_SOURCE,
     Alert,
     AlertsReader,
     Facts,
+    Replay,
+    StillActive,
     check_stall,
     describe,
     read_alerts,
+    replay_alerts,
     settings_for,
 )
-from ftmodel.words import NONFINITE_RULES
+from ftmodel.words import ACTIVE_STATES, NONFINITE_RULES
 
 # Rules that say a run is broken (it diverged, it stopped moving): shown as errors, the rest as warnings.
 SEVERE_RULES = frozenset((*NONFINITE_RULES, "stall"))
@@ -38,6 +43,11 @@ STALL_CHECK_SECONDS = 5.0
 def severity(rule: str) -> str:
     """`error` for a rule that says the run is broken, `warning` for the others (a notify severity)."""
     return "error" if rule in SEVERE_RULES else "warning"
+
+
+def any_error(alerts) -> bool:
+    """Whether any of these alerts is an error (a red marker rather than an orange one)."""
+    return any(alert.rule in SEVERE_RULES for alert in alerts)
 
 
 def marker(count: int) -> str:
@@ -60,13 +70,16 @@ def alert_block(alert: Alert) -> list[str]:
     except (OverflowError, OSError, ValueError):  # a time from a run's file: 1e308
         when = "?"
     step = "?" if alert.step is None else alert.step
-    head = t(
-        "{rule} at step {step} ({time}, seen by {source})",
-        rule=alert.rule,
-        step=step,
-        time=when,
-        source=alert.source or "?",
-    )
+    if alert.source == REPLAY_SOURCE:
+        head = t("{rule} at step {step} ({time}, replayed from its metrics)", rule=alert.rule, step=step, time=when)
+    else:
+        head = t(
+            "{rule} at step {step} ({time}, seen by {source})",
+            rule=alert.rule,
+            step=step,
+            time=when,
+            source=alert.source or "?",
+        )
     return [head, *("  " + line for line in describe(alert, evidence=True))]
 
 
@@ -79,47 +92,103 @@ def run_facts(run_path: Path) -> Facts:
         return Facts()
 
 
-def alert_notes(run: Run) -> list[str]:
+def alert_notes(run: Run, status: str | None = None) -> list[str]:
     """What the run detail says under "alerts": the run's partial note (it ended with less than it was
-    asked for), then each alert, newest first, with its evidence and what to try. Reads files."""
+    asked for), then each alert, newest first, with its evidence and what to try. A run that ended
+    without an alerts.jsonl (recorded before the sentinel existed) gets what the rules say about its
+    metric rows instead, labelled as replayed (`status`: the run's state now; an active run or an
+    unknown state is never replayed). Reads files, may replay ~REPLAY_ROWS rows: call it in a worker."""
     try:
         note = run.partial_note()
     except (OSError, ValueError, TypeError, AttributeError):
         note = None
     lines = [t("partial: {reason}", reason=note)] if note else []
-    for alert in reversed(read_alerts(run)):
+    alerts = read_alerts(run)
+    if not alerts and status is not None and status not in ACTIVE_STATES and not (run.path / ALERTS_FILE).exists():
+        return lines + replayed_notes(run, status)
+    for alert in reversed(alerts):
+        lines.extend(alert_block(alert))
+    return lines
+
+
+# run dir -> (metrics.jsonl's inode, mtime and size; what replaying it said): a run detail opened again
+# is not replayed again. A few runs: the detail is opened one run at a time.
+_REPLAYS: dict[Path, tuple[tuple[int, int, int], Replay]] = {}
+_REPLAYS_KEPT = 16
+
+
+def replayed_notes(run: Run, status: str) -> list[str]:
+    """The rules over a finished run's metric rows (at most REPLAY_ROWS, once per version of the file),
+    labelled as replayed: nothing is recorded. Empty when the run has no metric rows."""
+    try:
+        st = os.stat(run.metrics_path)
+    except OSError:
+        return []
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    known = _REPLAYS.get(run.path)
+    if known is not None and known[0] == key:
+        replay = known[1]
+    else:
+        try:
+            replay = replay_alerts(run, status, max_rows=REPLAY_ROWS)
+        except StillActive:
+            return []
+        except (OSError, ValueError, TypeError, AttributeError) as e:  # a state.json or config of any shape
+            return [t("could not replay its metrics: {error}", error=e)]
+        while len(_REPLAYS) >= _REPLAYS_KEPT:
+            del _REPLAYS[next(iter(_REPLAYS))]
+        _REPLAYS[run.path] = (key, replay)
+    if not replay.rows:
+        return []
+    if replay.whole:
+        head = t("replayed (no alerts.jsonl: recorded before the sentinel?), its {rows} metric rows:", rows=replay.rows)
+    else:
+        head = t(
+            "replayed (no alerts.jsonl: recorded before the sentinel?), its first {rows} metric rows only:",
+            rows=replay.rows,
+        )
+    lines = [head]
+    if not replay.alerts:
+        lines.append("  " + t("no rule fires"))
+    for alert in reversed(replay.alerts):
         lines.extend(alert_block(alert))
     return lines
 
 
 class AlertCounter:
-    """How many alerts each run has, for the workspace scanner's summaries.
+    """How many alerts each run has, and whether any is an error, for the workspace scanner's summaries.
 
     It counts the alerts that read (`read_alerts`), so a marker never counts a torn or foreign line
     the status block does not show (`ftmodel runs` counts them the same way), and it reads a file
     again only when its stat changed. The scanner asks it to look (`recheck`) only for active runs
     and runs whose state.json changed: alerts are recorded while a run is active, and its end
-    rewrites state.json, so a finished run costs nothing per scan.
+    rewrites state.json, so a finished run costs nothing per scan. Whether an alert is an error
+    (`severity`: the marker is red then) is taken from the same read, so it costs nothing more.
     """
 
     def __init__(self):
-        self._known: dict[Path, tuple[tuple[int, int, int] | None, int]] = {}
+        self._known: dict[Path, tuple[tuple[int, int, int] | None, int, bool]] = {}
 
     def count(self, run_path: Path, recheck: bool = True) -> int:
+        return self.look(run_path, recheck)[0]
+
+    def look(self, run_path: Path, recheck: bool = True) -> tuple[int, bool]:
+        """(how many alerts, whether any of them is an error) for a run."""
         known = self._known.get(run_path)
         if known is not None and not recheck:
-            return known[1]
+            return known[1], known[2]
         try:
             st = os.stat(os.path.join(run_path, ALERTS_FILE))
         except OSError:
-            self._known[run_path] = (None, 0)
-            return 0
+            self._known[run_path] = (None, 0, False)
+            return 0, False
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if known is not None and known[0] == key:
-            return known[1]
-        count = len(read_alerts(Path(run_path)))  # what the status block and detail list, not every line
-        self._known[run_path] = (key, count)
-        return count
+            return known[1], known[2]
+        alerts = read_alerts(Path(run_path))  # what the status block and detail list, not every line
+        count, severe = len(alerts), any_error(alerts)
+        self._known[run_path] = (key, count, severe)
+        return count, severe
 
     def forget_except(self, paths: set[Path]) -> None:
         """Drop runs no longer in the workspace."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ftmodel.rundir import ACTIVE_STATES, STATE_FILE, Run, load_state, runs_root, status_of
 from ftmodel.sentinel import read_alerts
-from tui.rundata.alerts import AlertCounter
+from tui.rundata.alerts import AlertCounter, any_error
 from tui.rundata.series import SeriesStore
 
 
@@ -31,15 +31,31 @@ class RunSummary:
     group: str | None = None
     current: str | None = None
     alerts: int = 0  # how many alerts the run sentinel recorded (its alerts.jsonl)
+    alerts_severe: bool = False  # whether any of them is an error (non-finite, stall): a red marker
+    children: tuple[str, ...] = ()  # the runs it started (a pipeline's, a sweep's stage runs): state.json
+    child_alerts: int = 0  # their alerts, as the scan that summarised them counted them
+    child_severe: bool = False
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE_STATES
 
+    @property
+    def marker_alerts(self) -> int:
+        """What the stage and run lists' `⚠N` counts: its own alerts and those of the runs it started."""
+        return self.alerts + self.child_alerts
+
+    @property
+    def marker_severe(self) -> bool:
+        return self.alerts_severe or self.child_severe
+
 
 def summarize(run: Run) -> RunSummary:
     """Read one run's state.json (and whether its process lives) and its alert count into a RunSummary."""
-    return summary_of(run, *load_state(run.state_path), alerts=len(read_alerts(run)))
+    alerts = read_alerts(run)
+    summary = summary_of(run, *load_state(run.state_path), alerts=len(alerts))
+    summary.alerts_severe = any_error(alerts)
+    return summary
 
 
 def summary_of(run: Run, state: dict, problem: str | None, alerts: int = 0) -> RunSummary:
@@ -66,6 +82,7 @@ def summary_of(run: Run, state: dict, problem: str | None, alerts: int = 0) -> R
         group=state.get("group"),
         current=state.get("current"),
         alerts=alerts,
+        children=tuple(state.get("children") or ()),  # coerce_state kept only names (text)
     )
 
 
@@ -91,7 +108,8 @@ class WorkspaceScanner:
     (state.json is replaced by rename, so a new version has a new inode and mtime) instead of reading
     and parsing every state.json. Whether an active run's process still lives is asked every scan.
     Its alerts are counted the same way (tui.rundata.alerts.AlertCounter: for an active run or a
-    changed state.json, a second stat, and a read only when alerts.jsonl changed).
+    changed state.json, a second stat, and a read only when alerts.jsonl changed); a run that lists
+    `children` in its state.json (a pipeline) adds theirs to its marker (`marker_alerts`).
     One thread at a time uses a scanner.
     """
 
@@ -136,8 +154,18 @@ class WorkspaceScanner:
                 summary = summary_of(Run(path), state, problem)
             except (OSError, ValueError, TypeError):
                 continue  # a run directory being created or removed right now
-            summary.alerts = self._alerts.count(path, recheck=summary.active or path in changed)
+            summary.alerts, summary.alerts_severe = self._alerts.look(path, recheck=summary.active or path in changed)
             out.append(summary)
+        # A pipeline's (or a sweep's) marker counts the alerts of the runs it started, from the summaries
+        # this scan just made: no file more is read. One level: a child's own children are not added.
+        parents = [s for s in out if s.children]
+        by_id = {s.id: s for s in out} if parents else {}
+        for summary in parents:
+            for child in summary.children:
+                found = by_id.get(child)
+                if found is not None and found is not summary:
+                    summary.child_alerts += found.alerts
+                    summary.child_severe = summary.child_severe or found.alerts_severe
         return out
 
 

@@ -351,7 +351,11 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
         prompts = []
         for row in stage_rows(STAGE_ITEMS, self.runs):
             status = row.latest.status if row.latest else None
-            label = status_label(status) + alert_marker(row.latest.alerts) if status else Content("  —")
+            label = (
+                status_label(status) + alert_marker(row.latest.marker_alerts, severe=row.latest.marker_severe)
+                if status
+                else Content("  —")
+            )
             prompts.append(Content(pad(row.stage, 9)) + label)
         if prompts != self._stage_prompts:
             for i, prompt in enumerate(prompts):
@@ -383,7 +387,7 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
     @staticmethod
     def _run_prompt(run: RunSummary) -> Content:
         prompt = Content(f"{clock(run.created or run.started)} ") + status_label(run.status)
-        return prompt + alert_marker(run.alerts, RUN_LIST_CELLS - prompt.cell_length)
+        return prompt + alert_marker(run.marker_alerts, RUN_LIST_CELLS - prompt.cell_length, run.marker_severe)
 
     def _refresh_status(self) -> None:
         summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None

@@ -27,7 +27,7 @@ from tui.messages import DetailLoaded, LaunchDone, LaunchRequested, OverlayLoade
 from tui.plain import Plain
 from tui.rundata.alerts import alert_notes
 from tui.rundata.argv import stage_argv
-from tui.rundata.summary import scan_workspace
+from tui.rundata.summary import scan_workspace, summary_of
 from tui.rundata.table import KEY_METRICS, RunRow, artifacts, metric_series, remove_run_dir, run_rows
 from tui.screens.base import FilteredTable, Workbench
 from tui.widgets.charts import chart_widget
@@ -89,8 +89,9 @@ class RunsScreen(FilteredTable):
         text = self.query_one("#runs-text", Input).value
         current = self.cursor_run()
         self.shown = [r for r in self.rows if r.matches(self.stage_filter, self.state_filter, text)]
-        warn = self.app.current_theme.warning or "yellow"
-        cells = [(r.id, ("*" if r.id in self.marked else " ", *_shown_cells(r, warn))) for r in self.shown]
+        theme = self.app.current_theme
+        warn, error = theme.warning or "yellow", theme.error or "red"
+        cells = [(r.id, ("*" if r.id in self.marked else " ", *_shown_cells(r, warn, error))) for r in self.shown]
         table.clear()
         for key, row in cells:
             table.add_row(*row, key=key)
@@ -247,10 +248,12 @@ class RunsScreen(FilteredTable):
         self.load_rows()
 
 
-def _shown_cells(row: RunRow, warn: str = "yellow") -> tuple[str | Text, ...]:
-    """A row's cells as the table shows them: states in the UI language, alerts in the warning colour."""
+def _shown_cells(row: RunRow, warn: str = "yellow", error: str = "red") -> tuple[str | Text, ...]:
+    """A row's cells as the table shows them: states in the UI language, alerts in the warning colour
+    (the error colour when one of them says the run is broken: non-finite, stall)."""
     run_id, stage, status, alerts, *rest, wandb, sync = row.cells()
-    shown_alerts = Text(cut("⚠" + alerts, ALERTS_CELLS), style=f"bold {warn}") if alerts else ""
+    colour = error if row.summary.alerts_severe else warn
+    shown_alerts = Text(cut("⚠" + alerts, ALERTS_CELLS), style=f"bold {colour}") if alerts else ""
     synced = t(sync) if sync in ("never", "synced", "failed") else sync
     return (run_id, stage, t(status), shown_alerts, *rest, wandb, synced)
 
@@ -294,7 +297,7 @@ class RunDetailScreen(Workbench):
     def load(self) -> None:
         """Walk the run directory (sizes of big checkpoints), diff its config, read results, lineage and log."""
         from ftmodel.fingerprint import lineage_lines
-        from ftmodel.rundir import Run
+        from ftmodel.rundir import Run, load_state
 
         path = self.row.summary.path
         try:
@@ -305,7 +308,12 @@ class RunDetailScreen(Workbench):
             lineage = lineage_lines(self.app.workspace, Run(path))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # state.json: any shape
             lineage = [t("cannot read the lineage: {error}", error=e)]
-        notes = alert_notes(Run(path))
+        run = Run(path)
+        try:  # its state now (the scheduler's for a Slurm run): a run that is active is never replayed
+            status = summary_of(run, *load_state(run.state_path)).status
+        except (OSError, ValueError, TypeError, AttributeError):
+            status = None
+        notes = alert_notes(run, status)
         self.post_message(
             DetailLoaded(
                 snapshot_diff(path / "config.toml", self.app.cfg),
