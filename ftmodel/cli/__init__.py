@@ -9,6 +9,7 @@ offers exists here too.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ftmodel.arguments import Parser
@@ -65,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, LookupError) and e.args else e
         print(t("error: {message}", message=msg), file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`ftmodel runs | head`): stop quietly, as cat does, with SIGPIPE's
+        # status; stdout goes to /dev/null so that Python's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

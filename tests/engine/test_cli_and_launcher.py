@@ -145,3 +145,24 @@ def test_stop_now_escalates_at_once_and_records_who_asked(tmp_path):
     assert state["state"] == "cancelled" and state["error"] == "stopped on request" and state["exit_code"] == 130
     assert request["now"] is True and request["target_pid"] == state["pid"] and "ftmodel (pid" in request["by"]
     assert "stop requested: saving" not in (run / "stage.log").read_text()  # SIGTERM, not the graceful SIGINT
+
+
+def test_a_reader_that_goes_away_ends_the_listing_quietly(tmp_path):
+    # `ftmodel runs | head`: the pipe closes while the listing is written; no traceback, SIGPIPE's status.
+    import subprocess
+    import sys
+
+    from tests.tui.fake_runs import make_run
+
+    for i in range(1500):  # more than a pipe holds, so the writer is still writing when the reader leaves
+        make_run(tmp_path, f"sft-20260101-{i:06d}-0001", "sft", "finished", progress=(10, 10))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ftmodel", "runs", "--workspace", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout.read(100)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
