@@ -121,6 +121,21 @@ class StatusView:
     alerts: Content = field(default_factory=Content)
 
 
+def child_alert_lines(children: list[RunSummary]) -> list[Content]:
+    """A pipeline's lines for the runs it started that have alerts (its `⚠N` counts theirs too): how
+    many each has, in its colour; the alerts themselves are listed when that run is selected."""
+    return [
+        Content.assemble(
+            (
+                "⚠ " + printable(t("{count} in its run {run}", count=child.alerts, run=child.id)),
+                "$error" if child.alerts_severe else "$warning",
+            )
+        )
+        for child in children
+        if child.alerts
+    ]
+
+
 def status_view(
     summary: RunSummary | None,
     store: SeriesStore,
@@ -128,9 +143,11 @@ def status_view(
     stage: str,
     run_id: str | None,
     alerts: list[Alert] | None = None,
+    children: list[RunSummary] = (),
 ) -> StatusView:
     """Describe the selected run (or say that the stage has none, or that it is being read); `alerts`:
-    what its alerts.jsonl held when last read (oldest first), `facts`: its config's facts."""
+    what its alerts.jsonl held when last read (oldest first), `facts`: its config's facts, `children`:
+    the runs it started (a pipeline's), whose alerts its marker counts."""
     if summary is None:
         if run_id:
             return StatusView(Content(printable(t("{run}: reading…", run=run_id))))
@@ -169,5 +186,5 @@ def status_view(
         step=summary.step,
         progress="  ".join(bits),
         hints="\n".join(f"⚠ {h}" for h in hints),
-        alerts=alert_lines(alerts or []),
+        alerts=Content("\n").join(([alert_lines(alerts)] if alerts else []) + child_alert_lines(children)),
     )

@@ -184,3 +184,9 @@ async def test_the_pipeline_row_shows_its_childrens_alerts_in_their_colour(ws):
         await until(pilot, lambda: "⚠5" in stage_text(app, "pipeline"), what="the pipeline's marker")
         stages = app.query_one("#stages")
         assert marker_styles(stages.get_option_at_index(STAGE_ITEMS.index("pipeline")).prompt) == {"$error"}
+        # Its status block says which of its runs the five are in (the marker and the lines agree).
+        await select_stage(app, pilot, "pipeline")
+        alerts = app.query_one("#alerts")
+        await until(pilot, lambda: f"in its run {GRPO}" in str(alerts.render()), what="the children's lines")
+        lines = str(alerts.render()).split("\n")
+        assert lines == [f"⚠ 2 in its run {SFT}", f"⚠ 3 in its run {GRPO}"], lines

@@ -392,7 +392,14 @@ class ConsoleScreen(ConsoleWorkers, ConsoleAlerts, Screen):
     def _refresh_status(self) -> None:
         summary = self.runs_by_id.get(self.selected_run) if self.selected_run else None
         self._status_summary, self._status_version = summary, self.store.version
-        shown = status_view(summary, self.store, self.facts, self.selected_stage, self.selected_run, self.alerts)
+        children = (
+            [self.runs_by_id[c] for c in summary.children if c != summary.id and c in self.runs_by_id]
+            if summary
+            else []
+        )
+        shown = status_view(
+            summary, self.store, self.facts, self.selected_stage, self.selected_run, self.alerts, children
+        )
         set_text(self.query_one("#status", Static), shown.status)
         bar = self.query_one("#progress", ProgressBar)
         if shown.bar is not None:
