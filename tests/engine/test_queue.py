@@ -251,3 +251,28 @@ def test_a_queued_resume_that_would_be_refused_is_refused_at_submit_and_nothing_
     assert jobs(ws)[job]["args"] == {"resume": run.name}
     job = add(ws, "data.seed=7", stage="sft", extra=("--resume", run.name, "--force"))
     assert jobs(ws)[job]["args"] == {"resume": run.name, "force": True}
+
+
+def test_a_queued_resume_is_checked_again_when_it_starts(tmp_path):
+    """Accepted at submit, then its config changed the LoRA shape: the worker refuses it by name."""
+    import tomlkit
+
+    from ftmodel.config import Config
+
+    ws = tmp_path / "ws"
+    run = _stopped_sft_run(ws)
+    (ws / "data").mkdir(parents=True, exist_ok=True)
+    (ws / "data" / "sft.jsonl").write_text('{"messages": []}\n')  # past the data check, to the resume check
+    job = add(ws, stage="sft", extra=("--resume", run.name))
+    snapshot = ws / "queue" / "jobs" / f"{job}.toml"
+    doc = tomlkit.parse(snapshot.read_text())
+    doc["lora"]["r"] = Config().lora.r * 2
+    snapshot.write_text(tomlkit.dumps(doc))
+    res = cli("queue", "run", "--workspace", str(ws), env=ENV)
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: settled(ws), timeout=120, what="the job to settle")
+    failed = jobs(ws)[job]
+    assert failed["state"] == "failed", failed
+    started = ws / "runs" / failed["run_id"] if failed.get("run_id") else None
+    said = (failed.get("error") or "") + ((started / "stage.log").read_text() if started else "")
+    assert f"--resume {run.name}: lora.r changed since the checkpoint was saved" in said
