@@ -106,7 +106,7 @@ def make_probe_callback(ctx: StageContext, tracker, *, base: str, parent: str | 
             + f"; best by {p.best_metric} ({p.best_mode})"
         )
     rules = AnswerRules.from_config(ctx.cfg.answers)
-    history: list[dict] = carry_over(ctx) if questions else []
+    history: list[dict] = carry_over(ctx, tracker) if questions else []
     latest: dict = {}  # the trainer's last logged values (`loss`…), which best_metric may name
 
     class ProbeCallback(TrainerCallback):
@@ -172,7 +172,7 @@ def _record_args(best: dict) -> dict:
     return {**{k: best[k] for k in ("step", "metric", "mode", "value")}, "run": best.get("run")}
 
 
-def carry_over(ctx: StageContext) -> list[dict]:
+def carry_over(ctx: StageContext, tracker) -> list[dict]:
     """A resumed run continues the best of the run it resumed: that run's best (if its checkpoint is still
     on disk, where it stays) is this run's first candidate, and its probe history (each step with its run)
     begins this run's. Returns the history; writes best.json (rank 0) when there is a best to carry."""
@@ -184,6 +184,7 @@ def carry_over(ctx: StageContext) -> list[dict]:
     ctx.log(note)
     if record is not None and ctx.is_main:
         write_best(ctx.run.path, **{**_record_args(record), "history": history})
+        tracker.summary({"best/step": record["step"], "best/value": record["value"]})
     return history
 
 

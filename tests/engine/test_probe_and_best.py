@@ -232,7 +232,9 @@ def test_a_resumed_run_keeps_the_earlier_best_and_loads_its_own_tensor(sft_run, 
     ]  # fmt: skip
     assert best["history"][-1]["value"] < best["value"]
     assert "carrying over the best so far, step 4 of run" in (resumed / "stage.log").read_text()
-    assert read_state(resumed)["outputs"]["best_checkpoint"] == str(earlier / "checkpoints" / "checkpoint-4")
+    state = read_state(resumed)
+    assert state["outputs"]["best_checkpoint"] == str(earlier / "checkpoints" / "checkpoint-4")
+    assert state["summary"]["best/step"] == 4
 
     adapter = find_adapter(Workspace(ws), resumed.name, "sft", "best")
     assert adapter == earlier / "checkpoints" / "checkpoint-4"
