@@ -55,18 +55,100 @@ def read_best(run_dir: Path) -> dict | None:
     return best
 
 
-def write_best(run_dir: Path, *, step: int, metric: str, mode: str, value: float, history: list[dict]) -> dict:
-    """Record the best step atomically (a reader sees the old record or the whole new one)."""
+def write_best(
+    run_dir: Path, *, step: int, metric: str, mode: str, value: float, history: list[dict], run: str | None = None
+) -> dict:
+    """Record the best step atomically (a reader sees the old record or the whole new one). `run` names
+    the run whose checkpoint it is when that is an earlier run this one resumed (its checkpoint stays there)."""
+    run_dir = Path(run_dir)
+    run = run or run_dir.name
+    folder = Path(CHECKPOINTS_DIR) / f"checkpoint-{step}"
     record = {
         "step": step,
+        "run": run,
         "metric": metric,
         "mode": mode,
         "value": value,
-        "checkpoint": str(Path(CHECKPOINTS_DIR) / f"checkpoint-{step}"),
+        "checkpoint": str(folder if run == run_dir.name else Path("..") / run / folder),
         "history": history,
     }
-    write_json(Path(run_dir) / BEST_FILE, record)
+    write_json(run_dir / BEST_FILE, record)
     return record
+
+
+def _plain_name(value) -> bool:
+    return isinstance(value, str) and value not in ("", ".", "..") and "/" not in value and "\\" not in value
+
+
+def best_run(run_dir: Path, best: dict) -> str:
+    """The run whose checkpoint a best record names: an earlier run a resume continued, else this one."""
+    run = best.get("run")
+    return run if _plain_name(run) else Path(run_dir).name
+
+
+def best_checkpoint_dir(run_dir: Path, best: dict) -> Path:
+    """Where the checkpoint a best record names lives: in this run, or in the earlier run it came from
+    (a sibling run directory; a resumed run's checkpoints of before the resume stay there)."""
+    run_dir = Path(run_dir)
+    owner = best_run(run_dir, best)
+    return checkpoint_path(run_dir if owner == run_dir.name else run_dir.parent / owner, best["step"])
+
+
+def carried_best(run_dir: Path, earlier_dir: Path, *, metric: str, mode: str) -> tuple[dict | None, list[dict], str]:
+    """What a resumed run (`run_dir`) takes over from the run it continues (`earlier_dir`): the earlier
+    best record if its checkpoint is still on disk (else None), the earlier probe history with each step's
+    run named, and a line saying what was carried. Nothing is carried when the metric or mode differ:
+    their numbers do not compare."""
+    earlier_dir = Path(earlier_dir)
+    best = read_best(earlier_dir)
+    if best is None:
+        return None, [], t("probe: run {run} recorded no best checkpoint; the best starts here", run=earlier_dir.name)
+    if (best.get("metric"), best.get("mode")) != (metric, mode):
+        return (
+            None,
+            [],
+            t(
+                "probe: run {run} ranked its checkpoints by {old} ({old_mode}), this run by {new} ({new_mode}): "
+                "their numbers do not compare, so the best starts here",
+                run=earlier_dir.name,
+                old=best.get("metric"),
+                old_mode=best.get("mode"),
+                new=metric,
+                new_mode=mode,
+            ),
+        )
+    owner = best_run(earlier_dir, best)
+    history = [
+        {**h, "run": h["run"] if _plain_name(h.get("run")) else earlier_dir.name}
+        for h in best.get("history") or []
+        if isinstance(h, dict) and isinstance(h.get("step"), int)
+    ]
+    where = best_checkpoint_dir(earlier_dir, best)
+    if not (where / "adapter_config.json").is_file():
+        return (
+            None,
+            history,
+            t(
+                "probe: the earlier best, step {step} of run {run}, is no longer on disk ({path} missing): "
+                "not a candidate; the best is chosen among the checkpoints kept",
+                step=best["step"],
+                run=owner,
+                path=where,
+            ),
+        )
+    record = {"step": best["step"], "metric": metric, "mode": mode, "value": best.get("value"), "run": owner}
+    return (
+        record,
+        history,
+        t(
+            "probe: carrying over the best so far, step {step} of run {run} ({metric} = {value}), kept in {path}",
+            step=best["step"],
+            run=owner,
+            metric=metric,
+            value=best.get("value"),
+            path=where,
+        ),
+    )
 
 
 def better(value: float, than: float | None, mode: str) -> bool:
@@ -85,8 +167,8 @@ def _number(value) -> bool:
 def protected_checkpoint(output_dir: Path) -> str | None:
     """The best checkpoint's folder under a trainer's output dir (`<run>/checkpoints`), which rotation keeps."""
     best = read_best(Path(output_dir).parent)
-    if best is None:
-        return None
+    if best is None or best_run(Path(output_dir).parent, best) != Path(output_dir).parent.name:
+        return None  # no best, or it lives in the earlier run a resume continued: nothing here to keep
     return str(Path(output_dir) / f"checkpoint-{best['step']}")
 
 
@@ -112,12 +194,16 @@ def select_adapter(run_dir: Path, which: str | None) -> Path:
                 )
             )
         step = best["step"]
+        path = best_checkpoint_dir(run_dir, best)
+        owner = best_run(run_dir, best)
     else:
         step = int(which)
-    path = checkpoint_path(run_dir, step)
+        path, owner = checkpoint_path(run_dir, step), run_dir.name
     if not (path / "adapter_config.json").is_file():
-        kept = ", ".join(map(str, saved_steps(run_dir))) or t("none")
+        kept = ", ".join(map(str, saved_steps(path.parent.parent))) or t("none")
         what = t("best step {step}", step=step) if which == "best" else t("step {step}", step=step)
+        if owner != run_dir.name:
+            what = t("{what} (of run {run}, which it resumed)", what=what, run=owner)
         raise StageError(
             t(
                 "--checkpoint {which}: run {run} has no checkpoint for {what} "

@@ -14,7 +14,15 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from ftmodel.checkpoints import better, protected_checkpoint, read_best, write_best
+from ftmodel.checkpoints import (
+    best_checkpoint_dir,
+    best_run,
+    better,
+    carried_best,
+    protected_checkpoint,
+    read_best,
+    write_best,
+)
 from ftmodel.context import StageContext
 from ftmodel.data.loaders import read_jsonl
 from ftmodel.models import ADAPTER_META
@@ -98,7 +106,7 @@ def make_probe_callback(ctx: StageContext, tracker, *, base: str, parent: str | 
             + f"; best by {p.best_metric} ({p.best_mode})"
         )
     rules = AnswerRules.from_config(ctx.cfg.answers)
-    history: list[dict] = []
+    history: list[dict] = carry_over(ctx, tracker) if questions else []
     latest: dict = {}  # the trainer's last logged values (`loss`…), which best_metric may name
 
     class ProbeCallback(TrainerCallback):
@@ -141,12 +149,13 @@ def make_probe_callback(ctx: StageContext, tracker, *, base: str, parent: str | 
 
         def offer(self, step: int, values: dict, output_dir: Path, limit) -> None:
             value = values.get(p.best_metric)
-            history.append({"step": step, "value": value})
+            history.append({"step": step, "value": value, "run": ctx.run.id})
             if value is None:
                 ctx.log(f"probe: step {step}: no {p.best_metric} to rank the checkpoint by")
                 return
             best = read_best(ctx.run.path)
-            if better(float(value), best and best.get("value"), p.best_mode) or (best and best["step"] == step):
+            again = best is not None and best["step"] == step and best_run(ctx.run.path, best) == ctx.run.id
+            if better(float(value), best and best.get("value"), p.best_mode) or again:
                 write_best(
                     ctx.run.path, step=step, metric=p.best_metric, mode=p.best_mode, value=value, history=history
                 )
@@ -160,7 +169,23 @@ def make_probe_callback(ctx: StageContext, tracker, *, base: str, parent: str | 
 
 
 def _record_args(best: dict) -> dict:
-    return {k: best[k] for k in ("step", "metric", "mode", "value")}
+    return {**{k: best[k] for k in ("step", "metric", "mode", "value")}, "run": best.get("run")}
+
+
+def carry_over(ctx: StageContext, tracker) -> list[dict]:
+    """A resumed run continues the best of the run it resumed: that run's best (if its checkpoint is still
+    on disk, where it stays) is this run's first candidate, and its probe history (each step with its run)
+    begins this run's. Returns the history; writes best.json (rank 0) when there is a best to carry."""
+    earlier = (ctx.run.read_state().get("resume") or {}).get("from_run")
+    if not isinstance(earlier, str) or not earlier or earlier == ctx.run.id:
+        return []
+    p = ctx.cfg.probe
+    record, history, note = carried_best(ctx.run.path, ctx.ws.runs / earlier, metric=p.best_metric, mode=p.best_mode)
+    ctx.log(note)
+    if record is not None and ctx.is_main:
+        write_best(ctx.run.path, **{**_record_args(record), "history": history})
+        tracker.summary({"best/step": record["step"], "best/value": record["value"]})
+    return history
 
 
 def best_outputs(ctx: StageContext) -> dict:
@@ -168,4 +193,4 @@ def best_outputs(ctx: StageContext) -> dict:
     best = read_best(ctx.run.path)
     if best is None:
         return {}
-    return {"best": ctx.run.path / "best.json", "best_checkpoint": ctx.run.path / best["checkpoint"]}
+    return {"best": ctx.run.path / "best.json", "best_checkpoint": best_checkpoint_dir(ctx.run.path, best)}

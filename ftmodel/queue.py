@@ -169,9 +169,45 @@ def add_jobs(ws: str | Path, specs: list[JobSpec]) -> list[dict]:
                 "attempts": 0,
             }
         )
+    try:
+        for job in added:
+            check_resume(ws, job)
+    except QueueError:
+        for job in added:  # nothing queued: not even the config snapshots
+            with contextlib.suppress(OSError):
+                job_config_path(ws, job).unlink()
+        raise
     with editing(ws) as data:
         data["jobs"].extend(added)
     return added
+
+
+RESUMABLE = ("sft", "grpo")
+
+
+def check_resume(ws: str | Path, job: dict) -> None:
+    """Refuse a job that resumes a run (`args.resume`) when the resume would be refused at its start,
+    with the same named error (ftmodel/resume.py): a changed base model or LoRA shape, changed data
+    without `force`, no checkpoint. The worker checks again when it starts (the config may change)."""
+    args = job.get("args") or {}
+    ref = args.get("resume")
+    if not ref:
+        return
+    from ftmodel import config as config_mod
+    from ftmodel.resume import ResumeError, resume_facts
+
+    if job["stage"] not in RESUMABLE:
+        raise QueueError(
+            t("--resume: only {stages} runs resume, not {stage}", stages=", ".join(RESUMABLE), stage=job["stage"])
+        )
+    try:
+        cfg = job_config(ws, job)
+        facts = resume_facts(Path(ws), job["stage"], str(ref), cfg.to_dict())
+    except (config_mod.ConfigError, ResumeError) as e:
+        raise QueueError(str(e)) from None
+    refusal = facts.refusal(force=bool(args.get("force")))
+    if refusal:
+        raise QueueError(refusal)
 
 
 def remove_job(ws: str | Path, job_id: str) -> dict:

@@ -24,6 +24,14 @@ def add_parsers(sub) -> None:
     q.add_argument("--stages", help="pipeline: comma-separated subset of stages")
     q.add_argument("--force", action="store_true", help="run even when a finished run had the same inputs")
     q.add_argument("--no-start", action="store_true", help="queue only; do not start a runner")
+    q.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="RUN",
+        help="sft/grpo: resume from the last checkpoint of RUN (checked now, and again when it starts); "
+        "with --force, also on changed data",
+    )
     add_config(q)
     q.add_argument("--workspace", help="workspace directory (default: launch.workspace from the config)")
     for name, text in (
@@ -119,6 +127,8 @@ def _queue(ns) -> int:
         ws = Path(ns.workspace or cfg.launch.workspace)
         path = resolve_config(ns.config).path
         args = {"stages": ns.stages} if ns.stages else {}
+        if ns.resume:  # as `ftmodel sft --resume RUN [--force]`: --force also accepts changed data
+            args.update(resume=ns.resume, **({"force": True} if ns.force else {}))
         [job] = queue.add_jobs(
             ws,
             [

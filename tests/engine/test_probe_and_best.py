@@ -195,3 +195,92 @@ def test_probe_questions_are_fixed_held_out_and_cover_every_type():
     assert not {"e0", "e3"} & {q["id"] for q in picked}
     assert sorted(q["qtype"] for q in picked) == ["t0"] * 3 + ["t1"] * 3 + ["t2"] * 3
     assert len(pick_questions(evals, train, 100)) == 28  # never more than the held-out questions
+
+
+# ------------------------------------------------------------------------- a resume continues the best
+@pytest.mark.slow
+def test_a_resumed_run_keeps_the_earlier_best_and_loads_its_own_tensor(sft_run, tmp_path):
+    """Resumed from step 12 to 16, its new checkpoint scores worse (the learning rate has decayed): the
+    best stays step 4 of the earlier run, where its checkpoint still lives, and `best` loads it."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from ftmodel.config import load
+    from ftmodel.models import find_adapter, load_adapter_model
+    from ftmodel.workspace import Workspace
+
+    ws0, config, run0 = sft_run
+    ws = tmp_path / "ws"
+    shutil.copytree(ws0, ws, symlinks=True)  # the other tests keep their workspace as it was
+    earlier = ws / "runs" / run0.name
+    res = cli(
+        "sft", "--config", str(config), "--workspace", str(ws), "--resume", run0.name,
+        *SFT_FLAGS, "--set", "sft.max_steps=16", "--set", "wandb.enabled=false",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    resumed = ws / "runs" / run_id_of(res)
+    assert resumed != earlier and sorted(p.name for p in (resumed / "checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-16"
+    ]
+    best = json.loads((resumed / "best.json").read_text())
+    assert (best["step"], best["run"]) == (4, earlier.name)
+    assert best["checkpoint"] == f"../{earlier.name}/checkpoints/checkpoint-4"
+    assert [(h["step"], h["run"]) for h in best["history"]] == [
+        (4, earlier.name), (8, earlier.name), (12, earlier.name), (16, resumed.name)
+    ]  # fmt: skip
+    assert best["history"][-1]["value"] < best["value"]
+    assert "carrying over the best so far, step 4 of run" in (resumed / "stage.log").read_text()
+    state = read_state(resumed)
+    assert state["outputs"]["best_checkpoint"] == str(earlier / "checkpoints" / "checkpoint-4")
+    assert state["summary"]["best/step"] == 4
+
+    adapter = find_adapter(Workspace(ws), resumed.name, "sft", "best")
+    assert adapter == earlier / "checkpoints" / "checkpoint-4"
+    model, _, _ = load_adapter_model(adapter, load(config))
+    saved = load_file(str(adapter / "adapter_model.safetensors"))
+    last = load_file(str(resumed / "adapter" / "adapter_model.safetensors"))
+    key = next(k for k in saved if "lora_B" in k)
+    loaded = dict(model.named_parameters())[key.replace(".weight", ".default.weight")]
+    assert torch.equal(loaded.detach(), saved[key]) and not torch.equal(saved[key], last[key])
+
+
+def _fake_run(root: Path, name: str, steps=()) -> Path:
+    run = root / name
+    for step in steps:
+        (run / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+        (run / "checkpoints" / f"checkpoint-{step}" / "adapter_config.json").write_text("{}")
+    run.mkdir(parents=True, exist_ok=True)
+    return run
+
+
+def test_a_carried_best_whose_checkpoint_is_gone_is_not_claimed(tmp_path):
+    from ftmodel.checkpoints import carried_best
+
+    earlier = _fake_run(tmp_path, "sft-a", steps=(4, 12))
+    history = [{"step": 4, "value": 0.9}, {"step": 12, "value": 0.5}]
+    write_best(earlier, step=4, metric="m", mode="max", value=0.9, history=history)
+    resumed = _fake_run(tmp_path, "sft-b", steps=(16,))
+    record, hist, note = carried_best(resumed, earlier, metric="m", mode="max")
+    assert record == {"step": 4, "metric": "m", "mode": "max", "value": 0.9, "run": "sft-a"}
+    assert [h["run"] for h in hist] == ["sft-a", "sft-a"] and "step 4 of run sft-a" in note
+    write_best(resumed, **record, history=hist)
+    assert select_adapter(resumed, "best") == earlier / "checkpoints" / "checkpoint-4"
+
+    import shutil
+
+    shutil.rmtree(earlier / "checkpoints" / "checkpoint-4")  # deleted by hand since
+    record, hist, note = carried_best(resumed, earlier, metric="m", mode="max")
+    assert record is None and len(hist) == 2
+    assert "step 4 of run sft-a, is no longer on disk" in note and "not a candidate" in note
+    with pytest.raises(StageError, match=r"no checkpoint for best step 4 \(of run sft-a, which it resumed\)"):
+        select_adapter(resumed, "best")  # an old record naming it: refused by run and step, never another step
+
+    # Another metric or mode: nothing compared, nothing carried, said so.
+    record, hist, note = carried_best(resumed, earlier, metric="loss", mode="min")
+    assert record is None and hist == [] and "by m (max), this run by loss (min)" in note
+    # A hand-edited run name is never followed outside the runs folder.
+    (earlier / "best.json").write_text(json.dumps({"step": 12, "run": "../../etc", "metric": "m", "mode": "max"}))
+    record, _, _ = carried_best(resumed, earlier, metric="m", mode="max")
+    assert record["run"] == "sft-a"

@@ -215,3 +215,64 @@ def test_jobs_that_rewrite_shared_data_run_alone():
     assert queue.writes_shared({"stage": "filter", "args": {}})
     assert not queue.writes_shared({"stage": "pipeline", "args": {"stages": "sft,grpo,evaluate"}})
     assert not queue.writes_shared({"stage": "grpo", "args": {}})
+
+
+def _stopped_sft_run(ws: Path, name: str = "sft-20260101-000000-abcd") -> Path:
+    """A run directory as a stopped SFT leaves it (state.json, config.toml, one whole checkpoint): what the
+    resume check reads, without training."""
+    run = ws / "runs" / name
+    ckpt = run / "checkpoints" / "checkpoint-6"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 6, "max_steps": 12, "epoch": 0.5}))
+    (run / "config.toml").write_text(DEFAULT_CONFIG.read_text())
+    (run / "state.json").write_text(json.dumps({"id": name, "stage": "sft", "state": "cancelled"}))
+    return run
+
+
+def test_a_queued_resume_that_would_be_refused_is_refused_at_submit_and_nothing_is_queued(tmp_path):
+    from ftmodel.config import Config
+
+    ws = tmp_path / "ws"
+    run = _stopped_sft_run(ws)
+    base = ["queue", "add", "sft", "--workspace", str(ws), "--config", str(DEFAULT_CONFIG), "--no-start"]
+    for force in ((), ("--force",)):  # a changed LoRA shape is never forced
+        res = cli(*base, "--resume", run.name, "--set", f"lora.r={Config().lora.r * 2}", *force, env=ENV)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert f"error: --resume {run.name}: lora.r changed since the checkpoint was saved" in res.stderr
+    res = cli(*base, "--resume", "sft-19990101-000000-none", env=ENV)
+    assert res.returncode == 2 and "--resume: " in res.stderr and "sft-19990101-000000-none" in res.stderr
+    res = cli("queue", "add", "evaluate", *base[3:], "--resume", run.name, env=ENV)
+    assert res.returncode == 2 and "only sft, grpo runs resume, not evaluate" in res.stderr
+    assert not (ws / "queue" / "queue.json").exists() or jobs(ws) == {}
+    assert not list((ws / "queue" / "jobs").glob("*.toml"))  # not even a config snapshot is left
+
+    # The same resume with the checkpoint's config is queued, its resume recorded for the worker.
+    job = add(ws, stage="sft", extra=("--resume", run.name))
+    assert jobs(ws)[job]["args"] == {"resume": run.name}
+    job = add(ws, "data.seed=7", stage="sft", extra=("--resume", run.name, "--force"))
+    assert jobs(ws)[job]["args"] == {"resume": run.name, "force": True}
+
+
+def test_a_queued_resume_is_checked_again_when_it_starts(tmp_path):
+    """Accepted at submit, then its config changed the LoRA shape: the worker refuses it by name."""
+    import tomlkit
+
+    from ftmodel.config import Config
+
+    ws = tmp_path / "ws"
+    run = _stopped_sft_run(ws)
+    (ws / "data").mkdir(parents=True, exist_ok=True)
+    (ws / "data" / "sft.jsonl").write_text('{"messages": []}\n')  # past the data check, to the resume check
+    job = add(ws, stage="sft", extra=("--resume", run.name))
+    snapshot = ws / "queue" / "jobs" / f"{job}.toml"
+    doc = tomlkit.parse(snapshot.read_text())
+    doc["lora"]["r"] = Config().lora.r * 2
+    snapshot.write_text(tomlkit.dumps(doc))
+    res = cli("queue", "run", "--workspace", str(ws), env=ENV)
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: settled(ws), timeout=120, what="the job to settle")
+    failed = jobs(ws)[job]
+    assert failed["state"] == "failed", failed
+    started = ws / "runs" / failed["run_id"] if failed.get("run_id") else None
+    said = (failed.get("error") or "") + ((started / "stage.log").read_text() if started else "")
+    assert f"--resume {run.name}: lora.r changed since the checkpoint was saved" in said
