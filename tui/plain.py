@@ -33,8 +33,9 @@ def plain(text: object) -> Text:
 def toast_text(text: object, screen_width: int) -> str:
     """A notification's text as its toast shows it on a screen this wide: control characters shown, and
     each line wider than the toast wrapped here by cells (a break between two Chinese characters,
-    never before closing punctuation: Textual would start a line with "：" or cut "12" from its
-    "步"). Lines that fit are kept as they are (their spaces too)."""
+    never before closing punctuation: Textual breaks only at spaces, so a Chinese sentence jumped
+    whole to the next line, half a line left empty). Lines that fit are kept as they are (their
+    spaces too)."""
     shown = printable(text, keep="\n")
     width = min(TOAST_CELLS, (screen_width - TOAST_RACK_SCROLLBAR) // 2) - TOAST_GUTTER
     if width < 8:  # no room to wrap sensibly: Textual's own wrapping is as good
