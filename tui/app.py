@@ -117,7 +117,7 @@ class FtmodelConsole(App[None]):
             except ValueError:
                 pass  # not the main thread (embedded use): the isatty timer still covers it
         self.set_interval(2.0, self._reap_if_launched)
-        if not gc.isenabled():  # main() paused the collector for the start: resume it after the first frame
+        if not gc.isenabled():  # tui/__main__.py paused the collector for the start: resume it after the first frame
             self.call_after_refresh(_resume_gc)
 
     # ---------------------------------------------------------------- what reaches the terminal
@@ -464,18 +464,8 @@ def _resume_gc() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the console (`ftmodel-tui` is tui/__main__.py, which pauses the collector before the imports)."""
-    # The start allocates tens of thousands of objects that all live on (config, widgets, styles): the
-    # collector's passes over them until the first frame are wasted work (about a tenth of it). The
-    # app turns it back on once the first frame is painted.
-    gc.disable()
-    try:
-        return _run(argv)
-    finally:
-        gc.enable()
-
-
-def _run(argv: list[str] | None) -> int:
+    """Run the console. `ftmodel-tui` (tui/__main__.py) pauses the garbage collector before its first
+    import; the app turns it back on once the first frame is painted (on_mount: `_resume_gc`)."""
     set_language()  # --help and argument errors in the environment's language; --lang decides below
     ns = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     set_language(ns.lang)
@@ -491,5 +481,5 @@ def _run(argv: list[str] | None) -> int:
     return app.return_code or 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m tui` is the entry point's start (the collector paused from the first import)
     sys.exit(main())
