@@ -46,7 +46,7 @@ from ftmodel.sentinel.alerts import (
     stops_on,
 )
 from ftmodel.sentinel.messages import HINTS, MESSAGES, NO_KL_NOTE, clean_text, fmt, message_ids
-from ftmodel.sentinel.replay import REPLAY_ROWS, REPLAY_SOURCE, Replay, StillActive, replay_alerts
+from ftmodel.sentinel.replay import REPLAY_ROWS, REPLAY_SOURCE, Replay, StillActive, replay_alerts, watched_live
 from ftmodel.sentinel.rules import ROW_RULES, Facts, Sentinel, config_notes
 from ftmodel.sentinel.watch import RunWatch, StallClock, check_stall, process_state, settings_for, stall_clock
 from ftmodel.words import ALERT_RULES
@@ -82,6 +82,7 @@ __all__ = [
     "read_alerts",
     "record_alerts",
     "replay_alerts",
+    "watched_live",
     "rule_help",
     "settings_for",
     "stall_clock",

@@ -12,6 +12,7 @@ sentinel is watching, and its file is still growing.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 
 from ftmodel.errors import FtmodelError
@@ -40,6 +41,17 @@ class Replay:
     alerts: list[Alert] = field(default_factory=list)
     rows: int = 0
     whole: bool = True  # False when `max_rows` stopped it before the end of metrics.jsonl
+
+
+def watched_live(run: Run) -> bool:
+    """Whether the sentinel watched this run as it trained: its config snapshot has the `[alerts]`
+    table, which came with the sentinel. Such a run without an alerts.jsonl had no alert (the file is
+    written with the first one); a run whose snapshot lacks the table (or cannot be read) predates it."""
+    try:
+        snapshot = tomllib.loads(run.config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return isinstance(snapshot.get("alerts"), dict)
 
 
 def replay_alerts(run: Run, status: str | None = None, *, max_rows: int | None = None) -> Replay:

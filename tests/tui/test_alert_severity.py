@@ -11,7 +11,7 @@ import time
 import pytest
 
 from ftmodel.rundir import Run
-from tests.tui.fake_runs import make_run, self_pid, sentinel_alerts
+from tests.tui.fake_runs import DEFAULT_CONFIG, make_run, self_pid, sentinel_alerts
 from tests.tui.test_alerts import GRPO, SFT, diverging_rows, grpo_with_alerts
 from tests.tui.test_app import make_app, select_stage, stage_text, until
 from tui.app import STAGE_ITEMS
@@ -87,6 +87,7 @@ async def test_the_stage_list_run_list_and_runs_browser_colour_the_marker_by_sev
 
 OLD = "sft-20250101-000000-0001"  # recorded by an ftmodel without the sentinel: no alerts.jsonl
 LIVE = "sft-20250101-000000-0002"
+WATCHED = "sft-20250101-000000-0003"  # recorded with the sentinel (its snapshot has [alerts]), no alert fired
 
 
 async def open_detail(app, pilot, run_id: str) -> str:
@@ -118,6 +119,9 @@ async def test_the_run_detail_replays_a_finished_run_without_alerts_in_a_worker_
         b'{"step": 1, "loss": "\\u001b]0;owned\\u0007", "frac_reward_zero_std": "NaN"}\n'
         b'\x00\xff\n["x"]\n{"step": 2, "lo'
     )
+    # A run the sentinel watched (its snapshot has [alerts]) and that had no alert: nothing to replay.
+    watched = make_run(ws, WATCHED, "sft", "failed", metrics=diverging_rows(8, 3))
+    (watched / "config.toml").write_text(DEFAULT_CONFIG.read_text())
     threads, real = [], alerts_mod.replay_alerts
 
     def replay(*args, **kw):
@@ -130,11 +134,13 @@ async def test_the_run_detail_replays_a_finished_run_without_alerts_in_a_worker_
         await until(pilot, lambda: "⚠" not in stage_text(app, "sft") and app.runs, what="the stage list")
         assert not threads  # nothing is replayed on a scan: a marker counts recorded alerts only
         old = await open_detail(app, pilot, OLD)
-        assert old.startswith("replayed (no alerts.jsonl: recorded before the sentinel?), its 8 metric rows:")
+        assert old.startswith("replayed (recorded before the sentinel existed), its 8 metric rows:")
         assert "nonfinite_loss at step 3 (" in old and "replayed from its metrics)" in old and "seen by" not in old
         assert threads == [False]  # in the detail's worker, never on the UI thread
         await open_detail(app, pilot, OLD)
         assert threads == [False]  # the same file is not replayed twice
+        quiet = await open_detail(app, pilot, WATCHED)
+        assert "replayed" not in quiet and threads == [False]  # watched live, no alert: not replayed
         live = await open_detail(app, pilot, LIVE)
         assert "replayed" not in live and threads == [False]  # a running run is never replayed
         odd = await open_detail(app, pilot, GRPO)
@@ -142,11 +148,9 @@ async def test_the_run_detail_replays_a_finished_run_without_alerts_in_a_worker_
         monkeypatch.setattr(alerts_mod, "REPLAY_ROWS", 4)
         (ws / "runs" / OLD / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in diverging_rows(8, 6)))
         cut = await open_detail(app, pilot, OLD)
-        assert cut.startswith(
-            "replayed (no alerts.jsonl: recorded before the sentinel?), its first 4 metric rows only:"
-        )
+        assert cut.startswith("replayed (recorded before the sentinel existed), its first 4 metric rows only:")
         assert "no rule fires" in cut  # the divergence at step 6 lies after the bound: a partial replay says so
-    assert not any((ws / "runs" / r / "alerts.jsonl").exists() for r in (OLD, LIVE, GRPO))  # nothing recorded
+    assert not any((ws / "runs" / r / "alerts.jsonl").exists() for r in (OLD, LIVE, GRPO, WATCHED))  # nothing recorded
 
 
 PIPE = "pipeline-20260101-000000-0001"

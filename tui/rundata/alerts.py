@@ -29,6 +29,7 @@ from ftmodel.sentinel import (
     read_alerts,
     replay_alerts,
     settings_for,
+    watched_live,
 )
 from ftmodel.words import ACTIVE_STATES, NONFINITE_RULES
 
@@ -96,15 +97,22 @@ def alert_notes(run: Run, status: str | None = None) -> list[str]:
     """What the run detail says under "alerts": the run's partial note (it ended with less than it was
     asked for), then each alert, newest first, with its evidence and what to try. A run that ended
     without an alerts.jsonl (recorded before the sentinel existed) gets what the rules say about its
-    metric rows instead, labelled as replayed (`status`: the run's state now; an active run or an
-    unknown state is never replayed). Reads files, may replay ~REPLAY_ROWS rows: call it in a worker."""
+    metric rows instead, labelled as replayed (`status`: the run's state now; an active run, an
+    unknown state or a run the sentinel watched is never replayed). Reads files, may replay
+    ~REPLAY_ROWS rows: call it in a worker."""
     try:
         note = run.partial_note()
     except (OSError, ValueError, TypeError, AttributeError):
         note = None
     lines = [t("partial: {reason}", reason=note)] if note else []
     alerts = read_alerts(run)
-    if not alerts and status is not None and status not in ACTIVE_STATES and not (run.path / ALERTS_FILE).exists():
+    if (
+        not alerts
+        and status is not None
+        and status not in ACTIVE_STATES
+        and not (run.path / ALERTS_FILE).exists()
+        and not watched_live(run)  # the sentinel watched it and nothing fired: nothing to replay
+    ):
         return lines + replayed_notes(run, status)
     for alert in reversed(alerts):
         lines.extend(alert_block(alert))
@@ -141,10 +149,10 @@ def replayed_notes(run: Run, status: str) -> list[str]:
     if not replay.rows:
         return []
     if replay.whole:
-        head = t("replayed (no alerts.jsonl: recorded before the sentinel?), its {rows} metric rows:", rows=replay.rows)
+        head = t("replayed (recorded before the sentinel existed), its {rows} metric rows:", rows=replay.rows)
     else:
         head = t(
-            "replayed (no alerts.jsonl: recorded before the sentinel?), its first {rows} metric rows only:",
+            "replayed (recorded before the sentinel existed), its first {rows} metric rows only:",
             rows=replay.rows,
         )
     lines = [head]
