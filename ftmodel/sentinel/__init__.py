@@ -24,7 +24,8 @@ For a reader such as the console (nothing here needs the ML stack):
   each shows itself in the UI language with `alert.text()`, `alert.hint_text()` or `describe(alert)`;
 - a stall nobody else saw: `check_stall(Run(run_dir), status=<the run's status>, source="console")`
   every few seconds for running runs (it records the alert once, like every other checker);
-- a run recorded before the sentinel existed (no alerts.jsonl): `replay_alerts(run, status, max_rows=
+- a run recorded before the sentinel existed (no alerts.jsonl, and `watched_live(run)` is False: its
+  config snapshot has no `[alerts]` table): `replay_alerts(run, status, max_rows=
   REPLAY_ROWS)` streams its metrics.jsonl through `Sentinel(stage, *settings_for(run))` and gives the
   same alerts (source "replay") without recording them, never for a run still active;
 - `config_notes(stage, facts)` says "no KL: grpo.beta is 0" (what the console's GRPO hints said, with
