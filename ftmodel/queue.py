@@ -182,9 +182,6 @@ def add_jobs(ws: str | Path, specs: list[JobSpec]) -> list[dict]:
     return added
 
 
-RESUMABLE = ("sft", "grpo")
-
-
 def check_resume(ws: str | Path, job: dict) -> None:
     """Refuse a job that resumes a run (`args.resume`) when the resume would be refused at its start,
     with the same named error (ftmodel/resume.py): a changed base model or LoRA shape, changed data
@@ -194,7 +191,7 @@ def check_resume(ws: str | Path, job: dict) -> None:
     if not ref:
         return
     from ftmodel import config as config_mod
-    from ftmodel.resume import ResumeError, resume_facts
+    from ftmodel.resume import RESUMABLE, ResumeError, resume_facts
 
     if job["stage"] not in RESUMABLE:
         raise QueueError(

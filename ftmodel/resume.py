@@ -46,6 +46,7 @@ DATA_KEYS = ("data.source", "data.seed")
 # The schedule each stage trains with: (its config section, the scheduler's key, the warm-up's key); GRPO
 # keeps transformers' defaults (linear, no warm-up).
 SCHEDULES = {"sft": ("sft", "sft.lr_scheduler", "sft.warmup_ratio"), "grpo": ("grpo", None, None)}
+RESUMABLE = tuple(SCHEDULES)  # the stages whose runs save checkpoints a resume continues
 # A logged learning rate matches the schedule within this fraction of the peak.
 LR_TOLERANCE = 1e-6
 
