@@ -84,18 +84,13 @@ def test_checkpoint_best_loads_that_steps_weights_not_the_last(sft_run):
     from safetensors.torch import load_file
 
     from ftmodel.config import load
-    from ftmodel.models import find_adapter, load_adapter_model
+    from ftmodel.models import find_adapter
     from ftmodel.workspace import Workspace
 
     ws, config, run = sft_run
     adapter = find_adapter(Workspace(ws), run.name, "sft", "best")
     assert adapter == run / "checkpoints" / "checkpoint-4"
-    model, _, _ = load_adapter_model(adapter, load(config))
-    saved = load_file(str(adapter / "adapter_model.safetensors"))
-    last = load_file(str(run / "adapter" / "adapter_model.safetensors"))
-    key = next(k for k in saved if "lora_B" in k)
-    loaded = dict(model.named_parameters())[key.replace(".weight", ".default.weight")]
-    assert torch.equal(loaded.detach(), saved[key]) and not torch.equal(saved[key], last[key])
+    saved = assert_loads_its_own_lora(adapter, load(config), run / "adapter")
 
     # Export merges the best step: its trained embeddings are that checkpoint's, not the final adapter's.
     res = cli("export", "--config", str(config), "--workspace", str(ws), "--adapter", run.name, "--checkpoint", "best")
@@ -204,11 +199,8 @@ def test_a_resumed_run_keeps_the_earlier_best_and_loads_its_own_tensor(sft_run, 
     best stays step 4 of the earlier run, where its checkpoint still lives, and `best` loads it."""
     import shutil
 
-    import torch
-    from safetensors.torch import load_file
-
     from ftmodel.config import load
-    from ftmodel.models import find_adapter, load_adapter_model
+    from ftmodel.models import find_adapter
     from ftmodel.workspace import Workspace
 
     ws0, config, run0 = sft_run
@@ -238,12 +230,25 @@ def test_a_resumed_run_keeps_the_earlier_best_and_loads_its_own_tensor(sft_run, 
 
     adapter = find_adapter(Workspace(ws), resumed.name, "sft", "best")
     assert adapter == earlier / "checkpoints" / "checkpoint-4"
-    model, _, _ = load_adapter_model(adapter, load(config))
+    assert_loads_its_own_lora(adapter, load(config), resumed / "adapter")
+
+
+def assert_loads_its_own_lora(adapter: Path, cfg, final: Path) -> dict:
+    """The model loaded from `adapter` holds that checkpoint's own LoRA tensor, which differs from the
+    run's final adapter (`final`): the checkpoint, not the last weights, was loaded. Returns the
+    checkpoint's saved tensors."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ftmodel.models import load_adapter_model
+
+    model, _, _ = load_adapter_model(adapter, cfg)
     saved = load_file(str(adapter / "adapter_model.safetensors"))
-    last = load_file(str(resumed / "adapter" / "adapter_model.safetensors"))
+    last = load_file(str(final / "adapter_model.safetensors"))
     key = next(k for k in saved if "lora_B" in k)
     loaded = dict(model.named_parameters())[key.replace(".weight", ".default.weight")]
     assert torch.equal(loaded.detach(), saved[key]) and not torch.equal(saved[key], last[key])
+    return saved
 
 
 def _fake_run(root: Path, name: str, steps=()) -> Path:
