@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ftmodel.context import StageError
 from ftmodel.i18n import t
-from ftmodel.rundir import ADAPTER_DIR
+from ftmodel.rundir import ADAPTER_DIR, is_run_name
 from ftmodel.textio import write_json
 
 BEST_FILE = "best.json"
@@ -76,14 +76,10 @@ def write_best(
     return record
 
 
-def _plain_name(value) -> bool:
-    return isinstance(value, str) and value not in ("", ".", "..") and "/" not in value and "\\" not in value
-
-
 def best_run(run_dir: Path, best: dict) -> str:
     """The run whose checkpoint a best record names: an earlier run a resume continued, else this one."""
     run = best.get("run")
-    return run if _plain_name(run) else Path(run_dir).name
+    return run if is_run_name(run) else Path(run_dir).name
 
 
 def best_checkpoint_dir(run_dir: Path, best: dict) -> Path:
@@ -119,7 +115,7 @@ def carried_best(run_dir: Path, earlier_dir: Path, *, metric: str, mode: str) ->
         )
     owner = best_run(earlier_dir, best)
     history = [
-        {**h, "run": h["run"] if _plain_name(h.get("run")) else earlier_dir.name}
+        {**h, "run": h["run"] if is_run_name(h.get("run")) else earlier_dir.name}
         for h in best.get("history") or []
         if isinstance(h, dict) and isinstance(h.get("step"), int)
     ]

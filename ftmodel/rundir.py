@@ -149,7 +149,10 @@ def coerce_state(raw: Any) -> dict:
             del state[key]
     if "children" in state:
         children = state["children"]
-        state["children"] = [c for c in children if isinstance(c, str)] if isinstance(children, list) else []
+        # Run names only, each once: readers build `runs/<child>` from them (never `../x`).
+        state["children"] = (
+            list(dict.fromkeys(c for c in children if is_run_name(c))) if isinstance(children, list) else []
+        )
     if "progress" in state:
         prog = state["progress"] if isinstance(state["progress"], dict) else {}
         step, total = _int(prog.get("step")), _int(prog.get("total"))
@@ -385,6 +388,20 @@ def latest_run(workspace: str | Path, stage: str, *, state: str | None = "finish
     return None
 
 
+def is_run_name(value: object) -> bool:
+    """Whether `value` can name a run directory of `<workspace>/runs`: a plain name, not a path (`../x`,
+    `a/b`, `/tmp/x`), not hidden. Names read from files (a state.json's `children`, best.json's `run`)
+    are checked with it before a path is built from them."""
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and not value.startswith(".")
+        and "/" not in value
+        and os.sep not in value
+        and "\0" not in value
+    )
+
+
 def find_run(workspace: str | Path, run_id: str) -> Run:
     """Return the run with this id (or unique id prefix); raise LookupError naming the problem.
 
@@ -392,14 +409,7 @@ def find_run(workspace: str | Path, run_id: str) -> Run:
     so no command acts on a state.json outside the workspace.
     """
     root = runs_root(workspace)
-    if (
-        not run_id
-        or run_id in (".", "..")
-        or run_id.startswith(".")
-        or "/" in run_id
-        or os.sep in run_id
-        or "\0" in run_id
-    ):
+    if not is_run_name(run_id):
         raise LookupError(
             t(
                 "{run!r} is not a run id: give a run's name as `ftmodel runs` lists it (a directory in {root}), "

@@ -130,14 +130,9 @@ def replay_command(run: Run, *, as_json: bool, record: bool) -> int:
     """`ftmodel alerts RUN --replay [--record]`: the run and the runs it started, each replayed whole."""
     from ftmodel.sentinel import StillActive
 
-    runs, seen = [], set()
-    for name in [run.id, *run.read_state().get("children", [])]:
-        # A child's name comes from a state.json: a plain run directory of this workspace, once each.
-        each = Run(run.path.parent / name)
-        if name in seen or "/" in name or name in (".", "..") or not each.state_path.is_file():
-            continue
-        seen.add(name)
-        runs.append(each)
+    # The children are run names, each once (`coerce_state`); only those whose directory exists.
+    children = [Run(run.path.parent / name) for name in run.read_state().get("children", []) if name != run.id]
+    runs = [run, *(each for each in children if each.state_path.is_file())]
     failed = 0
     for each in runs:
         try:

@@ -122,6 +122,11 @@ def test_wrong_shaped_fields_are_coerced_for_runs_and_the_console(tmp_path):
     st = run.read_state()
     assert st["progress"] == {"step": 0, "total": None} and "pid" not in st and "started" not in st
     assert st["children"] == [] and run.status() == "finished"
+    # Children are run names (readers build runs/<child> from them), each once: never a path.
+    run.state_path.write_text(
+        json.dumps({"stage": "pipeline", "state": "finished", "children": ["a", "../x", "/tmp/x", "b/c", ".", 3, "a"]})
+    )
+    assert run.read_state()["children"] == ["a"]
     listing = cli("runs", "--workspace", str(tmp_path), timeout=60)
     assert listing.returncode == 0 and run.id in assert_clean(listing) and other.id in listing.stdout
     assert "0/?" in listing.stdout
