@@ -177,9 +177,6 @@ class AlertCounter:
     def __init__(self):
         self._known: dict[Path, tuple[tuple[int, int, int] | None, int, bool]] = {}
 
-    def count(self, run_path: Path, recheck: bool = True) -> int:
-        return self.look(run_path, recheck)[0]
-
     def look(self, run_path: Path, recheck: bool = True) -> tuple[int, bool]:
         """(how many alerts, whether any of them is an error) for a run."""
         known = self._known.get(run_path)
